@@ -1,0 +1,55 @@
+// @ts-check
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+/** Imports point down only (DESIGN.md "Layers"); this is where that is enforced. */
+const layer = (files, forbidden, why) => ({
+  files,
+  rules: {
+    "no-restricted-imports": [
+      "error",
+      { patterns: [{ group: forbidden.map((f) => `**/${f}/*`), message: why }] },
+    ],
+  },
+});
+
+export default tseslint.config(
+  { ignores: ["dist/", "node_modules/", "agent/", ".scratch/"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
+    },
+  },
+  layer(
+    ["src/cli/**", "src/mcp/**"],
+    ["manager", "workspace", "vmm", "shim", "guest", "env"],
+    "Surfaces call the Pyro facade and the contract only.",
+  ),
+  layer(
+    ["src/sdk/**"],
+    ["cli", "mcp", "vmm", "shim", "guest", "env"],
+    "The SDK facade calls the core (manager/, workspace/), not the runtime below it.",
+  ),
+  layer(
+    ["src/contract/**"],
+    ["cli", "mcp", "sdk", "manager", "workspace", "vmm", "shim", "guest", "env", "util"],
+    "The contract is pure schemas.",
+  ),
+  layer(
+    ["src/manager/**", "src/workspace/**"],
+    ["cli", "mcp", "sdk"],
+    "The core never reaches up to a surface.",
+  ),
+  layer(
+    ["src/vmm/**", "src/shim/**", "src/guest/**", "src/env/**"],
+    ["cli", "mcp", "sdk", "manager", "workspace"],
+    "The runtime layer never reaches up into the core or the surfaces.",
+  ),
+  layer(
+    ["src/util/**"],
+    ["cli", "mcp", "sdk", "manager", "workspace", "vmm", "shim", "guest", "env"],
+    "util/ is the bottom layer.",
+  ),
+);

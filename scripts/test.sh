@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, from a machine that has nothing: installs what it needs, builds
+# the kernel, agent and test environments (cached after the first run), then runs the
+# four tiers (unit, agent, guest, surface) plus lint, typecheck and the agent's C tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+echo "[test] phase=lint" >&2
+npm run --silent typecheck
+npm run --silent lint
+echo "[test] phase=agent-c-tests" >&2
+make -s -C agent test
+echo "[test] phase=environments" >&2
+pyro env pull debian:12-base
+pyro env pull debian:12
+echo "[test] phase=vitest" >&2
+npx vitest run

@@ -1,0 +1,37 @@
+import type { ProgressEvent, ProgressSink } from "../util/progress.js";
+
+/**
+ * Renders progress on stderr: a phase line (`[pull] phase=bootstrap environment=debian:12`)
+ * whenever the phase changes; on a TTY also a live line with percent and the latest detail.
+ */
+export function cliProgress(stream: NodeJS.WriteStream = process.stderr): ProgressSink {
+  const live = stream.isTTY === true;
+  let lastPhase = "";
+  let liveShown = false;
+  let lastDraw = 0;
+  const clearLive = () => {
+    if (liveShown) stream.write("\r\x1b[2K");
+    liveShown = false;
+  };
+  return (event: ProgressEvent) => {
+    const key = `${event.scope}/${event.phase}`;
+    if (key !== lastPhase) {
+      lastPhase = key;
+      clearLive();
+      stream.write(`${phaseLine(event)}\n`);
+    }
+    if (!live || (event.fraction === undefined && !event.detail)) return;
+    const now = Date.now();
+    if (now - lastDraw < 100) return;
+    lastDraw = now;
+    const percent = event.fraction === undefined ? "" : `${Math.floor(event.fraction * 100)}% `;
+    const width = Math.max(20, (stream.columns ?? 80) - 1);
+    stream.write(`\r\x1b[2K${`  ${percent}${event.detail ?? ""}`.slice(0, width)}`);
+    liveShown = true;
+  };
+}
+
+export function phaseLine(event: ProgressEvent): string {
+  const fields = Object.entries(event.fields ?? {}).map(([k, v]) => `${k}=${v}`);
+  return [`[${event.scope}]`, `phase=${event.phase}`, ...fields].join(" ");
+}

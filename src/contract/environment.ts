@@ -1,0 +1,90 @@
+import { z } from "zod";
+import { defineOperation } from "./operation.js";
+
+export const EnvironmentParams = z.object({
+  environment: z.string().min(1).describe('Environment name, e.g. "debian:12".'),
+});
+
+export const EnvironmentSummary = z.object({
+  name: z.string(),
+  description: z.string(),
+  installed: z.boolean().describe("Built and cached on this host."),
+  packages: z.array(z.string()).describe("Packages the recipe adds to the minimal base."),
+  image_size_bytes: z.number().nullable(),
+});
+
+export const EnvironmentManifest = z.object({
+  name: z.string(),
+  description: z.string(),
+  recipe_digest: z.string(),
+  suite: z.string(),
+  packages: z.array(z.object({ name: z.string(), version: z.string() })),
+  image_size_bytes: z.number(),
+  image_sha256: z.string(),
+  kernel_version: z.string(),
+  agent_version: z.string(),
+  mirror: z.string(),
+  built_at: z.string(),
+  build_seconds: z.number(),
+});
+
+export const listEnvironments = defineOperation({
+  sdkMethod: "listEnvironments",
+  mcpTool: "vm_list_environments",
+  cliCommand: "env list",
+  description: "List the environments VMs can boot, and which are already built on this host.",
+  params: z.object({}),
+  result: z.object({ environments: z.array(EnvironmentSummary) }),
+  errors: ["internal"],
+});
+
+export const pullEnvironment = defineOperation({
+  sdkMethod: "pullEnvironment",
+  mcpTool: undefined,
+  cliCommand: "env pull",
+  description:
+    "Build (or verify and repair) an environment and the kernel and agent it boots with.",
+  params: EnvironmentParams,
+  result: z.object({
+    environment: z.string(),
+    status: z.enum(["cached", "built", "repaired"]),
+    manifest: EnvironmentManifest,
+  }),
+  errors: ["not_found", "unavailable", "internal"],
+});
+
+export const inspectEnvironment = defineOperation({
+  sdkMethod: "inspectEnvironment",
+  mcpTool: undefined,
+  cliCommand: "env inspect",
+  description: "Show an environment's recipe and, when built, its manifest.",
+  params: EnvironmentParams,
+  result: z.object({
+    name: z.string(),
+    description: z.string(),
+    installed: z.boolean(),
+    recipe: z.object({
+      suite: z.string(),
+      variant: z.string(),
+      packages: z.array(z.string()),
+      digest: z.string(),
+    }),
+    image_path: z.string().nullable(),
+    manifest: EnvironmentManifest.nullable(),
+  }),
+  errors: ["not_found", "internal"],
+});
+
+export const pruneEnvironments = defineOperation({
+  sdkMethod: "pruneEnvironments",
+  mcpTool: undefined,
+  cliCommand: "env prune",
+  description: "Delete cached kernels, agents and environment images that nothing current uses.",
+  params: z.object({}),
+  result: z.object({
+    removed: z.array(z.string()),
+    freed_bytes: z.number(),
+    environments: z.array(z.string()),
+  }),
+  errors: ["internal"],
+});

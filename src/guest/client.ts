@@ -1,0 +1,196 @@
+import type { Socket } from "node:net";
+import { ZodError, type ZodType } from "zod";
+import { PyroError } from "../contract/errors.js";
+import { decodeControl, encodeControl, FrameReader, FrameType, ProtocolError } from "./frame.js";
+import {
+  AgentErrorSchema,
+  ExitRecordSchema,
+  HelloResultSchema,
+  type ExecRequest,
+  type ExitRecord,
+  type HelloResult,
+} from "./messages.js";
+
+export interface ExecOutput extends ExitRecord {
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+export interface ExecHandlers {
+  /** Streamed output as it arrives (already bounded by `max_output_bytes`). */
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+}
+
+interface Pending {
+  onData: (type: number, payload: Buffer) => void;
+  resolve: (message: Record<string, unknown>) => void;
+  reject: (error: Error) => void;
+}
+
+const TERMINAL_TYPES = new Set(["result", "exit", "error"]);
+const DEFAULT_MAX_OUTPUT_BYTES = 1 << 20;
+
+/**
+ * Speaks the framed protocol over one stream: to the agent (from the shim) or to a shim
+ * (from any client). Each request gets its own channel and ends with one terminal frame.
+ */
+export class ChannelClient {
+  private readonly reader = new FrameReader();
+  private readonly pending = new Map<number, Pending>();
+  private nextChannel = 1;
+  private closedError: Error | undefined;
+
+  constructor(private readonly socket: Socket) {
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("close", () => this.failAll(new PyroError("unavailable", "connection closed")));
+    socket.on("error", (error) => this.failAll(error));
+  }
+
+  /** Sends one control request and resolves with its terminal message. */
+  request(
+    message: Record<string, unknown>,
+    onData: Pending["onData"] = () => {},
+  ): Promise<Record<string, unknown>> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const channel = this.allocateChannel();
+    return new Promise((resolve, reject) => {
+      this.pending.set(channel, { onData, resolve, reject });
+      this.socket.write(encodeControl(channel, message));
+    });
+  }
+
+  async hello(options: { time_ms?: number; hostname?: string } = {}): Promise<HelloResult> {
+    return parseFromGuest(HelloResultSchema, await this.request({ op: "hello", ...options }));
+  }
+
+  /**
+   * Runs a command and collects its output. The host enforces `max_output_bytes` itself
+   * too: the guest's own truncation is not trusted.
+   */
+  async exec(request: ExecRequest, handlers: ExecHandlers = {}): Promise<ExecOutput> {
+    const limit = request.max_output_bytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+    const streams = { stdout: new BoundedBuffer(limit), stderr: new BoundedBuffer(limit) };
+    const onData = (type: number, payload: Buffer) => {
+      const [stream, handler] =
+        type === FrameType.stdout
+          ? [streams.stdout, handlers.onStdout]
+          : type === FrameType.stderr
+            ? [streams.stderr, handlers.onStderr]
+            : [undefined, undefined];
+      const kept = stream?.append(payload);
+      if (kept?.length) handler?.(kept);
+    };
+    const exit = parseFromGuest(
+      ExitRecordSchema,
+      await this.request({ op: "exec", ...request }, onData),
+    );
+    return {
+      ...exit,
+      stdout_truncated: exit.stdout_truncated || streams.stdout.truncated,
+      stderr_truncated: exit.stderr_truncated || streams.stderr.truncated,
+      stdout: streams.stdout.contents(),
+      stderr: streams.stderr.contents(),
+    };
+  }
+
+  close(): void {
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private allocateChannel(): number {
+    while (this.pending.has(this.nextChannel))
+      this.nextChannel = (this.nextChannel % 0xfffffffe) + 1;
+    const channel = this.nextChannel;
+    this.nextChannel = (this.nextChannel % 0xfffffffe) + 1;
+    return channel;
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames;
+    try {
+      frames = this.reader.push(chunk);
+    } catch (error) {
+      this.failAll(new PyroError("guest_error", (error as Error).message));
+      this.socket.destroy();
+      return;
+    }
+    for (const frame of frames) {
+      const pending = this.pending.get(frame.channel);
+      if (!pending) continue;
+      if (frame.type !== FrameType.control) {
+        pending.onData(frame.type, frame.payload);
+        continue;
+      }
+      let message: Record<string, unknown>;
+      try {
+        message = decodeControl(frame.payload);
+      } catch (error) {
+        this.pending.delete(frame.channel);
+        pending.reject(new PyroError("guest_error", (error as ProtocolError).message));
+        continue;
+      }
+      if (!TERMINAL_TYPES.has(String(message.type))) continue;
+      this.pending.delete(frame.channel);
+      if (message.type === "error") pending.reject(agentError(message));
+      else pending.resolve(message);
+    }
+  }
+
+  private failAll(error: Error): void {
+    this.closedError ??= error;
+    for (const pending of this.pending.values()) pending.reject(error);
+    this.pending.clear();
+  }
+}
+
+/** An `error` frame from the agent or shim, as a PyroError with a host-side code. */
+function agentError(message: Record<string, unknown>): PyroError {
+  const parsed = AgentErrorSchema.safeParse(message);
+  if (!parsed.success) return new PyroError("guest_error", "malformed error from the guest");
+  const { code, message: text } = parsed.data;
+  const mapped =
+    code === "invalid_argument" || code === "not_found" || code === "conflict"
+      ? code
+      : code === "timeout" || code === "unavailable"
+        ? code
+        : "guest_error";
+  return new PyroError(mapped, text, { details: { guest_code: code } });
+}
+
+export function parseFromGuest<T>(schema: ZodType<T>, message: unknown): T {
+  try {
+    return schema.parse(message);
+  } catch (error) {
+    const detail = error instanceof ZodError ? error.issues[0]?.message : String(error);
+    throw new PyroError("guest_error", `the guest sent a malformed reply (${detail})`);
+  }
+}
+
+/** Keeps the first `limit` bytes and remembers whether anything was dropped. */
+class BoundedBuffer {
+  private readonly parts: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+
+  constructor(private readonly limit: number) {}
+
+  append(chunk: Buffer): Buffer {
+    const room = this.limit - this.size;
+    if (chunk.length > room) this.truncated = true;
+    const kept = chunk.length > room ? chunk.subarray(0, Math.max(room, 0)) : chunk;
+    if (kept.length) {
+      this.parts.push(kept);
+      this.size += kept.length;
+    }
+    return kept;
+  }
+
+  contents(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+}

@@ -1,0 +1,212 @@
+import { constants } from "node:fs";
+import { access, readFile } from "node:fs/promises";
+import { arch, platform, release } from "node:os";
+import { cachedAgent } from "../env/agent.js";
+import { cachePaths } from "../env/artifacts.js";
+import { listEnvironments } from "../env/environments.js";
+import { cachedKernel, installedPackageVersion, KERNEL_SOURCE_PACKAGE } from "../env/kernel.js";
+import { readJsonIfExists } from "../util/fs.js";
+import { runCommand } from "../util/process.js";
+import { decideAcceleration, readAccelerationFacts } from "../vmm/acceleration.js";
+import { QEMU_BINARY } from "../vmm/qemu.js";
+
+export interface DoctorCheck {
+  name: string;
+  status: "pass" | "fail";
+  detail: string;
+  /** The command that fixes a failing check. */
+  fix: string | null;
+  /** Whether pyro can run VMs without it (network checks are for later features). */
+  required: boolean;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  platform: string;
+  acceleration: { mode: "kvm" | "tcg"; reason: string };
+  checks: DoctorCheck[];
+}
+
+const HOST_TOOLS: [tool: string, pkg: string][] = [
+  ["mkfs.ext4", "e2fsprogs"],
+  ["debugfs", "e2fsprogs"],
+  ["mmdebstrap", "mmdebstrap"],
+  ["gcc", "gcc"],
+  ["make", "make"],
+  ["cpio", "cpio"],
+];
+
+const check = (
+  name: string,
+  pass: boolean,
+  detail: string,
+  fix: string | null,
+  required = true,
+): DoctorCheck => ({
+  name,
+  status: pass ? "pass" : "fail",
+  detail,
+  fix: pass ? null : fix,
+  required,
+});
+
+/** Everything pyro needs from the host, each with the command that fixes it. */
+export async function runDoctor(): Promise<DoctorReport> {
+  const checks: DoctorCheck[] = [];
+  const supported = platform() === "linux" && arch() === "x64";
+  checks.push(
+    check(
+      "platform",
+      supported,
+      `${platform()} ${arch()} (kernel ${release()})`,
+      "pyro needs Linux on x86_64",
+    ),
+  );
+  const facts = await readAccelerationFacts();
+  checks.push(
+    check(
+      "kvm device",
+      facts.kvmDeviceExists,
+      facts.kvmDeviceExists ? "/dev/kvm exists" : "/dev/kvm is missing",
+      "modprobe kvm_intel || modprobe kvm_amd",
+      false,
+    ),
+  );
+  if (facts.kvmDeviceExists) {
+    checks.push(
+      check(
+        "kvm access",
+        facts.kvmDeviceAccessible,
+        facts.kvmDeviceAccessible
+          ? "/dev/kvm is readable and writable"
+          : "/dev/kvm is not readable and writable",
+        `usermod -aG kvm ${process.env.USER ?? "$USER"}`,
+        false,
+      ),
+    );
+  }
+  const decision = decideAcceleration(facts);
+  const probed = await readJsonIfExists<{
+    host_kernel: string;
+    acceleration: "kvm" | "tcg";
+    reason: string;
+  }>(cachePaths.accel());
+  const accel =
+    decision.needsProbe && probed?.host_kernel === release()
+      ? { mode: probed.acceleration, reason: probed.reason }
+      : {
+          mode: decision.acceleration,
+          reason: decision.needsProbe
+            ? `${decision.reason} (boot probe runs on first VM start)`
+            : decision.reason,
+        };
+  checks.push(check("acceleration", true, `${accel.mode}: ${accel.reason}`, null));
+
+  const qemu = await runCommand(QEMU_BINARY, ["--version"]).catch(() => undefined);
+  const qemuVersion = qemu?.code === 0 ? qemu.stdout.split("\n")[0]!.trim() : "";
+  checks.push(
+    check(
+      "qemu",
+      Boolean(qemuVersion),
+      qemuVersion || `${QEMU_BINARY} not found`,
+      "apt-get install --no-install-recommends qemu-system-x86",
+    ),
+  );
+  for (const [tool, pkg] of HOST_TOOLS) {
+    const found = await which(tool);
+    checks.push(
+      check(
+        tool,
+        Boolean(found),
+        found ?? "not found",
+        `apt-get install --no-install-recommends ${pkg}`,
+      ),
+    );
+  }
+  const sourceVersion = await installedPackageVersion(KERNEL_SOURCE_PACKAGE);
+  checks.push(
+    check(
+      "kernel source",
+      Boolean(sourceVersion),
+      sourceVersion
+        ? `${KERNEL_SOURCE_PACKAGE} ${sourceVersion}`
+        : `${KERNEL_SOURCE_PACKAGE} not installed`,
+      `apt-get install --no-install-recommends ${KERNEL_SOURCE_PACKAGE}`,
+    ),
+  );
+
+  const kernel = sourceVersion ? await cachedKernel().catch(() => undefined) : undefined;
+  checks.push(
+    check(
+      "guest kernel",
+      Boolean(kernel),
+      kernel ? `built: ${kernel.path}` : "not built yet (about 8 minutes on 2 cores)",
+      "pyro env pull debian:12",
+    ),
+  );
+  const agent = await cachedAgent().catch(() => undefined);
+  checks.push(
+    check(
+      "guest agent",
+      Boolean(agent),
+      agent ? `built: ${agent.version}` : "not built yet",
+      "pyro env pull debian:12",
+    ),
+  );
+  const envs = await listEnvironments();
+  const built = envs.filter((e) => e.installed).map((e) => e.name);
+  checks.push(
+    check(
+      "environments",
+      built.length > 0,
+      built.length ? `built: ${built.join(", ")}` : "none built yet",
+      "pyro env pull debian:12",
+    ),
+  );
+
+  const tun = await access("/dev/net/tun", constants.R_OK | constants.W_OK).then(
+    () => true,
+    () => false,
+  );
+  checks.push(
+    check(
+      "tun device",
+      tun,
+      tun ? "/dev/net/tun usable" : "/dev/net/tun missing",
+      "modprobe tun",
+      false,
+    ),
+  );
+  const forward =
+    (await readFile("/proc/sys/net/ipv4/ip_forward", "utf8").catch(() => "0")).trim() === "1";
+  checks.push(
+    check(
+      "ip forwarding",
+      forward,
+      forward ? "net.ipv4.ip_forward=1" : "net.ipv4.ip_forward=0",
+      "sysctl -w net.ipv4.ip_forward=1",
+      false,
+    ),
+  );
+
+  return {
+    ok: checks.every((c) => c.status === "pass" || !c.required),
+    platform: `${platform()}-${arch()}`,
+    acceleration: accel,
+    checks,
+  };
+}
+
+async function which(tool: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/sbin"])) {
+    const path = `${dir}/${tool}`;
+    if (
+      await access(path, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return path;
+  }
+  return undefined;
+}

@@ -1,0 +1,105 @@
+import type { Socket } from "node:net";
+import {
+  decodeControl,
+  encodeControl,
+  encodeFrame,
+  FrameReader,
+  FrameType,
+  type Frame,
+} from "../guest/frame.js";
+
+export type FrameHandler = (frame: Frame, message?: Record<string, unknown>) => void;
+
+const TERMINAL_TYPES = new Set(["result", "exit", "error"]);
+
+/**
+ * The shim's single connection to the agent. Every user of it (the shim itself, each
+ * client request) gets its own agent channel; frames are routed back by channel and a
+ * route ends with the request's terminal frame.
+ */
+export class AgentMux {
+  private readonly reader = new FrameReader();
+  private readonly routes = new Map<number, FrameHandler>();
+  private nextChannel = 1;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly onProtocolError: (error: Error) => void,
+  ) {
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+  }
+
+  /** Opens a channel whose frames go to `handler` until the terminal frame. */
+  open(handler: FrameHandler): number {
+    while (this.routes.has(this.nextChannel)) this.bump();
+    const channel = this.nextChannel;
+    this.bump();
+    this.routes.set(channel, handler);
+    return channel;
+  }
+
+  send(channel: number, type: number, payload?: Buffer): void {
+    this.socket.write(encodeFrame(channel, type, payload));
+  }
+
+  sendControl(channel: number, message: object): void {
+    this.socket.write(encodeControl(channel, message));
+  }
+
+  /** One request from the shim itself; resolves with the terminal message. */
+  request(message: object, timeoutMs: number): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.routes.delete(channel);
+        reject(
+          new Error(
+            `agent did not answer ${JSON.stringify(message).slice(0, 40)} in ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      const channel = this.open((frame, control) => {
+        if (!control) return;
+        clearTimeout(timer);
+        if (control.type === "error") reject(new Error(String(control.message)));
+        else resolve(control);
+      });
+      this.sendControl(channel, message);
+    });
+  }
+
+  private bump() {
+    this.nextChannel = (this.nextChannel % 0xfffffffe) + 1;
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (error) {
+      this.onProtocolError(error as Error);
+      return;
+    }
+    for (const frame of frames) {
+      const handler = this.routes.get(frame.channel);
+      if (!handler) continue;
+      if (frame.type !== FrameType.control) {
+        handler(frame);
+        continue;
+      }
+      let message: Record<string, unknown>;
+      try {
+        message = decodeControl(frame.payload);
+      } catch {
+        message = {
+          type: "error",
+          code: "internal",
+          message: "malformed control frame from the guest",
+        };
+      }
+      if (TERMINAL_TYPES.has(String(message.type))) {
+        this.routes.delete(frame.channel);
+        handler(frame, message);
+      }
+    }
+  }
+}

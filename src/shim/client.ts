@@ -1,0 +1,74 @@
+import { spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
+import { createConnection } from "node:net";
+import { fileURLToPath } from "node:url";
+import { PyroError } from "../contract/errors.js";
+import { ChannelClient } from "../guest/client.js";
+import { isProcessAlive, sleep } from "../util/process.js";
+import { vmFiles, type ShimStatus } from "./launch.js";
+
+const SHIM_ENTRY = fileURLToPath(new URL("./main.js", import.meta.url));
+
+/**
+ * Starts the detached shim for a prepared VM directory. It gets its own session so a
+ * Ctrl-C or SIGKILL of the caller does not take the VM with it.
+ */
+export async function spawnShim(dir: string): Promise<number> {
+  const files = vmFiles(dir);
+  const logFd = openSync(files.shimLog, "a", 0o600);
+  // From src/ under tsx, the entry is a .ts file that needs tsx's loader too.
+  const execArgv = SHIM_ENTRY.endsWith(".ts") ? ["--import", "tsx"] : [];
+  const child = spawn(process.execPath, [...execArgv, SHIM_ENTRY, dir], {
+    detached: true,
+    stdio: ["ignore", logFd, logFd],
+  });
+  closeSync(logFd);
+  child.unref();
+  const pid = child.pid;
+  if (!pid) throw new PyroError("internal", "could not start the VM supervisor process");
+  for (let waited = 0; waited < 10_000; waited += 5) {
+    const socket = await tryConnect(files.socket);
+    if (socket) {
+      socket.destroy();
+      return pid;
+    }
+    if (!isProcessAlive(pid)) break;
+    await sleep(5);
+  }
+  throw new PyroError("internal", `the VM supervisor did not start; see ${files.shimLog}`);
+}
+
+function tryConnect(path: string): Promise<ReturnType<typeof createConnection> | undefined> {
+  return new Promise((resolve) => {
+    const socket = createConnection(path);
+    socket.once("connect", () => resolve(socket));
+    socket.once("error", () => resolve(undefined));
+  });
+}
+
+/** A connection to a running VM's shim: shim operations plus the agent protocol. */
+export class ShimClient extends ChannelClient {
+  static async connect(dir: string): Promise<ShimClient> {
+    const socket = await tryConnect(vmFiles(dir).socket);
+    if (!socket) throw new PyroError("unavailable", `the VM's supervisor is not running (${dir})`);
+    return new ShimClient(socket);
+  }
+
+  async waitReady(): Promise<ShimStatus> {
+    return (await this.request({ op: "shim.wait_ready" })) as unknown as ShimStatus;
+  }
+
+  async status(): Promise<ShimStatus> {
+    return (await this.request({ op: "shim.status" })) as unknown as ShimStatus;
+  }
+
+  /** Ties the VM's life to this connection: if it closes, the shim deletes the VM. */
+  async claim(): Promise<void> {
+    await this.request({ op: "shim.claim" });
+  }
+
+  /** Powers the VM off; with `remove` its state directory goes too. */
+  async stop(remove: boolean): Promise<ShimStatus> {
+    return (await this.request({ op: "shim.stop", remove })) as unknown as ShimStatus;
+  }
+}

@@ -1,0 +1,52 @@
+import { join } from "node:path";
+import type { Acceleration } from "../vmm/driver.js";
+
+/** Written by the manager into the VM's state directory; the shim boots from it. */
+export interface ShimLaunchConfig {
+  vm_id: string;
+  kernel_path: string;
+  initrd_path: string;
+  rootfs_path: string;
+  state_disk_path: string;
+  vcpu_count: number;
+  mem_mib: number;
+  acceleration: Acceleration;
+  hostname: string;
+  /** Extra guest kernel arguments (tests use them to provoke boot failures). */
+  kernel_args: string[];
+  /** The shim ends the VM this long after start; 0 = never. */
+  ttl_seconds: number;
+  /** How long the guest may take from VMM start to an answering agent. */
+  boot_timeout_ms: number;
+  /** Remove the whole state directory when the VM ends (one-shot VMs). */
+  delete_on_exit: boolean;
+}
+
+export type ShimState = "booting" | "ready" | "stopping" | "exited" | "failed";
+
+/** The shim's view of its VM, kept current in `shim.json` (written atomically). */
+export interface ShimStatus {
+  shim_pid: number;
+  vmm_pid: number | null;
+  state: ShimState;
+  acceleration: Acceleration;
+  agent_version: string | null;
+  timings: { vmm_start_ms?: number; boot_ms?: number };
+  error: string | null;
+  updated_at: string;
+}
+
+/** File names inside a VM's state directory. */
+export function vmFiles(dir: string) {
+  return {
+    launch: join(dir, "launch.json"),
+    status: join(dir, "shim.json"),
+    socket: join(dir, "shim.sock"),
+    agentSocket: join(dir, "agent.sock"),
+    controlSocket: join(dir, "vmm.sock"),
+    console: join(dir, "console.log"),
+    shimLog: join(dir, "shim.log"),
+    stateDisk: join(dir, "state.ext4"),
+    record: join(dir, "record.json"),
+  };
+}

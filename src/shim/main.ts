@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+/**
+ * The per-VM supervisor process: `node shim/main.js VM_DIR`. Started detached by the
+ * manager; its stdout/stderr go to VM_DIR/shim.log.
+ */
+import { readFile } from "node:fs/promises";
+import { QemuDriver } from "../vmm/qemu.js";
+import { vmFiles, type ShimLaunchConfig } from "./launch.js";
+import { Supervisor } from "./supervisor.js";
+
+async function main(): Promise<void> {
+  const dir = process.argv[2];
+  if (!dir) {
+    process.stderr.write("usage: shim VM_DIR\n");
+    process.exit(2);
+  }
+  process.umask(0o077);
+  const config = JSON.parse(await readFile(vmFiles(dir).launch, "utf8")) as ShimLaunchConfig;
+  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const supervisor = new Supervisor(dir, config, new QemuDriver(), log);
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    process.on(
+      signal,
+      () => void supervisor.end({ remove: config.delete_on_exit, reason: signal }),
+    );
+  }
+  await supervisor.run();
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`shim failed: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,342 @@
+import { chmod, readFile, rm } from "node:fs/promises";
+import { createServer, type Server, type Socket } from "node:net";
+import { PyroError } from "../contract/errors.js";
+import {
+  decodeControl,
+  encodeControl,
+  encodeFrame,
+  FrameReader,
+  FrameType,
+  type Frame,
+} from "../guest/frame.js";
+import { writeJsonAtomic } from "../util/fs.js";
+import { lastLines } from "../util/process.js";
+import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
+import { listenOnce } from "../vmm/qemu.js";
+import { AgentMux } from "./agent-mux.js";
+import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
+
+const SHUTDOWN_TIMEOUT_MS = 5_000;
+const VMM_EXIT_GRACE_MS = 2_000;
+const CONSOLE_TAIL_LINES = 20;
+
+/**
+ * Owns one VM: the VMM process, the agent channel, the clients' socket and the TTL.
+ * It outlives whoever started it, so a crashed client never leaks a VM.
+ */
+export class Supervisor {
+  private readonly files;
+  private status: ShimStatus;
+  private vmm: VmmHandle | undefined;
+  private mux: AgentMux | undefined;
+  private server: Server | undefined;
+  private readonly clients = new Set<ClientConnection>();
+  private readyWaiters: (() => void)[] = [];
+  private ending: Promise<void> | undefined;
+
+  constructor(
+    private readonly dir: string,
+    private readonly config: ShimLaunchConfig,
+    private readonly driver: VmmDriver,
+    private readonly log: (line: string) => void,
+  ) {
+    this.files = vmFiles(dir);
+    this.status = {
+      shim_pid: process.pid,
+      vmm_pid: null,
+      state: "booting",
+      acceleration: config.acceleration,
+      agent_version: null,
+      timings: {},
+      error: null,
+      updated_at: new Date().toISOString(),
+    };
+  }
+
+  async run(): Promise<void> {
+    this.server = await this.serveClients();
+    await this.writeStatus();
+    try {
+      await this.boot();
+    } catch (error) {
+      await this.fail((error as Error).message);
+      return;
+    }
+    if (this.config.ttl_seconds > 0) {
+      setTimeout(() => {
+        this.log(`ttl of ${this.config.ttl_seconds}s reached`);
+        void this.end({ remove: this.config.delete_on_exit, reason: "ttl expired" });
+      }, this.config.ttl_seconds * 1000).unref();
+    }
+  }
+
+  private async boot(): Promise<void> {
+    const started = performance.now();
+    const agentListener = await listenOnce(this.files.agentSocket);
+    this.vmm = await this.driver.launch({
+      kernelPath: this.config.kernel_path,
+      initrdPath: this.config.initrd_path,
+      kernelArgs: [`pyro.hostname=${this.config.hostname}`, ...this.config.kernel_args],
+      vcpuCount: this.config.vcpu_count,
+      memMib: this.config.mem_mib,
+      acceleration: this.config.acceleration,
+      disks: [
+        { path: this.config.rootfs_path, readOnly: true },
+        { path: this.config.state_disk_path, readOnly: false },
+      ],
+      agentSocketPath: this.files.agentSocket,
+      controlSocketPath: this.files.controlSocket,
+      consoleLogPath: this.files.console,
+    });
+    const vmmReady = performance.now();
+    this.status.vmm_pid = this.vmm.pid;
+    this.status.timings.vmm_start_ms = Math.round(vmmReady - started);
+    void this.vmm.exited.then((exit) => this.onVmmExit(exit.code, exit.signal));
+    const agentSocket = await withTimeout(
+      agentListener.accepted,
+      10_000,
+      "VMM never opened the agent channel",
+    );
+    agentListener.server.close();
+    this.mux = new AgentMux(
+      agentSocket,
+      (error) => void this.fail(`agent protocol error: ${error.message}`),
+    );
+    const hello = await this.mux.request(
+      { op: "hello", time_ms: Date.now(), hostname: this.config.hostname },
+      this.config.boot_timeout_ms,
+    );
+    this.status.timings.boot_ms = Math.round(performance.now() - vmmReady);
+    this.status.agent_version =
+      typeof hello.agent_version === "string" ? hello.agent_version.slice(0, 64) : null;
+    this.status.state = "ready";
+    await this.writeStatus();
+    for (const wake of this.readyWaiters.splice(0)) wake();
+    this.log(`ready in ${Math.round(performance.now() - started)} ms`);
+  }
+
+  /** Stops the VM (agent shutdown, then VMM stop, then kill) and exits the shim. */
+  end(options: { remove: boolean; reason: string }): Promise<void> {
+    this.ending ??= this.doEnd(options);
+    return this.ending;
+  }
+
+  private async doEnd({ remove, reason }: { remove: boolean; reason: string }) {
+    this.log(`ending: ${reason}`);
+    if (this.status.state === "ready" || this.status.state === "booting")
+      this.status.state = "stopping";
+    await this.writeStatus().catch(() => {});
+    if (this.vmm && this.vmm.status() === "running") {
+      if (this.mux && this.status.state === "stopping") {
+        await this.mux
+          .request({ op: "shutdown", power_off: true }, SHUTDOWN_TIMEOUT_MS)
+          .catch(() => {});
+      }
+      const exitedInTime = await Promise.race([
+        this.vmm.exited.then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), VMM_EXIT_GRACE_MS)),
+      ]);
+      if (!exitedInTime) await this.vmm.stop().catch(() => this.vmm?.kill());
+    }
+    if (this.status.state !== "failed") this.status.state = "exited";
+    if (remove || this.config.delete_on_exit) {
+      await rm(this.dir, { recursive: true, force: true });
+    } else {
+      await this.writeStatus().catch(() => {});
+      await rm(this.files.socket, { force: true });
+    }
+    for (const client of this.clients) client.finishEnding();
+    this.server?.close();
+    setTimeout(() => process.exit(0), 50).unref();
+  }
+
+  private async fail(message: string) {
+    if (this.status.state === "failed") return;
+    const consoleTail = lastLines(
+      await readFile(this.files.console, "utf8").catch(() => ""),
+      CONSOLE_TAIL_LINES,
+    );
+    this.status.state = "failed";
+    this.status.error = consoleTail ? `${message}\nlast console lines:\n${consoleTail}` : message;
+    this.log(`failed: ${this.status.error}`);
+    for (const wake of this.readyWaiters.splice(0)) wake();
+    await this.end({ remove: this.config.delete_on_exit, reason: message });
+  }
+
+  private onVmmExit(code: number | null, signal: string | null) {
+    if (this.ending) return;
+    void this.fail(`the VMM exited unexpectedly (${code ?? signal})`);
+  }
+
+  private async writeStatus() {
+    this.status.updated_at = new Date().toISOString();
+    await writeJsonAtomic(this.files.status, this.status, 0o600);
+  }
+
+  private async serveClients(): Promise<Server> {
+    const server = createServer((socket) => {
+      const client = new ClientConnection(socket, this);
+      this.clients.add(client);
+      socket.on("close", () => {
+        this.clients.delete(client);
+        client.onClose();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.files.socket, resolve);
+    });
+    await chmod(this.files.socket, 0o600);
+    return server;
+  }
+
+  // ---- used by ClientConnection ----
+
+  statusSnapshot(): ShimStatus {
+    return { ...this.status, timings: { ...this.status.timings } };
+  }
+
+  whenSettled(): Promise<void> {
+    if (this.status.state !== "booting") return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  agent(): AgentMux {
+    if (!this.mux || this.status.state !== "ready") {
+      throw new PyroError("conflict", `the VM is ${this.status.state}, not ready`);
+    }
+    return this.mux;
+  }
+}
+
+/** One client of the shim: its requests are either shim ops or forwarded to the agent. */
+class ClientConnection {
+  private readonly reader = new FrameReader();
+  /** client channel → agent channel, for requests in flight. */
+  private readonly forwarded = new Map<number, number>();
+  private owner = false;
+  private pendingStop: number | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly shim: Supervisor,
+  ) {
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", () => socket.destroy());
+  }
+
+  onClose(): void {
+    for (const agentChannel of this.forwarded.values()) {
+      try {
+        const mux = this.shim.agent();
+        mux.sendControl(
+          mux.open(() => {}),
+          { op: "signal", target_channel: agentChannel, signal: "KILL" },
+        );
+      } catch {
+        // The VM is already going away.
+      }
+    }
+    if (this.owner) void this.shim.end({ remove: true, reason: "owning client disconnected" });
+  }
+
+  /** Answers a pending `shim.stop` once the VM is really gone. */
+  finishEnding(): void {
+    if (this.pendingStop !== undefined)
+      this.reply(this.pendingStop, { type: "result", ...this.shim.statusSnapshot() });
+    this.pendingStop = undefined;
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch {
+      this.socket.destroy();
+      return;
+    }
+    for (const frame of frames) this.onFrame(frame);
+  }
+
+  private onFrame(frame: Frame): void {
+    if (frame.type !== FrameType.control) {
+      const agentChannel = this.forwarded.get(frame.channel);
+      if (agentChannel !== undefined)
+        this.shim.agent().send(agentChannel, frame.type, frame.payload);
+      return;
+    }
+    let message: Record<string, unknown>;
+    try {
+      message = decodeControl(frame.payload);
+    } catch (error) {
+      this.reply(frame.channel, {
+        type: "error",
+        code: "invalid_argument",
+        message: (error as Error).message,
+      });
+      return;
+    }
+    void this.handle(frame.channel, message).catch((error: Error) => {
+      const code = error instanceof PyroError ? error.code : "internal";
+      this.reply(frame.channel, { type: "error", code, message: error.message });
+    });
+  }
+
+  private async handle(channel: number, message: Record<string, unknown>): Promise<void> {
+    switch (message.op) {
+      case "shim.status":
+        return this.reply(channel, { type: "result", ...this.shim.statusSnapshot() });
+      case "shim.wait_ready":
+        await this.shim.whenSettled();
+        return this.reply(channel, { type: "result", ...this.shim.statusSnapshot() });
+      case "shim.claim":
+        this.owner = true;
+        return this.reply(channel, { type: "result" });
+      case "shim.stop":
+        this.pendingStop = channel;
+        void this.shim.end({ remove: message.remove === true, reason: "stop requested" });
+        return;
+      case "signal":
+        return this.forward(channel, {
+          ...message,
+          target_channel: this.forwarded.get(Number(message.target_channel)) ?? 0,
+        });
+      default:
+        return this.forward(channel, message);
+    }
+  }
+
+  private forward(channel: number, message: Record<string, unknown>): void {
+    const mux = this.shim.agent();
+    const agentChannel = mux.open((frame, control) => {
+      if (control) {
+        this.forwarded.delete(channel);
+        this.reply(channel, control);
+      } else if (!this.socket.destroyed) {
+        this.socket.write(encodeFrame(channel, frame.type, frame.payload));
+      }
+    });
+    this.forwarded.set(channel, agentChannel);
+    mux.sendControl(agentChannel, message);
+  }
+
+  private reply(channel: number, message: Record<string, unknown>): void {
+    if (!this.socket.destroyed) this.socket.write(encodeControl(channel, message));
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(message)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}

@@ -1,0 +1,41 @@
+/** What a VMM driver needs to boot one VM. Paths are absolute; the shim owns them all. */
+export interface VmmLaunchSpec {
+  kernelPath: string;
+  initrdPath: string;
+  /** Kernel arguments beyond the driver's own (console, reboot behaviour). */
+  kernelArgs: string[];
+  vcpuCount: number;
+  memMib: number;
+  acceleration: Acceleration;
+  /** Block devices in order; the guest finds them by ext4 label, not by position. */
+  disks: { path: string; readOnly: boolean }[];
+  /** A Unix socket the shim listens on; the VMM connects the agent channel to it. */
+  agentSocketPath: string;
+  /** Where the VMM's control socket (QMP, Firecracker API) goes. */
+  controlSocketPath: string;
+  consoleLogPath: string;
+}
+
+export type Acceleration = "kvm" | "tcg";
+
+export interface VmmExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** One running VMM process. */
+export interface VmmHandle {
+  readonly pid: number;
+  /** Settles when the VMM process has exited, for whatever reason. */
+  readonly exited: Promise<VmmExit>;
+  /** Asks the VMM to stop the VM now (the guest should already have synced). */
+  stop(): Promise<void>;
+  /** SIGKILL, for when stop did not work. */
+  kill(): void;
+  status(): "running" | "exited";
+}
+
+export interface VmmDriver {
+  readonly name: "qemu" | "firecracker";
+  launch(spec: VmmLaunchSpec): Promise<VmmHandle>;
+}

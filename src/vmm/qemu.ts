@@ -1,0 +1,151 @@
+import { spawn } from "node:child_process";
+import { openSync, closeSync, readFileSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import { PyroError } from "../contract/errors.js";
+import { lastLines } from "../util/process.js";
+import { AGENT_PORT_NAME } from "../guest/frame.js";
+import type { VmmDriver, VmmExit, VmmHandle, VmmLaunchSpec } from "./driver.js";
+import { QmpClient } from "./qmp.js";
+
+export const QEMU_BINARY = process.env.PYRO_QEMU || "qemu-system-x86_64";
+
+/**
+ * Kernel arguments every QEMU guest gets. `reboot=t` with `-no-reboot` makes a guest
+ * reboot end the QEMU process; `panic=-1` turns a panic into that reboot.
+ */
+const BASE_KERNEL_ARGS = [
+  "console=ttyS0",
+  "reboot=t",
+  "panic=-1",
+  "quiet",
+  "loglevel=3",
+  "8250.nr_uarts=1",
+  "no_timer_check",
+  "tsc=reliable",
+  "rdinit=/init",
+];
+
+/** The QEMU command line for a `microvm` guest (pure, so tests can check it). */
+export function qemuArgs(spec: VmmLaunchSpec): string[] {
+  const accel =
+    spec.acceleration === "kvm"
+      ? ["-accel", "kvm", "-cpu", "host"]
+      : ["-accel", "tcg", "-cpu", "max"];
+  const disks = spec.disks.flatMap((disk, index) => [
+    "-drive",
+    `id=disk${index},file=${disk.path},format=raw,if=none${disk.readOnly ? ",readonly=on" : ""}`,
+    "-device",
+    `virtio-blk-device,drive=disk${index}`,
+  ]);
+  return [
+    "-M",
+    "microvm,x-option-roms=off,rtc=on",
+    ...accel,
+    "-m",
+    String(spec.memMib),
+    "-smp",
+    String(spec.vcpuCount),
+    "-nodefaults",
+    "-no-user-config",
+    "-display",
+    "none",
+    "-no-reboot",
+    "-kernel",
+    spec.kernelPath,
+    "-initrd",
+    spec.initrdPath,
+    "-append",
+    [...BASE_KERNEL_ARGS, ...spec.kernelArgs].join(" "),
+    "-chardev",
+    `file,id=console,path=${spec.consoleLogPath}`,
+    "-serial",
+    "chardev:console",
+    ...disks,
+    "-object",
+    "rng-random,id=rng0,filename=/dev/urandom",
+    "-device",
+    "virtio-rng-device,rng=rng0",
+    "-device",
+    "virtio-serial-device,max_ports=2",
+    "-chardev",
+    `socket,id=agent,path=${spec.agentSocketPath}`,
+    "-device",
+    `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
+    "-chardev",
+    `socket,id=qmp,path=${spec.controlSocketPath}`,
+    "-mon",
+    "chardev=qmp,mode=control",
+  ];
+}
+
+export class QemuDriver implements VmmDriver {
+  readonly name = "qemu" as const;
+
+  constructor(private readonly binary = QEMU_BINARY) {}
+
+  async launch(spec: VmmLaunchSpec): Promise<VmmHandle> {
+    const control = await listenOnce(spec.controlSocketPath);
+    const stderrPath = `${spec.consoleLogPath}.vmm`;
+    const stderrFd = openSync(stderrPath, "w", 0o600);
+    const child = spawn(this.binary, qemuArgs(spec), { stdio: ["ignore", "ignore", stderrFd] });
+    closeSync(stderrFd);
+    const exited = new Promise<VmmExit>((resolve) => {
+      child.on("exit", (code, signal) => resolve({ code, signal }));
+      child.on("error", () => resolve({ code: 127, signal: null }));
+    });
+    const failed = exited.then((exit) => {
+      const output = lastLines(readFileSync(stderrPath, "utf8"), 10);
+      throw new PyroError(
+        "unavailable",
+        `QEMU exited (${exit.code ?? exit.signal}) at launch: ${output}`,
+      );
+    });
+    let qmp: QmpClient;
+    try {
+      qmp = await Promise.race([control.accepted.then((s) => QmpClient.attach(s)), failed]);
+    } finally {
+      control.server.close();
+    }
+    failed.catch(() => {});
+    return new QemuHandle(child.pid!, exited, qmp, () => child.kill("SIGKILL"));
+  }
+}
+
+class QemuHandle implements VmmHandle {
+  private exitedFlag = false;
+
+  constructor(
+    readonly pid: number,
+    readonly exited: Promise<VmmExit>,
+    private readonly qmp: QmpClient,
+    readonly kill: () => void,
+  ) {
+    void exited.then(() => {
+      this.exitedFlag = true;
+      qmp.close();
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.exitedFlag) return;
+    await this.qmp.execute("quit").catch(() => this.kill());
+    await this.exited;
+  }
+
+  status(): "running" | "exited" {
+    return this.exitedFlag ? "exited" : "running";
+  }
+}
+
+/** Listens on a Unix socket (0600) for exactly one connection: the VMM dialling in. */
+export async function listenOnce(
+  path: string,
+): Promise<{ server: Server; accepted: Promise<Socket> }> {
+  const server = createServer();
+  const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ path, readableAll: false, writableAll: false }, resolve);
+  });
+  return { server, accepted };
+}

@@ -1,0 +1,65 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureAgent } from "../../src/env/agent.js";
+import { ChannelClient } from "../../src/guest/client.js";
+import { sleep } from "../../src/util/process.js";
+
+/** The real agent binary running as a host process on a Unix socket, rooted at a temp dir. */
+export class HostAgent {
+  private constructor(
+    readonly process: ChildProcess,
+    readonly socketPath: string,
+    readonly root: string,
+    private readonly workDir: string,
+  ) {}
+
+  static async start(): Promise<HostAgent> {
+    const agent = await ensureAgent(() => {});
+    const workDir = await mkdtemp(join(tmpdir(), "pyro-agent-test-"));
+    const root = join(workDir, "root");
+    const { mkdir } = await import("node:fs/promises");
+    await mkdir(root);
+    const socketPath = join(workDir, "agent.sock");
+    const child = spawn(agent.binary, ["--listen", socketPath, "--root", root], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    child.stderr?.resume();
+    const host = new HostAgent(child, socketPath, root, workDir);
+    for (let i = 0; i < 200; i++) {
+      const socket = await host.tryConnect();
+      if (socket) {
+        socket.destroy();
+        return host;
+      }
+      await sleep(10);
+    }
+    throw new Error("the agent did not start listening");
+  }
+
+  async connect(): Promise<ChannelClient> {
+    const socket = await this.tryConnect();
+    if (!socket) throw new Error("cannot connect to the agent");
+    return new ChannelClient(socket);
+  }
+
+  /** A raw socket, for tests that speak malformed protocol on purpose. */
+  rawSocket() {
+    return this.tryConnect();
+  }
+
+  async stop(): Promise<void> {
+    this.process.kill("SIGKILL");
+    await rm(this.workDir, { recursive: true, force: true });
+  }
+
+  private tryConnect(): Promise<ReturnType<typeof createConnection> | undefined> {
+    return new Promise((resolve) => {
+      const socket = createConnection(this.socketPath);
+      socket.once("connect", () => resolve(socket));
+      socket.once("error", () => resolve(undefined));
+    });
+  }
+}

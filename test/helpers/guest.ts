@@ -1,0 +1,47 @@
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { sleep } from "../../src/util/process.js";
+
+/**
+ * Points PYRO_HOME at a fresh temp dir for this test file, so leftovers can be counted
+ * exactly. The artifact cache stays shared: building a kernel per test file is not a test.
+ */
+export function isolatedHome(): string {
+  const home = mkdtempSync(join(tmpdir(), "pyro-home-"));
+  process.env.PYRO_HOME = home;
+  return home;
+}
+
+/** PIDs of processes whose command line mentions `needle` (VMMs and shims of a home). */
+export function processesMentioning(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (cmdline.includes(needle)) pids.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return pids;
+}
+
+export function vmDirs(home: string): string[] {
+  try {
+    return readdirSync(join(home, "vms"));
+  } catch {
+    return [];
+  }
+}
+
+/** Waits until `check` holds (VM teardown is asynchronous after a client dies). */
+export async function eventually(check: () => boolean, timeoutMs = 15_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await sleep(100);
+  }
+  return check();
+}

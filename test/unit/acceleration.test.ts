@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { decideAcceleration, type AccelerationFacts } from "../../src/vmm/acceleration.js";
+
+const hardwareKvm: AccelerationFacts = {
+  override: undefined,
+  kvmDeviceExists: true,
+  kvmDeviceAccessible: true,
+  cpuHasVirtualization: true,
+};
+
+describe("acceleration decision", () => {
+  it("chooses KVM, pending a boot probe, on a host with hardware virtualisation", () => {
+    expect(decideAcceleration(hardwareKvm)).toMatchObject({ acceleration: "kvm", needsProbe: true });
+  });
+
+  it("falls back to TCG when /dev/kvm exists but the CPU has no vmx/svm (paravirtual nested KVM)", () => {
+    const d = decideAcceleration({ ...hardwareKvm, cpuHasVirtualization: false });
+    expect(d).toMatchObject({ acceleration: "tcg", needsProbe: false });
+    expect(d.reason).toMatch(/vmx\/svm/);
+  });
+
+  it("falls back to TCG without /dev/kvm or without access to it", () => {
+    expect(decideAcceleration({ ...hardwareKvm, kvmDeviceExists: false }).acceleration).toBe("tcg");
+    const noAccess = decideAcceleration({ ...hardwareKvm, kvmDeviceAccessible: false });
+    expect(noAccess.acceleration).toBe("tcg");
+    expect(noAccess.reason).toMatch(/group kvm/);
+  });
+
+  it("obeys PYRO_ACCEL and rejects other values", () => {
+    expect(decideAcceleration({ ...hardwareKvm, override: "tcg" })).toMatchObject({
+      acceleration: "tcg",
+      needsProbe: false,
+    });
+    expect(decideAcceleration({ ...hardwareKvm, kvmDeviceExists: false, override: "kvm" }).acceleration).toBe("kvm");
+    expect(() => decideAcceleration({ ...hardwareKvm, override: "xen" })).toThrow(/PYRO_ACCEL/);
+  });
+});
+
+describe("acceleration probe and cache", () => {
+  const tempCache = async () => {
+    const { mkdtemp } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    return `${await mkdtemp(`${tmpdir()}/pyro-accel-`)}/acceleration.json`;
+  };
+
+  it("uses KVM when the boot probe passes and asks only once per host kernel", async () => {
+    const { resolveAcceleration } = await import("../../src/vmm/acceleration.js");
+    const cache = await tempCache();
+    let probes = 0;
+    const probe = async () => {
+      probes += 1;
+      return { ok: true, detail: "booted" };
+    };
+    expect((await resolveAcceleration(cache, probe, hardwareKvm)).acceleration).toBe("kvm");
+    expect((await resolveAcceleration(cache, probe, hardwareKvm)).acceleration).toBe("kvm");
+    expect(probes).toBe(1);
+  });
+
+  it("falls back to TCG, and says why, when the boot probe fails", async () => {
+    const { resolveAcceleration } = await import("../../src/vmm/acceleration.js");
+    const cache = await tempCache();
+    const failing = async () => ({ ok: false, detail: "failed to set MSR 0x10a" });
+    const resolved = await resolveAcceleration(cache, failing, hardwareKvm);
+    expect(resolved.acceleration).toBe("tcg");
+    expect(resolved.reason).toMatch(/MSR 0x10a/);
+  });
+});

@@ -1,0 +1,30 @@
+import { defineConfig } from "vitest/config";
+
+// Four tiers (DESIGN.md "Testing tiers"). Guest and surface tests boot real VMs, so they
+// run one file at a time on a 2-core machine and get generous timeouts.
+export default defineConfig({
+  test: {
+    projects: [
+      { test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
+      { test: { name: "agent", include: ["test/agent/**/*.test.ts"], testTimeout: 30_000 } },
+      {
+        test: {
+          name: "guest",
+          include: ["test/guest/**/*.test.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: "surface",
+          include: ["test/surface/**/*.test.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
