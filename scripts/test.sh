@@ -10,7 +10,7 @@ echo "[test] phase=lint" >&2
 npm run --silent typecheck
 npm run --silent lint
 echo "[test] phase=agent-c-tests" >&2
-make -s -C agent test
+make -s -C agent test test-host
 echo "[test] phase=environments" >&2
 pyro env pull debian:12-base
 pyro env pull debian:12

@@ -12,7 +12,6 @@ import {
 import { writeJsonAtomic } from "../util/fs.js";
 import { lastLines } from "../util/process.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
-import { listenOnce } from "../vmm/qemu.js";
 import { AgentMux } from "./agent-mux.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
 
@@ -72,7 +71,6 @@ export class Supervisor {
 
   private async boot(): Promise<void> {
     const started = performance.now();
-    const agentListener = await listenOnce(this.files.agentSocket);
     this.vmm = await this.driver.launch({
       kernelPath: this.config.kernel_path,
       initrdPath: this.config.initrd_path,
@@ -93,11 +91,10 @@ export class Supervisor {
     this.status.timings.vmm_start_ms = Math.round(vmmReady - started);
     void this.vmm.exited.then((exit) => this.onVmmExit(exit.code, exit.signal));
     const agentSocket = await withTimeout(
-      agentListener.accepted,
+      this.vmm.agentChannel,
       10_000,
-      "VMM never opened the agent channel",
+      "the VMM never opened the agent channel",
     );
-    agentListener.server.close();
     this.mux = new AgentMux(
       agentSocket,
       (error) => void this.fail(`agent protocol error: ${error.message}`),

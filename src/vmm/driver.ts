@@ -1,3 +1,5 @@
+import type { Socket } from "node:net";
+
 /** What a VMM driver needs to boot one VM. Paths are absolute; the shim owns them all. */
 export interface VmmLaunchSpec {
   kernelPath: string;
@@ -9,7 +11,7 @@ export interface VmmLaunchSpec {
   acceleration: Acceleration;
   /** Block devices in order; the guest finds them by ext4 label, not by position. */
   disks: { path: string; readOnly: boolean }[];
-  /** A Unix socket the shim listens on; the VMM connects the agent channel to it. */
+  /** Where the driver puts the agent channel's Unix socket. */
   agentSocketPath: string;
   /** Where the VMM's control socket (QMP, Firecracker API) goes. */
   controlSocketPath: string;
@@ -28,6 +30,8 @@ export interface VmmHandle {
   readonly pid: number;
   /** Settles when the VMM process has exited, for whatever reason. */
   readonly exited: Promise<VmmExit>;
+  /** The byte stream to the guest agent (virtio-serial under QEMU, vsock under Firecracker). */
+  readonly agentChannel: Promise<Socket>;
   /** Asks the VMM to stop the VM now (the guest should already have synced). */
   stop(): Promise<void>;
   /** SIGKILL, for when stop did not work. */

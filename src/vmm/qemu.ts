@@ -84,7 +84,9 @@ export class QemuDriver implements VmmDriver {
   constructor(private readonly binary = QEMU_BINARY) {}
 
   async launch(spec: VmmLaunchSpec): Promise<VmmHandle> {
+    // QEMU dials into both sockets at startup, so nothing has to poll for them.
     const control = await listenOnce(spec.controlSocketPath);
+    const agent = await listenOnce(spec.agentSocketPath);
     const stderrPath = `${spec.consoleLogPath}.vmm`;
     const stderrFd = openSync(stderrPath, "w", 0o600);
     const child = spawn(this.binary, qemuArgs(spec), { stdio: ["ignore", "ignore", stderrFd] });
@@ -103,11 +105,15 @@ export class QemuDriver implements VmmDriver {
     let qmp: QmpClient;
     try {
       qmp = await Promise.race([control.accepted.then((s) => QmpClient.attach(s)), failed]);
+    } catch (error) {
+      agent.server.close();
+      throw error;
     } finally {
       control.server.close();
     }
     failed.catch(() => {});
-    return new QemuHandle(child.pid!, exited, qmp, () => child.kill("SIGKILL"));
+    const agentChannel = agent.accepted.finally(() => agent.server.close());
+    return new QemuHandle(child.pid!, exited, agentChannel, qmp, () => child.kill("SIGKILL"));
   }
 }
 
@@ -117,6 +123,7 @@ class QemuHandle implements VmmHandle {
   constructor(
     readonly pid: number,
     readonly exited: Promise<VmmExit>,
+    readonly agentChannel: Promise<Socket>,
     private readonly qmp: QmpClient,
     readonly kill: () => void,
   ) {

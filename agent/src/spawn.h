@@ -1,0 +1,44 @@
+/* Validating an exec request and starting its process.
+ *
+ * Everything that can be checked is checked before fork(), so a bad request costs no
+ * process and gets a precise error; what remains (exec failure) is reported the way a
+ * shell does: a message on the process's stderr and exit status 127 or 126. */
+#ifndef PYRO_SPAWN_H
+#define PYRO_SPAWN_H
+
+#include "json.h"
+#include "request.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define PYRO_DEFAULT_MAX_OUTPUT_BYTES 1048576
+#define PYRO_MAX_OUTPUT_BYTES_LIMIT (64 * 1024 * 1024)
+
+struct pyro_spawn_request {
+    char **argv;              /* NULL-terminated; points into the parsed request */
+    char **envp;              /* NULL-terminated; defaults merged with overrides */
+    char cwd[PATH_MAX];       /* resolved (under --root in host mode) */
+    int64_t timeout_ms;       /* 0: none */
+    int64_t max_output_bytes; /* per stream */
+    bool stdin_pipe;          /* true: stdin frames; false: /dev/null */
+};
+
+/* Fills req from the exec request. The arrays live in static storage owned by this
+ * module, valid until the next call. */
+bool pyro_spawn_parse(const struct pyro_json_value *json, struct pyro_spawn_request *req,
+                      struct pyro_error *e);
+
+struct pyro_spawned {
+    pid_t pid;
+    int stdout_fd; /* parent ends, non-blocking and close-on-exec */
+    int stderr_fd;
+    int stdin_fd; /* -1 unless stdin_pipe */
+};
+
+bool pyro_spawn(const struct pyro_spawn_request *req, struct pyro_spawned *out,
+                struct pyro_error *e);
+
+#endif

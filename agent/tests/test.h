@@ -1,0 +1,23 @@
+/* A minimal test harness: CHECK records a failure and goes on. */
+#ifndef PYRO_TEST_H
+#define PYRO_TEST_H
+
+#include <stdio.h>
+
+extern int test_failures;
+extern int test_checks;
+
+#define CHECK(cond)                                                                            \
+    do {                                                                                       \
+        test_checks++;                                                                         \
+        if (!(cond)) {                                                                         \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);           \
+            test_failures++;                                                                   \
+        }                                                                                      \
+    } while (0)
+
+void test_frame(void);
+void test_json(void);
+void test_init(void);
+
+#endif

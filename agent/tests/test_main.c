@@ -1,0 +1,16 @@
+#include "test.h"
+
+#include <signal.h>
+
+int test_failures;
+int test_checks;
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    test_frame();
+    test_json();
+    test_init();
+    printf("%d checks, %d failures\n", test_checks, test_failures);
+    return test_failures == 0 ? 0 : 1;
+}
