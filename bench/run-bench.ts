@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 import { bootArtifacts } from "../src/env/environments.js";
 import { encodeControl, FrameReader } from "../src/guest/frame.js";
 import { runChecked, sleep } from "../src/util/process.js";
-import { qemuArgs } from "../src/vmm/qemu.js";
+import { hostTscKhz, qemuArgs } from "../src/vmm/qemu.js";
 import { readAccelerationFacts, decideAcceleration } from "../src/vmm/acceleration.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -22,31 +22,47 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 async function floorRun(work: string, artifacts: Awaited<ReturnType<typeof bootArtifacts>>) {
   const dir = await mkdtemp(join(work, "floor-"));
   const stateDisk = join(dir, "state.ext4");
-  await runChecked("state disk", "mkfs.ext4", ["-q", "-F", "-L", "pyro-state", "-E", "lazy_itable_init=1,lazy_journal_init=1", stateDisk, "8G"]);
+  await runChecked("state disk", "mkfs.ext4", [
+    "-q",
+    "-F",
+    "-L",
+    "pyro-state",
+    "-E",
+    "lazy_itable_init=1,lazy_journal_init=1",
+    stateDisk,
+    "8G",
+  ]);
   const agentSock = join(dir, "agent.sock");
   const controlSock = join(dir, "vmm.sock");
   const servers = [createServer(), createServer()];
-  await Promise.all(servers.map((s, i) => new Promise<void>((r) => s.listen(i ? controlSock : agentSock, r))));
+  await Promise.all(
+    servers.map((s, i) => new Promise<void>((r) => s.listen(i ? controlSock : agentSock, r))),
+  );
   const started = performance.now();
-  const args = qemuArgs({
-    kernelPath: artifacts.kernel.path,
-    initrdPath: artifacts.agent.initramfs,
-    kernelArgs: ["pyro.hostname=floor"],
-    vcpuCount: 1,
-    memMib: 1024,
-    acceleration: decideAcceleration(await readAccelerationFacts()).acceleration,
-    disks: [
-      { path: artifacts.rootfs, readOnly: true },
-      { path: stateDisk, readOnly: false },
-    ],
-    agentSocketPath: agentSock,
-    controlSocketPath: controlSock,
-    consoleLogPath: join(dir, "console.log"),
-  });
+  const args = qemuArgs(
+    {
+      kernelPath: artifacts.kernel.path,
+      initrdPath: artifacts.agent.initramfs,
+      kernelArgs: ["pyro.hostname=floor"],
+      vcpuCount: 1,
+      memMib: 1024,
+      acceleration: decideAcceleration(await readAccelerationFacts()).acceleration,
+      disks: [
+        { path: artifacts.rootfs, readOnly: true },
+        { path: stateDisk, readOnly: false },
+      ],
+      agentSocketPath: agentSock,
+      controlSocketPath: controlSock,
+      consoleLogPath: join(dir, "console.log"),
+    },
+    hostTscKhz(),
+  );
   const qemu = spawn("qemu-system-x86_64", args, { stdio: "ignore" });
   const exited = new Promise((r) => qemu.on("exit", r));
   servers[1]!.on("connection", () => {}); // QMP: QEMU needs someone to dial into.
-  const agent = await new Promise<import("node:net").Socket>((r) => servers[0]!.once("connection", r));
+  const agent = await new Promise<import("node:net").Socket>((r) =>
+    servers[0]!.once("connection", r),
+  );
   const reader = new FrameReader();
   const replies: number[] = [];
   let wake = () => {};
@@ -91,7 +107,8 @@ async function idleMemory(home: string): Promise<number> {
   });
   for (let i = 0; i < 600; i++) {
     const [dir] = await readdir(join(home, "vms")).catch(() => []);
-    const status = dir && (await readFile(join(home, "vms", dir, "shim.json"), "utf8").catch(() => ""));
+    const status =
+      dir && (await readFile(join(home, "vms", dir, "shim.json"), "utf8").catch(() => ""));
     if (status && JSON.parse(status).state === "ready") break;
     await sleep(100);
   }
@@ -121,9 +138,12 @@ async function main() {
   }
   const floorMs = median(floor.map((f) => f.totalMs));
   const pyroMs = median(runs.map((r) => r.totalMs));
-  const timing = (key: string) => median(runs.map((r) => (r.payload.timings as Record<string, number>)[key]!));
+  const timing = (key: string) =>
+    median(runs.map((r) => (r.payload.timings as Record<string, number>)[key]!));
   console.log(`acceleration: ${String(runs[0]!.payload.acceleration)}, runs: ${RUNS} each`);
-  console.log(`floor  (boot to agent, power off): median ${floorMs.toFixed(0)} ms (agent ready ${median(floor.map((f) => f.readyMs)).toFixed(0)} ms)`);
+  console.log(
+    `floor  (boot to agent, power off): median ${floorMs.toFixed(0)} ms (agent ready ${median(floor.map((f) => f.readyMs)).toFixed(0)} ms)`,
+  );
   console.log(`pyro run debian:12-base -- true:   median ${pyroMs.toFixed(0)} ms`);
   console.log(`ratio pyro/floor: ${(pyroMs / floorMs).toFixed(2)} (target <= 1.50)`);
   console.log(

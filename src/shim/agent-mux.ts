@@ -24,9 +24,12 @@ export class AgentMux {
 
   constructor(
     private readonly socket: Socket,
-    private readonly onProtocolError: (error: Error) => void,
+    private readonly onBroken: (error: Error) => void,
   ) {
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    // A reset here means the VMM went away; the VMM's exit handler reports why.
+    socket.on("error", () => socket.destroy());
+    socket.on("close", () => this.onBroken(new Error("the agent channel closed")));
   }
 
   /** Opens a channel whose frames go to `handler` until the terminal frame. */
@@ -76,7 +79,8 @@ export class AgentMux {
     try {
       frames = this.reader.push(chunk);
     } catch (error) {
-      this.onProtocolError(error as Error);
+      this.onBroken(error as Error);
+      this.socket.destroy();
       return;
     }
     for (const frame of frames) {

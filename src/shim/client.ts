@@ -1,13 +1,17 @@
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { fileURLToPath } from "node:url";
 import { PyroError } from "../contract/errors.js";
 import { ChannelClient } from "../guest/client.js";
-import { isProcessAlive, sleep } from "../util/process.js";
+import { isProcessAlive, lastLines, sleep } from "../util/process.js";
 import { vmFiles, type ShimStatus } from "./launch.js";
 
-const SHIM_ENTRY = fileURLToPath(new URL("./main.js", import.meta.url));
+// Next to this module: dist/shim/main.js when built, src/shim/main.ts under tsx or vitest.
+const SHIM_ENTRY = fileURLToPath(
+  new URL(import.meta.url.endsWith(".ts") ? "./main.ts" : "./main.js", import.meta.url),
+);
 
 /**
  * Starts the detached shim for a prepared VM directory. It gets its own session so a
@@ -35,7 +39,8 @@ export async function spawnShim(dir: string): Promise<number> {
     if (!isProcessAlive(pid)) break;
     await sleep(5);
   }
-  throw new PyroError("internal", `the VM supervisor did not start; see ${files.shimLog}`);
+  const log = lastLines(await readFile(files.shimLog, "utf8").catch(() => ""), 10);
+  throw new PyroError("internal", `the VM supervisor did not start:\n${log || "(no output)"}`);
 }
 
 function tryConnect(path: string): Promise<ReturnType<typeof createConnection> | undefined> {

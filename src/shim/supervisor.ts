@@ -97,7 +97,7 @@ export class Supervisor {
     );
     this.mux = new AgentMux(
       agentSocket,
-      (error) => void this.fail(`agent protocol error: ${error.message}`),
+      (error) => void this.fail(`lost the guest agent: ${error.message}`),
     );
     const hello = await this.mux.request(
       { op: "hello", time_ms: Date.now(), hostname: this.config.hostname },
@@ -148,7 +148,8 @@ export class Supervisor {
   }
 
   private async fail(message: string) {
-    if (this.status.state === "failed") return;
+    // Once ending, a closing channel or exiting VMM is the expected outcome, not a failure.
+    if (this.ending || this.status.state === "failed") return;
     const consoleTail = lastLines(
       await readFile(this.files.console, "utf8").catch(() => ""),
       CONSOLE_TAIL_LINES,

@@ -26,7 +26,7 @@ const BASE_KERNEL_ARGS = [
 ];
 
 /** The QEMU command line for a `microvm` guest (pure, so tests can check it). */
-export function qemuArgs(spec: VmmLaunchSpec): string[] {
+export function qemuArgs(spec: VmmLaunchSpec, hostTscKhz?: number): string[] {
   const accel =
     spec.acceleration === "kvm"
       ? ["-accel", "kvm", "-cpu", "host"]
@@ -55,7 +55,7 @@ export function qemuArgs(spec: VmmLaunchSpec): string[] {
     "-initrd",
     spec.initrdPath,
     "-append",
-    [...BASE_KERNEL_ARGS, ...spec.kernelArgs].join(" "),
+    [...BASE_KERNEL_ARGS, ...tcgClockArgs(spec, hostTscKhz), ...spec.kernelArgs].join(" "),
     "-chardev",
     `file,id=console,path=${spec.consoleLogPath}`,
     "-serial",
@@ -78,6 +78,22 @@ export function qemuArgs(spec: VmmLaunchSpec): string[] {
   ];
 }
 
+/**
+ * Under TCG the guest's TSC ticks at the host's TSC rate. The guest normally measures it
+ * against the emulated PIT, but on a loaded host that measurement fails and the fallback
+ * calibration hangs the boot; telling the guest the rate skips both.
+ */
+function tcgClockArgs(spec: VmmLaunchSpec, hostTscKhz: number | undefined): string[] {
+  return spec.acceleration === "tcg" && hostTscKhz ? [`tsc_early_khz=${hostTscKhz}`] : [];
+}
+
+/** The host's TSC rate, when the CPU says it is constant (`constant_tsc`). */
+export function hostTscKhz(cpuinfo = readFileSync("/proc/cpuinfo", "utf8")): number | undefined {
+  const flags = /^flags\s*:(.*)$/m.exec(cpuinfo)?.[1]?.split(/\s+/) ?? [];
+  const mhz = Number(/^cpu MHz\s*:\s*([\d.]+)$/m.exec(cpuinfo)?.[1]);
+  return flags.includes("constant_tsc") && mhz > 0 ? Math.round(mhz * 1000) : undefined;
+}
+
 export class QemuDriver implements VmmDriver {
   readonly name = "qemu" as const;
 
@@ -89,7 +105,9 @@ export class QemuDriver implements VmmDriver {
     const agent = await listenOnce(spec.agentSocketPath);
     const stderrPath = `${spec.consoleLogPath}.vmm`;
     const stderrFd = openSync(stderrPath, "w", 0o600);
-    const child = spawn(this.binary, qemuArgs(spec), { stdio: ["ignore", "ignore", stderrFd] });
+    const child = spawn(this.binary, qemuArgs(spec, hostTscKhz()), {
+      stdio: ["ignore", "ignore", stderrFd],
+    });
     closeSync(stderrFd);
     const exited = new Promise<VmmExit>((resolve) => {
       child.on("exit", (code, signal) => resolve({ code, signal }));

@@ -10,6 +10,7 @@ export class QmpClient {
 
   private constructor(private readonly socket: Socket) {
     socket.setEncoding("utf8");
+    socket.on("error", () => socket.destroy());
     socket.on("data", (chunk: string) => {
       this.buffer += chunk;
       let newline;

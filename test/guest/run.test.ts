@@ -91,7 +91,9 @@ describe("pyro run through real VMs", () => {
 
 describe("bad input", () => {
   it("names the known environments for an unknown one", async () => {
-    await expect(pyro.runInVm({ environment: "ubuntu:99", command: ["true"] })).rejects.toMatchObject({
+    await expect(
+      pyro.runInVm({ environment: "ubuntu:99", command: ["true"] }),
+    ).rejects.toMatchObject({
       code: "not_found",
       message: expect.stringContaining("debian:12-base"),
     });
@@ -100,13 +102,22 @@ describe("bad input", () => {
   it("rejects out-of-range resources naming the field and range", async () => {
     await expect(
       pyro.runInVm({ environment: "debian:12", command: ["true"], vcpu_count: 999 }),
-    ).rejects.toMatchObject({ code: "invalid_argument", message: expect.stringMatching(/vcpu_count must be between 1 and \d+/) });
+    ).rejects.toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringMatching(/vcpu_count must be between 1 and \d+/),
+    });
     await expect(
       pyro.runInVm({ environment: "debian:12", command: ["true"], mem_mib: 64 }),
-    ).rejects.toMatchObject({ code: "invalid_argument", message: expect.stringContaining("mem_mib") });
+    ).rejects.toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringContaining("mem_mib"),
+    });
     await expect(
       pyro.runInVm({ environment: "debian:12", command: ["true"], timeout_seconds: 0 }),
-    ).rejects.toMatchObject({ code: "invalid_argument", message: expect.stringContaining("timeout_seconds") });
+    ).rejects.toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringContaining("timeout_seconds"),
+    });
     await expect(pyro.runInVm({ environment: "debian:12", command: [] })).rejects.toMatchObject({
       code: "invalid_argument",
     });

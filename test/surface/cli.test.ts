@@ -23,7 +23,16 @@ describe("pyro CLI as a subprocess", () => {
   });
 
   it("prints the contract payload with --json, keys sorted", async () => {
-    const r = await runCli(["run", "debian:12-base", "--json", "--mem-mib", "256", "--", "echo", "hi"]);
+    const r = await runCli([
+      "run",
+      "debian:12-base",
+      "--json",
+      "--mem-mib",
+      "256",
+      "--",
+      "echo",
+      "hi",
+    ]);
     expect(r.code).toBe(0);
     const payload = JSON.parse(r.stdout);
     expect(payload).toMatchObject({ exit_code: 0, stdout: "hi\n", stderr: "", timed_out: false });
@@ -35,7 +44,15 @@ describe("pyro CLI as a subprocess", () => {
   });
 
   it("exits 124 on timeout", async () => {
-    const r = await runCli(["run", "debian:12-base", "--timeout-seconds", "1", "--", "sleep", "30"]);
+    const r = await runCli([
+      "run",
+      "debian:12-base",
+      "--timeout-seconds",
+      "1",
+      "--",
+      "sleep",
+      "30",
+    ]);
     expect(r.code).toBe(124);
   });
 
@@ -53,14 +70,20 @@ describe("pyro CLI as a subprocess", () => {
   });
 
   it("leaves no VM behind when the client is killed with SIGKILL mid-run", async () => {
-    const child = spawn(process.execPath, [CLI_ENTRY, "run", "debian:12-base", "--", "sleep", "120"], {
-      stdio: "ignore",
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI_ENTRY, "run", "debian:12-base", "--", "sleep", "120"],
+      {
+        stdio: "ignore",
+      },
+    );
     const ready = await eventually(() => {
       const [dir] = vmDirs(home);
       if (!dir) return false;
       try {
-        return JSON.parse(readFileSync(join(home, "vms", dir, "shim.json"), "utf8")).state === "ready";
+        return (
+          JSON.parse(readFileSync(join(home, "vms", dir, "shim.json"), "utf8")).state === "ready"
+        );
       } catch {
         return false;
       }
@@ -79,7 +102,15 @@ describe("pyro CLI as a subprocess", () => {
     const doctor = await runCli(["doctor", "--json"]);
     const report = JSON.parse(doctor.stdout);
     expect(report.checks.map((c: { name: string }) => c.name)).toEqual(
-      expect.arrayContaining(["qemu", "mkfs.ext4", "mmdebstrap", "gcc", "cpio", "guest kernel", "acceleration"]),
+      expect.arrayContaining([
+        "qemu",
+        "mkfs.ext4",
+        "mmdebstrap",
+        "gcc",
+        "cpio",
+        "guest kernel",
+        "acceleration",
+      ]),
     );
     expect(["kvm", "tcg"]).toContain(report.acceleration.mode);
     expect(doctor.code).toBe(report.ok ? 0 : 1);

@@ -10,7 +10,10 @@ const hardwareKvm: AccelerationFacts = {
 
 describe("acceleration decision", () => {
   it("chooses KVM, pending a boot probe, on a host with hardware virtualisation", () => {
-    expect(decideAcceleration(hardwareKvm)).toMatchObject({ acceleration: "kvm", needsProbe: true });
+    expect(decideAcceleration(hardwareKvm)).toMatchObject({
+      acceleration: "kvm",
+      needsProbe: true,
+    });
   });
 
   it("falls back to TCG when /dev/kvm exists but the CPU has no vmx/svm (paravirtual nested KVM)", () => {
@@ -31,7 +34,9 @@ describe("acceleration decision", () => {
       acceleration: "tcg",
       needsProbe: false,
     });
-    expect(decideAcceleration({ ...hardwareKvm, kvmDeviceExists: false, override: "kvm" }).acceleration).toBe("kvm");
+    expect(
+      decideAcceleration({ ...hardwareKvm, kvmDeviceExists: false, override: "kvm" }).acceleration,
+    ).toBe("kvm");
     expect(() => decideAcceleration({ ...hardwareKvm, override: "xen" })).toThrow(/PYRO_ACCEL/);
   });
 });

@@ -19,7 +19,10 @@ describe("frame codec", () => {
     ]);
     for (let split = 0; split <= wire.length; split++) {
       const reader = new FrameReader();
-      const frames = [...reader.push(wire.subarray(0, split)), ...reader.push(wire.subarray(split))];
+      const frames = [
+        ...reader.push(wire.subarray(0, split)),
+        ...reader.push(wire.subarray(split)),
+      ];
       expect(frames.map((f) => [f.channel, f.type, f.payload.toString()])).toEqual([
         [7, FrameType.control, '{"op":"hello"}'],
         [7, FrameType.stdout, "out"],
