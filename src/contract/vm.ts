@@ -1,41 +1,6 @@
 import { z } from "zod";
-import { DEFAULTS, LIMITS } from "./defaults.js";
+import { command, environment, memMib, timeoutSeconds, ttlSeconds, vcpuCount } from "./fields.js";
 import { defineOperation } from "./operation.js";
-
-const environment = z
-  .string()
-  .min(1)
-  .describe('Environment name, e.g. "debian:12" (see `pyro env list`).');
-const command = z
-  .array(z.string())
-  .min(1, "command needs at least one element: the program to run")
-  .describe('Program and arguments (argv), e.g. ["git", "--version"]. No shell is implied.');
-const vcpuCount = z
-  .number()
-  .int()
-  .min(1)
-  .default(DEFAULTS.vcpu_count)
-  .describe("Virtual CPUs, 1 up to the host's core count.");
-const memMib = z
-  .number()
-  .int()
-  .min(LIMITS.min_mem_mib)
-  .default(DEFAULTS.mem_mib)
-  .describe(`Guest memory in MiB, at least ${LIMITS.min_mem_mib}.`);
-const timeoutSeconds = z
-  .number()
-  .int()
-  .positive()
-  .max(LIMITS.max_timeout_seconds)
-  .default(DEFAULTS.timeout_seconds)
-  .describe("Kill the command (its whole process group) after this many seconds.");
-const ttlSeconds = z
-  .number()
-  .int()
-  .positive()
-  .max(LIMITS.max_ttl_seconds)
-  .default(DEFAULTS.ttl_seconds)
-  .describe("The VM is destroyed this many seconds after it starts, whatever happens.");
 
 export const RunParams = z.object({
   environment,
@@ -91,4 +56,137 @@ export const runInVm = defineOperation({
   params: RunParams,
   result: RunResult,
   errors: ["invalid_argument", "not_found", "unavailable", "timeout", "guest_error", "internal"],
+});
+
+export const VmState = z.enum(["created", "started", "stopped", "failed"]);
+
+export const VmRecord = z.object({
+  vm_id: z.string(),
+  environment: z.string(),
+  state: VmState,
+  vcpu_count: z.number().int(),
+  mem_mib: z.number().int(),
+  ttl_seconds: z.number().int(),
+  network: z.boolean(),
+  created_at: z.string().describe("ISO 8601."),
+  started_at: z.string().nullable(),
+  expires_at: z.string().describe("When the VM is destroyed (creation or last start + ttl)."),
+  execution_mode: ExecutionMode,
+  acceleration: AccelerationMode.nullable().describe("Set once the VM has been started."),
+  error: z.string().nullable().describe("Why the VM failed, when state is failed."),
+});
+
+const vmId = z.string().min(1).describe('The VM id returned by vm_create, e.g. "vm_0123456789ab".');
+export const VmIdParams = z.object({ vm_id: vmId });
+
+export const CreateVmParams = RunParams.pick({
+  environment: true,
+  vcpu_count: true,
+  mem_mib: true,
+  ttl_seconds: true,
+  network: true,
+  allow_host_compat: true,
+});
+
+export const ExecVmParams = z.object({ vm_id: vmId, command, timeout_seconds: timeoutSeconds });
+export const ExecVmResult = RunResult.omit({ environment: true, timings: true }).extend({
+  timings: Timings.pick({ exec_ms: true, teardown_ms: true }),
+});
+
+export const NetworkInfo = z.object({
+  vm_id: z.string(),
+  network: z.boolean().describe("Whether the VM has a network interface at all."),
+  interfaces: z.array(
+    z.object({ name: z.string(), mode: z.string(), guest_ip: z.string().nullable() }),
+  ),
+  published_ports: z.array(z.object({ guest_port: z.number(), host_port: z.number() })),
+});
+
+export const ReapResult = z.object({
+  removed: z.array(
+    z.object({ vm_id: z.string(), reason: z.enum(["expired", "orphaned", "failed"]) }),
+  ),
+});
+
+export const createVm = defineOperation({
+  sdkMethod: "createVm",
+  mcpTool: "vm_create",
+  cliCommand: undefined,
+  description:
+    "Create a VM without starting it. Use vm_run instead unless you need to inspect or start the VM separately before running one command.",
+  params: CreateVmParams,
+  result: VmRecord,
+  errors: ["invalid_argument", "not_found", "unavailable", "internal"],
+});
+
+export const startVm = defineOperation({
+  sdkMethod: "startVm",
+  mcpTool: "vm_start",
+  cliCommand: undefined,
+  description: "Boot a created or stopped VM and wait until it is ready for vm_exec.",
+  params: VmIdParams,
+  result: VmRecord,
+  errors: ["not_found", "conflict", "unavailable", "internal"],
+});
+
+export const execVm = defineOperation({
+  sdkMethod: "execVm",
+  mcpTool: "vm_exec",
+  cliCommand: undefined,
+  description:
+    "Run one command in a started VM and then delete the VM. Use it as the last step of vm_create and vm_start.",
+  params: ExecVmParams,
+  result: ExecVmResult,
+  errors: ["invalid_argument", "not_found", "conflict", "guest_error", "internal"],
+});
+
+export const stopVm = defineOperation({
+  sdkMethod: "stopVm",
+  mcpTool: "vm_stop",
+  cliCommand: undefined,
+  description: "Power a started VM off, keeping it so vm_start can boot it again.",
+  params: VmIdParams,
+  result: VmRecord,
+  errors: ["not_found", "conflict", "internal"],
+});
+
+export const deleteVm = defineOperation({
+  sdkMethod: "deleteVm",
+  mcpTool: "vm_delete",
+  cliCommand: undefined,
+  description: "Delete a VM in any state, powering it off first if it is running.",
+  params: VmIdParams,
+  result: z.object({ vm_id: z.string(), deleted: z.literal(true) }),
+  errors: ["not_found", "internal"],
+});
+
+export const statusVm = defineOperation({
+  sdkMethod: "statusVm",
+  mcpTool: "vm_status",
+  cliCommand: undefined,
+  description: "Show a VM's state, checked against its processes, and when it expires.",
+  params: VmIdParams,
+  result: VmRecord,
+  errors: ["not_found", "internal"],
+});
+
+export const networkInfoVm = defineOperation({
+  sdkMethod: "networkInfoVm",
+  mcpTool: "vm_network_info",
+  cliCommand: undefined,
+  description: "Show what network a VM has: none unless it was created with network access.",
+  params: VmIdParams,
+  result: NetworkInfo,
+  errors: ["not_found", "internal"],
+});
+
+export const reapExpired = defineOperation({
+  sdkMethod: "reapExpired",
+  mcpTool: "vm_reap_expired",
+  cliCommand: undefined,
+  description:
+    "Delete VMs whose time to live has passed or whose supervisor died, and list what was removed.",
+  params: z.object({}),
+  result: ReapResult,
+  errors: ["internal"],
 });

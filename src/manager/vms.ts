@@ -1,28 +1,43 @@
 import { randomBytes } from "node:crypto";
 import { cpus, totalmem } from "node:os";
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
+import { LIMITS } from "../contract/defaults.js";
 import { PyroError } from "../contract/errors.js";
 import { parseParams } from "../contract/validate.js";
-import { RunParams, type RunParamsInput, type RunResultValue } from "../contract/vm.js";
+import {
+  CreateVmParams,
+  ExecVmParams,
+  RunParams,
+  VmIdParams,
+  type RunParamsInput,
+  type RunResultValue,
+} from "../contract/vm.js";
+import type { z } from "zod";
+import type {
+  VmRecord as VmRecordSchema,
+  ExecVmResult,
+  NetworkInfo,
+  ReapResult,
+} from "../contract/vm.js";
 import { cachePaths } from "../env/artifacts.js";
 import { bootArtifacts, type BootArtifacts } from "../env/environments.js";
-import type { ExecHandlers } from "../guest/client.js";
-import { ShimClient, spawnShim } from "../shim/client.js";
+import type { ExecHandlers, ExecOutput } from "../guest/client.js";
+import { ShimClient } from "../shim/client.js";
 import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
-import { writeJsonAtomic } from "../util/fs.js";
-import { pyroHome } from "../util/paths.js";
-import { isProcessAlive, runChecked, sleep } from "../util/process.js";
+import { withLock } from "../util/lock.js";
+import { sleep } from "../util/process.js";
 import { silentProgress, type ProgressSink } from "../util/progress.js";
 import { resolveAcceleration, type ResolvedAcceleration } from "../vmm/acceleration.js";
 import { probeKvm } from "../vmm/probe.js";
-import { LIMITS } from "../contract/defaults.js";
+import { bootSandbox, createSandboxDir } from "./boot.js";
+import { checkId, listIds, liveState, readRecord, sandboxRoot, writeRecord } from "./records.js";
+
+export type VmRecord = z.output<typeof VmRecordSchema>;
+type CreateVmInput = z.input<typeof CreateVmParams>;
 
 /** Exit status reported for a command killed by its timeout (like `timeout(1)`). */
 export const TIMEOUT_EXIT_CODE = 124;
-/** Writable layer of each VM: sparse, so only what the guest writes takes host disk. */
-const STATE_DISK_SIZE = "8G";
-const STATE_DISK_LABEL = "pyro-state";
 /** Host memory kept back from guests so the host itself keeps working. */
 const HOST_RESERVED_MIB = 512;
 
@@ -34,10 +49,7 @@ export interface ManagerOptions {
   extraKernelArgs?: string[];
 }
 
-export interface RunOptions extends ExecHandlers {
-  /** Called once the VM exists, with its id (for cleanup on interrupt). */
-  onVmCreated?: (vmId: string) => void;
-}
+export type RunOptions = ExecHandlers;
 
 /** Creates, boots, runs in and tears down VMs. Never prints; throws PyroError. */
 export class VmManager {
@@ -52,113 +64,192 @@ export class VmManager {
     this.extraKernelArgs = options.extraKernelArgs ?? [];
   }
 
-  static vmsDir(): string {
-    return join(pyroHome(), "vms");
-  }
-
   /** `pyro run`: boot a fresh VM, run one command, delete the VM on every path. */
-  async run(input: RunParamsInput, options: RunOptions = {}): Promise<RunResultValue> {
+  async run(input: RunParamsInput, handlers: RunOptions = {}): Promise<RunResultValue> {
     const params = parseParams(RunParams, input);
-    checkHostLimits(params.vcpu_count, params.mem_mib);
-    if (params.network) {
-      throw new PyroError(
-        "unavailable",
-        "network access for VMs is not available yet; run without --network",
-      );
-    }
-    if (params.allow_host_compat) {
-      throw new PyroError(
-        "unavailable",
-        "host compatibility mode is not available yet; run without --allow-host-compat",
-      );
-    }
-    const artifacts = await bootArtifacts(params.environment, this.progress);
-    const accel = await this.resolveAcceleration(artifacts);
-    const vmId = newId("vm");
-    const dir = join(VmManager.vmsDir(), vmId);
+    const startedAt = performance.now();
+    const record = await this.create(params);
+    const dir = vmDir(record.vm_id);
     const emit = (phase: string) =>
       this.progress({
         scope: "run",
         phase,
-        fields: { vm_id: vmId, environment: params.environment },
+        fields: { vm_id: record.vm_id, environment: params.environment },
       });
-    const startedAt = performance.now();
     let client: ShimClient | undefined;
     try {
-      emit("create");
-      await this.prepareVmDir(dir, {
-        vm_id: vmId,
-        kernel_path: artifacts.kernel.path,
-        initrd_path: artifacts.agent.initramfs,
-        rootfs_path: artifacts.rootfs,
-        state_disk_path: vmFiles(dir).stateDisk,
-        vcpu_count: params.vcpu_count,
-        mem_mib: params.mem_mib,
-        acceleration: accel.acceleration,
-        hostname: vmId.replace(/_/g, "-"),
-        kernel_args: this.extraKernelArgs,
-        ttl_seconds: params.ttl_seconds,
-        boot_timeout_ms: this.bootTimeoutMs,
-        delete_on_exit: true,
-      });
-      options.onVmCreated?.(vmId);
       emit("boot");
-      await spawnShim(dir);
-      client = await ShimClient.connect(dir);
-      await client.claim();
-      const ready = await client.waitReady();
-      if (ready.state !== "ready") {
-        throw new PyroError("unavailable", `the VM failed to boot: ${ready.error ?? ready.state}`);
-      }
+      const booted = await this.boot(record, { claim: true });
+      client = booted.client;
       const agentReadyMs = performance.now() - startedAt;
       emit("exec");
-      const execStarted = performance.now();
-      const output = await client.exec(
-        {
-          argv: params.command,
-          timeout_ms: params.timeout_seconds * 1000,
-          max_output_bytes: LIMITS.max_output_bytes,
-        },
-        options,
+      const { output, execMs } = await execCommand(
+        client,
+        params.command,
+        params.timeout_seconds,
+        handlers,
       );
-      const execMs = performance.now() - execStarted;
       emit("teardown");
       const teardownStarted = performance.now();
       await client.stop(true);
       client.destroy();
       client = undefined;
-      const teardownMs = performance.now() - teardownStarted;
       return {
-        vm_id: vmId,
+        ...execResult(record, params.command, output),
         environment: params.environment,
-        command: params.command,
-        exit_code: output.timed_out
-          ? TIMEOUT_EXIT_CODE
-          : exitCodeOf(output.exit_code, output.signal),
-        stdout: output.stdout.toString("utf8"),
-        stderr: output.stderr.toString("utf8"),
-        duration_ms: Math.round(output.duration_ms),
-        timed_out: output.timed_out,
-        stdout_truncated: output.stdout_truncated,
-        stderr_truncated: output.stderr_truncated,
-        execution_mode: "guest",
-        acceleration: accel.acceleration,
+        acceleration: booted.acceleration,
         timings: {
-          vmm_start_ms: ready.timings.vmm_start_ms ?? 0,
-          boot_ms: ready.timings.boot_ms ?? 0,
+          vmm_start_ms: booted.ready.timings.vmm_start_ms ?? 0,
+          boot_ms: booted.ready.timings.boot_ms ?? 0,
           agent_ready_ms: Math.round(agentReadyMs),
-          exec_ms: Math.round(execMs),
-          teardown_ms: Math.round(teardownMs),
+          exec_ms: execMs,
+          teardown_ms: Math.round(performance.now() - teardownStarted),
         },
       };
     } finally {
-      if (client) {
-        // Closing the owning connection makes the shim delete the VM; wait for that.
-        client.destroy();
-        await waitForRemoval(dir, 10_000);
-      }
+      // Closing the owning connection makes the shim delete the VM; wait for that.
+      client?.destroy();
+      await waitForRemoval(dir, 10_000);
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /** Validates, builds what the environment needs, and records a VM in state `created`. */
+  async create(input: CreateVmInput): Promise<VmRecord> {
+    const params = parseParams(CreateVmParams, input);
+    checkHostLimits(params.vcpu_count, params.mem_mib);
+    refuseUnbuiltFeatures(params);
+    await bootArtifacts(params.environment, this.progress);
+    const vmId = newId("vm");
+    const now = new Date();
+    const record: VmRecord = {
+      vm_id: vmId,
+      environment: params.environment,
+      state: "created",
+      vcpu_count: params.vcpu_count,
+      mem_mib: params.mem_mib,
+      ttl_seconds: params.ttl_seconds,
+      network: params.network,
+      created_at: now.toISOString(),
+      started_at: null,
+      expires_at: new Date(now.getTime() + params.ttl_seconds * 1000).toISOString(),
+      execution_mode: "guest",
+      acceleration: null,
+      error: null,
+    };
+    const dir = vmDir(vmId);
+    await createSandboxDir(dir);
+    await writeRecord(dir, record);
+    this.progress({
+      scope: "run",
+      phase: "create",
+      fields: { vm_id: vmId, environment: params.environment },
+    });
+    return record;
+  }
+
+  async start(input: z.input<typeof VmIdParams>): Promise<VmRecord> {
+    const { vm_id } = parseParams(VmIdParams, input);
+    return this.withVm(vm_id, async (record) => {
+      if (record.state === "started") {
+        throw new PyroError(
+          "conflict",
+          `VM ${vm_id} is already started; run a command in it with vm_exec (SDK: execVm)`,
+        );
+      }
+      const booted = await this.boot(record, { claim: false });
+      booted.client.destroy();
+      return this.readVm(vm_id);
+    });
+  }
+
+  /** Runs one command in a started VM, then deletes the VM (CONTRACT.md `execVm`). */
+  async exec(
+    input: z.input<typeof ExecVmParams>,
+    handlers: ExecHandlers = {},
+  ): Promise<z.output<typeof ExecVmResult>> {
+    const params = parseParams(ExecVmParams, input);
+    const record = await this.status({ vm_id: params.vm_id });
+    if (record.state !== "started") {
+      throw new PyroError(
+        "conflict",
+        `VM ${params.vm_id} is ${record.state}, not started; start it with vm_start (SDK: startVm) first`,
+      );
+    }
+    const client = await ShimClient.connect(vmDir(params.vm_id));
+    try {
+      const { output, execMs } = await execCommand(
+        client,
+        params.command,
+        params.timeout_seconds,
+        handlers,
+      );
+      const teardownStarted = performance.now();
+      await client.stop(true);
+      return {
+        ...execResult(record, params.command, output),
+        acceleration: record.acceleration ?? "tcg",
+        timings: { exec_ms: execMs, teardown_ms: Math.round(performance.now() - teardownStarted) },
+      };
+    } finally {
+      client.destroy();
+      await rm(vmDir(params.vm_id), { recursive: true, force: true });
+    }
+  }
+
+  async stop(input: z.input<typeof VmIdParams>): Promise<VmRecord> {
+    const { vm_id } = parseParams(VmIdParams, input);
+    return this.withVm(vm_id, async (record) => {
+      if (record.state !== "started") {
+        throw new PyroError(
+          "conflict",
+          `VM ${vm_id} is ${record.state}, not started; there is nothing to stop`,
+        );
+      }
+      const client = await ShimClient.connect(vmDir(vm_id));
+      try {
+        await client.stop(false);
+      } finally {
+        client.destroy();
+      }
+      const stopped: VmRecord = { ...record, state: "stopped" };
+      await writeRecord(vmDir(vm_id), stopped);
+      return stopped;
+    });
+  }
+
+  async delete(input: z.input<typeof VmIdParams>): Promise<{ vm_id: string; deleted: true }> {
+    const { vm_id } = parseParams(VmIdParams, input);
+    await this.readVm(vm_id);
+    await destroySandbox(vmDir(vm_id));
+    return { vm_id, deleted: true };
+  }
+
+  /** The record, reconciled with the VM's processes: a dead shim means a failed VM. */
+  async status(input: z.input<typeof VmIdParams>): Promise<VmRecord> {
+    const { vm_id } = parseParams(VmIdParams, input);
+    return this.readVm(vm_id);
+  }
+
+  async networkInfo(input: z.input<typeof VmIdParams>): Promise<z.output<typeof NetworkInfo>> {
+    const record = await this.status(input);
+    return { vm_id: record.vm_id, network: record.network, interfaces: [], published_ports: [] };
+  }
+
+  /** Deletes VMs past their TTL and VMs whose supervisor died (with their VMM). */
+  async reapExpired(): Promise<z.output<typeof ReapResult>> {
+    const removed: z.output<typeof ReapResult>["removed"] = [];
+    for (const vmId of await listIds("vms")) {
+      const dir = vmDir(vmId);
+      const record = await readRecord<VmRecord>(dir);
+      const live = await liveState(dir);
+      const expired = record !== undefined && Date.parse(record.expires_at) <= Date.now();
+      const orphaned = record === undefined || (record.state === "started" && !live.shimAlive);
+      if (!expired && !orphaned) continue;
+      await destroySandbox(dir);
+      removed.push({ vm_id: vmId, reason: expired ? "expired" : "orphaned" });
+    }
+    return { removed };
   }
 
   /** KVM or TCG for this host (probed once per host kernel, then cached). */
@@ -169,38 +260,137 @@ export class VmManager {
     return this.acceleration;
   }
 
-  private async prepareVmDir(dir: string, config: ShimLaunchConfig): Promise<void> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const files = vmFiles(dir);
-    await runChecked("create the VM's state disk", "mkfs.ext4", [
-      "-q",
-      "-F",
-      "-L",
-      STATE_DISK_LABEL,
-      "-E",
-      "lazy_itable_init=1,lazy_journal_init=1",
-      files.stateDisk,
-      STATE_DISK_SIZE,
-    ]);
-    await writeJsonAtomic(files.launch, config, 0o600);
+  private async boot(record: VmRecord, options: { claim: boolean }) {
+    const dir = vmDir(record.vm_id);
+    const artifacts = await bootArtifacts(record.environment, this.progress);
+    const accel = await this.resolveAcceleration(artifacts);
+    const launch: ShimLaunchConfig = {
+      vm_id: record.vm_id,
+      kernel_path: artifacts.kernel.path,
+      initrd_path: artifacts.agent.initramfs,
+      rootfs_path: artifacts.rootfs,
+      state_disk_path: vmFiles(dir).stateDisk,
+      vcpu_count: record.vcpu_count,
+      mem_mib: record.mem_mib,
+      acceleration: accel.acceleration,
+      hostname: record.vm_id.replace(/_/g, "-"),
+      kernel_args: this.extraKernelArgs,
+      ttl_seconds: record.ttl_seconds,
+      ttl_action: "delete",
+      boot_timeout_ms: this.bootTimeoutMs,
+      delete_on_exit: options.claim,
+    };
+    const now = new Date();
+    try {
+      const booted = await bootSandbox(dir, launch, options);
+      await writeRecord(dir, {
+        ...record,
+        state: "started",
+        started_at: now.toISOString(),
+        expires_at: new Date(now.getTime() + record.ttl_seconds * 1000).toISOString(),
+        acceleration: accel.acceleration,
+        error: null,
+      } satisfies VmRecord);
+      return { ...booted, acceleration: accel.acceleration };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      await writeRecord(dir, {
+        ...record,
+        state: "failed",
+        error: message,
+      } satisfies VmRecord).catch(() => {});
+      throw error;
+    }
   }
 
-  /** Removes VM directories whose shim is gone (crashed or killed), with their VMMs. */
-  async reapOrphans(): Promise<string[]> {
-    const removed: string[] = [];
-    const entries = await readdir(VmManager.vmsDir()).catch(() => [] as string[]);
-    for (const id of entries) {
-      const dir = join(VmManager.vmsDir(), id);
-      const status = await import("../util/fs.js").then((m) =>
-        m.readJsonIfExists<{ shim_pid: number; vmm_pid: number | null }>(vmFiles(dir).status),
+  private async readVm(vmId: string): Promise<VmRecord> {
+    checkId(vmId, "vm");
+    const dir = vmDir(vmId);
+    const record = await readRecord<VmRecord>(dir);
+    if (!record) {
+      throw new PyroError(
+        "not_found",
+        `no VM with id "${vmId}"; it may have been deleted or reached its ttl`,
+        {
+          details: { vm_id: vmId },
+        },
       );
-      if (status && isProcessAlive(status.shim_pid)) continue;
-      if (status?.vmm_pid && isProcessAlive(status.vmm_pid))
-        process.kill(status.vmm_pid, "SIGKILL");
-      await rm(dir, { recursive: true, force: true });
-      removed.push(id);
     }
-    return removed;
+    if (record.state !== "started") return record;
+    const live = await liveState(dir);
+    if (live.shimAlive) return record;
+    const reason = live.shim?.error ?? "its supervisor process died";
+    return { ...record, state: "failed", error: reason };
+  }
+
+  /** State changes on one VM are serialised by a lock in its directory. */
+  private async withVm<T>(vmId: string, fn: (record: VmRecord) => Promise<T>): Promise<T> {
+    await this.readVm(vmId); // not_found before a lock file could create the directory
+    return withLock(join(vmDir(vmId), "lock"), async () => fn(await this.readVm(vmId)), {
+      timeoutMs: 120_000,
+    });
+  }
+}
+
+function vmDir(vmId: string): string {
+  return join(sandboxRoot("vms"), vmId);
+}
+
+/** Stops whatever runs for a sandbox directory and removes it. */
+export async function destroySandbox(dir: string): Promise<void> {
+  const live = await liveState(dir);
+  if (live.shimAlive) {
+    const client = await ShimClient.connect(dir).catch(() => undefined);
+    await client?.stop(true).catch(() => {});
+    client?.destroy();
+  }
+  const after = await liveState(dir);
+  if (after.vmmAlive && after.shim?.vmm_pid) process.kill(after.shim.vmm_pid, "SIGKILL");
+  if (after.shimAlive && after.shim) process.kill(after.shim.shim_pid, "SIGKILL");
+  await rm(dir, { recursive: true, force: true });
+}
+
+async function execCommand(
+  client: ShimClient,
+  command: string[],
+  timeoutSeconds: number,
+  handlers: ExecHandlers,
+) {
+  const started = performance.now();
+  const output = await client.exec(
+    { argv: command, timeout_ms: timeoutSeconds * 1000, max_output_bytes: LIMITS.max_output_bytes },
+    handlers,
+  );
+  return { output, execMs: Math.round(performance.now() - started) };
+}
+
+function execResult(record: VmRecord, command: string[], output: ExecOutput) {
+  return {
+    vm_id: record.vm_id,
+    command,
+    exit_code: output.timed_out ? TIMEOUT_EXIT_CODE : exitCodeOf(output.exit_code, output.signal),
+    stdout: output.stdout.toString("utf8"),
+    stderr: output.stderr.toString("utf8"),
+    duration_ms: Math.round(output.duration_ms),
+    timed_out: output.timed_out,
+    stdout_truncated: output.stdout_truncated,
+    stderr_truncated: output.stderr_truncated,
+    execution_mode: "guest" as const,
+  };
+}
+
+function refuseUnbuiltFeatures(params: { network: boolean; allow_host_compat: boolean }): void {
+  if (params.network) {
+    throw new PyroError(
+      "unavailable",
+      "network access for VMs is not available yet; run without --network",
+    );
+  }
+  if (params.allow_host_compat) {
+    throw new PyroError(
+      "unavailable",
+      "host compatibility mode is not available yet; run without --allow-host-compat",
+    );
   }
 }
 
@@ -234,27 +424,23 @@ function exitCodeOf(exitCode: number | null, signal: string | null): number {
     HUP: 1,
     INT: 2,
     QUIT: 3,
+    ABRT: 6,
     KILL: 9,
     SEGV: 11,
     PIPE: 13,
     TERM: 15,
-    ABRT: 6,
   };
   return 128 + (signal ? (numbers[signal] ?? 0) : 0);
 }
 
-export function newId(prefix: string): string {
+export function newId(prefix: "vm" | "ws"): string {
   return `${prefix}_${randomBytes(6).toString("hex")}`;
 }
 
 async function waitForRemoval(dir: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const exists = await readdir(dir).then(
-      () => true,
-      () => false,
-    );
-    if (!exists) return;
+    if (!(await liveState(dir)).shimAlive && !(await readRecord(dir))) return;
     await sleep(20);
   }
 }

@@ -16,6 +16,8 @@ export interface ShimLaunchConfig {
   kernel_args: string[];
   /** The shim ends the VM this long after start; 0 = never. */
   ttl_seconds: number;
+  /** At the TTL: delete the VM (one-shot and lifecycle VMs) or only stop it (workspaces). */
+  ttl_action: "delete" | "stop";
   /** How long the guest may take from VMM start to an answering agent. */
   boot_timeout_ms: number;
   /** Remove the whole state directory when the VM ends (one-shot VMs). */

@@ -64,7 +64,7 @@ export class Supervisor {
     if (this.config.ttl_seconds > 0) {
       setTimeout(() => {
         this.log(`ttl of ${this.config.ttl_seconds}s reached`);
-        void this.end({ remove: this.config.delete_on_exit, reason: "ttl expired" });
+        void this.end({ remove: this.config.ttl_action === "delete", reason: "ttl expired" });
       }, this.config.ttl_seconds * 1000).unref();
     }
   }

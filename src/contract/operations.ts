@@ -1,0 +1,61 @@
+import * as environment from "./environment.js";
+import * as vm from "./vm.js";
+
+/**
+ * Every public operation, in the order surfaces list them. The MCP tool list, the SDK
+ * method list and the CLI are checked against this (test/unit/contract.test.ts).
+ */
+export const OPERATIONS = [
+  environment.listEnvironments,
+  environment.pullEnvironment,
+  environment.inspectEnvironment,
+  environment.pruneEnvironments,
+  vm.runInVm,
+  vm.createVm,
+  vm.startVm,
+  vm.execVm,
+  vm.stopVm,
+  vm.deleteVm,
+  vm.statusVm,
+  vm.networkInfoVm,
+  vm.reapExpired,
+] as const;
+
+export type AnyOperation = (typeof OPERATIONS)[number];
+
+export const MCP_PROFILES = ["vm-run", "workspace-core", "workspace-full"] as const;
+export type McpProfile = (typeof MCP_PROFILES)[number];
+export const DEFAULT_MCP_PROFILE: McpProfile = "workspace-core";
+
+/**
+ * Tools per profile (CONTRACT.md). `workspace-core` names workspace tools that join as
+ * their operations land; a profile only exposes tools that exist in OPERATIONS.
+ */
+const PROFILE_TOOLS: Record<McpProfile, readonly string[] | "all"> = {
+  "vm-run": ["vm_run"],
+  "workspace-core": [
+    "vm_run",
+    "workspace_create",
+    "workspace_list",
+    "workspace_status",
+    "workspace_update",
+    "workspace_exec",
+    "workspace_sync_push",
+    "workspace_file_list",
+    "workspace_file_read",
+    "workspace_file_write",
+    "workspace_patch_apply",
+    "workspace_diff",
+    "workspace_export",
+    "workspace_reset",
+    "workspace_delete",
+  ],
+  "workspace-full": "all",
+};
+
+export function operationsForProfile(profile: McpProfile): AnyOperation[] {
+  const wanted = PROFILE_TOOLS[profile];
+  return OPERATIONS.filter(
+    (op) => op.mcpTool !== undefined && (wanted === "all" || wanted.includes(op.mcpTool)),
+  );
+}

@@ -1,0 +1,61 @@
+import { mkdir, stat } from "node:fs/promises";
+import { PyroError } from "../contract/errors.js";
+import { ShimClient, spawnShim } from "../shim/client.js";
+import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "../shim/launch.js";
+import { writeJsonAtomic } from "../util/fs.js";
+import { runChecked } from "../util/process.js";
+
+/** Writable layer of each VM: sparse, so only what the guest writes takes host disk. */
+const STATE_DISK_SIZE = "8G";
+const STATE_DISK_LABEL = "pyro-state";
+
+export async function createSandboxDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+}
+
+/** A fresh, empty writable layer (the guest agent finds it by its label). */
+export async function createStateDisk(dir: string): Promise<void> {
+  await runChecked("create the VM's state disk", "mkfs.ext4", [
+    "-q",
+    "-F",
+    "-L",
+    STATE_DISK_LABEL,
+    "-E",
+    "lazy_itable_init=1,lazy_journal_init=1",
+    vmFiles(dir).stateDisk,
+    STATE_DISK_SIZE,
+  ]);
+}
+
+export interface BootedSandbox {
+  client: ShimClient;
+  ready: ShimStatus;
+}
+
+/**
+ * Starts the shim for a prepared directory and waits until the guest agent answers.
+ * With `claim`, the VM's life is tied to the returned connection (one-shot runs).
+ * On failure the shim has already cleaned up after itself; the error carries its reason.
+ */
+export async function bootSandbox(
+  dir: string,
+  launch: ShimLaunchConfig,
+  options: { claim: boolean },
+): Promise<BootedSandbox> {
+  const files = vmFiles(dir);
+  if (!(await stat(files.stateDisk).catch(() => undefined))) await createStateDisk(dir);
+  await writeJsonAtomic(files.launch, launch, 0o600);
+  await spawnShim(dir);
+  const client = await ShimClient.connect(dir);
+  try {
+    if (options.claim) await client.claim();
+    const ready = await client.waitReady();
+    if (ready.state !== "ready") {
+      throw new PyroError("unavailable", `the VM failed to boot: ${ready.error ?? ready.state}`);
+    }
+    return { client, ready };
+  } catch (error) {
+    client.destroy();
+    throw error;
+  }
+}
