@@ -26,7 +26,7 @@ import type { ExecHandlers, ExecOutput } from "../guest/client.js";
 import { ShimClient } from "../shim/client.js";
 import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
 import { withLock } from "../util/lock.js";
-import { sleep } from "../util/process.js";
+import { isProcessAlive, sleep } from "../util/process.js";
 import { silentProgress, type ProgressSink } from "../util/progress.js";
 import { resolveAcceleration, type ResolvedAcceleration } from "../vmm/acceleration.js";
 import { probeKvm } from "../vmm/probe.js";
@@ -206,12 +206,14 @@ export class VmManager {
           `VM ${vm_id} is ${record.state}, not started; there is nothing to stop`,
         );
       }
+      const shimPid = (await liveState(vmDir(vm_id))).shim?.shim_pid;
       const client = await ShimClient.connect(vmDir(vm_id));
       try {
         await client.stop(false);
       } finally {
         client.destroy();
       }
+      if (shimPid) await waitForExit(shimPid, 5_000);
       const stopped: VmRecord = { ...record, state: "stopped" };
       await writeRecord(vmDir(vm_id), stopped);
       return stopped;
@@ -435,6 +437,11 @@ function exitCodeOf(exitCode: number | null, signal: string | null): number {
 
 export function newId(prefix: "vm" | "ws"): string {
   return `${prefix}_${randomBytes(6).toString("hex")}`;
+}
+
+async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (isProcessAlive(pid) && Date.now() < deadline) await sleep(10);
 }
 
 async function waitForRemoval(dir: string, timeoutMs: number): Promise<void> {
