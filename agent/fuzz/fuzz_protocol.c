@@ -5,10 +5,16 @@
  * split of headers and payloads); each complete control frame is parsed as JSON, and
  * every document that parses is written back with the writer and parsed again, which
  * must give the same tree. The whole input is also parsed as JSON on its own, so the
- * fuzzer reaches the JSON parser without having to build a frame header first. */
+ * fuzzer reaches the JSON parser without having to build a frame header first.
+ *
+ * The file operations' path strings ("root", "path", "workspace_root" members, and the
+ * raw input) go through the lexical path code, which must give clean paths that stay
+ * clean and never climb out of the root. */
 #include "frame.h"
 #include "json.h"
+#include "path.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,11 +93,56 @@ static int same_tree(const struct pyro_json_value *a, const struct pyro_json_val
     }
 }
 
+/* A cleaned path has no empty, "." or ".." component, unless it is "." or "/". */
+static int is_clean(const char *p)
+{
+    if (strcmp(p, ".") == 0 || strcmp(p, "/") == 0)
+        return 1;
+    const char *c = p[0] == '/' ? p + 1 : p;
+    for (;;) {
+        size_t n = strcspn(c, "/");
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return 0;
+        if (c[n] == '\0')
+            return 1;
+        c += n + 1;
+    }
+}
+
+static void check_path(const char *s)
+{
+    static char clean[PATH_MAX], again[PATH_MAX], rel[PATH_MAX], dir[PATH_MAX + 2];
+    if (pyro_path_clean(s, clean, sizeof clean) == 0) {
+        if (!is_clean(clean) || (clean[0] == '/') != (s[0] == '/') ||
+            pyro_path_clean(clean, again, sizeof again) != 0 || strcmp(clean, again) != 0)
+            abort();
+        const char *name = pyro_path_split(clean, dir, sizeof dir);
+        if (strchr(name, '/') != NULL)
+            abort();
+    }
+    if (pyro_path_under_root("/workspace", s, rel, sizeof rel) == 0 &&
+        (!is_clean(rel) || rel[0] == '/' || pyro_path_has_dotdot(rel)))
+        abort();
+}
+
+static void check_paths(const struct pyro_json_value *v)
+{
+    static const char *const fields[] = {"root", "path", "workspace_root"};
+    if (v->type != PYRO_JSON_OBJECT)
+        return;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const struct pyro_json_value *f = pyro_json_get(v, fields[i]);
+        if (pyro_json_is_cstring(f))
+            check_path(f->str);
+    }
+}
+
 static void check_json(const char *text, size_t len)
 {
     const struct pyro_json_value *v = parse(0, text, len);
     if (!v)
         return;
+    check_paths(v);
     struct pyro_json_writer w;
     pyro_json_writer_init(&w, rewritten, sizeof rewritten);
     write_value(&w, v);
@@ -128,5 +179,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_json((const char *)reader.payload, reader.header.payload_len);
     }
     check_json((const char *)data + 1, size - 1);
+    static char raw[PATH_MAX + 16];
+    size_t raw_len = size - 1 < sizeof raw - 1 ? size - 1 : sizeof raw - 1;
+    memcpy(raw, data + 1, raw_len);
+    raw[raw_len] = '\0';
+    check_path(raw);
     return 0;
 }

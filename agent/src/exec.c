@@ -32,6 +32,7 @@ struct exec_channel {
     size_t stdin_len, stdin_cap;
     bool stdin_eof_pending;
     uint64_t max_output_bytes;
+    bool sync_after;
     int64_t start_ms, deadline_ms, exit_ms, drain_until_ms;
     bool reaped, timed_out;
     int status;
@@ -156,6 +157,7 @@ void pyro_exec_start(struct pyro_conn *conn, uint32_t channel,
         .err = {.fd = child.stderr_fd, .frame_type = PYRO_FRAME_STDERR},
         .stdin_fd = child.stdin_fd,
         .max_output_bytes = (uint64_t)req.max_output_bytes,
+        .sync_after = req.sync_after,
         .start_ms = start_ms,
         .deadline_ms = req.timeout_ms > 0 ? start_ms + req.timeout_ms : INT64_MAX,
     };
@@ -316,6 +318,8 @@ static void send_exit(struct exec_channel *e)
     char signame[16];
     bool exited = !e->timed_out && WIFEXITED(e->status);
     const char *sig = NULL;
+    if (e->sync_after)
+        sync();
     if (e->timed_out)
         sig = "KILL";
     else if (WIFSIGNALED(e->status))

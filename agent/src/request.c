@@ -2,10 +2,14 @@
 
 #include "agent.h"
 #include "exec.h"
+#include "file_list.h"
+#include "file_write.h"
+#include "files.h"
 #include "init.h"
 #include "log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,11 +121,13 @@ bool pyro_field_int(const struct pyro_json_value *req, const char *op, const cha
     return true;
 }
 
-/* Applies hello's time_ms and hostname; only a guest agent owns the clock. */
+/* Applies hello's time_ms and hostname (only a guest agent owns the clock) and creates
+ * its workspace_root (in every mode). Everything is validated before anything is done. */
 static bool hello_apply(const struct pyro_json_value *req, struct pyro_error *e)
 {
     int64_t time_ms = 0;
-    bool has_time = false;
+    bool has_time = false, has_workspace = false;
+    char workspace[PATH_MAX];
     if (!pyro_field_int(req, "hello", "time_ms", 0, INT64_MAX, &has_time, &time_ms, e))
         return false;
     const struct pyro_json_value *host = pyro_json_get(req, "hostname");
@@ -130,6 +136,10 @@ static bool hello_apply(const struct pyro_json_value *req, struct pyro_error *e)
                        "hello: hostname must be a string of 1 to 64 bytes");
         return false;
     }
+    if (!pyro_files_parse_workspace_root(req, workspace, sizeof workspace, &has_workspace, e))
+        return false;
+    if (has_workspace && !pyro_files_make_workspace_root(workspace, e))
+        return false;
     if (!pyro_agent.guest_mode)
         return true;
     if (has_time) {
@@ -150,7 +160,7 @@ static bool hello_apply(const struct pyro_json_value *req, struct pyro_error *e)
 static void handle_hello(struct pyro_conn *conn, uint32_t channel,
                          const struct pyro_json_value *req)
 {
-    static const char *const fields[] = {"op", "time_ms", "hostname", NULL};
+    static const char *const fields[] = {"op", "time_ms", "hostname", "workspace_root", NULL};
     struct pyro_error e;
     if (!pyro_fields_known(req, "hello", fields, &e) || !hello_apply(req, &e)) {
         pyro_send_error(conn, channel, &e);
@@ -244,6 +254,16 @@ static void dispatch_op(struct pyro_conn *conn, uint32_t channel,
         handle_signal(conn, channel, req);
     else if (strcmp(op->str, "shutdown") == 0)
         handle_shutdown(conn, channel, req);
+    else if (strcmp(op->str, "file_list") == 0)
+        pyro_file_list(conn, channel, req);
+    else if (strcmp(op->str, "file_read") == 0)
+        pyro_file_read(conn, channel, req);
+    else if (strcmp(op->str, "file_write") == 0)
+        pyro_file_write_start(conn, channel, req);
+    else if (strcmp(op->str, "file_delete") == 0)
+        pyro_file_delete(conn, channel, req);
+    else if (strcmp(op->str, "mkdir") == 0)
+        pyro_file_mkdir(conn, channel, req);
     else {
         pyro_error_set(&e, PYRO_ERR_INVALID_ARGUMENT, 0, "unknown op \"%.64s\"", op->str);
         pyro_send_error(conn, channel, &e);
@@ -254,11 +274,12 @@ static void handle_control(struct pyro_conn *conn, uint32_t channel, const uint8
                            uint32_t len)
 {
     struct pyro_error e;
-    if (pyro_exec_channel_busy(conn, channel)) {
+    if (pyro_exec_channel_busy(conn, channel) || pyro_file_write_channel_busy(conn, channel)) {
         /* A second terminal frame would break the channel's contract, and replying
          * nothing is the only other choice: the host sent on a busy channel. */
-        LOG_ERROR("%s: control frame on channel %u, which has a running exec; dropped "
-                  "(requests need a fresh channel; signal uses target_channel)",
+        LOG_ERROR("%s: control frame on channel %u, which has a running exec or "
+                  "file_write; dropped (requests need a fresh channel; signal uses "
+                  "target_channel)",
                   conn->name, channel);
         return;
     }
@@ -298,9 +319,11 @@ void pyro_request_frame(struct pyro_conn *conn, const struct pyro_frame_header *
     case PYRO_FRAME_STDIN:
     case PYRO_FRAME_STDIN_EOF:
         if (!pyro_exec_stdin(conn, header->channel, payload, header->payload_len,
-                             header->type == PYRO_FRAME_STDIN_EOF))
+                             header->type == PYRO_FRAME_STDIN_EOF) &&
+            !pyro_file_write_stdin(conn, header->channel, payload, header->payload_len,
+                                   header->type == PYRO_FRAME_STDIN_EOF))
             LOG_DEBUG("%s: stdin frame for channel %u, which has no process reading "
-                      "stdin; dropped",
+                      "stdin and no file_write; dropped",
                       conn->name, header->channel);
         return;
     default:
@@ -308,4 +331,10 @@ void pyro_request_frame(struct pyro_conn *conn, const struct pyro_frame_header *
                   header->type, header->channel);
         return;
     }
+}
+
+void pyro_request_drop_conn(struct pyro_conn *conn)
+{
+    pyro_exec_drop_conn(conn);
+    pyro_file_write_drop_conn(conn);
 }

@@ -35,6 +35,10 @@ pyro_error_set(struct pyro_error *e, const char *code, int err, const char *fmt,
 void pyro_request_frame(struct pyro_conn *conn, const struct pyro_frame_header *header,
                         const uint8_t *payload);
 
+/* Forgets what a connection that went away had going: its execs' process groups are
+ * killed, its pending file_writes discarded. No frames are sent. */
+void pyro_request_drop_conn(struct pyro_conn *conn);
+
 void pyro_send_error(struct pyro_conn *conn, uint32_t channel, const struct pyro_error *e);
 /* Sends the document in w as a control frame (an internal error if it overflowed). */
 void pyro_send_control(struct pyro_conn *conn, uint32_t channel, struct pyro_json_writer *w);

@@ -141,10 +141,11 @@ bool pyro_spawn_parse(const struct pyro_json_value *json, struct pyro_spawn_requ
                       struct pyro_error *e)
 {
     static const char *const fields[] = {
-        "op", "argv", "env", "cwd", "timeout_ms", "max_output_bytes", "stdin", NULL};
+        "op", "argv", "env", "cwd", "timeout_ms", "max_output_bytes", "stdin", "sync", NULL};
     req->timeout_ms = 0;
     req->max_output_bytes = PYRO_DEFAULT_MAX_OUTPUT_BYTES;
     req->stdin_pipe = false;
+    req->sync_after = false;
     return pyro_fields_known(json, "exec", fields, e) && parse_argv(json, req, e) &&
            parse_env(json, req, e) &&
            pyro_field_int(json, "exec", "timeout_ms", 1, INT64_MAX / 2, NULL, &req->timeout_ms,
@@ -152,6 +153,7 @@ bool pyro_spawn_parse(const struct pyro_json_value *json, struct pyro_spawn_requ
            pyro_field_int(json, "exec", "max_output_bytes", 0, PYRO_MAX_OUTPUT_BYTES_LIMIT,
                           NULL, &req->max_output_bytes, e) &&
            pyro_field_bool(json, "exec", "stdin", &req->stdin_pipe, e) &&
+           pyro_field_bool(json, "exec", "sync", &req->sync_after, e) &&
            parse_cwd(json, req, e);
 }
 

@@ -15,7 +15,7 @@
 #include <sys/types.h>
 
 #define PYRO_DEFAULT_MAX_OUTPUT_BYTES 1048576
-#define PYRO_MAX_OUTPUT_BYTES_LIMIT (64 * 1024 * 1024)
+#define PYRO_MAX_OUTPUT_BYTES_LIMIT (1024 * 1024 * 1024)
 
 struct pyro_spawn_request {
     char **argv;              /* NULL-terminated; points into the parsed request */
@@ -24,6 +24,8 @@ struct pyro_spawn_request {
     int64_t timeout_ms;       /* 0: none */
     int64_t max_output_bytes; /* per stream */
     bool stdin_pipe;          /* true: stdin frames; false: /dev/null */
+    bool sync_after;          /* sync(2) before the exit frame, so what the command
+                                 wrote survives a VMM crash right after the reply */
 };
 
 /* Fills req from the exec request. The arrays live in static storage owned by this

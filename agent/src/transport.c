@@ -230,7 +230,7 @@ static void virtio_hangup(struct pyro_conn *c, int64_t now_ms)
 {
     if (c->host_seen) {
         LOG_INFO("host disconnected from the virtio port");
-        pyro_exec_drop_conn(c);
+        pyro_request_drop_conn(c);
         pyro_frame_reader_reset(c->reader);
         c->host_seen = false;
     }
@@ -277,7 +277,7 @@ void pyro_transport_on_ready(const struct pyro_poll_tag *tag, short revents, int
 
 static void close_conn(struct pyro_conn *c)
 {
-    pyro_exec_drop_conn(c);
+    pyro_request_drop_conn(c);
     pyro_close(&c->fd);
     pyro_frame_reader_reset(c->reader);
     c->broken = false;

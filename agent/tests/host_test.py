@@ -269,8 +269,8 @@ def test_bad_requests(c, root):
         (b'{"op":"exec","argv":["true"],"env":{"A":1}}', "invalid_argument", "non-string env"),
         (b'{"op":"exec","argv":["true"],"timeout_ms":0}', "invalid_argument", "timeout_ms 0"),
         (b'{"op":"exec","argv":["true"],"timeout_ms":1.5}', "invalid_argument", "timeout_ms 1.5"),
-        (b'{"op":"exec","argv":["true"],"max_output_bytes":67108865}', "invalid_argument",
-         "max_output_bytes above 64 MiB"),
+        (b'{"op":"exec","argv":["true"],"max_output_bytes":1073741825}', "invalid_argument",
+         "max_output_bytes above 1 GiB"),
         (b'{"op":"exec","argv":["true"],"stdin":1}', "invalid_argument", "non-bool stdin"),
         (b'{"op":"exec","argv":["true"],"cwd":"rel"}', "invalid_argument", "relative cwd"),
         (b'{"op":"exec","argv":["true"],"timeout":5}', "invalid_argument", "unknown field"),
@@ -310,6 +310,302 @@ def test_bad_requests(c, root):
     c.send(44, CONTROL, b'{"op":"exec","argv":["printf","%s","\\ud83d\\ude00\\n\\t"]}')
     frames, msg = c.wait(44)
     check(frames == [(STDOUT, "\U0001F600\n\t".encode())], "\\u surrogate pair escapes")
+
+
+WS = "/workspace"
+
+
+def file_req(op, path, **kw):
+    return dict(op=op, root=WS, path=path, **kw)
+
+
+def listing(c, ch, path, **kw):
+    """file_list -> (entries parsed from the stdout JSON lines, terminal message)."""
+    c.request(ch, file_req("file_list", path, **kw))
+    frames, msg = c.wait(ch)
+    for t, p in frames:
+        assert t == STDOUT and p.endswith(b"\n") and len(p) <= 65536, (t, p[-20:])
+    lines = b"".join(p for _, p in frames).splitlines()
+    return [json.loads(line) for line in lines], msg
+
+
+def upload(c, ch, path, data, chunk=1 << 20, size=None, **kw):
+    """file_write with the content sent as stdin frames, then stdin_eof."""
+    c.request(ch, file_req("file_write", path, size_bytes=len(data) if size is None else size,
+                           **kw))
+    for off in range(0, len(data), chunk):
+        c.send(ch, STDIN, data[off:off + chunk])
+    c.send(ch, STDIN_EOF)
+    frames, msg = c.wait(ch)
+    assert frames == [], frames
+    return msg
+
+
+def escapes(msg, path):
+    return (msg["type"] == "error" and msg["code"] == "invalid_argument"
+            and msg["message"] == f"path {path} escapes {WS}")
+
+
+def make_workspace(c, root):
+    _, _, msg = c.call(50, {"op": "hello", "workspace_root": WS})
+    ws = os.path.join(root, "workspace")
+    check(msg["type"] == "result" and os.path.isdir(ws)
+          and os.stat(ws).st_mode & 0o777 == 0o755, "hello workspace_root creates it (0755)")
+    _, _, msg = c.call(50, {"op": "hello", "workspace_root": WS})
+    check(msg["type"] == "result", "hello workspace_root that exists already")
+    _, _, msg = c.call(50, {"op": "hello", "workspace_root": "/a/../b"})
+    check(msg["code"] == "invalid_argument", f"workspace_root with .. -> {msg['message']}")
+    outside = os.path.join(root, "outside")
+    os.makedirs(os.path.join(ws, "src", "lib"))
+    os.makedirs(outside)
+    files = {"src/app.py": b"print(1)\n", "src/lib/util.py": b"X = 2\n", "README.md": b"# hi\n",
+             "../outside/secret.txt": b"secret\n"}
+    for name, data in files.items():
+        with open(os.path.join(ws, name), "wb") as f:
+            f.write(data)
+    links = {"link_in": "src/app.py", "link_dir": "src", "link_out": "../outside",
+             "link_abs": "/etc", "chain1": "chain2", "chain2": "chain3",
+             "chain3": "src/../../outside/secret.txt", "good1": "good2",
+             "good2": "link_dir/lib/../lib/util.py", "src/up": "../README.md"}
+    for name, target in links.items():
+        os.symlink(target, os.path.join(ws, name))
+    os.mkfifo(os.path.join(ws, "pipe"))
+    return ws, outside
+
+
+def test_file_list(c, ws):
+    entries, msg = listing(c, 51, ".")
+    paths = [e["path"] for e in entries]
+    check(paths == ["README.md", "chain1", "chain2", "chain3", "good1", "good2", "link_abs",
+                    "link_dir", "link_in", "link_out", "src"]
+          and msg == {"type": "result", "path": ".", "count": 11, "truncated": False},
+          f"list . (sorted, fifo skipped) -> {paths}")
+    by = {e["path"]: e for e in entries}
+    check(by["README.md"] == {"path": "README.md", "artifact_type": "file", "size_bytes": 5,
+                              "link_target": None}
+          and by["src"] == {"path": "src", "artifact_type": "directory", "size_bytes": 0,
+                            "link_target": None}
+          and by["link_out"] == {"path": "link_out", "artifact_type": "symlink",
+                                 "size_bytes": 10, "link_target": "../outside"}
+          and by["link_abs"]["link_target"] == "/etc", "entry fields; links shown as links")
+    entries, msg = listing(c, 51, ".", recursive=True)
+    paths = [e["path"] for e in entries]
+    check(paths == sorted(paths) and "src/lib/util.py" in paths and "src/up" in paths
+          and not any(p.startswith(("link_dir/", "link_out/")) for p in paths)
+          and msg["count"] == len(paths) == 15, f"recursive list, links not descended: {paths}")
+    entries, msg = listing(c, 51, "src")
+    check([e["path"] for e in entries] == ["src/app.py", "src/lib", "src/up"]
+          and msg["path"] == "src", "list src: paths relative to the root")
+    entries, msg = listing(c, 51, "/workspace/src/./lib/")
+    check([e["path"] for e in entries] == ["src/lib/util.py"] and msg["path"] == "src/lib",
+          "absolute path under the root, cleaned")
+    entries, msg = listing(c, 51, "src/app.py")
+    check(entries == [{"path": "src/app.py", "artifact_type": "file", "size_bytes": 9,
+                       "link_target": None}] and msg["count"] == 1, "list a file: one entry")
+    entries, msg = listing(c, 51, "link_out")
+    check([e["artifact_type"] for e in entries] == ["symlink"], "list a link to outside: "
+          "the link itself, not followed")
+    entries, msg = listing(c, 51, "link_dir/lib")
+    check([e["path"] for e in entries] == ["link_dir/lib/util.py"],
+          "a link inside the root is followed on the way")
+    entries, msg = listing(c, 51, ".", recursive=True, max_entries=3)
+    check(len(entries) == 3 and msg["count"] == 3 and msg["truncated"],
+          "max_entries 3 -> 3 entries, truncated")
+    os.makedirs(os.path.join(ws, "many"))
+    for i in range(3000):
+        open(os.path.join(ws, "many", f"file-{i:05}-{'x' * 40}"), "w").close()
+    entries, msg = listing(c, 51, "many", max_entries=100000)
+    check(len(entries) == 3000 and msg["count"] == 3000 and not msg["truncated"],
+          "3000 entries streamed in several frames (over 64 KiB of JSON)")
+    _, msg = listing(c, 51, "missing")
+    check(msg["code"] == "not_found", f"list missing -> {msg['message']}")
+    _, msg = listing(c, 51, "link_out/secret.txt")
+    check(escapes(msg, "link_out/secret.txt"), f"list through a link out -> {msg['message']}")
+    _, msg = listing(c, 51, ".", max_entries=100001)
+    check(msg["code"] == "invalid_argument", "max_entries above 100000 -> invalid_argument")
+
+
+def test_file_read(c, ws):
+    out, _, msg = c.call(52, file_req("file_read", "src/app.py"))
+    check(out == b"print(1)\n" and msg == {"type": "result", "path": "src/app.py",
+                                           "size_bytes": 9, "truncated": False},
+          f"read a file -> {msg}")
+    out, _, msg = c.call(52, file_req("file_read", "src/app.py", max_bytes=3))
+    check(out == b"pri" and msg["size_bytes"] == 9 and msg["truncated"],
+          "max_bytes 3 -> 3 bytes, truncated, full size_bytes")
+    big = os.urandom(300000)
+    with open(os.path.join(ws, "big.bin"), "wb") as f:
+        f.write(big)
+    out, _, msg = c.call(52, file_req("file_read", "big.bin", max_bytes=16 << 20))
+    check(out == big and not msg["truncated"], "300 kB binary file read whole")
+    out, _, msg = c.call(52, file_req("file_read", "link_in"))
+    check(out == b"print(1)\n", "read through a link inside the root")
+    out, _, msg = c.call(52, file_req("file_read", "good1"))
+    check(out == b"X = 2\n", "read through a chain of links that stays inside")
+    _, _, msg = c.call(52, file_req("file_read", "nope.txt"))
+    check(msg["code"] == "not_found" and msg["errno"] == 2, f"missing -> {msg['message']}")
+    _, _, msg = c.call(52, file_req("file_read", "src"))
+    check(msg["code"] == "invalid_argument" and msg["message"] == "path src is a directory",
+          f"directory -> {msg['message']}")
+    _, _, msg = c.call(52, file_req("file_read", "pipe"))
+    check(msg["code"] == "invalid_argument", f"fifo -> {msg['message']} (and no hang)")
+    for path in ("../outside/secret.txt", "/etc/passwd", "/workspace/../outside/secret.txt",
+                 "src/../../outside/secret.txt", "link_out/secret.txt", "link_abs/passwd",
+                 "chain1", "/workspacex/y"):
+        out, _, msg = c.call(52, file_req("file_read", path))
+        check(out == b"" and escapes(msg, path), f"read {path} -> {msg['message']}")
+    for bad in (0, (16 << 20) + 1, "1"):
+        _, _, msg = c.call(52, file_req("file_read", "src/app.py", max_bytes=bad))
+        check(msg["code"] == "invalid_argument", f"max_bytes {bad!r} -> invalid_argument")
+
+
+def no_temp_files(d):
+    return not [n for n in os.listdir(d) if ".pyro-" in n]
+
+
+def test_file_write(c, ws, outside):
+    msg = upload(c, 53, "notes/deep/a.txt", b"hello", create_parents=True)
+    target = os.path.join(ws, "notes", "deep", "a.txt")
+    check(msg == {"type": "result", "path": "notes/deep/a.txt", "bytes_written": 5}
+          and open(target, "rb").read() == b"hello"
+          and os.stat(target).st_mode & 0o777 == 0o644, "new file with parents, mode 0644")
+    ino = os.stat(target).st_ino
+    msg = upload(c, 53, "notes/deep/a.txt", b"second version", mode=0o600)
+    check(msg["bytes_written"] == 14 and open(target, "rb").read() == b"second version"
+          and os.stat(target).st_ino != ino and os.stat(target).st_mode & 0o777 == 0o600
+          and no_temp_files(os.path.dirname(target)),
+          "overwrite: renamed over (new inode), mode 0600, no temporary file left")
+    upload(c, 53, "notes/deep/a.txt", b"third")
+    check(os.stat(target).st_mode & 0o777 == 0o600, "overwrite without mode keeps the mode")
+    msg = upload(c, 53, "notes/deep/a.txt", b"short", size=10)
+    check(msg["code"] == "invalid_argument" and open(target, "rb").read() == b"third"
+          and no_temp_files(os.path.dirname(target)),
+          f"fewer bytes than size_bytes -> {msg['message']}; old file intact")
+    msg = upload(c, 53, "notes/deep/a.txt", b"much too long", size=4, chunk=3)
+    check(msg["code"] == "invalid_argument" and open(target, "rb").read() == b"third",
+          f"more bytes than size_bytes -> {msg['message']}; old file intact")
+    msg = upload(c, 53, "empty.txt", b"")
+    check(msg["bytes_written"] == 0 and os.path.getsize(os.path.join(ws, "empty.txt")) == 0,
+          "size_bytes 0: an empty file")
+    data = os.urandom(3 << 20)
+    msg = upload(c, 53, "/workspace/blob.bin", data, chunk=700000)
+    check(msg["path"] == "blob.bin" and open(os.path.join(ws, "blob.bin"), "rb").read() == data,
+          "3 MiB in 700 kB stdin frames, absolute path under the root")
+    msg = upload(c, 53, "link_in", b"via link\n")
+    check(msg["type"] == "result" and os.path.islink(os.path.join(ws, "link_in"))
+          and open(os.path.join(ws, "src", "app.py"), "rb").read() == b"via link\n",
+          "write through a link inside the root replaces its target, keeps the link")
+    msg = upload(c, 53, "nodir/x.txt", b"x")
+    check(msg["code"] == "not_found" and not os.path.exists(os.path.join(ws, "nodir")),
+          f"missing parent without create_parents -> {msg['message']}")
+    msg = upload(c, 53, "src", b"x")
+    check(msg["code"] == "invalid_argument" and os.path.isdir(os.path.join(ws, "src")),
+          f"target is a directory -> {msg['message']}")
+    secret = os.path.join(outside, "secret.txt")
+    for path in ("../x.txt", "/etc/x.txt", "link_out/secret.txt", "chain1", "link_out",
+                 "link_out/new/f.txt", "link_abs/x"):
+        msg = upload(c, 53, path, b"pwned", create_parents=True)
+        check(escapes(msg, path), f"write {path} -> {msg['message']}")
+    check(open(secret, "rb").read() == b"secret\n" and os.listdir(outside) == ["secret.txt"]
+          and not os.path.exists(os.path.join(ws, "..", "x.txt")), "nothing written outside")
+    os.symlink("../outside/new.txt", os.path.join(ws, "dangling_out"))
+    msg = upload(c, 53, "dangling_out", b"pwned")
+    check(escapes(msg, "dangling_out") and os.listdir(outside) == ["secret.txt"],
+          "dangling link out of the root refused")
+    c.request(54, file_req("file_write", "held.txt", size_bytes=2))
+    c.request(54, {"op": "hello"})  # the channel is busy: dropped, no second terminal frame
+    c.send(54, STDIN, b"ok")
+    c.send(54, STDIN_EOF)
+    frames, msg = c.wait(54)
+    _, _, after = c.call(55, {"op": "hello"})
+    check(msg["bytes_written"] == 2 and frames == [] and 54 not in c.inbox
+          and after["type"] == "result", "a request on a channel with a pending write is dropped")
+    for bad in ({"size_bytes": (16 << 20) + 1}, {"size_bytes": -1}, {}, {"size_bytes": 1,
+                "mode": 0o10000}, {"size_bytes": 1, "create_parents": 1},
+                {"size_bytes": 1, "extra": 1}):
+        _, _, msg = c.call(56, file_req("file_write", "x.txt", **bad))
+        check(msg["code"] == "invalid_argument", f"file_write {bad} -> {msg['message']}")
+
+
+def test_file_delete_mkdir(c, ws, outside):
+    _, _, msg = c.call(57, file_req("mkdir", "a/b/c"))
+    check(msg == {"type": "result", "path": "a/b/c"} and os.path.isdir(os.path.join(ws, "a/b/c")),
+          "mkdir -p a/b/c")
+    _, _, msg = c.call(57, file_req("mkdir", "a/b/c"))
+    check(msg["type"] == "result", "mkdir of an existing directory")
+    _, _, msg = c.call(57, file_req("mkdir", "link_dir/made"))
+    check(msg["type"] == "result" and os.path.isdir(os.path.join(ws, "src", "made")),
+          "mkdir through a link inside the root")
+    _, _, msg = c.call(57, file_req("mkdir", "README.md/x"))
+    check(msg["code"] == "invalid_argument", f"mkdir under a file -> {msg['message']}")
+    for path in ("link_out/x", "../y", "/tmp/y", "link_abs/y"):
+        _, _, msg = c.call(57, file_req("mkdir", path))
+        check(escapes(msg, path), f"mkdir {path} -> {msg['message']}")
+    check(os.listdir(outside) == ["secret.txt"], "mkdir made nothing outside")
+    _, _, msg = c.call(58, file_req("file_delete", "README.md"))
+    check(msg == {"type": "result", "path": "README.md", "deleted": True}
+          and not os.path.exists(os.path.join(ws, "README.md")), "delete a file")
+    _, _, msg = c.call(58, file_req("file_delete", "link_dir"))
+    check(msg["deleted"] and not os.path.lexists(os.path.join(ws, "link_dir"))
+          and os.path.isdir(os.path.join(ws, "src")), "delete a link to a directory: the link")
+    _, _, msg = c.call(58, file_req("file_delete", "link_out"))
+    check(msg["deleted"] and os.path.isdir(outside), "delete a link out of the root: the link")
+    os.symlink("../outside", os.path.join(ws, "a", "out"))
+    _, _, msg = c.call(58, file_req("file_delete", "a"))
+    check(msg["code"] == "invalid_argument" and os.path.isdir(os.path.join(ws, "a")),
+          f"non-empty directory without recursive -> {msg['message']}")
+    _, _, msg = c.call(58, file_req("file_delete", "a", recursive=True))
+    check(msg["deleted"] and not os.path.exists(os.path.join(ws, "a"))
+          and os.listdir(outside) == ["secret.txt"],
+          "recursive delete does not follow a link out of the root")
+    _, _, msg = c.call(58, file_req("file_delete", "a"))
+    check(msg["code"] == "not_found", "delete missing -> not_found")
+    _, _, msg = c.call(58, file_req("file_delete", "."))
+    check(msg["code"] == "invalid_argument", f"delete the root -> {msg['message']}")
+    for path in ("../outside/secret.txt", "chain3/x", "/workspace/../outside"):
+        _, _, msg = c.call(58, file_req("file_delete", path, recursive=True))
+        check(escapes(msg, path), f"delete {path} -> {msg['message']}")
+    check(os.listdir(outside) == ["secret.txt"], "delete removed nothing outside")
+
+
+def test_file_requests(c, root):
+    cases = [
+        ({"op": "file_read", "path": "x"}, "invalid_argument", "missing root"),
+        ({"op": "file_read", "root": "workspace", "path": "x"}, "invalid_argument",
+         "relative root"),
+        ({"op": "file_read", "root": "/workspace/../etc", "path": "x"}, "invalid_argument",
+         "root with .."),
+        ({"op": "file_read", "root": WS}, "invalid_argument", "missing path"),
+        ({"op": "file_read", "root": WS, "path": ""}, "invalid_argument", "empty path"),
+        ({"op": "file_read", "root": WS, "path": "a\u0000b"}, "invalid_argument", "NUL in path"),
+        ({"op": "file_list", "root": "/nope", "path": "."}, "not_found", "missing root"),
+        ({"op": "mkdir", "root": WS, "path": "x", "mode": 1}, "invalid_argument",
+         "unknown field"),
+    ]
+    for req, code, what in cases:
+        _, _, msg = c.call(59, req)
+        check(msg["type"] == "error" and msg["code"] == code, f"{what} -> {msg['message']}")
+
+
+def test_file_write_disconnect(path, ws):
+    c = Client(path)
+    c.request(1, file_req("file_write", "gone.txt", size_bytes=10))
+    c.send(1, STDIN, b"12345")
+    c.close()
+    c = Client(path)
+    _, _, msg = c.call(1, {"op": "hello"})
+    check(msg["type"] == "result" and not os.path.exists(os.path.join(ws, "gone.txt")),
+          "client gone mid-upload: nothing written")
+    c.close()
+
+
+def test_files(c, root):
+    ws, outside = make_workspace(c, root)
+    test_file_list(c, ws)
+    test_file_read(c, ws)
+    test_file_write(c, ws, outside)
+    test_file_delete_mkdir(c, ws, outside)
+    test_file_requests(c, root)
 
 
 def test_connection_drops(path, root):
@@ -393,12 +689,13 @@ def main():
                 time.sleep(0.02)
             c = Client(path)
             for test in (test_basics, test_limits, test_cwd, test_concurrency, test_stdin,
-                         test_signal, test_bad_requests):
+                         test_signal, test_bad_requests, test_files):
                 print(test.__name__)
                 test(c, root)
             c.close()
             print("test_connection_drops")
             test_connection_drops(path, root)
+            test_file_write_disconnect(path, os.path.join(root, "workspace"))
             c = Client(path)
             _, _, msg = c.call(1, {"op": "shutdown"})
             check(msg == {"type": "result"}, "shutdown -> result")

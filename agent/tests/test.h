@@ -19,5 +19,7 @@ extern int test_checks;
 void test_frame(void);
 void test_json(void);
 void test_init(void);
+void test_path(void);
+void test_confine(void);
 
 #endif

@@ -11,6 +11,8 @@ int main(void)
     test_frame();
     test_json();
     test_init();
+    test_path();
+    test_confine();
     printf("%d checks, %d failures\n", test_checks, test_failures);
     return test_failures == 0 ? 0 : 1;
 }
