@@ -2,13 +2,17 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
-/** Imports point down only (DESIGN.md "Layers"); this is where that is enforced. */
+/**
+ * Imports point down only (DESIGN.md "Layers"); this is where that is enforced. A pattern
+ * matches an import that climbs out (`../`) into a forbidden top-level folder of src/, so
+ * `cli/commands/workspace/` (a CLI folder) is not mistaken for `src/workspace/`.
+ */
 const layer = (files, forbidden, why) => ({
   files,
   rules: {
     "no-restricted-imports": [
       "error",
-      { patterns: [{ group: forbidden.map((f) => `**/${f}/*`), message: why }] },
+      { patterns: [{ regex: `^(\\.\\./)+(${forbidden.join("|")})/`, message: why }] },
     ],
   },
 });

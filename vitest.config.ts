@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 // Four tiers (DESIGN.md "Testing tiers"). Guest and surface tests boot real VMs, so they
@@ -5,7 +6,11 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
+      {
+        // The examples import "pyro-mcp" as users do; in this repo that is src/ (tsconfig paths).
+        resolve: { alias: { "pyro-mcp": fileURLToPath(new URL("src/index.ts", import.meta.url)) } },
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"] },
+      },
       { test: { name: "agent", include: ["test/agent/**/*.test.ts"], testTimeout: 30_000 } },
       {
         test: {

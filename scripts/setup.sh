@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # environment builder, and the guest agent's compiler.
 PACKAGES=(
   qemu-system-x86 linux-source-6.1 mmdebstrap e2fsprogs cpio gcc make libc6-dev
-  bc flex bison libelf-dev libssl-dev xz-utils ca-certificates python3
+  bc flex bison libelf-dev libssl-dev xz-utils ca-certificates python3 patch
 )
 
 missing=()

@@ -1,34 +1,34 @@
 #!/usr/bin/env node
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { Command, CommanderError } from "commander";
 import { Pyro } from "../sdk/pyro.js";
-import { packageRoot } from "../util/paths.js";
+import { packageVersion } from "../util/version.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerEnv } from "./commands/env.js";
+import { registerMcp } from "./commands/mcp.js";
 import { registerRun } from "./commands/run.js";
+import { registerWorkspace } from "./commands/workspace/index.js";
 import { EXIT } from "./output.js";
 import { cliProgress } from "./progress.js";
-
-const { version } = JSON.parse(readFileSync(join(packageRoot, "package.json"), "utf8")) as {
-  version: string;
-};
 
 export function buildProgram(): Command {
   let instance: Pyro | undefined;
   const pyro = () => (instance ??= new Pyro({ progress: cliProgress() }));
   const program = new Command("pyro")
     .description("Run commands in ephemeral microVMs and persistent workspaces.")
-    .version(version)
+    .version(packageVersion)
     .exitOverride()
     .showHelpAfterError();
   registerRun(program, pyro);
   registerEnv(program, pyro);
+  registerWorkspace(program, pyro);
   registerDoctor(program, pyro);
-  for (const command of program.commands) {
+  registerMcp(program);
+  // Usage errors at any depth come back as exceptions, so one place sets the exit status.
+  const overrideAll = (command: Command): void => {
     command.exitOverride();
-    for (const sub of command.commands) sub.exitOverride();
-  }
+    command.commands.forEach(overrideAll);
+  };
+  overrideAll(program);
   return program;
 }
 
@@ -38,7 +38,9 @@ async function main(): Promise<void> {
     await program.parseAsync(process.argv);
   } catch (error) {
     if (error instanceof CommanderError) {
-      const isRun = process.argv[2] === "run";
+      const isRun =
+        process.argv[2] === "run" ||
+        (process.argv[2] === "workspace" && process.argv[3] === "exec");
       const success = error.exitCode === 0;
       process.exitCode = success ? EXIT.ok : isRun ? EXIT.pyroFailedInRun : EXIT.usage;
       return;

@@ -1,4 +1,4 @@
-import type { ProgressEvent, ProgressSink } from "../util/progress.js";
+import { phaseLine, type ProgressEvent, type ProgressSink } from "../util/progress.js";
 
 /**
  * Renders progress on stderr: a phase line (`[pull] phase=bootstrap environment=debian:12`)
@@ -29,9 +29,4 @@ export function cliProgress(stream: NodeJS.WriteStream = process.stderr): Progre
     stream.write(`\r\x1b[2K${`  ${percent}${event.detail ?? ""}`.slice(0, width)}`);
     liveShown = true;
   };
-}
-
-export function phaseLine(event: ProgressEvent): string {
-  const fields = Object.entries(event.fields ?? {}).map(([k, v]) => `${k}=${v}`);
-  return [`[${event.scope}]`, `phase=${event.phase}`, ...fields].join(" ");
 }

@@ -15,6 +15,8 @@ export interface Operation<P extends z.ZodType, R extends z.ZodType> {
   params: P;
   result: R;
   errors: readonly ErrorCode[];
+  /** Params the `workspace-core` MCP profile leaves out of its narrowed schema. */
+  coreOmits?: readonly string[];
 }
 
 export function defineOperation<P extends z.ZodType, R extends z.ZodType>(op: Operation<P, R>) {

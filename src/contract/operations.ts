@@ -1,5 +1,6 @@
 import * as environment from "./environment.js";
 import * as vm from "./vm.js";
+import * as ws from "./workspace.js";
 
 /**
  * Every public operation, in the order surfaces list them. The MCP tool list, the SDK
@@ -19,6 +20,26 @@ export const OPERATIONS = [
   vm.statusVm,
   vm.networkInfoVm,
   vm.reapExpired,
+  ws.createWorkspace,
+  ws.listWorkspaces,
+  ws.statusWorkspace,
+  ws.updateWorkspace,
+  ws.logsWorkspace,
+  ws.deleteWorkspace,
+  ws.stopWorkspace,
+  ws.startWorkspace,
+  ws.execWorkspace,
+  ws.pushWorkspaceSync,
+  ws.exportWorkspace,
+  ws.diffWorkspace,
+  ws.resetWorkspace,
+  ws.listWorkspaceFiles,
+  ws.readWorkspaceFile,
+  ws.writeWorkspaceFile,
+  ws.applyWorkspacePatch,
+  ws.createSnapshot,
+  ws.listSnapshots,
+  ws.deleteSnapshot,
 ] as const;
 
 export type AnyOperation = (typeof OPERATIONS)[number];
@@ -31,7 +52,7 @@ export const DEFAULT_MCP_PROFILE: McpProfile = "workspace-core";
  * Tools per profile (CONTRACT.md). `workspace-core` names workspace tools that join as
  * their operations land; a profile only exposes tools that exist in OPERATIONS.
  */
-const PROFILE_TOOLS: Record<McpProfile, readonly string[] | "all"> = {
+export const PROFILE_TOOLS: Record<McpProfile, readonly string[] | "all"> = {
   "vm-run": ["vm_run"],
   "workspace-core": [
     "vm_run",

@@ -1,7 +1,15 @@
+import { once } from "node:events";
 import type { Socket } from "node:net";
 import { ZodError, type ZodType } from "zod";
 import { PyroError } from "../contract/errors.js";
-import { decodeControl, encodeControl, FrameReader, FrameType, ProtocolError } from "./frame.js";
+import {
+  decodeControl,
+  encodeControl,
+  encodeFrame,
+  FrameReader,
+  FrameType,
+  ProtocolError,
+} from "./frame.js";
 import {
   AgentErrorSchema,
   ExitRecordSchema,
@@ -17,6 +25,8 @@ export interface ExecOutput extends ExitRecord {
 }
 
 export interface ExecHandlers {
+  /** Keep the output in the result. Off for bulk streams (archives) a handler consumes. @default true */
+  collectOutput?: boolean;
   /** Streamed output as it arrives (already bounded by `max_output_bytes`). */
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
@@ -30,6 +40,7 @@ interface Pending {
 
 const TERMINAL_TYPES = new Set(["result", "exit", "error"]);
 const DEFAULT_MAX_OUTPUT_BYTES = 1 << 20;
+const STDIN_CHUNK_BYTES = 256 * 1024;
 
 /**
  * Speaks the framed protocol over one stream: to the agent (from the shim) or to a shim
@@ -47,17 +58,43 @@ export class ChannelClient {
     socket.on("error", (error) => this.failAll(error));
   }
 
-  /** Sends one control request and resolves with its terminal message. */
+  /**
+   * Sends one control request and resolves with its terminal message. With `stdin`, its
+   * bytes follow on the same channel as stdin frames, then stdin_eof.
+   */
   request(
     message: Record<string, unknown>,
     onData: Pending["onData"] = () => {},
+    stdin?: Buffer | AsyncIterable<Buffer>,
   ): Promise<Record<string, unknown>> {
     if (this.closedError) return Promise.reject(this.closedError);
     const channel = this.allocateChannel();
     return new Promise((resolve, reject) => {
       this.pending.set(channel, { onData, resolve, reject });
       this.socket.write(encodeControl(channel, message));
+      if (stdin) {
+        this.sendStdin(channel, stdin).catch((error: unknown) => {
+          this.pending.delete(channel);
+          reject(error instanceof Error ? error : new Error(String(error)));
+        });
+      }
     });
+  }
+
+  /** Streams input in bounded frames, waiting for the socket to drain (backpressure). */
+  private async sendStdin(channel: number, stdin: Buffer | AsyncIterable<Buffer>) {
+    const chunks = Buffer.isBuffer(stdin) ? [stdin] : stdin;
+    for await (const chunk of chunks) {
+      for (let offset = 0; offset < chunk.length; offset += STDIN_CHUNK_BYTES) {
+        const frame = encodeFrame(
+          channel,
+          FrameType.stdin,
+          chunk.subarray(offset, offset + STDIN_CHUNK_BYTES),
+        );
+        if (!this.socket.write(frame)) await once(this.socket, "drain");
+      }
+    }
+    this.socket.write(encodeFrame(channel, FrameType.stdinEof));
   }
 
   async hello(options: { time_ms?: number; hostname?: string } = {}): Promise<HelloResult> {
@@ -68,7 +105,11 @@ export class ChannelClient {
    * Runs a command and collects its output. The host enforces `max_output_bytes` itself
    * too: the guest's own truncation is not trusted.
    */
-  async exec(request: ExecRequest, handlers: ExecHandlers = {}): Promise<ExecOutput> {
+  async exec(
+    request: ExecRequest,
+    handlers: ExecHandlers = {},
+    stdin?: Buffer | AsyncIterable<Buffer>,
+  ): Promise<ExecOutput> {
     const limit = request.max_output_bytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     const streams = { stdout: new BoundedBuffer(limit), stderr: new BoundedBuffer(limit) };
     const onData = (type: number, payload: Buffer) => {
@@ -78,12 +119,16 @@ export class ChannelClient {
           : type === FrameType.stderr
             ? [streams.stderr, handlers.onStderr]
             : [undefined, undefined];
-      const kept = stream?.append(payload);
+      const kept = stream?.append(payload, handlers.collectOutput !== false);
       if (kept?.length) handler?.(kept);
     };
     const exit = parseFromGuest(
       ExitRecordSchema,
-      await this.request({ op: "exec", ...request }, onData),
+      await this.request(
+        { op: "exec", ...request, ...(stdin ? { stdin: true } : {}) },
+        onData,
+        stdin,
+      ),
     );
     return {
       ...exit,
@@ -179,12 +224,12 @@ class BoundedBuffer {
 
   constructor(private readonly limit: number) {}
 
-  append(chunk: Buffer): Buffer {
+  append(chunk: Buffer, store: boolean): Buffer {
     const room = this.limit - this.size;
     if (chunk.length > room) this.truncated = true;
     const kept = chunk.length > room ? chunk.subarray(0, Math.max(room, 0)) : chunk;
     if (kept.length) {
-      this.parts.push(kept);
+      if (store) this.parts.push(kept);
       this.size += kept.length;
     }
     return kept;

@@ -7,6 +7,8 @@ export interface ExecRequest {
   cwd?: string;
   timeout_ms?: number;
   max_output_bytes?: number;
+  /** sync(2) in the guest before the exit record: the command's writes survive a crash. */
+  sync?: boolean;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { cpus, totalmem } from "node:os";
-import { rm } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { LIMITS } from "../contract/defaults.js";
 import { PyroError } from "../contract/errors.js";
@@ -20,17 +20,15 @@ import type {
   NetworkInfo,
   ReapResult,
 } from "../contract/vm.js";
-import { cachePaths } from "../env/artifacts.js";
-import { bootArtifacts, type BootArtifacts } from "../env/environments.js";
+import { bootArtifacts } from "../env/environments.js";
 import type { ExecHandlers, ExecOutput } from "../guest/client.js";
 import { ShimClient } from "../shim/client.js";
-import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
+import { vmFiles } from "../shim/launch.js";
 import { withLock } from "../util/lock.js";
 import { isProcessAlive, sleep } from "../util/process.js";
-import { silentProgress, type ProgressSink } from "../util/progress.js";
-import { resolveAcceleration, type ResolvedAcceleration } from "../vmm/acceleration.js";
-import { probeKvm } from "../vmm/probe.js";
+import type { ProgressSink } from "../util/progress.js";
 import { bootSandbox, createSandboxDir } from "./boot.js";
+import { SandboxRuntime } from "./runtime.js";
 import { checkId, listIds, liveState, readRecord, sandboxRoot, writeRecord } from "./records.js";
 
 export type VmRecord = z.output<typeof VmRecordSchema>;
@@ -41,34 +39,21 @@ export const TIMEOUT_EXIT_CODE = 124;
 /** Host memory kept back from guests so the host itself keeps working. */
 const HOST_RESERVED_MIB = 512;
 
-export interface ManagerOptions {
-  progress?: ProgressSink;
-  /** Bound on guest boot (VMM start to agent answer). @default 60000 (TCG on a busy host) */
-  bootTimeoutMs?: number;
-  /** Extra guest kernel arguments, for tests that need a guest to misbehave. */
-  extraKernelArgs?: string[];
-}
-
 export type RunOptions = ExecHandlers;
 
 /** Creates, boots, runs in and tears down VMs. Never prints; throws PyroError. */
 export class VmManager {
   private readonly progress: ProgressSink;
-  private readonly bootTimeoutMs: number;
-  private readonly extraKernelArgs: string[];
-  private acceleration: Promise<ResolvedAcceleration> | undefined;
 
-  constructor(options: ManagerOptions = {}) {
-    this.progress = options.progress ?? silentProgress;
-    this.bootTimeoutMs = options.bootTimeoutMs ?? 60_000;
-    this.extraKernelArgs = options.extraKernelArgs ?? [];
+  constructor(private readonly runtime: SandboxRuntime = new SandboxRuntime()) {
+    this.progress = runtime.progress;
   }
 
   /** `pyro run`: boot a fresh VM, run one command, delete the VM on every path. */
   async run(input: RunParamsInput, handlers: RunOptions = {}): Promise<RunResultValue> {
     const params = parseParams(RunParams, input);
     const startedAt = performance.now();
-    const record = await this.create(params);
+    const record = await this.create(params, { owned: true });
     const dir = vmDir(record.vm_id);
     const emit = (phase: string) =>
       this.progress({
@@ -115,7 +100,7 @@ export class VmManager {
   }
 
   /** Validates, builds what the environment needs, and records a VM in state `created`. */
-  async create(input: CreateVmInput): Promise<VmRecord> {
+  async create(input: CreateVmInput, options: { owned?: boolean } = {}): Promise<VmRecord> {
     const params = parseParams(CreateVmParams, input);
     checkHostLimits(params.vcpu_count, params.mem_mib);
     refuseUnbuiltFeatures(params);
@@ -139,6 +124,8 @@ export class VmManager {
     };
     const dir = vmDir(vmId);
     await createSandboxDir(dir);
+    // Written first, so a VM whose maker dies before anything else is still reapable.
+    if (options.owned) await writeFile(vmFiles(dir).owner, String(process.pid), { mode: 0o600 });
     await writeRecord(dir, record);
     this.progress({
       scope: "run",
@@ -193,7 +180,8 @@ export class VmManager {
       };
     } finally {
       client.destroy();
-      await rm(vmDir(params.vm_id), { recursive: true, force: true });
+      // On success the shim already removed the VM; on failure this stops what is left.
+      await destroySandbox(vmDir(params.vm_id));
     }
   }
 
@@ -246,7 +234,11 @@ export class VmManager {
       const record = await readRecord<VmRecord>(dir);
       const live = await liveState(dir);
       const expired = record !== undefined && Date.parse(record.expires_at) <= Date.now();
-      const orphaned = record === undefined || (record.state === "started" && !live.shimAlive);
+      const owner = Number(await readFile(vmFiles(dir).owner, "utf8").catch(() => "0"));
+      const orphaned =
+        record === undefined ||
+        (record.state === "started" && !live.shimAlive) ||
+        (owner > 0 && !isProcessAlive(owner) && !live.shimAlive);
       if (!expired && !orphaned) continue;
       await destroySandbox(dir);
       removed.push({ vm_id: vmId, reason: expired ? "expired" : "orphaned" });
@@ -254,34 +246,17 @@ export class VmManager {
     return { removed };
   }
 
-  /** KVM or TCG for this host (probed once per host kernel, then cached). */
-  resolveAcceleration(artifacts: BootArtifacts): Promise<ResolvedAcceleration> {
-    this.acceleration ??= resolveAcceleration(cachePaths.accel(), () =>
-      probeKvm(artifacts.kernel.path, artifacts.agent.initramfs),
-    );
-    return this.acceleration;
-  }
-
   private async boot(record: VmRecord, options: { claim: boolean }) {
     const dir = vmDir(record.vm_id);
-    const artifacts = await bootArtifacts(record.environment, this.progress);
-    const accel = await this.resolveAcceleration(artifacts);
-    const launch: ShimLaunchConfig = {
-      vm_id: record.vm_id,
-      kernel_path: artifacts.kernel.path,
-      initrd_path: artifacts.agent.initramfs,
-      rootfs_path: artifacts.rootfs,
-      state_disk_path: vmFiles(dir).stateDisk,
-      vcpu_count: record.vcpu_count,
-      mem_mib: record.mem_mib,
-      acceleration: accel.acceleration,
-      hostname: record.vm_id.replace(/_/g, "-"),
-      kernel_args: this.extraKernelArgs,
-      ttl_seconds: record.ttl_seconds,
+    const launch = await this.runtime.launchConfig({
+      ...record,
+      id: record.vm_id,
+      dir,
       ttl_action: "delete",
-      boot_timeout_ms: this.bootTimeoutMs,
       delete_on_exit: options.claim,
-    };
+      ...(options.claim ? { owner_pid: process.pid } : {}),
+    });
+    const accel = { acceleration: launch.acceleration };
     const now = new Date();
     try {
       const booted = await bootSandbox(dir, launch, options);
@@ -420,7 +395,7 @@ export function checkHostLimits(vcpuCount: number, memMib: number): void {
 }
 
 /** A shell-style status: the exit code, or 128+N when killed by signal N. */
-function exitCodeOf(exitCode: number | null, signal: string | null): number {
+export function exitCodeOf(exitCode: number | null, signal: string | null): number {
   if (exitCode !== null) return exitCode;
   const numbers: Record<string, number> = {
     HUP: 1,

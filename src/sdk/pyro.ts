@@ -10,7 +10,11 @@ import {
   pruneEnvironments,
   pullEnvironment,
 } from "../manager/environments.js";
-import { VmManager, type ManagerOptions, type RunOptions } from "../manager/vms.js";
+import { SandboxRuntime } from "../manager/runtime.js";
+import { VmManager, type RunOptions } from "../manager/vms.js";
+import { WorkspaceContent } from "../manager/workspace-content.js";
+import { WorkspaceManager } from "../manager/workspaces.js";
+import type * as ws from "../contract/workspace.js";
 import { silentProgress, type ProgressSink } from "../util/progress.js";
 
 type In<T extends z.ZodType> = z.input<T>;
@@ -21,6 +25,10 @@ export interface PyroOptions {
   progress?: ProgressSink;
   /** Bound on a guest's boot, VMM start to agent answer. @default 60000 */
   bootTimeoutMs?: number;
+}
+
+function pickDefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Streams a command's output as it arrives, in addition to the returned result. */
@@ -36,12 +44,18 @@ export type OutputHandlers = RunOptions;
 export class Pyro {
   private readonly progress: ProgressSink;
   private readonly vms: VmManager;
+  private readonly workspaces: WorkspaceManager;
+  private readonly content: WorkspaceContent;
 
   constructor(options: PyroOptions = {}) {
     this.progress = options.progress ?? silentProgress;
-    const manager: ManagerOptions = { progress: this.progress };
-    if (options.bootTimeoutMs !== undefined) manager.bootTimeoutMs = options.bootTimeoutMs;
-    this.vms = new VmManager(manager);
+    const runtime = new SandboxRuntime({
+      progress: this.progress,
+      ...pickDefined({ bootTimeoutMs: options.bootTimeoutMs }),
+    });
+    this.vms = new VmManager(runtime);
+    this.workspaces = new WorkspaceManager(runtime);
+    this.content = new WorkspaceContent(this.workspaces);
   }
 
   /**
@@ -130,6 +144,150 @@ export class Pyro {
     _options: Record<string, never> = {},
   ): Promise<Out<typeof env.pruneEnvironments.result>> {
     return pruneEnvironments();
+  }
+
+  // ---- workspaces: one long-lived VM whose /workspace persists across calls ----
+
+  /**
+   * Creates and starts a workspace, optionally seeded from a host directory or a
+   * `.tar`/`.tar.gz`/`.tgz` archive (captured as the immutable baseline).
+   * Defaults: `vcpu_count` 1, `mem_mib` 1024, `ttl_seconds` 600 (idle time before it is
+   * stopped, never deleted), `network_policy` "off".
+   */
+  createWorkspace(
+    options: In<typeof ws.CreateWorkspaceParams>,
+  ): Promise<Out<typeof ws.WorkspaceRecord>> {
+    return this.workspaces.create(options);
+  }
+
+  /** Every workspace with its reconciled state. */
+  listWorkspaces(
+    _options: Record<string, never> = {},
+  ): Promise<Out<typeof ws.listWorkspaces.result>> {
+    return this.workspaces.list();
+  }
+
+  /** One workspace's record, reconciled with its VM (a crashed VM shows as `failed`). */
+  statusWorkspace(
+    options: In<typeof ws.WorkspaceIdParams>,
+  ): Promise<Out<typeof ws.WorkspaceRecord>> {
+    return this.workspaces.status(options);
+  }
+
+  /** Renames a workspace, sets labels (`labels`) and removes them (`clear_labels`). */
+  updateWorkspace(
+    options: In<typeof ws.updateWorkspace.params>,
+  ): Promise<Out<typeof ws.WorkspaceRecord>> {
+    return this.workspaces.update(options);
+  }
+
+  /** The command journal, newest last. @default limit 50 */
+  logsWorkspace(
+    options: In<typeof ws.logsWorkspace.params>,
+  ): Promise<Out<typeof ws.logsWorkspace.result>> {
+    return this.workspaces.logs(options);
+  }
+
+  /** Deletes the workspace with its VM, disk and snapshots. */
+  deleteWorkspace(
+    options: In<typeof ws.WorkspaceIdParams>,
+  ): Promise<{ workspace_id: string; deleted: true }> {
+    return this.workspaces.delete(options);
+  }
+
+  /** Syncs and powers the VM off; files stay for `startWorkspace`. */
+  stopWorkspace(options: In<typeof ws.WorkspaceIdParams>): Promise<Out<typeof ws.WorkspaceRecord>> {
+    return this.workspaces.stop(options);
+  }
+
+  /** Boots a stopped or failed workspace with its files in place. */
+  startWorkspace(
+    options: In<typeof ws.WorkspaceIdParams>,
+  ): Promise<Out<typeof ws.WorkspaceRecord>> {
+    return this.workspaces.start(options);
+  }
+
+  /** Runs one command (default cwd /workspace, `timeout_seconds` 30); journaled with a sequence number. */
+  execWorkspace(
+    options: In<typeof ws.ExecWorkspaceParams>,
+    output: OutputHandlers = {},
+  ): Promise<Out<typeof ws.ExecWorkspaceResult>> {
+    return this.workspaces.exec(options, output);
+  }
+
+  /** Copies a host directory or archive into /workspace (under `dest`). */
+  pushWorkspaceSync(
+    options: In<typeof ws.pushWorkspaceSync.params>,
+  ): Promise<Out<typeof ws.pushWorkspaceSync.result>> {
+    return this.content.syncPush(options);
+  }
+
+  /** Copies a /workspace file or directory to a new host path (`overwrite` to replace). */
+  exportWorkspace(
+    options: In<typeof ws.exportWorkspace.params>,
+  ): Promise<Out<typeof ws.exportWorkspace.result>> {
+    return this.content.export(options);
+  }
+
+  /** Compares /workspace with its baseline: summary, entries and one unified patch. */
+  diffWorkspace(options: In<typeof ws.WorkspaceIdParams>): Promise<Out<typeof ws.DiffResult>> {
+    return this.content.diff(options);
+  }
+
+  /** Recreates the workspace from the baseline or a named snapshot. @default snapshot "baseline" */
+  resetWorkspace(
+    options: In<typeof ws.resetWorkspace.params>,
+  ): Promise<Out<typeof ws.WorkspaceRecord>> {
+    return this.content.reset(options);
+  }
+
+  /** Lists a /workspace path; symlinks carry their target. @default path "/workspace" */
+  listWorkspaceFiles(
+    options: In<typeof ws.listWorkspaceFiles.params>,
+  ): Promise<Out<typeof ws.listWorkspaceFiles.result>> {
+    return this.content.listFiles(options);
+  }
+
+  /** Reads a UTF-8 text file. @default max_bytes 65536 */
+  readWorkspaceFile(
+    options: In<typeof ws.readWorkspaceFile.params>,
+  ): Promise<Out<typeof ws.readWorkspaceFile.result>> {
+    return this.content.readFile(options);
+  }
+
+  /** Writes a UTF-8 text file of at most 1 MiB, creating parent directories. */
+  writeWorkspaceFile(
+    options: In<typeof ws.writeWorkspaceFile.params>,
+  ): Promise<Out<typeof ws.writeWorkspaceFile.result>> {
+    return this.content.writeFile(options);
+  }
+
+  /** Applies a unified diff; every hunk is checked first and a failing patch changes nothing. */
+  applyWorkspacePatch(
+    options: In<typeof ws.applyWorkspacePatch.params>,
+  ): Promise<Out<typeof ws.applyWorkspacePatch.result>> {
+    return this.content.applyPatch(options);
+  }
+
+  /** Saves /workspace under a name (`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`). */
+  createSnapshot(
+    options: In<typeof ws.createSnapshot.params>,
+  ): Promise<Out<typeof ws.createSnapshot.result>> {
+    return this.content.createSnapshot(options);
+  }
+
+  /** The baseline and the named snapshots. */
+  listSnapshots(
+    options: In<typeof ws.WorkspaceIdParams>,
+  ): Promise<Out<typeof ws.listSnapshots.result>> {
+    return this.content.listSnapshots(options);
+  }
+
+  /** Deletes a named snapshot; the baseline cannot be deleted. */
+  deleteSnapshot(
+    options: In<typeof ws.deleteSnapshot.params>,
+  ): Promise<Out<typeof ws.deleteSnapshot.result>> {
+    return this.content.deleteSnapshot(options);
   }
 
   /** Checks the host: KVM and acceleration, QEMU, build tools and the artifact cache. */

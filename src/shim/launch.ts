@@ -20,8 +20,15 @@ export interface ShimLaunchConfig {
   ttl_action: "delete" | "stop";
   /** How long the guest may take from VMM start to an answering agent. */
   boot_timeout_ms: number;
+  /** A directory the agent creates at boot (workspaces: /workspace). */
+  workspace_root: string | null;
   /** Remove the whole state directory when the VM ends (one-shot VMs). */
   delete_on_exit: boolean;
+  /**
+   * The process a one-shot VM belongs to. If it dies, even before it could claim the VM
+   * over the socket, the shim ends the VM: a killed client never leaks one.
+   */
+  owner_pid: number | null;
 }
 
 export type ShimState = "booting" | "ready" | "stopping" | "exited" | "failed";
@@ -35,6 +42,8 @@ export interface ShimStatus {
   agent_version: string | null;
   timings: { vmm_start_ms?: number; boot_ms?: number };
   error: string | null;
+  /** Why the VM ended: `ttl`, `stop requested`, `owning client disconnected`, a signal... */
+  stop_reason: string | null;
   updated_at: string;
 }
 
@@ -50,5 +59,7 @@ export function vmFiles(dir: string) {
     shimLog: join(dir, "shim.log"),
     stateDisk: join(dir, "state.ext4"),
     record: join(dir, "record.json"),
+    /** pid of the process that made a one-shot VM, written before anything else. */
+    owner: join(dir, "owner.pid"),
   };
 }

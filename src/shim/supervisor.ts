@@ -10,7 +10,7 @@ import {
   type Frame,
 } from "../guest/frame.js";
 import { writeJsonAtomic } from "../util/fs.js";
-import { lastLines } from "../util/process.js";
+import { isProcessAlive, lastLines } from "../util/process.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
 import { AgentMux } from "./agent-mux.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
@@ -18,6 +18,7 @@ import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 const VMM_EXIT_GRACE_MS = 2_000;
 const CONSOLE_TAIL_LINES = 20;
+const OWNER_POLL_MS = 500;
 
 /**
  * Owns one VM: the VMM process, the agent channel, the clients' socket and the TTL.
@@ -32,6 +33,7 @@ export class Supervisor {
   private readonly clients = new Set<ClientConnection>();
   private readyWaiters: (() => void)[] = [];
   private ending: Promise<void> | undefined;
+  private ttlTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly dir: string,
@@ -48,6 +50,7 @@ export class Supervisor {
       agent_version: null,
       timings: {},
       error: null,
+      stop_reason: null,
       updated_at: new Date().toISOString(),
     };
   }
@@ -61,13 +64,36 @@ export class Supervisor {
       await this.fail((error as Error).message);
       return;
     }
-    if (this.config.ttl_seconds > 0) {
-      setTimeout(() => {
-        this.log(`ttl of ${this.config.ttl_seconds}s reached`);
-        void this.end({ remove: this.config.ttl_action === "delete", reason: "ttl expired" });
-      }, this.config.ttl_seconds * 1000).unref();
-    }
+    this.touch();
+    this.watchOwner();
   }
+
+  private watchOwner(): void {
+    const owner = this.config.owner_pid;
+    if (!owner) return;
+    setInterval(() => {
+      if (!isProcessAlive(owner))
+        void this.end({ remove: true, reason: `owner process ${owner} exited` });
+    }, OWNER_POLL_MS).unref();
+  }
+
+  /**
+   * (Re)arms the TTL. A VM's TTL runs from boot; a workspace's (`ttl_action: "stop"`)
+   * counts idle time, so every client request pushes it back.
+   */
+  touch(): void {
+    if (this.config.ttl_seconds <= 0) return;
+    if (this.ttlTimer && this.config.ttl_action === "delete") return;
+    if (this.ttlTimer) clearTimeout(this.ttlTimer);
+    this.ttlTimer = setTimeout(() => {
+      if (this.config.ttl_action === "stop" && this.busyRequests > 0) return this.touch();
+      this.log(`ttl of ${this.config.ttl_seconds}s reached`);
+      void this.end({ remove: this.config.ttl_action === "delete", reason: "ttl" });
+    }, this.config.ttl_seconds * 1000);
+  }
+
+  /** Requests in flight through the agent; an idle TTL never fires while one runs. */
+  busyRequests = 0;
 
   private async boot(): Promise<void> {
     const started = performance.now();
@@ -100,7 +126,12 @@ export class Supervisor {
       (error) => void this.fail(`lost the guest agent: ${error.message}`),
     );
     const hello = await this.mux.request(
-      { op: "hello", time_ms: Date.now(), hostname: this.config.hostname },
+      {
+        op: "hello",
+        time_ms: Date.now(),
+        hostname: this.config.hostname,
+        ...(this.config.workspace_root ? { workspace_root: this.config.workspace_root } : {}),
+      },
       this.config.boot_timeout_ms,
     );
     this.status.timings.boot_ms = Math.round(performance.now() - vmmReady);
@@ -120,6 +151,8 @@ export class Supervisor {
 
   private async doEnd({ remove, reason }: { remove: boolean; reason: string }) {
     this.log(`ending: ${reason}`);
+    if (this.ttlTimer) clearTimeout(this.ttlTimer);
+    this.status.stop_reason ??= reason;
     if (this.status.state === "ready" || this.status.state === "booting")
       this.status.state = "stopping";
     await this.writeStatus().catch(() => {});
@@ -306,8 +339,12 @@ class ClientConnection {
 
   private forward(channel: number, message: Record<string, unknown>): void {
     const mux = this.shim.agent();
+    this.shim.busyRequests += 1;
+    this.shim.touch();
     const agentChannel = mux.open((frame, control) => {
       if (control) {
+        this.shim.busyRequests -= 1;
+        this.shim.touch();
         this.forwarded.delete(channel);
         this.reply(channel, control);
       } else if (!this.socket.destroyed) {

@@ -19,3 +19,9 @@ export interface ProgressEvent {
 export type ProgressSink = (event: ProgressEvent) => void;
 
 export const silentProgress: ProgressSink = () => {};
+
+/** `[run] phase=boot vm_id=vm_... environment=debian:12`: how every surface names a phase. */
+export function phaseLine(event: ProgressEvent): string {
+  const fields = Object.entries(event.fields ?? {}).map(([k, v]) => `${k}=${v}`);
+  return [`[${event.scope}]`, `phase=${event.phase}`, ...fields].join(" ");
+}

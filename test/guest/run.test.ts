@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Pyro } from "../../src/index.js";
+import { SandboxRuntime } from "../../src/manager/runtime.js";
 import { VmManager } from "../../src/manager/vms.js";
 import { eventually, isolatedHome, processesMentioning, vmDirs } from "../helpers/guest.js";
 
@@ -80,7 +81,9 @@ describe("pyro run through real VMs", () => {
   });
 
   it("reports a guest that cannot boot with its console lines, and cleans up", async () => {
-    const broken = new VmManager({ extraKernelArgs: ["rdinit=/does-not-exist", "loglevel=7"] });
+    const broken = new VmManager(
+      new SandboxRuntime({ extraKernelArgs: ["rdinit=/does-not-exist", "loglevel=7"] }),
+    );
     const error = await broken
       .run({ environment: "debian:12-base", command: ["true"] })
       .catch((e: unknown) => e);

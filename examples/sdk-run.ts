@@ -1,0 +1,24 @@
+/**
+ * One command in a fresh microVM: the smallest useful pyro program.
+ *
+ *   npx tsx examples/sdk-run.ts
+ *
+ * The first run on a host builds the guest kernel and the environment (minutes, shown as
+ * progress on stderr); later runs boot in about a second under TCG.
+ */
+import { Pyro, isPyroError } from "pyro-mcp";
+
+const pyro = new Pyro({
+  progress: (event) => process.stderr.write(`[${event.scope}] phase=${event.phase}\n`),
+});
+
+try {
+  const result = await pyro.runInVm({ environment: "debian:12", command: ["git", "--version"] });
+  process.stdout.write(result.stdout);
+  console.log(`exit_code ${result.exit_code} in ${result.duration_ms} ms (${result.acceleration})`);
+} catch (error) {
+  // Failures of pyro itself (not of the command) carry a stable code and a fix.
+  if (!isPyroError(error)) throw error;
+  console.error(`[${error.code}] ${error.message}`);
+  process.exitCode = 1;
+}

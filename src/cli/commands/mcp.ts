@@ -1,0 +1,26 @@
+import { Option, type Command } from "commander";
+import { DEFAULT_MCP_PROFILE, MCP_PROFILES, type McpProfile } from "../../contract/operations.js";
+import { serveStdio } from "../../mcp/stdio.js";
+import { reportError } from "../output.js";
+
+/** `pyro mcp serve [--profile ...]`: the MCP server on stdio, for MCP hosts to spawn. */
+export function registerMcp(program: Command): void {
+  const mcp = program.command("mcp").description("Serve pyro's tools to MCP clients.");
+  mcp
+    .command("serve")
+    .description(
+      "Run the MCP server on stdin/stdout until the client disconnects. Logs go to stderr.",
+    )
+    .addOption(
+      new Option("--profile <profile>", "which tools to expose")
+        .choices(MCP_PROFILES)
+        .default(DEFAULT_MCP_PROFILE),
+    )
+    .action(async (options: { profile: McpProfile }) => {
+      try {
+        await serveStdio({ profile: options.profile });
+      } catch (error) {
+        process.exitCode = reportError(error, { json: false });
+      }
+    });
+}

@@ -1,0 +1,19 @@
+import type { Command } from "commander";
+import type { Pyro } from "../../../sdk/pyro.js";
+import { registerContent } from "./content.js";
+import { registerCreate } from "./create.js";
+import { registerExec } from "./exec.js";
+import { registerFiles } from "./files.js";
+import { registerLifecycle } from "./lifecycle.js";
+
+/** `pyro workspace ...`: persistent workspaces. */
+export function registerWorkspace(program: Command, pyro: () => Pyro): void {
+  const workspace = program
+    .command("workspace")
+    .description("Persistent workspaces: one VM whose /workspace survives across commands.");
+  registerCreate(workspace, pyro);
+  registerLifecycle(workspace, pyro);
+  registerExec(workspace, pyro);
+  registerFiles(workspace, pyro);
+  registerContent(workspace, pyro);
+}

@@ -1,0 +1,96 @@
+import type { Command } from "commander";
+import {
+  deleteWorkspace,
+  listWorkspaces,
+  logsWorkspace,
+  startWorkspace,
+  statusWorkspace,
+  stopWorkspace,
+  updateWorkspace,
+} from "../../../contract/workspace.js";
+import type { Pyro } from "../../../sdk/pyro.js";
+import { action, collectList, collectPairs, jsonOption, print, printRecord } from "../../action.js";
+
+/** `pyro workspace list | status | logs | delete | stop | start | update`. */
+export function registerLifecycle(workspace: Command, pyro: () => Pyro): void {
+  workspace
+    .command("list")
+    .description(listWorkspaces.description)
+    .option(...jsonOption)
+    .action(
+      action(
+        () => pyro().listWorkspaces(),
+        ({ workspaces }) => {
+          if (!workspaces.length) return print("no workspaces");
+          for (const w of workspaces) {
+            const labels = Object.entries(w.labels)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(",");
+            print(
+              `${w.workspace_id}  ${w.state.padEnd(8)} ${w.environment.padEnd(16)} ${w.name ?? "-"}  ${labels}`,
+            );
+          }
+        },
+      ),
+    );
+
+  for (const [verb, op, run] of [
+    ["status", statusWorkspace, (id: string) => pyro().statusWorkspace({ workspace_id: id })],
+    ["stop", stopWorkspace, (id: string) => pyro().stopWorkspace({ workspace_id: id })],
+    ["start", startWorkspace, (id: string) => pyro().startWorkspace({ workspace_id: id })],
+    ["delete", deleteWorkspace, (id: string) => pyro().deleteWorkspace({ workspace_id: id })],
+  ] as const) {
+    workspace
+      .command(verb)
+      .description(op.description)
+      .argument("<workspace_id>")
+      .option(...jsonOption)
+      .action(action(([id]) => run(id!), printRecord));
+  }
+
+  workspace
+    .command("logs")
+    .description(logsWorkspace.description)
+    .argument("<workspace_id>")
+    .option("--limit <n>", "most recent entries", (v) => Number.parseInt(v, 10), 50)
+    .option(...jsonOption)
+    .action(
+      action(
+        ([id], options) =>
+          pyro().logsWorkspace({ workspace_id: id!, limit: options.limit as number }),
+        ({ entries }) => {
+          for (const e of entries) {
+            print(
+              `#${e.sequence} [exit ${e.exit_code}${e.timed_out ? ", timed out" : ""}] ${e.cwd}$ ${e.command.join(" ")}`,
+            );
+            if (e.stdout_tail) print(e.stdout_tail);
+            if (e.stderr_tail)
+              process.stderr.write(
+                e.stderr_tail.endsWith("\n") ? e.stderr_tail : `${e.stderr_tail}\n`,
+              );
+          }
+        },
+      ),
+    );
+
+  workspace
+    .command("update")
+    .description(updateWorkspace.description)
+    .argument("<workspace_id>")
+    .option("--name <name>", "new name")
+    .option("--label <key=value>", "set a label (repeatable)", collectPairs("--label"))
+    .option("--clear-label <key>", "remove a label (repeatable)", collectList)
+    .option(...jsonOption)
+    .action(
+      action(
+        ([id], options) =>
+          pyro().updateWorkspace({
+            workspace_id: id!,
+            ...(options.name !== undefined ? { name: options.name as string } : {}),
+            labels: (options.label as Record<string, string>) ?? {},
+            clear_labels: (options.clearLabel as string[]) ?? [],
+          }),
+        printRecord,
+      ),
+    );
+}

@@ -1,0 +1,103 @@
+import { z } from "zod";
+import { PyroError } from "../contract/errors.js";
+import { parseFromGuest, type ChannelClient } from "./client.js";
+import { FrameType } from "./frame.js";
+
+/** The agent's confined file operations (protocol/README.md, file ops). */
+
+const MAX_LISTING_BYTES = 64 << 20;
+
+const WireEntry = z.object({
+  path: z.string().max(4096),
+  artifact_type: z.enum(["file", "directory", "symlink"]),
+  size_bytes: z.number().int().nonnegative(),
+  link_target: z.string().max(4096).nullable(),
+});
+export type WireFileEntry = z.infer<typeof WireEntry>;
+
+const ListResult = z.object({
+  type: z.literal("result"),
+  count: z.number().int(),
+  truncated: z.boolean(),
+});
+const ReadResult = z.object({
+  type: z.literal("result"),
+  size_bytes: z.number().int().nonnegative(),
+  truncated: z.boolean(),
+});
+const WriteResult = z.object({
+  type: z.literal("result"),
+  bytes_written: z.number().int().nonnegative(),
+});
+
+interface Target {
+  /** The confining directory in the guest, e.g. /workspace. */
+  root: string;
+  /** Relative to root. */
+  path: string;
+}
+
+/** Streams the listing as NDJSON (one entry per line), bounded on the host side. */
+export async function listFiles(
+  client: ChannelClient,
+  target: Target & { recursive: boolean; max_entries: number },
+) {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const done = await client.request({ op: "file_list", ...target }, (type, payload) => {
+    if (type !== FrameType.stdout) return;
+    size += payload.length;
+    if (size <= MAX_LISTING_BYTES) chunks.push(payload);
+  });
+  if (size > MAX_LISTING_BYTES)
+    throw new PyroError("guest_error", "the guest sent an oversized file listing");
+  const result = parseFromGuest(ListResult, done);
+  const lines = Buffer.concat(chunks).toString("utf8").split("\n").filter(Boolean);
+  if (lines.length > target.max_entries)
+    throw new PyroError("guest_error", "the guest listed more entries than asked");
+  const entries = lines.map((line) => parseFromGuest(WireEntry, safeJson(line)));
+  return { entries, truncated: result.truncated };
+}
+
+export async function readFileBytes(client: ChannelClient, target: Target & { max_bytes: number }) {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const done = await client.request({ op: "file_read", ...target }, (type, payload) => {
+    if (type !== FrameType.stdout) return;
+    const room = target.max_bytes - size;
+    if (room > 0) chunks.push(payload.subarray(0, room));
+    size += payload.length;
+  });
+  const result = parseFromGuest(ReadResult, done);
+  return {
+    content: Buffer.concat(chunks),
+    size_bytes: result.size_bytes,
+    truncated: result.truncated || size > target.max_bytes,
+  };
+}
+
+export async function writeFileBytes(client: ChannelClient, target: Target & { content: Buffer }) {
+  const { content, ...where } = target;
+  const done = await client.request(
+    { op: "file_write", ...where, size_bytes: content.length, create_parents: true },
+    () => {},
+    content,
+  );
+  return parseFromGuest(WriteResult, done);
+}
+
+export async function deletePath(client: ChannelClient, target: Target & { recursive: boolean }) {
+  await client.request({ op: "file_delete", ...target });
+}
+
+export async function makeDirectory(client: ChannelClient, target: Target) {
+  await client.request({ op: "mkdir", ...target });
+}
+
+function safeJson(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+}

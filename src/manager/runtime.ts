@@ -1,0 +1,71 @@
+import { cachePaths } from "../env/artifacts.js";
+import { bootArtifacts } from "../env/environments.js";
+import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
+import { silentProgress, type ProgressSink } from "../util/progress.js";
+import { resolveAcceleration, type ResolvedAcceleration } from "../vmm/acceleration.js";
+import { probeKvm } from "../vmm/probe.js";
+
+export interface RuntimeOptions {
+  progress?: ProgressSink;
+  /** Bound on guest boot (VMM start to agent answer). @default 60000 (TCG on a busy host) */
+  bootTimeoutMs?: number;
+  /** Extra guest kernel arguments, for tests that need a guest to misbehave. */
+  extraKernelArgs?: string[];
+}
+
+export interface SandboxSpec {
+  id: string;
+  dir: string;
+  environment: string;
+  vcpu_count: number;
+  mem_mib: number;
+  ttl_seconds: number;
+  /** VMs are deleted at their TTL; workspaces are stopped after idling that long. */
+  ttl_action: ShimLaunchConfig["ttl_action"];
+  delete_on_exit: boolean;
+  /** Created by the agent at boot. */
+  workspace_root?: string;
+  /** One-shot VMs: the process whose death ends the VM. */
+  owner_pid?: number;
+}
+
+/** What VMs and workspaces share: artifacts, acceleration and the shim's launch config. */
+export class SandboxRuntime {
+  readonly progress: ProgressSink;
+  private readonly bootTimeoutMs: number;
+  private readonly extraKernelArgs: string[];
+  private acceleration: Promise<ResolvedAcceleration> | undefined;
+
+  constructor(options: RuntimeOptions = {}) {
+    this.progress = options.progress ?? silentProgress;
+    this.bootTimeoutMs = options.bootTimeoutMs ?? 60_000;
+    this.extraKernelArgs = options.extraKernelArgs ?? [];
+  }
+
+  /** Builds what the environment needs (first use only) and says how to boot it. */
+  async launchConfig(spec: SandboxSpec): Promise<ShimLaunchConfig> {
+    const artifacts = await bootArtifacts(spec.environment, this.progress);
+    this.acceleration ??= resolveAcceleration(cachePaths.accel(), () =>
+      probeKvm(artifacts.kernel.path, artifacts.agent.initramfs),
+    );
+    const { acceleration } = await this.acceleration;
+    return {
+      vm_id: spec.id,
+      kernel_path: artifacts.kernel.path,
+      initrd_path: artifacts.agent.initramfs,
+      rootfs_path: artifacts.rootfs,
+      state_disk_path: vmFiles(spec.dir).stateDisk,
+      vcpu_count: spec.vcpu_count,
+      mem_mib: spec.mem_mib,
+      acceleration,
+      hostname: spec.id.replace(/_/g, "-"),
+      kernel_args: this.extraKernelArgs,
+      ttl_seconds: spec.ttl_seconds,
+      ttl_action: spec.ttl_action,
+      boot_timeout_ms: this.bootTimeoutMs,
+      delete_on_exit: spec.delete_on_exit,
+      workspace_root: spec.workspace_root ?? null,
+      owner_pid: spec.owner_pid ?? null,
+    };
+  }
+}

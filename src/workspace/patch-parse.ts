@@ -1,0 +1,230 @@
+/**
+ * Reading a unified diff into per-file sections: jsdiff parses the hunks; this module adds
+ * what jsdiff skips (git's extended headers), strips `a/`/`b/` prefixes and confines every
+ * path to /workspace.
+ */
+
+import { parsePatch, type StructuredPatch, type StructuredPatchHunk } from "diff";
+import { PyroError } from "../contract/errors.js";
+import { readGitPath } from "./git-paths.js";
+import { normalizeWorkspacePath, WORKSPACE_ROOT } from "./paths.js";
+
+/** One file's section of a patch: what it does, to which normalized path, with which hunks. */
+export interface FileSection {
+  kind: "add" | "delete" | "modify";
+  path: string;
+  hunks: StructuredPatchHunk[];
+}
+
+/** A run of patch lines that jsdiff parses on its own: a `diff --git` section, or plain text. */
+interface Chunk {
+  lines: string[];
+  git: boolean;
+}
+
+const DEV_NULL = "/dev/null";
+
+/**
+ * The file sections of a patch, in order, every path normalized under /workspace.
+ *
+ * @throws PyroError `invalid_argument` for malformed text, a patch with no file section,
+ *   renames, copies, mode changes, binary patches and paths outside /workspace.
+ */
+export function parsePatchSections(patchText: string): FileSection[] {
+  // jsdiff reports malformed text with line numbers; parse the whole text once so they
+  // count from the top of the patch, not from the chunk below.
+  try {
+    parsePatch(patchText);
+  } catch (error) {
+    const message = (error as Error).message;
+    const hint = /hunk/i.test(message)
+      ? "; check each @@ -A,B +C,D @@ count against its lines"
+      : "";
+    throw malformed(`${message.trimEnd()}${hint}`);
+  }
+  const sections = splitChunks(patchText).flatMap((chunk) =>
+    chunk.git ? parseGitChunk(chunk.lines) : parsePlainChunk(chunk.lines),
+  );
+  if (sections.length === 0) {
+    throw malformed(
+      "it has no file sections; give `--- a/PATH` and `+++ b/PATH` headers followed by `@@` hunks",
+    );
+  }
+  return sections;
+}
+
+/**
+ * Splits at `diff --git` lines, because jsdiff skips git's extended headers (new file
+ * mode, rename, binary) that decide what a section means. No hunk line starts with "d",
+ * so the split cannot land inside a hunk.
+ */
+function splitChunks(patchText: string): Chunk[] {
+  const chunks: Chunk[] = [{ lines: [], git: false }];
+  for (const line of patchText.split("\n")) {
+    if (line.startsWith("diff --git ")) chunks.push({ lines: [], git: true });
+    (chunks[chunks.length - 1] as Chunk).lines.push(line);
+  }
+  return chunks;
+}
+
+function parsePlainChunk(lines: string[]): FileSection[] {
+  const binary = lines.find(isBinaryLine);
+  if (binary !== undefined) refuseBinary(binary);
+  return plainSections(parsePatch(lines.join("\n")));
+}
+
+/** Sections with `---`/`+++` headers; text before the first one (a mail, a note) is skipped. */
+function plainSections(patches: StructuredPatch[]): FileSection[] {
+  return patches
+    .filter((patch) => patch.hunks.length > 0 || patch.oldFileName || patch.newFileName)
+    .map((patch) => {
+      if (patch.oldFileName === undefined || patch.newFileName === undefined) {
+        throw malformed("a section lacks its `--- a/PATH` or `+++ b/PATH` header");
+      }
+      return toSection(patch.oldFileName, patch.newFileName, patch.hunks, {});
+    });
+}
+
+/** Git's extended header lines that matter here (between `diff --git` and the hunks). */
+interface GitHeader {
+  names: [string, string] | undefined;
+  oldName?: string;
+  newName?: string;
+  newFileMode?: string;
+  deletedFileMode?: string;
+  oldMode?: string;
+  newMode?: string;
+  renameOrCopy: boolean;
+  binary: boolean;
+}
+
+function parseGitChunk(lines: string[]): FileSection[] {
+  const header = readGitHeader(lines);
+  // Names come from our own reading of the header lines, which undoes git's C-quoting.
+  const oldName = header.oldName ?? header.names?.[0];
+  const newName = header.newName ?? header.names?.[1];
+  if (oldName === undefined || newName === undefined) {
+    throw malformed(`cannot tell which file the section ${JSON.stringify(lines[0])} is for`);
+  }
+  refuseGitFeatures(header, stripGitPrefixes(oldName, newName)[1]);
+  const [first, ...rest] = parsePatch(lines.join("\n"));
+  const section = toSection(oldName, newName, first?.hunks ?? [], {
+    added: header.newFileMode !== undefined,
+    deleted: header.deletedFileMode !== undefined,
+  });
+  return [section, ...plainSections(rest)];
+}
+
+function readGitHeader(lines: string[]): GitHeader {
+  const header: GitHeader = {
+    names: parseGitNames((lines[0] ?? "").slice("diff --git ".length)),
+    renameOrCopy: false,
+    binary: false,
+  };
+  for (const raw of lines.slice(1)) {
+    const line = raw.replace(/\r$/, "");
+    if (line.startsWith("@@")) break;
+    const mode = /^(new file mode|deleted file mode|old mode|new mode) (\d+)$/.exec(line);
+    if (mode?.[1] === "new file mode") header.newFileMode = mode[2];
+    if (mode?.[1] === "deleted file mode") header.deletedFileMode = mode[2];
+    if (mode?.[1] === "old mode") header.oldMode = mode[2];
+    if (mode?.[1] === "new mode") header.newMode = mode[2];
+    if (/^(rename|copy) (from|to) /.test(line)) header.renameOrCopy = true;
+    if (isBinaryLine(line)) header.binary = true;
+    if (line.startsWith("--- ")) header.oldName = readGitPath(line.slice(4))?.name;
+    if (line.startsWith("+++ ")) header.newName = readGitPath(line.slice(4))?.name;
+  }
+  return header;
+}
+
+/**
+ * The two names of a `diff --git a/X b/X` line. Unquoted names may contain spaces, and
+ * git writes the same name twice, so the line is split in the middle.
+ */
+function parseGitNames(text: string): [string, string] | undefined {
+  if (text.startsWith('"')) {
+    const first = readGitPath(text);
+    const second = first && readGitPath(first.rest.trimStart());
+    return first && second ? [first.name, second.name] : undefined;
+  }
+  const middle = (text.length - 1) / 2;
+  if (!Number.isInteger(middle) || text[middle] !== " ") return undefined;
+  return [text.slice(0, middle), text.slice(middle + 1)];
+}
+
+function refuseGitFeatures(header: GitHeader, name: string): void {
+  const file = JSON.stringify(name);
+  if (header.binary) refuseBinary(name);
+  if (header.renameOrCopy) {
+    throw unsupported(`${file} is renamed or copied; write it as a deletion and an addition`);
+  }
+  if (header.oldMode !== header.newMode) {
+    throw unsupported(
+      `${file} changes mode (${header.oldMode} → ${header.newMode}); the patch tools change file contents only — use workspace exec with chmod`,
+    );
+  }
+  for (const mode of [header.newFileMode, header.deletedFileMode]) {
+    if (mode !== undefined && mode !== "100644" && mode !== "100755") {
+      throw unsupported(
+        `${file} is not a regular file (mode ${mode}); only text files are patched`,
+      );
+    }
+  }
+}
+
+function isBinaryLine(line: string): boolean {
+  return line.startsWith("GIT binary patch") || /^Binary files .* differ\r?$/.test(line);
+}
+
+function refuseBinary(what: string): never {
+  throw unsupported(
+    `it changes a binary file (${JSON.stringify(what)}); workspace_patch_apply takes text diffs only — use workspace sync push for binary files`,
+  );
+}
+
+function toSection(
+  oldName: string,
+  newName: string,
+  hunks: StructuredPatchHunk[],
+  flags: { added?: boolean; deleted?: boolean },
+): FileSection {
+  const added = oldName === DEV_NULL || flags.added === true;
+  const deleted = newName === DEV_NULL || flags.deleted === true;
+  if (added && deleted) throw malformed("a section has /dev/null on both sides");
+  const [oldPath, newPath] = stripGitPrefixes(oldName, newName);
+  if (!added && !deleted && oldPath !== newPath) {
+    throw unsupported(
+      `a section names two files (${JSON.stringify(oldPath)} and ${JSON.stringify(newPath)}); renames are not supported — give the same path after --- and +++`,
+    );
+  }
+  const path = normalizeWorkspacePath(added ? newPath : oldPath, "patch file");
+  if (path === "") throw malformed(`a section targets ${WORKSPACE_ROOT} itself, not a file`);
+  for (const hunk of hunks) {
+    if ([hunk.oldStart, hunk.oldLines, hunk.newStart, hunk.newLines].some(Number.isNaN)) {
+      throw malformed(`a hunk header for "${path}" is not of the form "@@ -A,B +C,D @@"`);
+    }
+  }
+  return { kind: added ? "add" : deleted ? "delete" : "modify", path, hunks };
+}
+
+/**
+ * Strips git's `a/` and `b/` prefixes when the section uses them (a path "a/x" in a plain
+ * `diff -u` section stays "a/x"): each side must carry its prefix or be /dev/null.
+ */
+function stripGitPrefixes(oldName: string, newName: string): [string, string] {
+  const prefixed =
+    (oldName.startsWith("a/") || newName.startsWith("b/")) &&
+    (oldName === DEV_NULL || oldName.startsWith("a/")) &&
+    (newName === DEV_NULL || newName.startsWith("b/"));
+  if (!prefixed) return [oldName, newName];
+  const strip = (name: string) => (name === DEV_NULL ? name : name.slice(2));
+  return [strip(oldName), strip(newName)];
+}
+
+function malformed(problem: string): PyroError {
+  return new PyroError("invalid_argument", `the patch is not a valid unified diff: ${problem}`);
+}
+
+function unsupported(problem: string): PyroError {
+  return new PyroError("invalid_argument", `the patch cannot be applied: ${problem}`);
+}

@@ -1,0 +1,66 @@
+import { spawn } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { Pyro } from "../../src/index.js";
+import { CLI_ENTRY } from "../helpers/cli.js";
+import { eventually, isolatedHome, processesMentioning } from "../helpers/guest.js";
+
+const home = isolatedHome();
+const pyro = new Pyro();
+
+function cliExec(id: string, script: string): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [CLI_ENTRY, "workspace", "exec", id, "--", "sh", "-c", script],
+      {
+        stdio: ["ignore", "pipe", "ignore"],
+      },
+    );
+    let stdout = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.on("close", (code) => resolve({ code, stdout }));
+  });
+}
+
+describe("workspace lifecycle rules", () => {
+  it("runs execs from several processes at once and numbers each one", async () => {
+    const { workspace_id } = await pyro.createWorkspace({
+      environment: "debian:12-base",
+      mem_mib: 256,
+    });
+    const results = await Promise.all(
+      [1, 2, 3].map((i) => cliExec(workspace_id, `sleep 0.5; echo ${i} > f${i}; echo ${i}`)),
+    );
+    expect(results.map((r) => [r.code, r.stdout])).toEqual([
+      [0, "1\n"],
+      [0, "2\n"],
+      [0, "3\n"],
+    ]);
+    const logs = await pyro.logsWorkspace({ workspace_id });
+    expect(logs.entries.map((e) => e.sequence).sort()).toEqual([1, 2, 3]);
+    expect((await pyro.statusWorkspace({ workspace_id })).command_count).toBe(3);
+    await pyro.deleteWorkspace({ workspace_id });
+  });
+
+  it("stops an idle workspace at its ttl and keeps its files", async () => {
+    const { workspace_id } = await pyro.createWorkspace({
+      environment: "debian:12-base",
+      mem_mib: 256,
+      ttl_seconds: 3,
+    });
+    await pyro.writeWorkspaceFile({ workspace_id, path: "keep.txt", text: "kept\n" });
+    const stopped = await eventually(
+      () => processesMentioning(`${home}/workspaces/${workspace_id}`).length === 0,
+      30_000,
+    );
+    expect(stopped).toBe(true);
+    const status = await pyro.statusWorkspace({ workspace_id });
+    expect(status.state).toBe("stopped");
+    await pyro.startWorkspace({ workspace_id });
+    expect((await pyro.readWorkspaceFile({ workspace_id, path: "keep.txt" })).content).toBe(
+      "kept\n",
+    );
+    await pyro.deleteWorkspace({ workspace_id });
+    expect(await eventually(() => processesMentioning(home).length === 0)).toBe(true);
+  });
+});

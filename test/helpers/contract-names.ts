@@ -1,0 +1,57 @@
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+
+/** One row entry of CONTRACT.md's "SDK (`Pyro`) and MCP tools" table. */
+export interface ContractName {
+  sdkMethod: string;
+  mcpTool: string | undefined;
+}
+
+/** The repo's copy of that table; the shared original is checked against it when present. */
+export const CONTRACT_NAMES_FIXTURE = resolve("test/fixtures/contract-names.md");
+export const SHARED_CONTRACT = resolve("..", "shared", "CONTRACT.md");
+
+export function contractNames(path = CONTRACT_NAMES_FIXTURE): ContractName[] {
+  return parseContractNames(readFileSync(path, "utf8"));
+}
+
+export function sharedContractExists(): boolean {
+  return existsSync(SHARED_CONTRACT);
+}
+
+/**
+ * Reads the table's rows: method lists are separated by `,` or `/` (parenthesised notes
+ * dropped), tool lists by `,`. Equal lengths pair up in order; a single tool for several
+ * methods belongs to the first (`vm_list_environments` is `listEnvironments`; pull,
+ * inspect and prune are SDK and CLI only); `—` means no tool.
+ */
+export function parseContractNames(markdown: string): ContractName[] {
+  const rows = markdown
+    .split("\n")
+    .filter((line) => line.startsWith("|") && !/^\|[\s|:-]+\|$/.test(line))
+    .map((line) =>
+      line
+        .split("|")
+        .slice(1, -1)
+        .map((cell) => cell.trim()),
+    )
+    .filter(([methods]) => methods !== "SDK method");
+  return rows.flatMap(([methodCell = "", toolCell = ""]) => {
+    const methods = methodCell
+      .replace(/\([^)]*\)/g, "")
+      .split(/[,/]/)
+      .map((m) => m.trim())
+      .filter(Boolean);
+    const tools = toolCell === "—" ? [] : toolCell.split(",").map((t) => t.trim());
+    if (tools.length === methods.length) {
+      return methods.map((sdkMethod, i) => ({ sdkMethod, mcpTool: tools[i] }));
+    }
+    if (tools.length <= 1) {
+      return methods.map((sdkMethod, i) => ({
+        sdkMethod,
+        mcpTool: i === 0 ? tools[0] : undefined,
+      }));
+    }
+    throw new Error(`cannot pair methods and tools in CONTRACT.md row: ${methodCell}`);
+  });
+}

@@ -1,0 +1,217 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { afterEach, describe, expect, it } from "vitest";
+import { MCP_PROFILES, operationsForProfile } from "../../src/contract/operations.js";
+import { CLI_ENTRY, runCli } from "../helpers/cli.js";
+import { eventually, isolatedHome, processesMentioning, vmDirs } from "../helpers/guest.js";
+
+const home = isolatedHome();
+
+/**
+ * The server's environment is what an MCP host gives it: the SDK's short list of safe
+ * variables (HOME, PATH...) plus what the host config sets, here pyro's own variables.
+ */
+const serverEnv = Object.fromEntries(
+  Object.entries(process.env).filter(
+    (entry): entry is [string, string] => entry[0].startsWith("PYRO_") && entry[1] !== undefined,
+  ),
+);
+
+interface Session {
+  client: Client;
+  transport: StdioClientTransport;
+  /** Anything the client could not parse as JSON-RPC (a stray line on stdout). */
+  protocolErrors: Error[];
+  stderr: () => string;
+}
+
+const sessions: Session[] = [];
+afterEach(async () => {
+  await Promise.all(sessions.splice(0).map((s) => s.client.close().catch(() => {})));
+});
+
+/** A real MCP client spawning `pyro mcp serve` over stdio, as an MCP host does. */
+async function serve(args: string[] = []): Promise<Session> {
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [CLI_ENTRY, "mcp", "serve", ...args],
+    env: serverEnv,
+    stderr: "pipe",
+  });
+  let stderr = "";
+  transport.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const client = new Client({ name: "pyro-surface-test", version: "0" });
+  const protocolErrors: Error[] = [];
+  client.onerror = (error) => protocolErrors.push(error);
+  await client.connect(transport);
+  const session = { client, transport, protocolErrors, stderr: () => stderr };
+  sessions.push(session);
+  return session;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const text = (result: CallToolResult) =>
+  result.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
+
+/** The VM's supervisor says it is ready: from then on it belongs to the server's connection. */
+function runningVm(): boolean {
+  const [dir] = vmDirs(home);
+  if (!dir) return false;
+  try {
+    return JSON.parse(readFileSync(join(home, "vms", dir, "shim.json"), "utf8")).state === "ready";
+  } catch {
+    return false;
+  }
+}
+
+describe("pyro mcp serve over stdio", () => {
+  it("lists exactly each profile's tools", async () => {
+    for (const profile of MCP_PROFILES) {
+      const { client } = await serve(["--profile", profile]);
+      const names = (await client.listTools()).tools.map((t) => t.name);
+      expect(names, profile).toEqual(operationsForProfile(profile).map((op) => op.mcpTool));
+    }
+    const { client } = await serve();
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    expect(names).toEqual(operationsForProfile("workspace-core").map((op) => op.mcpTool));
+    expect(client.getServerVersion()?.name).toBe("pyro");
+  });
+
+  it("refuses an unknown profile with exit 2, listing the valid ones", async () => {
+    const r = await runCli(["mcp", "serve", "--profile", "everything"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("vm-run, workspace-core, workspace-full");
+    expect(r.stdout).toBe("");
+  });
+
+  it("runs git --version in a real VM with vm_run, reporting progress", async () => {
+    const { client, protocolErrors, stderr } = await serve(["--profile", "vm-run"]);
+    await client.listTools(); // lets the client check structuredContent against the schema
+    const progress: string[] = [];
+    const result = (await client.callTool(
+      { name: "vm_run", arguments: { environment: "debian:12", command: ["git", "--version"] } },
+      undefined,
+      { onprogress: (p) => progress.push(p.message ?? "") },
+    )) as CallToolResult;
+    expect(result.isError).toBeFalsy();
+    expect(result.structuredContent).toMatchObject({
+      environment: "debian:12",
+      command: ["git", "--version"],
+      exit_code: 0,
+      stdout: expect.stringMatching(/^git version 2\.39\.\d+\n$/),
+      stderr: "",
+      timed_out: false,
+      execution_mode: "guest",
+    });
+    expect(text(result)).toMatch(/^exit_code: 0, \d+ ms\nstdout:\ngit version 2\.39/);
+    expect(progress).toContainEqual(expect.stringMatching(/^\[run\] phase=boot vm_id=vm_/));
+    expect(vmDirs(home)).toEqual([]);
+    expect(protocolErrors).toEqual([]);
+    expect(stderr()).toContain("[mcp] phase=serve profile=vm-run");
+  });
+
+  it("answers bad arguments with an error result naming the field, and keeps serving", async () => {
+    const { client } = await serve(["--profile", "vm-run"]);
+    const bad = (await client.callTool({
+      name: "vm_run",
+      arguments: { environment: "debian:12", command: [], mem_mib: 1 },
+    })) as CallToolResult;
+    expect(bad.isError).toBe(true);
+    expect(text(bad)).toMatch(/at command/);
+    expect(text(bad)).toMatch(/at mem_mib/);
+    const unknown = (await client.callTool({
+      name: "vm_run",
+      arguments: { environment: "nope:1", command: ["true"] },
+    })) as CallToolResult;
+    expect(unknown.isError).toBe(true);
+    expect(text(unknown)).toMatch(/^\[not_found\] .*debian:12/);
+    expect((await client.listTools()).tools).toHaveLength(1);
+  });
+
+  it("writes only JSON-RPC to stdout and exits as soon as stdin closes", async () => {
+    const child = spawn(process.execPath, [CLI_ENTRY, "mcp", "serve"], {
+      env: { ...process.env, PYRO_HOME: home },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    const requests = [
+      {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: {
+          protocolVersion: "2025-06-18",
+          capabilities: {},
+          clientInfo: { name: "raw", version: "0" },
+        },
+      },
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+      { jsonrpc: "2.0", id: 2, method: "tools/list" },
+      {
+        jsonrpc: "2.0",
+        id: 3,
+        method: "tools/call",
+        params: { name: "vm_run", arguments: { command: [] } },
+      },
+    ];
+    child.stdin.write(requests.map((r) => `${JSON.stringify(r)}\n`).join(""));
+    await eventually(() => stdout.split("\n").length > 3, 10_000);
+    const closed = Date.now();
+    child.stdin.end();
+    const [code] = (await once(child, "exit")) as [number | null];
+    expect(Date.now() - closed).toBeLessThan(1_500);
+    expect(code).toBe(0);
+    const lines = stdout.split("\n").filter(Boolean);
+    expect(lines.map((l) => JSON.parse(l).id)).toEqual([1, 2, 3]);
+    for (const line of lines) expect(JSON.parse(line)).toMatchObject({ jsonrpc: "2.0" });
+  });
+
+  it("leaves no VM behind when the client disconnects mid-call", async () => {
+    const { client } = await serve(["--profile", "vm-run"]);
+    const call = client
+      .callTool({
+        name: "vm_run",
+        arguments: { environment: "debian:12-base", command: ["sleep", "60"] },
+      })
+      .catch((error: Error) => error);
+    expect(await eventually(runningVm, 60_000)).toBe(true);
+    const closing = Date.now();
+    await client.close(); // ends the server's stdin; SIGTERM would follow after 2 s
+    expect(Date.now() - closing).toBeLessThan(1_900);
+    expect(await call).toBeInstanceOf(Error);
+    expect(await eventually(() => vmDirs(home).length === 0, 20_000)).toBe(true);
+    expect(await eventually(() => processesMentioning(home).length === 0, 20_000)).toBe(true);
+  });
+
+  it("leaves no VM behind when the server is sent SIGTERM mid-call", async () => {
+    const { client, transport } = await serve(["--profile", "vm-run"]);
+    const call = client
+      .callTool({
+        name: "vm_run",
+        arguments: { environment: "debian:12-base", command: ["sleep", "60"] },
+      })
+      .catch((error: Error) => error);
+    expect(await eventually(runningVm, 60_000)).toBe(true);
+    const pid = transport.pid;
+    expect(pid).toBeTypeOf("number");
+    process.kill(pid as number, "SIGTERM");
+    expect(await call).toBeInstanceOf(Error);
+    expect(await eventually(() => !alive(pid as number), 2_000)).toBe(true);
+    expect(await eventually(() => processesMentioning(home).length === 0, 20_000)).toBe(true);
+    expect(await eventually(() => vmDirs(home).length === 0, 20_000)).toBe(true);
+  });
+});

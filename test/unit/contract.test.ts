@@ -1,0 +1,58 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { OPERATIONS } from "../../src/contract/operations.js";
+import { Pyro } from "../../src/sdk/pyro.js";
+import { PUBLIC_CONTRACT_PATH, renderPublicContract } from "../../scripts/gen-public-contract.js";
+import {
+  SHARED_CONTRACT,
+  contractNames,
+  parseContractNames,
+  sharedContractExists,
+} from "../helpers/contract-names.js";
+
+const names = contractNames();
+
+describe("the contract (src/contract/operations.ts)", () => {
+  it("has a Pyro facade method for every operation", () => {
+    const missing = OPERATIONS.map((op) => op.sdkMethod).filter(
+      (method) =>
+        typeof (Pyro.prototype as unknown as Record<string, unknown>)[method] !== "function",
+    );
+    expect(missing).toEqual([]);
+  });
+
+  it("spells every SDK method and MCP tool exactly as CONTRACT.md does", () => {
+    const ours = OPERATIONS.map((op) => ({ sdkMethod: op.sdkMethod, mcpTool: op.mcpTool }));
+    const theirs = ours.map(({ sdkMethod }) => names.find((n) => n.sdkMethod === sdkMethod));
+    expect(theirs).toEqual(ours);
+  });
+
+  it("gives every operation object params and results, as MCP tools need", () => {
+    for (const op of OPERATIONS) {
+      expect(op.params, op.sdkMethod).toBeInstanceOf(z.ZodObject);
+      expect(op.result, op.sdkMethod).toBeInstanceOf(z.ZodObject);
+      const fields = Object.keys((op.params as z.ZodObject).shape);
+      expect(fields, `${op.sdkMethod} coreOmits`).toEqual(
+        expect.arrayContaining([...(op.coreOmits ?? [])]),
+      );
+      expect(op.description, op.sdkMethod).toMatch(/^[A-Z].*\.$/);
+    }
+  });
+
+  it("keeps docs/public-contract.md in step (run npx tsx scripts/gen-public-contract.ts)", async () => {
+    const current = readFileSync(PUBLIC_CONTRACT_PATH, "utf8");
+    const fresh = await renderPublicContract();
+    expect(
+      current === fresh,
+      "docs/public-contract.md is stale: run npx tsx scripts/gen-public-contract.ts",
+    ).toBe(true);
+  });
+
+  it.skipIf(!sharedContractExists())(
+    "uses a names table that matches the shared CONTRACT.md",
+    () => {
+      expect(names).toEqual(parseContractNames(readFileSync(SHARED_CONTRACT, "utf8")));
+    },
+  );
+});

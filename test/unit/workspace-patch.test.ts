@@ -1,0 +1,293 @@
+import { describe, expect, it, vi } from "vitest";
+import { PyroError } from "../../src/contract/errors.js";
+import {
+  MAX_PATCH_BYTES,
+  patchedPaths,
+  planPatch,
+  summarizeChanges,
+  type FileChange,
+} from "../../src/workspace/patch.js";
+
+/** A workspace as path → text, and the reader planPatch takes. */
+function files(entries: Record<string, string>) {
+  const map = new Map(Object.entries(entries));
+  return { map, read: (path: string) => map.get(path) };
+}
+
+function applyChanges(map: Map<string, string>, changes: FileChange[]): Map<string, string> {
+  const result = new Map(map);
+  for (const change of changes) {
+    if (change.content === null) result.delete(change.path);
+    else result.set(change.path, change.content);
+  }
+  return result;
+}
+
+function rejection(patch: string, read: (path: string) => string | undefined): PyroError {
+  try {
+    planPatch(patch, read);
+  } catch (error) {
+    expect(error).toBeInstanceOf(PyroError);
+    return error as PyroError;
+  }
+  throw new Error("the patch was accepted");
+}
+
+function random(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const GIT_PATCH = `diff --git a/src/app.py b/src/app.py
+index 1111111..2222222 100644
+--- a/src/app.py
++++ b/src/app.py
+@@ -1,4 +1,4 @@
+ import os
+-print("old")
++print("new")
+ x = 1
+ y = 2
+@@ -8,3 +8,4 @@ def f():
+ a
+ b
+ c
++d
+diff --git a/README.md b/README.md
+new file mode 100644
+index 0000000..3333333
+--- /dev/null
++++ b/README.md
+@@ -0,0 +1,2 @@
++# Title
++no newline here
+\\ No newline at end of file
+diff --git a/old.txt b/old.txt
+deleted file mode 100644
+index 4444444..0000000
+--- a/old.txt
++++ /dev/null
+@@ -1,2 +0,0 @@
+-gone
+-too
+diff --git a/empty.txt b/empty.txt
+new file mode 100644
+index 0000000..e69de29
+`;
+
+const APP = 'import os\nprint("old")\nx = 1\ny = 2\n\n\ndef f():\na\nb\nc\n';
+
+describe("planPatch", () => {
+  it("applies git output: many files and hunks, add, delete, empty file, missing final newline", () => {
+    const { map, read } = files({ "src/app.py": APP, "old.txt": "gone\ntoo\n" });
+    const changes = planPatch(GIT_PATCH, read);
+    expect(changes.map(({ path, status }) => [path, status])).toEqual([
+      ["old.txt", "deleted"],
+      ["src/app.py", "modified"],
+      ["README.md", "added"],
+      ["empty.txt", "added"],
+    ]);
+    const after = applyChanges(map, changes);
+    expect(after.get("src/app.py")).toBe(
+      'import os\nprint("new")\nx = 1\ny = 2\n\n\ndef f():\na\nb\nc\nd\n',
+    );
+    expect(after.get("README.md")).toBe("# Title\nno newline here");
+    expect(after.get("empty.txt")).toBe("");
+    expect(after.has("old.txt")).toBe(false);
+  });
+
+  it("applies plain `diff -u` output with timestamps and unprefixed paths", () => {
+    const patch = [
+      "--- notes.txt\t2024-01-01 10:00:00.000000000 +0000",
+      "+++ notes.txt\t2024-01-02 10:00:00.000000000 +0000",
+      "@@ -1,2 +1,2 @@",
+      " keep",
+      "-drop",
+      "+add",
+      "",
+    ].join("\n");
+    const { read } = files({ "notes.txt": "keep\ndrop\n" });
+    expect(planPatch(patch, read)).toEqual([
+      { path: "notes.txt", status: "modified", content: "keep\nadd\n" },
+    ]);
+  });
+
+  it("adds and removes the final newline as `\\ No newline at end of file` says", () => {
+    const addNewline = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-x\n\\ No newline at end of file\n+x\n";
+    expect(planPatch(addNewline, files({ f: "x" }).read)[0]?.content).toBe("x\n");
+    const dropNewline = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-x\n+x\n\\ No newline at end of file\n";
+    expect(planPatch(dropNewline, files({ f: "x\n" }).read)[0]?.content).toBe("x");
+    const error = rejection(addNewline, files({ f: "x\n" }).read);
+    expect(error.message).toContain("does not end with a newline");
+  });
+
+  it("finds a hunk whose context moved (an offset) but never fuzzes its content", () => {
+    const patch = "--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n a\n-b\n+B\n";
+    expect(planPatch(patch, files({ f: "new\nlines\na\nb\n" }).read)[0]?.content).toBe(
+      "new\nlines\na\nB\n",
+    );
+    expect(rejection(patch, files({ f: "a\nb \n" }).read).code).toBe("invalid_argument");
+  });
+
+  it("names the file, the hunk, the line and expected vs found when a hunk does not apply", () => {
+    const { read } = files({ "src/app.py": APP.replace("c\n", "C\n") });
+    const error = rejection(GIT_PATCH, read);
+    expect(error.code).toBe("invalid_argument");
+    expect(error.message).toBe(
+      'the patch does not apply to "src/app.py": hunk #2 (@@ -8,3 +8,4 @@) expects line 10 to be "c", but found "C". Nothing was changed; read the file again and regenerate the patch.',
+    );
+    expect(error.details).toMatchObject({ path: "src/app.py", hunk: 2 });
+  });
+
+  it("patch that fails on the second file plans nothing (the caller writes nothing)", () => {
+    const patch =
+      "--- a/one\n+++ b/one\n@@ -1 +1 @@\n-1\n+one\n--- a/two\n+++ b/two\n@@ -1 +1 @@\n-2\n+two\n";
+    const error = rejection(patch, files({ one: "1\n", two: "zwei\n" }).read);
+    expect(error.message).toContain('"two": hunk #1 (@@ -1,1 +1,1 @@) expects line 1 to be "2"');
+  });
+
+  it("reports a hunk that runs past the end of the file", () => {
+    const patch = "--- a/f\n+++ b/f\n@@ -2,2 +2,2 @@\n b\n-c\n+C\n";
+    expect(rejection(patch, files({ f: "a\nb\n" }).read).message).toContain(
+      'expects line 3 to be "c", but the file has only 2 lines',
+    );
+  });
+
+  it("refuses to add an existing file or to modify or delete a missing one", () => {
+    const add = "--- /dev/null\n+++ b/x\n@@ -0,0 +1 @@\n+x\n";
+    expect(rejection(add, files({ x: "" }).read).message).toContain(
+      'the patch adds "x", but it already exists',
+    );
+    const modify = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-x\n+y\n";
+    expect(rejection(modify, files({}).read).message).toContain(
+      'the patch modifies "x", which does not exist',
+    );
+    const remove = "--- a/x\n+++ /dev/null\n@@ -1 +0,0 @@\n-x\n";
+    expect(rejection(remove, files({}).read).message).toContain("deletes");
+    expect(rejection(remove, files({ x: "x\ny\n" }).read).message).toContain(
+      "does not remove all of its lines",
+    );
+  });
+
+  it("applies two sections for the same file in order", () => {
+    const patch = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-1\n+2\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-2\n+3\n";
+    expect(planPatch(patch, files({ f: "1\n" }).read)).toEqual([
+      { path: "f", status: "modified", content: "3\n" },
+    ]);
+    const addThenDelete =
+      "--- /dev/null\n+++ b/n\n@@ -0,0 +1 @@\n+n\n--- a/n\n+++ /dev/null\n@@ -1 +0,0 @@\n-n\n";
+    expect(planPatch(addThenDelete, files({}).read)).toEqual([]);
+  });
+
+  it("refuses paths outside /workspace before reading anything", () => {
+    const read = vi.fn(() => "x\n");
+    for (const name of ["../../etc/passwd", "/etc/passwd"]) {
+      const patch = `--- ${name}\n+++ ${name}\n@@ -1 +1 @@\n-x\n+y\n`;
+      const error = rejection(patch, read);
+      expect(error.message).toMatch(/patch file ".*" (escapes|is outside) \/workspace/);
+    }
+    expect(read).not.toHaveBeenCalled();
+  });
+
+  it("refuses renames, mode changes, symlinks and binary patches", () => {
+    const read = files({ a: "x\n", b: "x\n" }).read;
+    const cases: [string, RegExp][] = [
+      ["diff --git a/a b/c\nsimilarity index 100%\nrename from a\nrename to c\n", /renamed/],
+      ["diff --git a/a b/a\nold mode 100644\nnew mode 100755\n", /changes mode/],
+      [
+        "diff --git a/l b/l\nnew file mode 120000\n--- /dev/null\n+++ b/l\n@@ -0,0 +1 @@\n+t\n",
+        /not a regular file/,
+      ],
+      [
+        "diff --git a/a b/a\nindex 1..2 100644\nBinary files a/a and b/a differ\n",
+        /binary file \("a"\)/,
+      ],
+      ["diff --git a/a b/a\nGIT binary patch\nliteral 0\nHcmV?d00001\n", /binary/],
+      ["Binary files a/b and b/b differ\n", /binary/],
+      ["--- a/a\n+++ b/c\n@@ -1 +1 @@\n-x\n+y\n", /renames are not supported/],
+    ];
+    for (const [patch, message] of cases) {
+      expect(rejection(patch, read).message, patch).toMatch(message);
+    }
+  });
+
+  it("refuses a patch over 1 MiB before parsing or reading anything", () => {
+    const read = vi.fn(() => undefined);
+    const error = rejection("+".repeat(MAX_PATCH_BYTES + 1), read);
+    expect(error.message).toContain("at most 1048576 bytes (1 MiB)");
+    expect(read).not.toHaveBeenCalled();
+  });
+
+  it("refuses malformed patches with invalid_argument", () => {
+    const read = files({ f: "x\n" }).read;
+    for (const patch of [
+      "",
+      "just some words\n",
+      "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-x\n",
+      "--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n x\n",
+      "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-x\n+y\nstray line\n",
+      "@@ -1 +1 @@\n-x\n+y\n",
+    ]) {
+      expect(rejection(patch, read).code, JSON.stringify(patch)).toBe("invalid_argument");
+    }
+  });
+
+  it("reads git's C-quoted names", () => {
+    const patch =
+      'diff --git "a/tab\\there" "b/tab\\there"\n--- "a/tab\\there"\n+++ "b/tab\\there"\n@@ -1 +1 @@\n-x\n+y\n';
+    expect(planPatch(patch, files({ "tab\there": "x\n" }).read)[0]?.path).toBe("tab\there");
+  });
+
+  it("survives random corruption of a valid patch: it applies or throws invalid_argument", () => {
+    const next = random(7);
+    const base = GIT_PATCH.split("\n");
+    const { read } = files({ "src/app.py": APP, "old.txt": "gone\ntoo\n" });
+    for (let run = 0; run < 300; run++) {
+      const lines = [...base];
+      for (let edits = 1 + Math.floor(next() * 3); edits > 0; edits--) {
+        const at = Math.floor(next() * lines.length);
+        const pick = next();
+        if (pick < 0.3) lines.splice(at, 1);
+        else if (pick < 0.6) lines.splice(at, 0, lines[Math.floor(next() * lines.length)] ?? "");
+        else lines[at] = (lines[at] ?? "").slice(0, Math.floor(next() * 6));
+      }
+      try {
+        planPatch(lines.join("\n"), read);
+      } catch (error) {
+        expect(error, lines.join("\n")).toBeInstanceOf(PyroError);
+        expect((error as PyroError).code).toBe("invalid_argument");
+      }
+    }
+  });
+});
+
+describe("patchedPaths", () => {
+  it("lists the files a patch touches, in order, without reading them", () => {
+    expect(patchedPaths(GIT_PATCH)).toEqual(["src/app.py", "README.md", "old.txt", "empty.txt"]);
+  });
+});
+
+describe("summarizeChanges", () => {
+  it("counts changes the way the patch-apply result reports them", () => {
+    const changes: FileChange[] = [
+      { path: "a", status: "deleted", content: null },
+      { path: "b", status: "modified", content: "b" },
+      { path: "c", status: "added", content: "" },
+    ];
+    expect(summarizeChanges(changes)).toEqual({
+      changed: true,
+      summary: { total: 3, added: 1, modified: 1, deleted: 1 },
+      entries: [
+        { path: "a", status: "deleted" },
+        { path: "b", status: "modified" },
+        { path: "c", status: "added" },
+      ],
+    });
+    expect(summarizeChanges([]).changed).toBe(false);
+  });
+});
