@@ -14,5 +14,9 @@ make -s -C agent test test-host
 echo "[test] phase=environments" >&2
 pyro env pull debian:12-base
 pyro env pull debian:12
-echo "[test] phase=vitest" >&2
-npx vitest run
+# Tiers one after another: guest and surface tests boot VMs, and a 2-core machine is
+# better used by one tier's VMs at a time.
+for tier in unit agent guest surface; do
+  echo "[test] phase=vitest tier=$tier" >&2
+  npx vitest run --project "$tier"
+done

@@ -21,21 +21,20 @@ import type {
   ReapResult,
 } from "../contract/vm.js";
 import { bootArtifacts } from "../env/environments.js";
-import type { ExecHandlers, ExecOutput } from "../guest/client.js";
+import type { ExecHandlers } from "../guest/client.js";
 import { ShimClient } from "../shim/client.js";
 import { vmFiles } from "../shim/launch.js";
 import { withLock } from "../util/lock.js";
 import { isProcessAlive, sleep } from "../util/process.js";
 import type { ProgressSink } from "../util/progress.js";
 import { bootSandbox, createSandboxDir } from "./boot.js";
+import { commandResult } from "./command-result.js";
 import { SandboxRuntime } from "./runtime.js";
 import { checkId, listIds, liveState, readRecord, sandboxRoot, writeRecord } from "./records.js";
 
 export type VmRecord = z.output<typeof VmRecordSchema>;
 type CreateVmInput = z.input<typeof CreateVmParams>;
 
-/** Exit status reported for a command killed by its timeout (like `timeout(1)`). */
-export const TIMEOUT_EXIT_CODE = 124;
 /** Host memory kept back from guests so the host itself keeps working. */
 const HOST_RESERVED_MIB = 512;
 
@@ -80,7 +79,8 @@ export class VmManager {
       client.destroy();
       client = undefined;
       return {
-        ...execResult(record, params.command, output),
+        vm_id: record.vm_id,
+        ...commandResult(params.command, output),
         environment: params.environment,
         acceleration: booted.acceleration,
         timings: {
@@ -174,7 +174,8 @@ export class VmManager {
       const teardownStarted = performance.now();
       await client.stop(true);
       return {
-        ...execResult(record, params.command, output),
+        vm_id: record.vm_id,
+        ...commandResult(params.command, output),
         acceleration: record.acceleration ?? "tcg",
         timings: { exec_ms: execMs, teardown_ms: Math.round(performance.now() - teardownStarted) },
       };
@@ -341,21 +342,6 @@ async function execCommand(
   return { output, execMs: Math.round(performance.now() - started) };
 }
 
-function execResult(record: VmRecord, command: string[], output: ExecOutput) {
-  return {
-    vm_id: record.vm_id,
-    command,
-    exit_code: output.timed_out ? TIMEOUT_EXIT_CODE : exitCodeOf(output.exit_code, output.signal),
-    stdout: output.stdout.toString("utf8"),
-    stderr: output.stderr.toString("utf8"),
-    duration_ms: Math.round(output.duration_ms),
-    timed_out: output.timed_out,
-    stdout_truncated: output.stdout_truncated,
-    stderr_truncated: output.stderr_truncated,
-    execution_mode: "guest" as const,
-  };
-}
-
 function refuseUnbuiltFeatures(params: { network: boolean; allow_host_compat: boolean }): void {
   if (params.network) {
     throw new PyroError(
@@ -392,22 +378,6 @@ export function checkHostLimits(vcpuCount: number, memMib: number): void {
       },
     );
   }
-}
-
-/** A shell-style status: the exit code, or 128+N when killed by signal N. */
-export function exitCodeOf(exitCode: number | null, signal: string | null): number {
-  if (exitCode !== null) return exitCode;
-  const numbers: Record<string, number> = {
-    HUP: 1,
-    INT: 2,
-    QUIT: 3,
-    ABRT: 6,
-    KILL: 9,
-    SEGV: 11,
-    PIPE: 13,
-    TERM: 15,
-  };
-  return 128 + (signal ? (numbers[signal] ?? 0) : 0);
 }
 
 export function newId(prefix: "vm" | "ws"): string {

@@ -25,7 +25,8 @@ import { guestPath, normalizeWorkspacePath, WORKSPACE_ROOT } from "../workspace/
 import { bootSandbox, createSandboxDir, createStateDisk } from "./boot.js";
 import { listIds, writeRecord } from "./records.js";
 import type { SandboxRuntime } from "./runtime.js";
-import { checkHostLimits, destroySandbox, exitCodeOf, newId, TIMEOUT_EXIT_CODE } from "./vms.js";
+import { commandResult } from "./command-result.js";
+import { checkHostLimits, destroySandbox, newId } from "./vms.js";
 import { pushArchive } from "./workspace-guest.js";
 import {
   appendJournal,
@@ -209,23 +210,13 @@ export class WorkspaceManager {
         handlers,
       ),
     );
-    const exitCode = output.timed_out
-      ? TIMEOUT_EXIT_CODE
-      : exitCodeOf(output.exit_code, output.signal);
     const result = {
       workspace_id: params.workspace_id,
       sequence,
       cwd,
-      command: params.command,
-      exit_code: exitCode,
-      stdout: output.stdout.toString("utf8"),
-      stderr: output.stderr.toString("utf8"),
-      duration_ms: Math.round(output.duration_ms),
-      timed_out: output.timed_out,
-      stdout_truncated: output.stdout_truncated,
-      stderr_truncated: output.stderr_truncated,
-      execution_mode: "guest" as const,
+      ...commandResult(params.command, output),
     };
+    const exitCode = result.exit_code;
     await appendJournal(params.workspace_id, {
       sequence,
       command: params.command,

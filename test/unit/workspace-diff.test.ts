@@ -7,16 +7,7 @@ import { PyroError } from "../../src/contract/errors.js";
 import { diffTrees } from "../../src/workspace/diff.js";
 import { planPatch } from "../../src/workspace/patch.js";
 import { readTree, writeTree, type Tree, type TreeEntry } from "../../src/workspace/tree.js";
-
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { random } from "../helpers/random.js";
 
 const file = (text: string, mode = 0o644): TreeEntry => ({
   type: "file",

@@ -7,6 +7,7 @@ import {
   summarizeChanges,
   type FileChange,
 } from "../../src/workspace/patch.js";
+import { random } from "../helpers/random.js";
 
 /** A workspace as path → text, and the reader planPatch takes. */
 function files(entries: Record<string, string>) {
@@ -31,16 +32,6 @@ function rejection(patch: string, read: (path: string) => string | undefined): P
     return error as PyroError;
   }
   throw new Error("the patch was accepted");
-}
-
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const GIT_PATCH = `diff --git a/src/app.py b/src/app.py

@@ -6,6 +6,7 @@ import {
   normalizeWorkspacePath,
   symlinkTargetInWorkspace,
 } from "../../src/workspace/paths.js";
+import { random } from "../helpers/random.js";
 
 function rejection(input: string, field?: string): PyroError {
   try {
@@ -15,17 +16,6 @@ function rejection(input: string, field?: string): PyroError {
     return error as PyroError;
   }
   throw new Error(`${JSON.stringify(input)} was accepted`);
-}
-
-/** A small deterministic PRNG (mulberry32), so a failing case can be replayed by seed. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe("normalizeWorkspacePath", () => {
