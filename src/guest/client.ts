@@ -25,6 +25,8 @@ export interface ExecOutput extends ExitRecord {
 }
 
 export interface ExecHandlers {
+  /** Aborting kills the command's whole process group (MCP `notifications/cancelled`). */
+  signal?: AbortSignal;
   /** Keep the output in the result. Off for bulk streams (archives) a handler consumes. @default true */
   collectOutput?: boolean;
   /** Streamed output as it arrives (already bounded by `max_output_bytes`). */
@@ -66,9 +68,11 @@ export class ChannelClient {
     message: Record<string, unknown>,
     onData: Pending["onData"] = () => {},
     stdin?: Buffer | AsyncIterable<Buffer>,
+    onChannel?: (channel: number) => void,
   ): Promise<Record<string, unknown>> {
     if (this.closedError) return Promise.reject(this.closedError);
     const channel = this.allocateChannel();
+    onChannel?.(channel);
     return new Promise((resolve, reject) => {
       this.pending.set(channel, { onData, resolve, reject });
       this.socket.write(encodeControl(channel, message));
@@ -122,14 +126,29 @@ export class ChannelClient {
       const kept = stream?.append(payload, handlers.collectOutput !== false);
       if (kept?.length) handler?.(kept);
     };
-    const exit = parseFromGuest(
-      ExitRecordSchema,
-      await this.request(
+    // Cancelling kills the command's process group; the exit record still comes back.
+    let cancel = () => {};
+    const onChannel = (channel: number) => {
+      cancel = () =>
+        void this.request({ op: "signal", target_channel: channel, signal: "KILL" }).catch(
+          () => {},
+        );
+      if (handlers.signal?.aborted) cancel();
+    };
+    const abort = () => cancel();
+    handlers.signal?.addEventListener("abort", abort, { once: true });
+    let reply: Record<string, unknown>;
+    try {
+      reply = await this.request(
         { op: "exec", ...request, ...(stdin ? { stdin: true } : {}) },
         onData,
         stdin,
-      ),
-    );
+        onChannel,
+      );
+    } finally {
+      handlers.signal?.removeEventListener("abort", abort);
+    }
+    const exit = parseFromGuest(ExitRecordSchema, reply);
     return {
       ...exit,
       stdout_truncated: exit.stdout_truncated || streams.stdout.truncated,

@@ -179,7 +179,7 @@ export class WorkspaceContent {
   async syncPush(input: z.input<typeof pushWorkspaceSync.params>) {
     const params = parseParams(pushWorkspaceSync.params, input);
     const dest = normalizeWorkspacePath(params.dest, "dest");
-    const seed = await detectSeed(params.source_path);
+    const seed = await detectSeed(params.source_path, "source_path");
     await this.workspaces.requireStarted(params.workspace_id);
     const staged =
       seed.mode === "tar_archive" ? await unpackArchiveFile(seed.path, "user") : undefined;

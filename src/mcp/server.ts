@@ -21,7 +21,12 @@ export interface CreateServerOptions {
   profile?: McpProfile;
 }
 
-type FacadeMethod = (this: Pyro, params: unknown) => Promise<unknown>;
+/** Facade methods take the params, and commands also `{ signal }` to stop on cancellation. */
+type FacadeMethod = (
+  this: Pyro,
+  params: unknown,
+  calls: { signal: AbortSignal },
+) => Promise<unknown>;
 
 /**
  * The pyro MCP server: one tool per contract operation of the profile, with the
@@ -55,7 +60,9 @@ function registerOperation(server: McpServer, op: AnyOperation, profile: McpProf
     // One facade per call so concurrent calls' progress never mixes.
     const pyro = new Pyro({ progress: progressForRequest(extra) });
     try {
-      return successResult(conforming(result, await method.call(pyro, args), tool));
+      return successResult(
+        conforming(result, await method.call(pyro, args, { signal: extra.signal }), tool),
+      );
     } catch (error) {
       return errorResult(error, tool);
     }

@@ -17,15 +17,16 @@ import type { Tree, TreeEntry } from "./tree.js";
  */
 export async function detectSeed(
   path: string,
+  field = "seed_path",
 ): Promise<{ mode: "directory" | "tar_archive"; path: string }> {
   const absolute = resolve(path);
   const info = await stat(absolute).catch((error: unknown) => {
     if (isErrno(error, "ENOENT")) {
-      throw new PyroError("invalid_argument", `seed_path ${path} does not exist`, {
-        details: { field: "seed_path" },
+      throw new PyroError("invalid_argument", `${field} ${path} does not exist`, {
+        details: { field },
       });
     }
-    throw asPyroError(error, `reading seed_path ${path}`);
+    throw asPyroError(error, `reading ${field} ${path}`);
   });
   if (info.isDirectory()) return { mode: "directory", path: absolute };
   if (info.isFile() && /\.(tar|tar\.gz|tgz)$/i.test(absolute)) {
@@ -33,8 +34,8 @@ export async function detectSeed(
   }
   throw new PyroError(
     "invalid_argument",
-    `seed_path ${path} is not a directory or a .tar, .tar.gz or .tgz archive`,
-    { details: { field: "seed_path" } },
+    `${field} ${path} is not a directory or a .tar, .tar.gz or .tgz archive`,
+    { details: { field } },
   );
 }
 

@@ -54,6 +54,19 @@ describe("pyro run through real VMs", () => {
     expect(r.exit_code).toBe(124);
   });
 
+  it("stops the command when the caller aborts (MCP cancellation)", async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(), 2_500);
+    const r = await pyro.runInVm(
+      { environment: "debian:12-base", command: ["sleep", "60"] },
+      { signal: controller.signal },
+    );
+    expect(r.exit_code).toBe(137);
+    expect(r.timed_out).toBe(false);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
   it("truncates output larger than the bound", async () => {
     const r = await pyro.runInVm({
       environment: "debian:12-base",
