@@ -6,7 +6,7 @@ import {
   pullEnvironment,
 } from "../../contract/environment.js";
 import type { Pyro } from "../../sdk/pyro.js";
-import { printJson, reportError } from "../output.js";
+import { action, jsonOption, print } from "../action.js";
 
 const mib = (bytes: number | null) =>
   bytes === null ? "-" : `${(bytes / 2 ** 20).toFixed(0)} MiB`;
@@ -14,87 +14,80 @@ const mib = (bytes: number | null) =>
 /** `pyro env list | pull ENV | inspect ENV | prune`. */
 export function registerEnv(program: Command, pyro: () => Pyro): void {
   const env = program.command("env").description("Manage the environments VMs boot from.");
-  const action =
-    <A extends unknown[]>(fn: (json: boolean, ...args: A) => Promise<void>) =>
-    async (...args: [...A, { json?: boolean }]) => {
-      const options = args[args.length - 2] as { json?: boolean };
-      try {
-        await fn(options.json === true, ...(args.slice(0, -2) as A));
-      } catch (error) {
-        process.exitCode = reportError(error, { json: options.json === true });
-      }
-    };
 
   env
     .command("list")
     .description(listEnvironments.description)
-    .option("--json", "print JSON")
+    .option(...jsonOption)
     .action(
-      action(async (json) => {
-        const result = await pyro().listEnvironments();
-        if (json) return printJson(result);
-        for (const e of result.environments) {
-          const state = e.installed ? `built ${mib(e.image_size_bytes)}` : "not built";
-          process.stdout.write(`${e.name.padEnd(18)} ${state.padEnd(16)} ${e.description}\n`);
-        }
-      }),
+      action(
+        () => pyro().listEnvironments(),
+        ({ environments }) => {
+          for (const e of environments) {
+            const state = e.installed ? `built ${mib(e.image_size_bytes)}` : "not built";
+            print(`${e.name.padEnd(18)} ${state.padEnd(16)} ${e.description}`);
+          }
+        },
+      ),
     );
 
   env
     .command("pull")
     .description(pullEnvironment.description)
     .argument("<environment>")
-    .option("--json", "print JSON")
+    .option(...jsonOption)
     .action(
-      action(async (json, environment: string) => {
-        const result = await pyro().pullEnvironment({ environment });
-        if (json) return printJson(result);
-        process.stdout.write(
-          `${result.environment}: ${result.status} (${mib(result.manifest.image_size_bytes)}, ` +
-            `${result.manifest.packages.length} packages, sha256 ${result.manifest.image_sha256.slice(0, 12)})\n`,
-        );
-      }),
+      action(
+        ([environment]) => pyro().pullEnvironment({ environment: environment! }),
+        (r) =>
+          print(
+            `${r.environment}: ${r.status} (${mib(r.manifest.image_size_bytes)}, ` +
+              `${r.manifest.packages.length} packages, sha256 ${r.manifest.image_sha256.slice(0, 12)})`,
+          ),
+      ),
     );
 
   env
     .command("inspect")
     .description(inspectEnvironment.description)
     .argument("<environment>")
-    .option("--json", "print JSON")
+    .option(...jsonOption)
     .action(
-      action(async (json, environment: string) => {
-        const result = await pyro().inspectEnvironment({ environment });
-        if (json) return printJson(result);
-        const lines = [
-          `name:        ${result.name}`,
-          `description: ${result.description}`,
-          `installed:   ${result.installed ? "yes" : "no (run: pyro env pull " + result.name + ")"}`,
-          `recipe:      ${result.recipe.suite} ${result.recipe.variant} + ${result.recipe.packages.join(", ") || "nothing"}`,
-        ];
-        const m = result.manifest;
-        if (m) {
-          lines.push(
-            `image:       ${result.image_path} (${mib(m.image_size_bytes)}, sha256 ${m.image_sha256})`,
-            `packages:    ${m.packages.length}`,
-            `kernel:      ${m.kernel_version}`,
-            `agent:       ${m.agent_version}`,
-            `built:       ${m.built_at} in ${m.build_seconds}s from ${m.mirror}`,
-          );
-        }
-        process.stdout.write(`${lines.join("\n")}\n`);
-      }),
+      action(
+        ([environment]) => pyro().inspectEnvironment({ environment: environment! }),
+        (result) => {
+          const lines = [
+            `name:        ${result.name}`,
+            `description: ${result.description}`,
+            `installed:   ${result.installed ? "yes" : `no (run: pyro env pull ${result.name})`}`,
+            `recipe:      ${result.recipe.suite} ${result.recipe.variant} + ${result.recipe.packages.join(", ") || "nothing"}`,
+          ];
+          const m = result.manifest;
+          if (m) {
+            lines.push(
+              `image:       ${result.image_path} (${mib(m.image_size_bytes)}, sha256 ${m.image_sha256})`,
+              `packages:    ${m.packages.length}`,
+              `kernel:      ${m.kernel_version}`,
+              `agent:       ${m.agent_version}`,
+              `built:       ${m.built_at} in ${m.build_seconds}s from ${m.mirror}`,
+            );
+          }
+          print(lines.join("\n"));
+        },
+      ),
     );
 
   env
     .command("prune")
     .description(pruneEnvironments.description)
-    .option("--json", "print JSON")
+    .option(...jsonOption)
     .action(
-      action(async (json) => {
-        const result = await pyro().pruneEnvironments();
-        if (json) return printJson(result);
-        for (const path of result.removed) process.stdout.write(`removed ${path}\n`);
-        process.stdout.write(`freed ${mib(result.freed_bytes)}\n`);
-      }),
+      action(
+        () => pyro().pruneEnvironments(),
+        (r) => {
+          for (const path of r.removed) print(`removed ${path}`);
+          print(`freed ${mib(r.freed_bytes)}`);
+        },
+      ),
     );
 }
