@@ -1,36 +1,7 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from "commander";
-import { Pyro } from "../sdk/pyro.js";
-import { packageVersion } from "../util/version.js";
-import { registerDoctor } from "./commands/doctor.js";
-import { registerEnv } from "./commands/env.js";
-import { registerMcp } from "./commands/mcp.js";
-import { registerRun } from "./commands/run.js";
-import { registerWorkspace } from "./commands/workspace/index.js";
+import { CommanderError } from "commander";
 import { EXIT } from "./output.js";
-import { cliProgress } from "./progress.js";
-
-export function buildProgram(): Command {
-  let instance: Pyro | undefined;
-  const pyro = () => (instance ??= new Pyro({ progress: cliProgress() }));
-  const program = new Command("pyro")
-    .description("Run commands in ephemeral microVMs and persistent workspaces.")
-    .version(packageVersion)
-    .exitOverride()
-    .showHelpAfterError();
-  registerRun(program, pyro);
-  registerEnv(program, pyro);
-  registerWorkspace(program, pyro);
-  registerDoctor(program, pyro);
-  registerMcp(program);
-  // Usage errors at any depth come back as exceptions, so one place sets the exit status.
-  const overrideAll = (command: Command): void => {
-    command.exitOverride();
-    command.commands.forEach(overrideAll);
-  };
-  overrideAll(program);
-  return program;
-}
+import { buildProgram } from "./program.js";
 
 async function main(): Promise<void> {
   const program = buildProgram();

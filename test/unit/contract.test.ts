@@ -56,3 +56,35 @@ describe("the contract (src/contract/operations.ts)", () => {
     },
   );
 });
+
+describe("the CLI follows the contract", () => {
+  it("has a command for every operation that names one, with the contract's description", async () => {
+    const { buildProgram } = await import("../../src/cli/program.js");
+    const program = buildProgram();
+    for (const op of OPERATIONS) {
+      if (!op.cliCommand) continue;
+      let command = program;
+      for (const word of op.cliCommand.split(" ")) {
+        const next = command.commands.find((c) => c.name() === word);
+        expect(next, `pyro ${op.cliCommand}`).toBeDefined();
+        command = next!;
+      }
+      expect(command.description(), `pyro ${op.cliCommand}`).toBe(op.description);
+    }
+  });
+
+  it("generates run's flags, defaults included, from the contract", async () => {
+    const { buildProgram } = await import("../../src/cli/program.js");
+    const run = buildProgram().commands.find((c) => c.name() === "run")!;
+    const flags = Object.fromEntries(run.options.map((o) => [o.long, o.defaultValue]));
+    expect(flags).toMatchObject({
+      "--vcpu-count": 1,
+      "--mem-mib": 1024,
+      "--timeout-seconds": 30,
+      "--ttl-seconds": 600,
+    });
+    expect(Object.keys(flags)).toEqual(
+      expect.arrayContaining(["--network", "--allow-host-compat", "--json"]),
+    );
+  });
+});
