@@ -38,6 +38,17 @@ export function collectPairs(flag: string) {
   };
 }
 
+/**
+ * `--secret-env NAME[=ENV_VAR]` (CONTRACT.md): expose secret NAME as ENV_VAR (default:
+ * the same name), collected as the contract's `{ENV_VAR: SECRET_NAME}`.
+ */
+export function collectSecretEnv(value: string, previous: Record<string, string> = {}) {
+  const [name, envVar = name] = value.split("=", 2) as [string, string?];
+  if (!name)
+    throw new InvalidArgumentError(`--secret-env needs NAME or NAME=ENV_VAR, got "${value}"`);
+  return { ...previous, [envVar]: name };
+}
+
 /** Repeatable flags collected into a list. */
 export function collectList(value: string, previous: string[] = []): string[] {
   return [...previous, value];

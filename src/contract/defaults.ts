@@ -13,4 +13,6 @@ export const LIMITS = {
   max_ttl_seconds: 7 * 24 * 3600,
   /** Bytes of stdout and of stderr kept per command; the rest is counted and dropped. */
   max_output_bytes: 1 << 20,
+  /** A command's argv as JSON; it travels in one control message to the guest. */
+  max_command_bytes: 48 * 1024,
 } as const;

@@ -9,6 +9,10 @@ export const environment = z
 export const command = z
   .array(z.string())
   .min(1, "command needs at least one element: the program to run")
+  .refine(
+    (argv) => Buffer.byteLength(JSON.stringify(argv)) <= LIMITS.max_command_bytes,
+    `command is longer than ${LIMITS.max_command_bytes / 1024} KiB; write the script to a file (workspace_file_write) and run that`,
+  )
   .describe('Program and arguments (argv), e.g. ["git", "--version"]. No shell is implied.');
 export const vcpuCount = z
   .number()

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { LIMITS } from "./defaults.js";
+import { DEFAULTS, LIMITS } from "./defaults.js";
 import { command, environment, memMib, timeoutSeconds, vcpuCount } from "./fields.js";
 import { defineOperation } from "./operation.js";
 import { AccelerationMode, ExecutionMode, RunResult } from "./vm.js";
@@ -44,7 +44,7 @@ export const CreateWorkspaceParams = z.object({
     .int()
     .positive()
     .max(LIMITS.max_ttl_seconds)
-    .default(600)
+    .default(DEFAULTS.ttl_seconds)
     .describe("Stop the workspace (keeping its files) after this many idle seconds."),
   network_policy: NetworkPolicy.default("off").describe(
     "off: no network device; egress: outbound access; egress+published-ports: plus host ports.",

@@ -1,9 +1,10 @@
-import { mkdir, stat } from "node:fs/promises";
+import { mkdir, rm, stat } from "node:fs/promises";
 import { PyroError } from "../contract/errors.js";
 import { ShimClient, spawnShim } from "../shim/client.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "../shim/launch.js";
 import { writeJsonAtomic } from "../util/fs.js";
 import { runChecked } from "../util/process.js";
+import { liveState } from "./records.js";
 
 /** Writable layer of each VM: sparse, so only what the guest writes takes host disk. */
 const STATE_DISK_SIZE = "8G";
@@ -27,6 +28,32 @@ export async function createStateDisk(dir: string): Promise<void> {
   ]);
 }
 
+/**
+ * A shim that died hard (SIGKILL, OOM) leaves its sockets, and maybe its VMM, behind;
+ * both would stop the next boot, so they go first.
+ */
+async function clearLeftovers(dir: string): Promise<void> {
+  const live = await liveState(dir);
+  for (const pid of [
+    live.shimAlive ? live.shim?.shim_pid : undefined,
+    live.vmmAlive ? live.shim?.vmm_pid : undefined,
+  ]) {
+    if (pid) killQuietly(pid);
+  }
+  const files = vmFiles(dir);
+  await Promise.all(
+    [files.socket, files.agentSocket, files.controlSocket].map((path) => rm(path, { force: true })),
+  );
+}
+
+export function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // Already gone.
+  }
+}
+
 export interface BootedSandbox {
   client: ShimClient;
   ready: ShimStatus;
@@ -43,8 +70,9 @@ export async function bootSandbox(
   options: { claim: boolean },
 ): Promise<BootedSandbox> {
   const files = vmFiles(dir);
+  await clearLeftovers(dir);
   if (!(await stat(files.stateDisk).catch(() => undefined))) await createStateDisk(dir);
-  await writeJsonAtomic(files.launch, launch, 0o600);
+  await writeJsonAtomic(files.launch, launch, 0o600, { createParent: false });
   await spawnShim(dir);
   const client = await ShimClient.connect(dir);
   try {

@@ -32,7 +32,7 @@ export async function readRecord<T>(dir: string): Promise<T | undefined> {
 }
 
 export async function writeRecord(dir: string, record: object): Promise<void> {
-  await writeJsonAtomic(vmFiles(dir).record, record, 0o600);
+  await writeJsonAtomic(vmFiles(dir).record, record, 0o600, { createParent: false });
 }
 
 export async function listIds(kind: "vms" | "workspaces"): Promise<string[]> {

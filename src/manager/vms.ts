@@ -27,7 +27,7 @@ import { vmFiles } from "../shim/launch.js";
 import { withLock } from "../util/lock.js";
 import { isProcessAlive, sleep } from "../util/process.js";
 import type { ProgressSink } from "../util/progress.js";
-import { bootSandbox, createSandboxDir } from "./boot.js";
+import { bootSandbox, createSandboxDir, killQuietly } from "./boot.js";
 import { commandResult } from "./command-result.js";
 import { SandboxRuntime } from "./runtime.js";
 import { checkId, listIds, liveState, readRecord, sandboxRoot, writeRecord } from "./records.js";
@@ -92,10 +92,11 @@ export class VmManager {
         },
       };
     } finally {
-      // Closing the owning connection makes the shim delete the VM; wait for that.
+      // Closing the owning connection makes the shim delete the VM; wait for that, then
+      // make sure of it (a shim that crashed cannot clean up after itself).
       client?.destroy();
       await waitForRemoval(dir, 10_000);
-      await rm(dir, { recursive: true, force: true });
+      await destroySandbox(dir);
     }
   }
 
@@ -236,10 +237,11 @@ export class VmManager {
       const live = await liveState(dir);
       const expired = record !== undefined && Date.parse(record.expires_at) <= Date.now();
       const owner = Number(await readFile(vmFiles(dir).owner, "utf8").catch(() => "0"));
+      const ownerAlive = owner > 0 && isProcessAlive(owner);
       const orphaned =
-        record === undefined ||
-        (record.state === "started" && !live.shimAlive) ||
-        (owner > 0 && !isProcessAlive(owner) && !live.shimAlive);
+        (record === undefined && !ownerAlive) ||
+        (record?.state === "started" && !live.shimAlive) ||
+        (owner > 0 && !ownerAlive && !live.shimAlive);
       if (!expired && !orphaned) continue;
       await destroySandbox(dir);
       removed.push({ vm_id: vmId, reason: expired ? "expired" : "orphaned" });
@@ -306,6 +308,7 @@ export class VmManager {
     await this.readVm(vmId); // not_found before a lock file could create the directory
     return withLock(join(vmDir(vmId), "lock"), async () => fn(await this.readVm(vmId)), {
       timeoutMs: 120_000,
+      createParent: false,
     });
   }
 }
@@ -323,8 +326,8 @@ export async function destroySandbox(dir: string): Promise<void> {
     client?.destroy();
   }
   const after = await liveState(dir);
-  if (after.vmmAlive && after.shim?.vmm_pid) process.kill(after.shim.vmm_pid, "SIGKILL");
-  if (after.shimAlive && after.shim) process.kill(after.shim.shim_pid, "SIGKILL");
+  if (after.vmmAlive && after.shim?.vmm_pid) killQuietly(after.shim.vmm_pid);
+  if (after.shimAlive && after.shim) killQuietly(after.shim.shim_pid);
   await rm(dir, { recursive: true, force: true });
 }
 

@@ -26,7 +26,7 @@ import {
   packDirectory,
 } from "../workspace/archive.js";
 import { diffTrees } from "../workspace/diff.js";
-import { MAX_PATCH_BYTES, patchedPaths, planPatch, summarizeChanges } from "../workspace/patch.js";
+import { patchedPaths, planPatch, summarizeChanges } from "../workspace/patch.js";
 import { guestPath, normalizeWorkspacePath, WORKSPACE_ROOT } from "../workspace/paths.js";
 import { checkWritableText, decodeUtf8Text } from "../workspace/text.js";
 import { readTree } from "../workspace/tree.js";
@@ -41,6 +41,8 @@ import {
 import type { WorkspaceManager } from "./workspaces.js";
 
 const MAX_LIST_ENTRIES = 10_000;
+/** Files a patch rewrites are read whole into memory, so they are bounded. */
+const MAX_PATCHED_FILE_BYTES = 16 << 20;
 const BASELINE = "baseline";
 
 /** What a workspace holds: files, patches, diffs, copies in and out, snapshots, reset. */
@@ -159,10 +161,7 @@ export class WorkspaceContent {
       const source = join(captured.root, path);
       const info = await stat(source);
       const counts = await countTree(source);
-      if (params.overwrite) await rm(output, { recursive: true, force: true });
-      await rename(source, output).catch(async () => {
-        await cp(source, output, { recursive: true, verbatimSymlinks: true });
-      });
+      await replacePath(source, output);
       await this.workspaces.touch(params.workspace_id);
       return {
         workspace_id: params.workspace_id,
@@ -300,6 +299,13 @@ export class WorkspaceContent {
     return withWorkspaceLock(id, async () => {
       const archive = await readFile(source);
       await this.workspaces.powerOff(id);
+      // Until the archive is unpacked the workspace is not what it claims to be: say so,
+      // so an interrupted reset shows as failed with the way out.
+      await updateWorkspaceRecord(id, (r) => ({
+        ...r,
+        state: "failed",
+        error: `a reset to "${params.snapshot}" did not finish; run workspace reset again`,
+      }));
       await this.workspaces.replaceStateDisk(id);
       await this.workspaces.boot(await loadWorkspace(id));
       await this.workspaces.withGuest(id, (client) => pushArchive(client, archive, ""));
@@ -317,8 +323,14 @@ async function readTextIfExists(client: ChannelClient, path: string): Promise<st
     const file = await readFileBytes(client, {
       root: WORKSPACE_ROOT,
       path,
-      max_bytes: MAX_PATCH_BYTES * 16,
+      max_bytes: MAX_PATCHED_FILE_BYTES,
     });
+    if (file.truncated) {
+      throw new PyroError(
+        "invalid_argument",
+        `${guestPath(path)} is larger than ${MAX_PATCHED_FILE_BYTES >> 20} MiB; patch it with a command instead`,
+      );
+    }
     return decodeUtf8Text(file.content, guestPath(path));
   } catch (error) {
     if (error instanceof PyroError && error.code === "not_found") return undefined;
@@ -347,6 +359,24 @@ async function unpackArchiveFile(path: string, origin: "guest" | "user" = "guest
     throw error;
   }
   return { root, cleanup };
+}
+
+/**
+ * Puts `source` at `output`; an existing `output` is moved aside first and only removed
+ * once the new copy is in place, so a failure never loses what was there.
+ */
+async function replacePath(source: string, output: string): Promise<void> {
+  const aside = (await exists(output)) ? `${output}.pyro-old-${process.pid}` : undefined;
+  if (aside) await rename(output, aside);
+  try {
+    await rename(source, output).catch(() =>
+      cp(source, output, { recursive: true, verbatimSymlinks: true }),
+    );
+  } catch (error) {
+    if (aside) await rename(aside, output);
+    throw error;
+  }
+  if (aside) await rm(aside, { recursive: true, force: true });
 }
 
 /** Host paths are checked before any VM work: exists-without-overwrite, missing parent. */

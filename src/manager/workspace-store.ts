@@ -6,6 +6,7 @@ import type {
   JournalEntry,
   WorkspaceRecord as WorkspaceRecordSchema,
 } from "../contract/workspace.js";
+import { isErrno } from "../util/fs.js";
 import { withLock } from "../util/lock.js";
 import { checkId, liveState, readRecord, sandboxRoot, writeRecord } from "./records.js";
 
@@ -78,19 +79,40 @@ export async function updateWorkspaceRecord(
   change: (record: WorkspaceRecord) => WorkspaceRecord,
 ): Promise<WorkspaceRecord> {
   const dir = workspaceDir(workspaceId);
-  return withLock(workspaceFiles(dir).recordLock, async () => {
-    const next = change(await loadWorkspace(workspaceId));
-    await writeRecord(dir, next);
-    return next;
-  });
+  return inWorkspaceDir(workspaceId, () =>
+    withLock(
+      workspaceFiles(dir).recordLock,
+      async () => {
+        const next = change(await loadWorkspace(workspaceId));
+        await writeRecord(dir, next);
+        return next;
+      },
+      { createParent: false },
+    ),
+  );
 }
 
 /** Serialises state-changing operations on one workspace, across processes. */
 export async function withWorkspaceLock<T>(workspaceId: string, fn: () => Promise<T>): Promise<T> {
-  await loadWorkspace(workspaceId); // not_found before a lock file could create the directory
-  return withLock(workspaceFiles(workspaceDir(workspaceId)).stateLock, fn, {
-    timeoutMs: 10 * 60_000,
-  });
+  await loadWorkspace(workspaceId);
+  return inWorkspaceDir(workspaceId, () =>
+    withLock(workspaceFiles(workspaceDir(workspaceId)).stateLock, fn, {
+      timeoutMs: 10 * 60_000,
+      createParent: false,
+    }),
+  );
+}
+
+/** A workspace deleted while we worked on it reads as not_found, not a raw ENOENT. */
+async function inWorkspaceDir<T>(workspaceId: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (!isErrno(error, "ENOENT") || (await readRecord(workspaceDir(workspaceId)))) throw error;
+    throw new PyroError("not_found", `workspace ${workspaceId} was deleted while this ran`, {
+      details: { workspace_id: workspaceId },
+    });
+  }
 }
 
 export async function appendJournal(workspaceId: string, entry: JournalEntryValue): Promise<void> {
@@ -105,9 +127,13 @@ export async function readJournal(workspaceId: string, limit: number) {
   const text = await readFile(workspaceFiles(workspaceDir(workspaceId)).journal, "utf8").catch(
     () => "",
   );
-  const entries = text
-    .split("\n")
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as JournalEntryValue);
+  // A line torn by a crash mid-append is skipped, not allowed to break every later read.
+  const entries = text.split("\n").flatMap((line) => {
+    try {
+      return line ? [JSON.parse(line) as JournalEntryValue] : [];
+    } catch {
+      return [];
+    }
+  });
   return { entries: entries.slice(-limit), total: entries.length };
 }

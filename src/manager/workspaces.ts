@@ -149,8 +149,8 @@ export class WorkspaceManager {
 
   async delete(input: { workspace_id: string }) {
     const id = workspaceIdOf(input);
-    await loadWorkspace(id);
-    await destroySandbox(workspaceDir(id));
+    // Under the state lock, so a reset or start in flight cannot boot it again after.
+    await withWorkspaceLock(id, () => destroySandbox(workspaceDir(id)));
     return { workspace_id: id, deleted: true as const };
   }
 
@@ -190,6 +190,12 @@ export class WorkspaceManager {
     handlers: ExecHandlers = {},
   ): Promise<z.output<typeof ExecWorkspaceResult>> {
     const params = parseParams(ExecWorkspaceParams, input);
+    if (Object.keys(params.secret_env).length) {
+      throw new PyroError(
+        "unavailable",
+        "secret_env is not available yet (workspaces have no secrets); run without it",
+      );
+    }
     const cwd = guestPath(normalizeWorkspacePath(params.cwd, "cwd"));
     await this.requireStarted(params.workspace_id);
     let sequence = 0;

@@ -74,6 +74,15 @@ export class AgentMux {
     this.nextChannel = (this.nextChannel % 0xfffffffe) + 1;
   }
 
+  /** What the guest sends is untrusted: a handler's failure on it must not end the shim. */
+  private deliver(handler: FrameHandler, frame: Frame, message?: Record<string, unknown>): void {
+    try {
+      handler(frame, message);
+    } catch {
+      // The handler's own connection reports its failure; the channel is done either way.
+    }
+  }
+
   private onData(chunk: Buffer): void {
     let frames: Frame[];
     try {
@@ -87,7 +96,7 @@ export class AgentMux {
       const handler = this.routes.get(frame.channel);
       if (!handler) continue;
       if (frame.type !== FrameType.control) {
-        handler(frame);
+        this.deliver(handler, frame);
         continue;
       }
       let message: Record<string, unknown>;
@@ -102,7 +111,7 @@ export class AgentMux {
       }
       if (TERMINAL_TYPES.has(String(message.type))) {
         this.routes.delete(frame.channel);
-        handler(frame, message);
+        this.deliver(handler, frame, message);
       }
     }
   }

@@ -9,6 +9,7 @@ import { isProcessAlive, lastLines, sleep } from "../util/process.js";
 import { vmFiles, type ShimStatus } from "./launch.js";
 
 // Next to this module: dist/shim/main.js when built, src/shim/main.ts under tsx or vitest.
+const SHIM_START_TIMEOUT_MS = 10_000;
 const SHIM_ENTRY = fileURLToPath(
   new URL(import.meta.url.endsWith(".ts") ? "./main.ts" : "./main.js", import.meta.url),
 );
@@ -30,7 +31,8 @@ export async function spawnShim(dir: string): Promise<number> {
   child.unref();
   const pid = child.pid;
   if (!pid) throw new PyroError("internal", "could not start the VM supervisor process");
-  for (let waited = 0; waited < 10_000; waited += 5) {
+  const deadline = Date.now() + SHIM_START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
     const socket = await tryConnect(files.socket);
     if (socket) {
       socket.destroy();
@@ -38,6 +40,12 @@ export async function spawnShim(dir: string): Promise<number> {
     }
     if (!isProcessAlive(pid)) break;
     await sleep(5);
+  }
+  // A shim that is still starting after the deadline would boot a VM nobody waits for.
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // It already exited.
   }
   const log = lastLines(await readFile(files.shimLog, "utf8").catch(() => ""), 10);
   throw new PyroError("internal", `the VM supervisor did not start:\n${log || "(no output)"}`);

@@ -34,6 +34,8 @@ export class Supervisor {
   private readyWaiters: (() => void)[] = [];
   private ending: Promise<void> | undefined;
   private ttlTimer: NodeJS.Timeout | undefined;
+  /** The VMM launch in progress: an end() during it must still stop what it started. */
+  private launching: Promise<VmmHandle> | undefined;
 
   constructor(
     private readonly dir: string,
@@ -58,14 +60,14 @@ export class Supervisor {
   async run(): Promise<void> {
     this.server = await this.serveClients();
     await this.writeStatus();
+    // Armed before booting, so a VM that hangs while booting still ends on time.
+    this.touch();
+    this.watchOwner();
     try {
       await this.boot();
     } catch (error) {
       await this.fail((error as Error).message);
-      return;
     }
-    this.touch();
-    this.watchOwner();
   }
 
   private watchOwner(): void {
@@ -97,7 +99,7 @@ export class Supervisor {
 
   private async boot(): Promise<void> {
     const started = performance.now();
-    this.vmm = await this.driver.launch({
+    this.launching = this.driver.launch({
       kernelPath: this.config.kernel_path,
       initrdPath: this.config.initrd_path,
       kernelArgs: [`pyro.hostname=${this.config.hostname}`, ...this.config.kernel_args],
@@ -112,6 +114,7 @@ export class Supervisor {
       controlSocketPath: this.files.controlSocket,
       consoleLogPath: this.files.console,
     });
+    this.vmm = await this.launching;
     const vmmReady = performance.now();
     this.status.vmm_pid = this.vmm.pid;
     this.status.timings.vmm_start_ms = Math.round(vmmReady - started);
@@ -156,6 +159,7 @@ export class Supervisor {
     if (this.status.state === "ready" || this.status.state === "booting")
       this.status.state = "stopping";
     await this.writeStatus().catch(() => {});
+    this.vmm ??= await this.launching?.catch(() => undefined);
     if (this.vmm && this.vmm.status() === "running") {
       if (this.mux && this.status.state === "stopping") {
         await this.mux
@@ -286,7 +290,20 @@ class ClientConnection {
       this.socket.destroy();
       return;
     }
-    for (const frame of frames) this.onFrame(frame);
+    for (const frame of frames) {
+      // A client's frame must never take the shim (and with it the VM) down.
+      try {
+        this.onFrame(frame);
+      } catch (error) {
+        if (frame.type === FrameType.control) {
+          this.reply(frame.channel, {
+            type: "error",
+            code: "unavailable",
+            message: (error as Error).message,
+          });
+        }
+      }
+    }
   }
 
   private onFrame(frame: Frame): void {
@@ -356,7 +373,18 @@ class ClientConnection {
   }
 
   private reply(channel: number, message: Record<string, unknown>): void {
-    if (!this.socket.destroyed) this.socket.write(encodeControl(channel, message));
+    if (this.socket.destroyed) return;
+    try {
+      this.socket.write(encodeControl(channel, message));
+    } catch {
+      // Re-encoding a guest message can outgrow the control limit (invalid UTF-8 expands).
+      const error = {
+        type: "error",
+        code: "guest_error",
+        message: "the guest sent an oversized reply",
+      };
+      this.socket.write(encodeControl(channel, error));
+    }
   }
 }
 

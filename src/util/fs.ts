@@ -2,9 +2,20 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 
+export interface AtomicWriteOptions {
+  /** Create missing parent directories. Off for files inside a sandbox's directory, so a
+   * late write can never bring back a directory that was just deleted. @default true */
+  createParent?: boolean;
+}
+
 /** Writes a file so readers see either the old or the new content, never a torn one. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644) {
-  await mkdir(dirname(path), { recursive: true });
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+  options: AtomicWriteOptions = {},
+) {
+  if (options.createParent !== false) await mkdir(dirname(path), { recursive: true });
   const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
   const handle = await open(temp, "w", mode);
   try {
@@ -21,8 +32,13 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   }
 }
 
-export async function writeJsonAtomic(path: string, value: unknown, mode = 0o644) {
-  await writeFileAtomic(path, `${stableJson(value)}\n`, mode);
+export async function writeJsonAtomic(
+  path: string,
+  value: unknown,
+  mode = 0o644,
+  options: AtomicWriteOptions = {},
+) {
+  await writeFileAtomic(path, `${stableJson(value)}\n`, mode, options);
 }
 
 export async function readJsonIfExists<T>(path: string): Promise<T | undefined> {

@@ -1,4 +1,5 @@
-import { mkdir, open, readFile, rm } from "node:fs/promises";
+import { link, mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { PyroError } from "../contract/errors.js";
 import { dirname } from "node:path";
 import { isErrno } from "./fs.js";
 import { isProcessAlive, sleep } from "./process.js";
@@ -8,6 +9,9 @@ export interface LockOptions {
   timeoutMs?: number;
   /** Called once when the lock is held by someone else and we start waiting. */
   onWait?: (holderPid: number) => void;
+  /** Create the lock's directory if missing. Off inside a sandbox's own directory, so a
+   * lock can never bring back a directory that was deleted. @default true */
+  createParent?: boolean;
 }
 
 /**
@@ -23,8 +27,25 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, options: L
   }
 }
 
+/**
+ * Removes a dead holder's lock without racing another waiter: the lock is renamed away
+ * (only one rename can win), and if what was taken turns out to be a live process's fresh
+ * lock it is linked back, which fails harmlessly if a third process got there first.
+ */
+async function takeOverStaleLock(path: string, deadHolder: number): Promise<void> {
+  const aside = `${path}.stale-${process.pid}-${Date.now()}`;
+  try {
+    await rename(path, aside);
+  } catch {
+    return; // another waiter took it over first
+  }
+  const taken = Number.parseInt(await readFile(aside, "utf8").catch(() => ""), 10);
+  if (taken !== deadHolder) await link(aside, path).catch(() => {});
+  await rm(aside, { force: true });
+}
+
 async function acquireLock(path: string, options: LockOptions): Promise<() => Promise<void>> {
-  await mkdir(dirname(path), { recursive: true });
+  if (options.createParent !== false) await mkdir(dirname(path), { recursive: true });
   const deadline = Date.now() + (options.timeoutMs ?? 30 * 60_000);
   let warned = false;
   for (;;) {
@@ -38,10 +59,18 @@ async function acquireLock(path: string, options: LockOptions): Promise<() => Pr
     }
     const holder = Number.parseInt(await readFile(path, "utf8").catch(() => ""), 10);
     if (Number.isInteger(holder) && holder > 0 && !isProcessAlive(holder)) {
-      await rm(path, { force: true });
+      await takeOverStaleLock(path, holder);
       continue;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for lock ${path}`);
+    if (Date.now() > deadline) {
+      throw new PyroError(
+        "conflict",
+        `${path} is held by process ${holder}; retry when it has finished`,
+        {
+          details: { lock: path, holder_pid: holder },
+        },
+      );
+    }
     if (!warned && holder > 0) options.onWait?.(holder);
     warned = true;
     await sleep(100);

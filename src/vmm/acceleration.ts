@@ -101,7 +101,7 @@ interface CachedProbe {
  */
 export async function resolveAcceleration(
   cachePath: string,
-  probe: () => Promise<{ ok: boolean; detail: string }>,
+  probe: () => Promise<{ ok: boolean; detail: string; transient?: boolean }>,
   facts?: AccelerationFacts,
 ): Promise<ResolvedAcceleration> {
   const decision = decideAcceleration(facts ?? (await readAccelerationFacts()));
@@ -124,6 +124,7 @@ export async function resolveAcceleration(
         reason: `KVM boot probe failed (${result.detail}); using TCG software emulation`,
         checked_at: new Date().toISOString(),
       };
-  await writeJsonAtomic(cachePath, resolved);
+  // A probe that only timed out (a loaded host) says nothing lasting: ask again next time.
+  if (result.ok || !result.transient) await writeJsonAtomic(cachePath, resolved);
   return { acceleration: resolved.acceleration, reason: resolved.reason, probed: true };
 }

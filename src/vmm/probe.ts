@@ -51,7 +51,11 @@ export async function probeKvm(kernelPath: string, initrdPath: string) {
     const why = result.signal
       ? `timed out after ${PROBE_TIMEOUT_MS} ms`
       : result.stderr.trim().split("\n").pop();
-    return { ok: false, detail: why || `QEMU exited ${result.code}` };
+    return {
+      ok: false,
+      detail: why || `QEMU exited ${result.code}`,
+      transient: result.signal !== null,
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

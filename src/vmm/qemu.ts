@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { openSync, closeSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { PyroError } from "../contract/errors.js";
 import { lastLines } from "../util/process.js";
@@ -87,11 +87,31 @@ function tcgClockArgs(spec: VmmLaunchSpec, hostTscKhz: number | undefined): stri
   return spec.acceleration === "tcg" && hostTscKhz ? [`tsc_early_khz=${hostTscKhz}`] : [];
 }
 
-/** The host's TSC rate, when the CPU says it is constant (`constant_tsc`). */
-export function hostTscKhz(cpuinfo = readFileSync("/proc/cpuinfo", "utf8")): number | undefined {
+/**
+ * The host's TSC rate, when the CPU says it is constant (`constant_tsc`) and "cpu MHz" is
+ * that rate: with frequency scaling (a cpufreq driver) it is the current clock instead.
+ */
+export function hostTscKhz(
+  cpuinfo = readFileSync("/proc/cpuinfo", "utf8"),
+  frequencyScaling = existsSync("/sys/devices/system/cpu/cpu0/cpufreq"),
+): number | undefined {
+  if (frequencyScaling) return undefined;
   const flags = /^flags\s*:(.*)$/m.exec(cpuinfo)?.[1]?.split(/\s+/) ?? [];
   const mhz = Number(/^cpu MHz\s*:\s*([\d.]+)$/m.exec(cpuinfo)?.[1]);
   return flags.includes("constant_tsc") && mhz > 0 ? Math.round(mhz * 1000) : undefined;
+}
+
+const QMP_ATTACH_TIMEOUT_MS = 15_000;
+const STOP_GRACE_MS = 3_000;
+
+function launchTimeout(ms: number): Promise<never> {
+  return new Promise((_, reject) => {
+    setTimeout(
+      () =>
+        reject(new PyroError("unavailable", `QEMU did not become controllable within ${ms} ms`)),
+      ms,
+    ).unref();
+  });
 }
 
 export class QemuDriver implements VmmDriver {
@@ -105,9 +125,14 @@ export class QemuDriver implements VmmDriver {
     const agent = await listenOnce(spec.agentSocketPath);
     const stderrPath = `${spec.consoleLogPath}.vmm`;
     const stderrFd = openSync(stderrPath, "w", 0o600);
-    const child = spawn(this.binary, qemuArgs(spec, hostTscKhz()), {
-      stdio: ["ignore", "ignore", stderrFd],
-    });
+    // setpriv's parent-death signal kills QEMU if the shim itself dies, however it dies.
+    const child = spawn(
+      "setpriv",
+      ["--pdeathsig", "KILL", "--", this.binary, ...qemuArgs(spec, hostTscKhz())],
+      {
+        stdio: ["ignore", "ignore", stderrFd],
+      },
+    );
     closeSync(stderrFd);
     const exited = new Promise<VmmExit>((resolve) => {
       child.on("exit", (code, signal) => resolve({ code, signal }));
@@ -122,8 +147,10 @@ export class QemuDriver implements VmmDriver {
     });
     let qmp: QmpClient;
     try {
-      qmp = await Promise.race([control.accepted.then((s) => QmpClient.attach(s)), failed]);
+      const attached = control.accepted.then((s) => QmpClient.attach(s));
+      qmp = await Promise.race([attached, failed, launchTimeout(QMP_ATTACH_TIMEOUT_MS)]);
     } catch (error) {
+      child.kill("SIGKILL");
       agent.server.close();
       throw error;
     } finally {
@@ -151,10 +178,13 @@ class QemuHandle implements VmmHandle {
     });
   }
 
+  /** Asks QEMU to quit; a QEMU that does not go within the grace period is killed. */
   async stop(): Promise<void> {
     if (this.exitedFlag) return;
+    const timer = setTimeout(() => this.kill(), STOP_GRACE_MS);
     await this.qmp.execute("quit").catch(() => this.kill());
     await this.exited;
+    clearTimeout(timer);
   }
 
   status(): "running" | "exited" {

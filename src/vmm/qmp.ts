@@ -18,7 +18,12 @@ export class QmpClient {
         const line = this.buffer.slice(0, newline).trim();
         this.buffer = this.buffer.slice(newline + 1);
         if (!line) continue;
-        const message = JSON.parse(line) as Record<string, unknown>;
+        let message: Record<string, unknown>;
+        try {
+          message = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          continue; // QEMU speaks JSON; anything else is noise, never a crash
+        }
         if ("event" in message) continue;
         this.waiters.shift()?.(message);
       }

@@ -70,3 +70,20 @@ describe("acceleration probe and cache", () => {
     expect(resolved.reason).toMatch(/MSR 0x10a/);
   });
 });
+
+describe("a probe that only timed out", () => {
+  it("falls back to TCG now but is asked again next time", async () => {
+    const { resolveAcceleration } = await import("../../src/vmm/acceleration.js");
+    const { mkdtemp } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const cache = `${await mkdtemp(`${tmpdir()}/pyro-accel-`)}/acceleration.json`;
+    let probes = 0;
+    const slow = async () => {
+      probes += 1;
+      return { ok: false, detail: "timed out after 20000 ms", transient: true };
+    };
+    expect((await resolveAcceleration(cache, slow, hardwareKvm)).acceleration).toBe("tcg");
+    await resolveAcceleration(cache, slow, hardwareKvm);
+    expect(probes).toBe(2);
+  });
+});

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { ExecWorkspaceParams, execWorkspace } from "../../../contract/workspace.js";
 import type { Pyro } from "../../../sdk/pyro.js";
-import { collectPairs } from "../../action.js";
+import { collectSecretEnv } from "../../action.js";
 import { EXIT, printJson, reportError, UsageError } from "../../output.js";
 import { addSchemaOptions, schemaOptionValues } from "../../schema-options.js";
 
@@ -16,7 +16,7 @@ export function registerExec(workspace: Command, pyro: () => Pyro): void {
     .option(
       "--secret-env <name[=env_var]>",
       "expose a secret as an environment variable (repeatable)",
-      collectPairs("--secret-env"),
+      collectSecretEnv,
     )
     .option("--json", "print the result payload as JSON instead of streaming output");
   addSchemaOptions(command, ExecWorkspaceParams, ["timeout_seconds"]);

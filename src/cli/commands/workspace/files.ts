@@ -14,7 +14,10 @@ import { UsageError } from "../../output.js";
 async function textFrom(inline: unknown, file: unknown, names: [string, string]): Promise<string> {
   if ((inline === undefined) === (file === undefined))
     throw new UsageError(`give exactly one of ${names[0]} and ${names[1]}`);
-  return inline !== undefined ? String(inline) : readFile(String(file), "utf8");
+  if (inline !== undefined) return String(inline);
+  return readFile(String(file), "utf8").catch((error: NodeJS.ErrnoException) => {
+    throw new UsageError(`cannot read ${names[1]} ${String(file)}: ${error.code ?? error.message}`);
+  });
 }
 
 /** `pyro workspace file list | read | write` and `pyro workspace patch apply`. */
