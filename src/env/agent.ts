@@ -30,7 +30,16 @@ export interface AgentArtifact {
 }
 
 /** Agent version = package version + hash of its sources, so any edit rebuilds it. */
-export async function agentVersion(): Promise<string> {
+let memoVersion: Promise<string> | undefined;
+
+/** Memoised per process: the sources of a running pyro do not change under it. */
+export function agentVersion(): Promise<string> {
+  memoVersion ??= computeAgentVersion();
+  memoVersion.catch(() => (memoVersion = undefined));
+  return memoVersion;
+}
+
+async function computeAgentVersion(): Promise<string> {
   const files = (await readdir(join(AGENT_SOURCE, "src"))).filter((f) => /\.[ch]$/.test(f)).sort();
   const parts = [await readFile(join(AGENT_SOURCE, "Makefile"), "utf8")];
   for (const file of files)

@@ -30,7 +30,16 @@ interface KernelManifest {
 }
 
 /** The cache key: source package version + config fragment hash. */
-export async function kernelKey(): Promise<{ key: string; sourceVersion: string }> {
+let memoKey: Promise<{ key: string; sourceVersion: string }> | undefined;
+
+/** Memoised per process: every boot asks, and the answer only changes with an upgrade. */
+export function kernelKey(): Promise<{ key: string; sourceVersion: string }> {
+  memoKey ??= computeKernelKey();
+  memoKey.catch(() => (memoKey = undefined));
+  return memoKey;
+}
+
+async function computeKernelKey(): Promise<{ key: string; sourceVersion: string }> {
   const sourceVersion = await installedPackageVersion(KERNEL_SOURCE_PACKAGE);
   if (!sourceVersion) {
     throw new PyroError(

@@ -307,13 +307,13 @@ export class WorkspaceContent {
         error: `a reset to "${params.snapshot}" did not finish; run workspace reset again`,
       }));
       await this.workspaces.replaceStateDisk(id);
-      await this.workspaces.boot(await loadWorkspace(id));
+      const booted = await this.workspaces.boot(await loadWorkspace(id), { contentPending: true });
       await this.workspaces.withGuest(id, (client) => pushArchive(client, archive, ""));
-      return updateWorkspaceRecord(id, (r) => ({
-        ...r,
-        reset_count: r.reset_count + 1,
+      return this.workspaces.markStarted(id, {
+        ...booted,
+        reset_count: (await loadWorkspace(id)).reset_count + 1,
         last_reset_at: new Date().toISOString(),
-      }));
+      });
     });
   }
 }

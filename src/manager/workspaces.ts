@@ -79,7 +79,7 @@ export class WorkspaceManager {
       name: params.name ?? null,
       labels: params.labels,
       environment: params.environment,
-      state: "stopped",
+      state: "failed",
       vcpu_count: params.vcpu_count,
       mem_mib: params.mem_mib,
       ttl_seconds: params.ttl_seconds,
@@ -97,7 +97,7 @@ export class WorkspaceManager {
       running_service_count: 0,
       execution_mode: "guest",
       acceleration: null,
-      error: null,
+      error: "workspace creation did not finish; delete it and create it again",
     };
     try {
       await createSandboxDir(dir);
@@ -106,9 +106,9 @@ export class WorkspaceManager {
       await writeFile(workspaceFiles(dir).baseline, baseline, { mode: 0o600 });
       await writeRecord(dir, record);
       this.runtime.progress({ scope: "workspace", phase: "boot", fields: { workspace_id: id } });
-      await this.boot(record);
+      const booted = await this.boot(record, { contentPending: true });
       await this.withGuest(id, (client) => pushArchive(client, baseline, ""));
-      return await loadWorkspace(id);
+      return await this.markStarted(id, booted);
     } catch (error) {
       await destroySandbox(dir);
       throw error;
@@ -279,7 +279,15 @@ export class WorkspaceManager {
   }
 
   /** Boots the workspace's VM on its existing state disk and marks it started. */
-  async boot(record: WorkspaceRecord): Promise<void> {
+  /**
+   * Boots the workspace's VM on its existing state disk. With `contentPending` the record
+   * stays as it is (failed, saying why) until the caller has unpacked the content and
+   * calls {@link markStarted}: a crash in between must not look like a healthy workspace.
+   */
+  async boot(
+    record: WorkspaceRecord,
+    options: { contentPending?: boolean } = {},
+  ): Promise<Pick<WorkspaceRecord, "acceleration">> {
     const id = record.workspace_id;
     const dir = workspaceDir(id);
     const launch = await this.runtime.launchConfig({
@@ -298,12 +306,21 @@ export class WorkspaceManager {
       await updateWorkspaceRecord(id, (r) => ({ ...r, state: "failed", error: message }));
       throw error;
     }
-    await updateWorkspaceRecord(id, (r) => ({
+    const booted = { acceleration: launch.acceleration };
+    if (!options.contentPending) await this.markStarted(id, booted);
+    return booted;
+  }
+
+  async markStarted(
+    workspaceId: string,
+    changes: Partial<WorkspaceRecord>,
+  ): Promise<WorkspaceRecord> {
+    return updateWorkspaceRecord(workspaceId, (r) => ({
       ...r,
       state: "started",
-      acceleration: launch.acceleration,
       error: null,
       ...activity(r),
+      ...changes,
     }));
   }
 
