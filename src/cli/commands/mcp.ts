@@ -1,6 +1,5 @@
 import { Option, type Command } from "commander";
 import { DEFAULT_MCP_PROFILE, MCP_PROFILES, type McpProfile } from "../../contract/operations.js";
-import { serveStdio } from "../../mcp/stdio.js";
 import { reportError } from "../output.js";
 
 /** `pyro mcp serve [--profile ...]`: the MCP server on stdio, for MCP hosts to spawn. */
@@ -18,6 +17,8 @@ export function registerMcp(program: Command): void {
     )
     .action(async (options: { profile: McpProfile }) => {
       try {
+        // Loaded on use: the MCP SDK would add ~70 ms to every other command's start.
+        const { serveStdio } = await import("../../mcp/stdio.js");
         await serveStdio({ profile: options.profile });
       } catch (error) {
         process.exitCode = reportError(error, { json: false });
