@@ -5,6 +5,7 @@ import { OPERATIONS } from "../../src/contract/operations.js";
 import { Pyro } from "../../src/sdk/pyro.js";
 import { PUBLIC_CONTRACT_PATH, renderPublicContract } from "../../scripts/gen-public-contract.js";
 import {
+  CONTRACT_NAMES_FIXTURE,
   SHARED_CONTRACT,
   contractNames,
   parseContractNames,
@@ -49,12 +50,13 @@ describe("the contract (src/contract/operations.ts)", () => {
     ).toBe(true);
   });
 
-  it.skipIf(!sharedContractExists())(
-    "uses a names table that matches the shared CONTRACT.md",
-    () => {
-      expect(names).toEqual(parseContractNames(readFileSync(SHARED_CONTRACT, "utf8")));
-    },
-  );
+  // The shared folder sits beside the checkout in CI and in the team's work tree; a bare
+  // clone has only the copy, which the test above already holds the code to.
+  it("keeps the copied names table equal to the shared CONTRACT.md's", () => {
+    const source = sharedContractExists() ? SHARED_CONTRACT : CONTRACT_NAMES_FIXTURE;
+    expect(names).toEqual(parseContractNames(readFileSync(source, "utf8")));
+    expect(names.length).toBeGreaterThan(40);
+  });
 });
 
 describe("the CLI follows the contract", () => {
