@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Node.js 20.19+ is the one prerequisite this script cannot install: Debian 12's own
+# nodejs package is version 18.
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null; then
+  echo "[setup] error: pyro needs Node.js >= 20.19 with npm (found: $(node --version 2>/dev/null || echo none)); install it first, e.g. from NodeSource" >&2
+  exit 1
+fi
+
 # Debian packages: the VMM, the guest kernel source and what builds it, the
 # environment builder, and the guest agent's compiler.
 PACKAGES=(
