@@ -126,12 +126,15 @@ static void read_cmdline(struct pyro_cmdline *out)
     pyro_cmdline_parse(buf, out);
 }
 
+/* Ends the VM with a reset rather than an ACPI power-off: QEMU runs with -no-reboot and
+ * Firecracker exits on the i8042 reset (reboot=k), while Firecracker ignores a power-off
+ * on x86. The VMM treats either as the end; power-off is the fallback. */
 static void power_off_now(void)
 {
-    reboot(RB_POWER_OFF);
-    LOG_ERRNO("reboot(RB_POWER_OFF)");
     reboot(RB_AUTOBOOT);
     LOG_ERRNO("reboot(RB_AUTOBOOT)");
+    reboot(RB_POWER_OFF);
+    LOG_ERRNO("reboot(RB_POWER_OFF)");
 }
 
 static void loopback_up(void)

@@ -9,6 +9,7 @@ import { readJsonIfExists } from "../util/fs.js";
 import { runCommand } from "../util/process.js";
 import { decideAcceleration, readAccelerationFacts } from "../vmm/acceleration.js";
 import { QEMU_BINARY } from "../vmm/qemu.js";
+import { chooseDriver } from "../vmm/select.js";
 
 export interface DoctorCheck {
   name: string;
@@ -101,6 +102,7 @@ export async function runDoctor(): Promise<DoctorReport> {
             : decision.reason,
         };
   checks.push(check("acceleration", true, `${accel.mode}: ${accel.reason}`, null));
+  checks.push(await vmmCheck(accel.mode));
 
   const qemu = await runCommand(QEMU_BINARY, ["--version"]).catch(() => undefined);
   const qemuVersion = qemu?.code === 0 ? qemu.stdout.split("\n")[0]!.trim() : "";
@@ -195,6 +197,16 @@ export async function runDoctor(): Promise<DoctorReport> {
     acceleration: accel,
     checks,
   };
+}
+
+/** Which VMM VMs will use and why (`vmm/select.ts`); fails only for an impossible PYRO_VMM. */
+async function vmmCheck(acceleration: "kvm" | "tcg"): Promise<DoctorCheck> {
+  try {
+    const decision = await chooseDriver(acceleration);
+    return check("vmm", true, `${decision.vmm}: ${decision.reason}`, null);
+  } catch (error) {
+    return check("vmm", false, (error as Error).message, "unset PYRO_VMM to let pyro choose");
+  }
 }
 
 async function which(tool: string): Promise<string | undefined> {

@@ -4,6 +4,7 @@ import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
 import { silentProgress, type ProgressSink } from "../util/progress.js";
 import { resolveAcceleration, type ResolvedAcceleration } from "../vmm/acceleration.js";
 import { probeKvm } from "../vmm/probe.js";
+import { chooseDriver, type VmmDecision } from "../vmm/select.js";
 
 export interface RuntimeOptions {
   progress?: ProgressSink;
@@ -29,12 +30,13 @@ export interface SandboxSpec {
   owner_pid?: number;
 }
 
-/** What VMs and workspaces share: artifacts, acceleration and the shim's launch config. */
+/** What VMs and workspaces share: artifacts, acceleration, VMM and the shim's launch config. */
 export class SandboxRuntime {
   readonly progress: ProgressSink;
   private readonly bootTimeoutMs: number;
   private readonly extraKernelArgs: string[];
   private acceleration: Promise<ResolvedAcceleration> | undefined;
+  private vmm: Promise<VmmDecision> | undefined;
 
   constructor(options: RuntimeOptions = {}) {
     this.progress = options.progress ?? silentProgress;
@@ -49,6 +51,8 @@ export class SandboxRuntime {
       probeKvm(artifacts.kernel.path, artifacts.agent.initramfs),
     );
     const { acceleration } = await this.acceleration;
+    this.vmm ??= chooseDriver(acceleration);
+    const { vmm } = await this.vmm;
     return {
       vm_id: spec.id,
       kernel_path: artifacts.kernel.path,
@@ -58,6 +62,7 @@ export class SandboxRuntime {
       vcpu_count: spec.vcpu_count,
       mem_mib: spec.mem_mib,
       acceleration,
+      vmm,
       hostname: spec.id.replace(/_/g, "-"),
       kernel_args: this.extraKernelArgs,
       ttl_seconds: spec.ttl_seconds,

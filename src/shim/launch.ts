@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import type { Acceleration } from "../vmm/driver.js";
+import type { Acceleration, VmmDriver } from "../vmm/driver.js";
 
 /** Written by the manager into the VM's state directory; the shim boots from it. */
 export interface ShimLaunchConfig {
@@ -11,6 +11,8 @@ export interface ShimLaunchConfig {
   vcpu_count: number;
   mem_mib: number;
   acceleration: Acceleration;
+  /** Which driver boots the VM (decided by the manager, `vmm/select.ts`). */
+  vmm: VmmDriver["name"];
   hostname: string;
   /** Extra guest kernel arguments (tests use them to provoke boot failures). */
   kernel_args: string[];

@@ -4,7 +4,10 @@
  * manager; its stdout/stderr go to VM_DIR/shim.log.
  */
 import { readFile } from "node:fs/promises";
+import type { VmmDriver } from "../vmm/driver.js";
+import { FirecrackerDriver } from "../vmm/firecracker.js";
 import { QemuDriver } from "../vmm/qemu.js";
+import { findFirecracker } from "../vmm/select.js";
 import { vmFiles, type ShimLaunchConfig } from "./launch.js";
 import { Supervisor } from "./supervisor.js";
 
@@ -17,7 +20,7 @@ async function main(): Promise<void> {
   process.umask(0o077);
   const config = JSON.parse(await readFile(vmFiles(dir).launch, "utf8")) as ShimLaunchConfig;
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-  const supervisor = new Supervisor(dir, config, new QemuDriver(), log);
+  const supervisor = new Supervisor(dir, config, await driverFor(config), log);
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
     process.on(
       signal,
@@ -25,6 +28,13 @@ async function main(): Promise<void> {
     );
   }
   await supervisor.run();
+}
+
+/** The manager chose the VMM; the binary is looked up the same way it looked. */
+async function driverFor(config: ShimLaunchConfig): Promise<VmmDriver> {
+  if (config.vmm !== "firecracker") return new QemuDriver();
+  const { path } = await findFirecracker(process.env);
+  return new FirecrackerDriver(path ? { binary: path } : {});
 }
 
 main().catch((error: unknown) => {

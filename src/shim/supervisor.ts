@@ -121,7 +121,8 @@ export class Supervisor {
     void this.vmm.exited.then((exit) => this.onVmmExit(exit.code, exit.signal));
     const agentSocket = await withTimeout(
       this.vmm.agentChannel,
-      10_000,
+      // Under Firecracker the channel opens only once the guest's agent listens.
+      this.config.boot_timeout_ms,
       "the VMM never opened the agent channel",
     );
     this.mux = new AgentMux(

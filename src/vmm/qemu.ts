@@ -5,25 +5,10 @@ import { PyroError } from "../contract/errors.js";
 import { lastLines } from "../util/process.js";
 import { AGENT_PORT_NAME } from "../guest/frame.js";
 import type { VmmDriver, VmmExit, VmmHandle, VmmLaunchSpec } from "./driver.js";
+import { QEMU_KERNEL_ARGS } from "./kernel-args.js";
 import { QmpClient } from "./qmp.js";
 
 export const QEMU_BINARY = process.env.PYRO_QEMU || "qemu-system-x86_64";
-
-/**
- * Kernel arguments every QEMU guest gets. `reboot=t` with `-no-reboot` makes a guest
- * reboot end the QEMU process; `panic=-1` turns a panic into that reboot.
- */
-const BASE_KERNEL_ARGS = [
-  "console=ttyS0",
-  "reboot=t",
-  "panic=-1",
-  "quiet",
-  "loglevel=3",
-  "8250.nr_uarts=1",
-  "no_timer_check",
-  "tsc=reliable",
-  "rdinit=/init",
-];
 
 /** The QEMU command line for a `microvm` guest (pure, so tests can check it). */
 export function qemuArgs(spec: VmmLaunchSpec, hostTscKhz?: number): string[] {
@@ -55,7 +40,7 @@ export function qemuArgs(spec: VmmLaunchSpec, hostTscKhz?: number): string[] {
     "-initrd",
     spec.initrdPath,
     "-append",
-    [...BASE_KERNEL_ARGS, ...tcgClockArgs(spec, hostTscKhz), ...spec.kernelArgs].join(" "),
+    [...QEMU_KERNEL_ARGS, ...tcgClockArgs(spec, hostTscKhz), ...spec.kernelArgs].join(" "),
     "-chardev",
     `file,id=console,path=${spec.consoleLogPath}`,
     "-serial",
