@@ -5,9 +5,8 @@ import { cachedAgent } from "../env/agent.js";
 import { cachePaths } from "../env/artifacts.js";
 import { listEnvironments } from "../env/environments.js";
 import { cachedKernel, installedPackageVersion, KERNEL_SOURCE_PACKAGE } from "../env/kernel.js";
-import { readJsonIfExists } from "../util/fs.js";
 import { runCommand } from "../util/process.js";
-import { decideAcceleration, readAccelerationFacts } from "../vmm/acceleration.js";
+import { readAccelerationFacts, resolveAcceleration } from "../vmm/acceleration.js";
 import { QEMU_BINARY } from "../vmm/qemu.js";
 import { chooseDriver } from "../vmm/select.js";
 
@@ -86,21 +85,8 @@ export async function runDoctor(): Promise<DoctorReport> {
       ),
     );
   }
-  const decision = decideAcceleration(facts);
-  const probed = await readJsonIfExists<{
-    host_kernel: string;
-    acceleration: "kvm" | "tcg";
-    reason: string;
-  }>(cachePaths.accel());
-  const accel =
-    decision.needsProbe && probed?.host_kernel === release()
-      ? { mode: probed.acceleration, reason: probed.reason }
-      : {
-          mode: decision.acceleration,
-          reason: decision.needsProbe
-            ? `${decision.reason} (boot probe runs on first VM start)`
-            : decision.reason,
-        };
+  const resolved = await resolveAcceleration(cachePaths.accel(), undefined, facts);
+  const accel = { mode: resolved.acceleration, reason: resolved.reason };
   checks.push(check("acceleration", true, `${accel.mode}: ${accel.reason}`, null));
   checks.push(await vmmCheck(accel.mode));
 

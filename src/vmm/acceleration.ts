@@ -97,11 +97,11 @@ interface CachedProbe {
 
 /**
  * The acceleration this host will use. A needed KVM probe runs once per host kernel and
- * its answer is cached at `cachePath`.
+ * its answer is cached at `cachePath`; with no `probe` given, nothing is launched.
  */
 export async function resolveAcceleration(
   cachePath: string,
-  probe: () => Promise<{ ok: boolean; detail: string; transient?: boolean }>,
+  probe: (() => Promise<{ ok: boolean; detail: string; transient?: boolean }>) | undefined,
   facts?: AccelerationFacts,
 ): Promise<ResolvedAcceleration> {
   const decision = decideAcceleration(facts ?? (await readAccelerationFacts()));
@@ -109,6 +109,14 @@ export async function resolveAcceleration(
   const cached = await readJsonIfExists<CachedProbe>(cachePath);
   if (cached?.host_kernel === release()) {
     return { acceleration: cached.acceleration, reason: cached.reason, probed: true };
+  }
+  // Without a probe (doctor), report the likely answer and that it is not confirmed yet.
+  if (!probe) {
+    return {
+      ...decision,
+      reason: `${decision.reason} (boot probe runs on first VM start)`,
+      probed: false,
+    };
   }
   const result = await probe();
   const resolved: CachedProbe = result.ok
