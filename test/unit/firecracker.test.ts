@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { encodeControl, FrameReader, FrameType } from "../../src/guest/frame.js";
-import type { VmmExit, VmmLaunchSpec } from "../../src/vmm/driver.js";
+import type { VmmExit } from "../../src/vmm/driver.js";
 import {
   FirecrackerDriver,
   firecrackerArgs,
@@ -23,22 +23,9 @@ import {
 import { connectVsock } from "../../src/vmm/vsock.js";
 import { GUEST_KERNEL_ARGS } from "../../src/vmm/kernel-args.js";
 import { decideVmm, findFirecracker, type VmmFacts } from "../../src/vmm/select.js";
+import { sampleLaunchSpec } from "../helpers/vmm-spec.js";
 
-const spec: VmmLaunchSpec = {
-  kernelPath: "/k/vmlinux",
-  initrdPath: "/k/initramfs.cpio",
-  kernelArgs: ["pyro.hostname=vm-1"],
-  vcpuCount: 2,
-  memMib: 512,
-  acceleration: "kvm",
-  disks: [
-    { path: "/img/rootfs.ext4", readOnly: true },
-    { path: "/vm/state.ext4", readOnly: false },
-  ],
-  agentSocketPath: "/vm/agent.sock",
-  controlSocketPath: "/vm/vmm.sock",
-  consoleLogPath: "/vm/console.log",
-};
+const spec = sampleLaunchSpec({ acceleration: "kvm" });
 
 /** Properties of the swagger definitions (FullVmConfiguration and what it references). */
 const DOCUMENTED = {

@@ -1,22 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { VmmLaunchSpec } from "../../src/vmm/driver.js";
 import { hostTscKhz, qemuArgs } from "../../src/vmm/qemu.js";
+import { sampleLaunchSpec } from "../helpers/vmm-spec.js";
 
-const spec: VmmLaunchSpec = {
-  kernelPath: "/k/vmlinux",
-  initrdPath: "/k/initramfs.cpio",
-  kernelArgs: ["pyro.hostname=vm-1"],
-  vcpuCount: 2,
-  memMib: 512,
-  acceleration: "tcg",
-  disks: [
-    { path: "/img/rootfs.ext4", readOnly: true },
-    { path: "/vm/state.ext4", readOnly: false },
-  ],
-  agentSocketPath: "/vm/agent.sock",
-  controlSocketPath: "/vm/vmm.sock",
-  consoleLogPath: "/vm/console.log",
-};
+const spec = sampleLaunchSpec({ acceleration: "tcg" });
 
 const after = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
 
