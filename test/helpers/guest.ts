@@ -45,3 +45,12 @@ export async function eventually(check: () => boolean, timeoutMs = 15_000): Prom
   }
   return check();
 }
+
+/** The process has exited (a zombie awaiting its parent's reap counts as exited). */
+export function processGone(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8") === "";
+  } catch {
+    return true;
+  }
+}
