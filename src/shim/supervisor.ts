@@ -60,14 +60,17 @@ export class Supervisor {
   async run(): Promise<void> {
     this.server = await this.serveClients();
     await this.writeStatus();
-    // Armed before booting, so a VM that hangs while booting still ends on time.
-    this.touch();
+    // A VM's TTL counts from now, so one that hangs while booting still ends on time; a
+    // workspace's idle TTL starts once it can be used.
+    if (this.config.ttl_action === "delete") this.touch();
     this.watchOwner();
     try {
       await this.boot();
     } catch (error) {
       await this.fail((error as Error).message);
+      return;
     }
+    this.touch();
   }
 
   private watchOwner(): void {

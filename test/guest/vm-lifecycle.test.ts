@@ -82,7 +82,7 @@ describe("VM lifecycle through the SDK", () => {
     const { vm_id } = await pyro.createVm({
       environment: "debian:12-base",
       mem_mib: 256,
-      ttl_seconds: 3,
+      ttl_seconds: 6,
     });
     await pyro.startVm({ vm_id });
     expect(await eventually(() => !vmDirs(home).includes(vm_id), 20_000)).toBe(true);
