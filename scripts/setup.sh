@@ -16,6 +16,8 @@ fi
 PACKAGES=(
   qemu-system-x86 linux-source-6.1 mmdebstrap e2fsprogs cpio gcc make libc6-dev
   bc flex bison libelf-dev libssl-dev xz-utils ca-certificates python3 patch
+  # mmdebstrap's recommends that a root-mode build can use (key checks, arch detection).
+  gpg arch-test libdpkg-perl mount
 )
 
 missing=()
