@@ -14,11 +14,13 @@ import { chmod, open, readdir, rm, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { Parser, type ReadEntry } from "tar";
+import { TarFeed } from "./archive-feed.js";
 import { asPyroError, PyroError } from "../contract/errors.js";
 import { isErrno } from "../util/fs.js";
 import {
   contentError,
   DEFAULT_ARCHIVE_LIMITS,
+  maxTarBytes,
   type ArchiveLimits,
   type ContentOrigin,
 } from "./limits.js";
@@ -28,7 +30,11 @@ export { DEFAULT_ARCHIVE_LIMITS, type ArchiveLimits, type ContentOrigin };
 export { detectSeed, packDirectory, packTree } from "./pack.js";
 
 export interface ExtractOptions {
-  /** `"auto"` takes plain and gzip tars; `true`/`false` insist on one. @default "auto" */
+  /**
+   * `"auto"` takes plain and gzip tars; `true`/`false` insist on one. A guest's archive is
+   * never compressed: an inflated stream is a bomb the guest gets to size.
+   * @default "auto" for origin "user", false for origin "guest"
+   */
   gzip?: "auto" | boolean;
   /** Who made the archive: decides the error code (`guest_error` / `invalid_argument`). @default "guest" */
   origin?: ContentOrigin;
@@ -39,6 +45,12 @@ const MAX_PATH_BYTES = 4096;
 const MAX_NAME_BYTES = 255;
 /** A pax header holds a path, a link target and a few fields: 64 KiB is plenty. */
 const MAX_META_BYTES = 64 * 1024;
+/**
+ * Permission bits an extracted file or directory may keep: no set-id or sticky bit, and
+ * no write for group or others (what a umask of 022 gives), since a guest's modes must
+ * not make a host file writable by every user.
+ */
+const KEPT_MODE_BITS = 0o755;
 
 type Kind = "file" | "directory" | "symlink";
 
@@ -66,8 +78,10 @@ const TYPE_NAMES: Partial<Record<ReadEntry["type"], string>> = {
  * symlink or a file of the archive, hard links, devices, FIFOs and other types, more
  * than `limits.maxEntries` entries, more than `limits.maxTotalBytes` of file content
  * (counted from the headers while streaming, so a hostile archive stops early).
- * Set-id and sticky bits are dropped; the owner always gets rw (and x on directories) so
- * the tree can be read and removed.
+ * Set-id and sticky bits and group/other write bits are dropped (as a umask of 022 would);
+ * the owner always gets rw (and x on directories) so the tree can be read and removed.
+ * Gzip is inflated here (never by node-tar) and the inflated bytes are bounded too
+ * ({@link maxTarBytes}); reading stops at the end-of-archive blocks, whatever follows.
  *
  * On any rejection everything written under `dest` is removed before this throws.
  *
@@ -80,10 +94,11 @@ export async function extractArchive(
   options: ExtractOptions = {},
 ): Promise<{ entries: number; bytes: number }> {
   const origin = options.origin ?? "guest";
+  const gzip = options.gzip ?? (origin === "user" ? "auto" : false);
   await checkEmptyDirectory(dest);
   const input = await openSource(source, origin);
   try {
-    return await new Extraction(dest, limits, origin).run(input, options.gzip ?? "auto");
+    return await new Extraction(dest, limits, origin).run(input, gzip);
   } catch (error) {
     await clearDirectory(dest);
     throw asPyroError(error, "extracting an archive");
@@ -105,7 +120,12 @@ class Extraction {
   private failure: PyroError | undefined;
   private latest: ReadEntry | undefined;
   private sawEndOfArchive = false;
-  private readonly parser = new Parser({ strict: true, maxMetaEntrySize: MAX_META_BYTES });
+  // zstd: false, so node-tar never inflates on its own (TarFeed refuses a gzip magic).
+  private readonly parser = new Parser({
+    strict: true,
+    maxMetaEntrySize: MAX_META_BYTES,
+    zstd: false,
+  });
   private stopFeeding = () => {};
   private settle = {
     resolve: (_result: { entries: number; bytes: number }) => {},
@@ -140,7 +160,12 @@ class Extraction {
           this.stop(this.reject("its stream closed before the archive ended"));
         }
       });
-      this.stopFeeding = feed(source, parser, (first) => this.checkCompression(first, gzip));
+      const feed = new TarFeed(source, parser, {
+        gzip,
+        maxTarBytes: maxTarBytes(this.limits),
+        onRefused: (problem) => this.stop(this.reject(problem)),
+      });
+      this.stopFeeding = () => feed.stop();
     });
   }
 
@@ -163,7 +188,7 @@ class Extraction {
     this.stop(this.reject(`it is not a valid tar archive (${error.message})`));
   }
 
-  /** Past the end-of-archive blocks the parser would only buffer what follows: stop reading. */
+  /** Past the end-of-archive blocks the parser would only buffer what follows: stop reading and inflating. */
   private endOfArchive(): void {
     this.sawEndOfArchive = true;
     this.stopFeeding();
@@ -178,13 +203,6 @@ class Extraction {
     } catch (error) {
       this.stop(asPyroError(error, "extracting an archive"));
     }
-  }
-
-  private checkCompression(first: Buffer, gzip: "auto" | boolean): void {
-    const gzipped = first[0] === 0x1f && first[1] === 0x8b;
-    if (gzip === true && !gzipped) this.stop(this.reject("it is not gzip-compressed"));
-    if (gzip === false && gzipped)
-      this.stop(this.reject("it is compressed; a plain tar was expected"));
   }
 
   private accept(entry: ReadEntry): void {
@@ -301,7 +319,7 @@ class Extraction {
       this.makeDirectoryOnce(plan.path);
       this.directories.push({
         path: full,
-        mode: (entry.mode ?? 0o755) | 0o700,
+        mode: ((entry.mode ?? 0o755) | 0o700) & KEPT_MODE_BITS,
         mtime: entry.mtime,
       });
       entry.resume();
@@ -329,7 +347,7 @@ class Extraction {
   /** Directory modes go last, so a read-only directory could still be filled. */
   private async finishDirectories(): Promise<void> {
     for (const { path, mode, mtime } of this.directories.reverse()) {
-      await chmod(path, mode & 0o777);
+      await chmod(path, mode);
       if (mtime) await utimes(path, mtime, mtime);
     }
   }
@@ -362,32 +380,6 @@ class Extraction {
 }
 
 /**
- * Pipes `source` into the parser with backpressure; returns a function that stops the
- * flow for good. `onFirst` sees the first chunk (to check the compression).
- */
-function feed(source: NodeJS.ReadableStream, parser: Parser, onFirst: (chunk: Buffer) => void) {
-  let first = true;
-  let stopped = false;
-  const onData = (chunk: Buffer) => {
-    if (first) onFirst(chunk);
-    first = false;
-    if (!stopped && !parser.write(chunk)) source.pause();
-  };
-  const onDrain = () => source.resume();
-  const onEnd = () => parser.end();
-  source.on("data", onData);
-  source.on("end", onEnd);
-  parser.on("drain", onDrain);
-  return () => {
-    stopped = true;
-    source.removeListener("data", onData);
-    source.removeListener("end", onEnd);
-    parser.removeListener("drain", onDrain);
-    (source as Partial<Readable>).destroy?.();
-  };
-}
-
-/**
  * The file operations here are synchronous on purpose: each is one short syscall, while
  * an awaited fs promise costs a thread-pool round trip (~0.1 ms), which made a 100k-file
  * workspace take over a minute to unpack. The event loop still turns between chunks.
@@ -398,7 +390,7 @@ async function writeEntryFile(path: string, entry: ReadEntry): Promise<void> {
   const fd = openSync(path, flags, 0o600);
   try {
     for await (const chunk of entry as AsyncIterable<Buffer>) writeFileSync(fd, chunk);
-    fchmodSync(fd, ((entry.mode ?? 0o644) & 0o777) | 0o600);
+    fchmodSync(fd, ((entry.mode ?? 0o644) & KEPT_MODE_BITS) | 0o600);
     if (entry.mtime) futimesSync(fd, entry.mtime, entry.mtime);
   } finally {
     closeSync(fd);

@@ -19,6 +19,23 @@ export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = {
   maxTotalBytes: 2 * 1024 ** 3,
 };
 
+/**
+ * Tar bytes allowed per entry beyond its content: its header, padding to a block and an
+ * extended header for a long path or link target.
+ */
+const TAR_BYTES_PER_ENTRY = 4096;
+/** Room for the end-of-archive blocks and a couple of extended headers at their size limit. */
+const TAR_SLACK_BYTES = 256 * 1024;
+
+/**
+ * The most tar bytes (counted after inflating gzip) an archive within `limits` can take.
+ * File content is bounded by the headers' sizes, but extended headers and padding are
+ * not: without this, a small gzip of padding or of pax headers could expand for ever.
+ */
+export function maxTarBytes(limits: ArchiveLimits): number {
+  return limits.maxTotalBytes + limits.maxEntries * TAR_BYTES_PER_ENTRY + TAR_SLACK_BYTES;
+}
+
 /** A tree is held in memory (twice, for a diff), so its default byte bound is lower. */
 export const DEFAULT_TREE_LIMITS: ArchiveLimits = {
   maxEntries: 100_000,

@@ -220,7 +220,8 @@ describe("extractArchive refuses hostile archives and leaves nothing behind", ()
   });
 
   it("refuses the same attacks inside a gzip stream", async () => {
-    await rejection(gzipSync(tar(entry({ name: "../evil" }, "evil"))));
+    const error = await rejection(gzipSync(tar(entry({ name: "../evil" }, "evil"))), "user");
+    expect(error.message).toContain('entry "../evil" has a ".." component');
     await expectNothingWritten();
   });
 
@@ -339,6 +340,20 @@ describe("extractArchive accepts ordinary archives", () => {
     expect(await readFile(join(dest, "x"), "utf8")).toBe("replaced");
   });
 
+  it("drops group and other write bits, as a umask of 022 would", async () => {
+    const archive = tar(
+      entry({ name: "open", mode: 0o777 }, "x"),
+      entry({ name: "shared", mode: 0o666 }, "y"),
+      entry({ name: "public/", type: "5", mode: 0o777 }),
+      entry({ name: "public/f", mode: 0o664 }, "z"),
+    );
+    await extractArchive(Readable.from([archive]), dest, SMALL);
+    expect((await stat(join(dest, "open"))).mode & 0o7777).toBe(0o755);
+    expect((await stat(join(dest, "shared"))).mode & 0o7777).toBe(0o644);
+    expect((await stat(join(dest, "public"))).mode & 0o7777).toBe(0o755);
+    expect((await stat(join(dest, "public", "f"))).mode & 0o7777).toBe(0o644);
+  });
+
   it("drops set-id bits and keeps the owner able to read what it extracted", async () => {
     const archive = tar(
       entry({ name: "suid", mode: 0o4755 }, "x"),
@@ -349,6 +364,77 @@ describe("extractArchive accepts ordinary archives", () => {
     expect((await stat(join(dest, "suid"))).mode & 0o7777).toBe(0o755);
     expect((await stat(join(dest, "locked"))).mode & 0o777).toBe(0o600);
     expect((await stat(join(dest, "sealed"))).mode & 0o777).toBe(0o700);
+  });
+});
+
+describe("extractArchive bounds what it inflates and stops at the end of the archive", () => {
+  const small = packTree(
+    new Map([["a", { type: "file", content: Buffer.from("x"), mode: 0o644 }]]),
+  );
+
+  /** Bytes that gzip well (about 250:1) without being all zeros. */
+  function compressible(bytes: number): Buffer {
+    const data = Buffer.alloc(bytes);
+    for (let i = 0; i < bytes; i += 251) data[i] = 1;
+    return data;
+  }
+
+  it("refuses any compression from a guest", async () => {
+    const error = await rejection(gzipSync(small));
+    expect(error.code).toBe("guest_error");
+    expect(error.message).toContain("it is compressed; a plain tar was expected");
+    await expectNothingWritten();
+  });
+
+  it("refuses a gzip inside a gzip, which node-tar would inflate a second time", async () => {
+    const error = await rejection(gzipSync(gzipSync(small)), "user");
+    expect(error.message).toContain("it is compressed twice");
+    await expectNothingWritten();
+  });
+
+  // Old behaviour: node-tar re-concatenated the inflated remainder for every 16 KiB chunk;
+  // this input kept the event loop busy for about two minutes. The bound is the feature.
+  it("ignores 200 KB of gzip after the end-of-archive instead of inflating it", async () => {
+    const archive = gzipSync(Buffer.concat([small, compressible(50 << 20)]));
+    expect(archive.length).toBeGreaterThan(200_000);
+    const started = Date.now();
+    const result = await extractArchive(Readable.from([archive]), dest, SMALL, { origin: "user" });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(result).toEqual({ entries: 1, bytes: 1 });
+    expect(await readFile(join(dest, "a"), "utf8")).toBe("x");
+  }, 60_000);
+
+  it("stops reading a plain stream at the end-of-archive and destroys it", async () => {
+    let produced = 0;
+    const source = Readable.from(
+      (function* endless() {
+        yield small;
+        for (;;) {
+          produced += 1;
+          yield Buffer.alloc(64 * 1024, 7);
+        }
+      })(),
+    );
+    expect(await extractArchive(source, dest, SMALL)).toEqual({ entries: 1, bytes: 1 });
+    expect(source.destroyed).toBe(true);
+    expect(produced).toBeLessThan(100);
+  });
+
+  it("counts inflated bytes, not wire bytes: pax headers that expand past the bound are refused", async () => {
+    const limits = { maxEntries: 100, maxTotalBytes: 64 * 1024 };
+    // 40 pax headers of 60 KiB each: 2.4 MB inflated, far over what 100 entries of at most
+    // 64 KiB of content need, though every header is under the 64 KiB meta limit.
+    const headers = Array.from({ length: 40 }, (_, i) =>
+      pax({ comment: String(i).repeat(60_000 / String(i).length) }),
+    );
+    const archive = gzipSync(tar(...headers, entry({ name: "f" }, "x")));
+    expect(archive.length).toBeLessThan(64 * 1024);
+    const error = await extractArchive(Readable.from([archive]), dest, limits, {
+      origin: "user",
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PyroError);
+    expect((error as PyroError).message).toMatch(/bytes of tar data once inflated \(the limit\)/);
+    await expectNothingWritten();
   });
 });
 
