@@ -1,4 +1,4 @@
-import { cp, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { z } from "zod";
@@ -29,8 +29,9 @@ import { diffTrees } from "../workspace/diff.js";
 import { patchedPaths, planPatch, summarizeChanges } from "../workspace/patch.js";
 import { guestPath, normalizeWorkspacePath, WORKSPACE_ROOT } from "../workspace/paths.js";
 import { checkWritableText, decodeUtf8Text } from "../workspace/text.js";
+import { countTree, replacePath } from "../workspace/host-tree.js";
 import { readTree } from "../workspace/tree.js";
-import { captureFromGuest, pushArchive } from "./workspace-guest.js";
+import { captureFromGuest, capturedEntry, pushArchive } from "./workspace-guest.js";
 import {
   loadWorkspace,
   updateWorkspaceRecord,
@@ -158,16 +159,17 @@ export class WorkspaceContent {
       captureFromGuest(client, path),
     );
     try {
-      const source = join(captured.root, path);
-      const info = await stat(source);
-      const counts = await countTree(source);
-      await replacePath(source, output);
+      const source = await capturedEntry(captured, path);
+      // The capture's root stands for /workspace itself: give it an ordinary directory mode.
+      if (path === "") await chmod(source.path, 0o755);
+      const counts = await countTree(source.path);
+      await replacePath(source.path, output);
       await this.workspaces.touch(params.workspace_id);
       return {
         workspace_id: params.workspace_id,
         path: guestPath(path),
         output_path: output,
-        artifact_type: info.isDirectory() ? ("directory" as const) : ("file" as const),
+        artifact_type: source.stats.isDirectory() ? ("directory" as const) : ("file" as const),
         ...counts,
       };
     } finally {
@@ -361,24 +363,6 @@ async function unpackArchiveFile(path: string, origin: "guest" | "user" = "guest
   return { root, cleanup };
 }
 
-/**
- * Puts `source` at `output`; an existing `output` is moved aside first and only removed
- * once the new copy is in place, so a failure never loses what was there.
- */
-async function replacePath(source: string, output: string): Promise<void> {
-  const aside = (await exists(output)) ? `${output}.pyro-old-${process.pid}` : undefined;
-  if (aside) await rename(output, aside);
-  try {
-    await rename(source, output).catch(() =>
-      cp(source, output, { recursive: true, verbatimSymlinks: true }),
-    );
-  } catch (error) {
-    if (aside) await rename(aside, output);
-    throw error;
-  }
-  if (aside) await rm(aside, { recursive: true, force: true });
-}
-
 /** Host paths are checked before any VM work: exists-without-overwrite, missing parent. */
 async function checkOutputPath(output: string, overwrite: boolean) {
   if ((await exists(output)) && !overwrite) {
@@ -394,18 +378,6 @@ async function checkOutputPath(output: string, overwrite: boolean) {
       `the directory ${dirname(output)} does not exist; create it first`,
     );
   }
-}
-
-async function countTree(path: string): Promise<{ entries: number; bytes: number }> {
-  const info = await stat(path);
-  if (!info.isDirectory()) return { entries: 1, bytes: info.size };
-  let entries = 0;
-  let bytes = 0;
-  for (const entry of await readdir(path, { withFileTypes: true, recursive: true })) {
-    entries += 1;
-    if (entry.isFile()) bytes += (await stat(join(entry.parentPath, entry.name))).size;
-  }
-  return { entries, bytes };
 }
 
 async function snapshotInfo(path: string, name: string, kind: "baseline" | "named") {

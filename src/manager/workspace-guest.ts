@@ -1,10 +1,11 @@
-import { createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { createWriteStream, type Stats } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PyroError } from "../contract/errors.js";
 import type { ChannelClient } from "../guest/client.js";
 import { makeDirectory } from "../guest/files.js";
+import { lstatBeneath } from "../util/fs.js";
 import { DEFAULT_ARCHIVE_LIMITS, extractArchive } from "../workspace/archive.js";
 import { guestPath, WORKSPACE_ROOT } from "../workspace/paths.js";
 
@@ -85,12 +86,50 @@ export async function captureFromGuest(
       );
     }
     const root = join(work, "tree");
-    await import("node:fs/promises").then((fs) => fs.mkdir(root));
-    await extractArchive(archivePath, root, DEFAULT_ARCHIVE_LIMITS, { origin: "guest" });
+    await mkdir(root, { mode: 0o700 });
+    // Never compressed: the guest's own tar was asked for a plain one, and an inflated
+    // stream would be a bomb the guest gets to size.
+    await extractArchive(archivePath, root, DEFAULT_ARCHIVE_LIMITS, {
+      origin: "guest",
+      gzip: false,
+    });
     await rm(archivePath, { force: true });
     return { root, cleanup };
   } catch (error) {
     await cleanup();
     throw error;
   }
+}
+
+/**
+ * The captured entry for `relative`, found without following any link of the captured
+ * tree: a guest's archive may say `proj -> /home/user`, and a plain lookup of
+ * `proj/src/main.py` would then reach (and an export would move) the host's own file.
+ *
+ * @throws PyroError `guest_error` when a component above the entry is a symlink or a file,
+ *   or the archive does not hold the entry; `invalid_argument` when the entry itself is a
+ *   symlink (it is exported only as part of a directory).
+ */
+export async function capturedEntry(
+  captured: CapturedTree,
+  relative: string,
+): Promise<{ path: string; stats: Stats }> {
+  const entry = await lstatBeneath(captured.root, relative);
+  if (entry.found && entry.stats.isSymbolicLink()) {
+    throw new PyroError(
+      "invalid_argument",
+      `${guestPath(relative)} is a symlink; export the path it points to, or a directory that holds it`,
+    );
+  }
+  if (entry.found) return entry;
+  const where = guestPath(entry.at);
+  const problem = {
+    missing: `does not hold ${where}`,
+    symlink: `has a symlink at ${where}, where a directory was expected`,
+    not_directory: `has a file at ${where}, where a directory was expected`,
+  }[entry.problem];
+  throw new PyroError(
+    "guest_error",
+    `the archive from the guest ${problem} (asked for ${guestPath(relative)}); nothing was exported`,
+  );
 }

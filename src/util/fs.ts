@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
-import { dirname } from "node:path";
+import type { Stats } from "node:fs";
+import { lstat, mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 
 export interface AtomicWriteOptions {
   /** Create missing parent directories. Off for files inside a sandbox's directory, so a
@@ -77,4 +78,43 @@ export async function pathExists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** What {@link lstatBeneath} found at a path, checked one component at a time. */
+export type BeneathEntry =
+  | { found: true; path: string; stats: Stats }
+  | {
+      found: false;
+      /** The first component (relative, "/"-joined) that stopped the walk. */
+      at: string;
+      /** Nothing there, a symlink, or something other than a directory above the end. */
+      problem: "missing" | "symlink" | "not_directory";
+    };
+
+/**
+ * lstat of `relative` (a "/"-separated path without `..`) under `root`, without following
+ * any link on the way: every component above the last must be a real directory. The last
+ * one may be anything, a symlink included (it is lstat'ed, not followed); the caller says
+ * what it accepts. For trees that came from an untrusted source, where a plain `stat` of
+ * `root/a/b` would go wherever a link `a` points on the host.
+ */
+export async function lstatBeneath(root: string, relative: string): Promise<BeneathEntry> {
+  const parts = relative.split("/").filter((part) => part !== "" && part !== ".");
+  if (parts.includes("..")) throw new Error(`lstatBeneath: ${relative} has a ".." component`);
+  let path = root;
+  let stats = await lstat(root);
+  for (const [index, part] of parts.entries()) {
+    const at = parts.slice(0, index).join("/");
+    if (stats.isSymbolicLink()) return { found: false, at, problem: "symlink" };
+    if (!stats.isDirectory()) return { found: false, at, problem: "not_directory" };
+    path = join(path, part);
+    try {
+      stats = await lstat(path);
+    } catch (error) {
+      if (isErrno(error, "ENOENT"))
+        return { found: false, at: parts.slice(0, index + 1).join("/"), problem: "missing" };
+      throw error;
+    }
+  }
+  return { found: true, path, stats };
 }
