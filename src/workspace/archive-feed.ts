@@ -74,7 +74,7 @@ export class TarFeed {
       else this.inflater.write(chunk);
     }
     if (this.inflater) this.inflater.end();
-    else if (!this.stopped) this.parser.end();
+    else this.endParser();
   };
 
   private readonly onParserDrain = () => (this.inflater ?? this.source).resume();
@@ -105,7 +105,7 @@ export class TarFeed {
     inflater.on("data", (chunk: Buffer) => this.inflated(chunk));
     inflater.on("end", () => {
       if (this.tarHead !== undefined && this.tarHead.length > 0) this.toParser(this.tarHead);
-      if (!this.stopped) this.parser.end();
+      this.endParser();
     });
     inflater.on("drain", () => this.source.resume());
     inflater.on("error", (error: Error) =>
@@ -134,7 +134,26 @@ export class TarFeed {
         `it holds more than ${this.options.maxTarBytes} bytes of tar data once inflated (the limit)`,
       );
     }
-    if (!this.parser.write(chunk)) (this.inflater ?? this.source).pause();
+    if (!this.guarded(() => this.parser.write(chunk))) (this.inflater ?? this.source).pause();
+  }
+
+  private endParser(): void {
+    if (!this.stopped) this.guarded(() => this.parser.end());
+  }
+
+  /**
+   * node-tar throws (rather than emitting an error) on some malformed input, e.g. an
+   * archive that ends inside an entry whose last bytes came in a short chunk ("writing
+   * more to entry than is appropriate"). Thrown from a stream callback, that would be an
+   * uncaught exception that ends the whole host process: a refusal instead.
+   */
+  private guarded(action: () => unknown): boolean {
+    try {
+      return action() !== false;
+    } catch (error) {
+      this.refuse(`it is not a valid tar archive (${(error as Error).message})`);
+      return true;
+    }
   }
 
   private refuse(problem: string): undefined {

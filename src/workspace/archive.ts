@@ -192,7 +192,14 @@ class Extraction {
   private endOfArchive(): void {
     this.sawEndOfArchive = true;
     this.stopFeeding();
-    setImmediate(() => this.parser.end());
+    setImmediate(() => {
+      try {
+        this.parser.end();
+      } catch (error) {
+        // node-tar throws on some malformed input: a refusal, not an uncaught exception.
+        this.stop(this.reject(`it is not a valid tar archive (${(error as Error).message})`));
+      }
+    });
   }
 
   private async finish(): Promise<void> {
