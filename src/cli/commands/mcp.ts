@@ -3,7 +3,7 @@ import { DEFAULT_MCP_PROFILE, MCP_PROFILES, type McpProfile } from "../../contra
 import { reportError } from "../output.js";
 
 /** Commander's way to take a repeatable option: each use adds one value. */
-const collect = (value: string, previous: string[]) => [...previous, value];
+const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /**
  * `pyro mcp serve [--profile ...] [--allow-host-path DIR]...`: the MCP server on stdio,
@@ -26,13 +26,12 @@ export function registerMcp(program: Command): void {
       "let tools use host paths under DIR too (repeatable); by default only the directory " +
         "the server starts in and the client's roots",
       collect,
-      [] as string[],
     )
-    .action(async (options: { profile: McpProfile; allowHostPath: string[] }) => {
+    .action(async (options: { profile: McpProfile; allowHostPath?: string[] }) => {
       try {
         // Loaded on use: the MCP SDK would add ~70 ms to every other command's start.
         const { serveStdio } = await import("../../mcp/stdio.js");
-        await serveStdio({ profile: options.profile, allowHostPaths: options.allowHostPath });
+        await serveStdio({ profile: options.profile, allowHostPaths: options.allowHostPath ?? [] });
       } catch (error) {
         process.exitCode = reportError(error, { json: false });
       }
