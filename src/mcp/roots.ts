@@ -69,12 +69,15 @@ export class ClientRoots {
     const roots = this.server.getClientCapabilities()?.roots;
     if (!roots) return [];
     if (!roots.listChanged) return (await this.fetch()) ?? [];
-    const asked = (this.cached ??= this.fetch().then((dirs) => {
-      // A failed answer is not kept: the next call asks again.
-      if (dirs === undefined && this.cached === asked) this.cached = undefined;
-      return dirs ?? [];
-    }));
-    return asked;
+    if (!this.cached) {
+      const asked: Promise<string[]> = this.fetch().then((dirs) => {
+        // A failed answer is not kept: the next call asks again.
+        if (dirs === undefined && this.cached === asked) this.cached = undefined;
+        return dirs ?? [];
+      });
+      this.cached = asked;
+    }
+    return this.cached;
   }
 
   /** `undefined` when `roots/list` failed or timed out (then it counts as no client roots). */

@@ -5,7 +5,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, describe, expect, it } from "vitest";
-import { CLI_ENTRY } from "../helpers/cli.js";
+import { CLI_ENTRY, runCli } from "../helpers/cli.js";
 import { eventually, isolatedHome, processesMentioning } from "../helpers/guest.js";
 
 const home = isolatedHome();
@@ -16,9 +16,12 @@ const project = join(base, "project");
 const outside = join(base, "outside");
 const victim = join(outside, "victim.txt");
 const clients: Client[] = [];
+let workspaceId: string | undefined;
 
 afterAll(async () => {
   await Promise.all(clients.map((client) => client.close().catch(() => {})));
+  // A failed assertion must not leave the workspace's VM running.
+  if (workspaceId) await runCli(["workspace", "delete", workspaceId], { PYRO_HOME: home });
   expect(await eventually(() => processesMentioning(home).length === 0)).toBe(true);
   rmSync(base, { recursive: true, force: true });
   rmSync(home, { recursive: true, force: true });
@@ -66,6 +69,7 @@ describe("pyro mcp serve confines host paths to its roots", () => {
     });
     expect(created.isError, created.text).toBe(false);
     const id = created.value.workspace_id as string;
+    workspaceId = id;
     expect(created.value.workspace_seed.seed_path).toBe(join(project, "seed"));
 
     const exportArgs = { workspace_id: id, path: "src/main.py", overwrite: true };
@@ -94,5 +98,6 @@ describe("pyro mcp serve confines host paths to its roots", () => {
     expect(readFileSync(victim, "utf8")).toBe("print('from the guest')\n");
 
     expect((await call(widened, "workspace_delete", { workspace_id: id })).isError).toBe(false);
+    workspaceId = undefined;
   });
 });

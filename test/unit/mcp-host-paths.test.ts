@@ -63,6 +63,8 @@ afterAll(() => {
 interface ClientRootsSetup {
   /** The client's current roots (directories); the test may change it. */
   dirs: string[];
+  /** Answer the next `roots/list` with an error instead. */
+  failNext?: boolean;
   listChanged: boolean;
   /** How many `roots/list` requests the server sent. */
   asked: number;
@@ -76,6 +78,10 @@ async function connect(options: CreateServerOptions = {}, roots?: ClientRootsSet
   if (roots) {
     client.setRequestHandler(ListRootsRequestSchema, () => {
       roots.asked += 1;
+      if (roots.failNext) {
+        roots.failNext = false;
+        throw new Error("roots are not ready");
+      }
       return {
         roots: [
           ...roots.dirs.map((dir) => ({ uri: pathToFileURL(dir).href })),
@@ -222,6 +228,14 @@ describe("MCP host paths with client roots", () => {
     expectPassed(await exportTo(client, join(extra, "out.txt")));
     roots.dirs = [];
     expectRefused(await exportTo(client, join(extra, "out.txt")), "out.txt");
+    expect(roots.asked).toBe(2);
+  });
+
+  it("a failed roots/list counts as no client roots and is asked again", async () => {
+    const roots: ClientRootsSetup = { dirs: [extra], listChanged: true, asked: 0, failNext: true };
+    const client = await connect({}, roots);
+    expectRefused(await exportTo(client, join(extra, "out.txt")), "out.txt");
+    expectPassed(await exportTo(client, join(extra, "out.txt")));
     expect(roots.asked).toBe(2);
   });
 
