@@ -12,6 +12,7 @@ import { Pyro } from "../sdk/pyro.js";
 import { packageVersion } from "../util/version.js";
 import { progressForRequest } from "./progress.js";
 import { errorResult, successResult } from "./results.js";
+import { ClientRoots, startDirectoryRoots } from "./roots.js";
 
 export interface CreateServerOptions {
   /**
@@ -19,6 +20,20 @@ export interface CreateServerOptions {
    * the stable workspace tools) or `workspace-full` (every tool). @default "workspace-core"
    */
   profile?: McpProfile;
+  /**
+   * Host directories the tools may read from or write to (`seed_path`, `source_path`,
+   * `output_path`...), in addition to the client's `roots/list` when it offers roots.
+   * Paths elsewhere, after resolving `..` and symlinks, are refused. `pyro mcp serve`
+   * passes its start directory plus every `--allow-host-path`.
+   * @default [process.cwd()], or none when that is `/`
+   */
+  hostPathRoots?: readonly string[];
+}
+
+/** What every tool handler of one server shares. */
+interface ServerContext {
+  profile: McpProfile;
+  hostPathRoots: () => Promise<readonly string[]>;
 }
 
 /** Facade methods take the params, and commands also `{ signal }` to stop on cancellation. */
@@ -43,22 +58,32 @@ export function createServer(options: CreateServerOptions = {}): McpServer {
     );
   }
   const server = new McpServer({ name: "pyro", version: packageVersion });
-  for (const op of operationsForProfile(profile)) registerOperation(server, op, profile);
+  const own = [...(options.hostPathRoots ?? startDirectoryRoots())];
+  const client = new ClientRoots(server.server);
+  const context: ServerContext = {
+    profile,
+    hostPathRoots: async () => [...own, ...(await client.directories())],
+  };
+  for (const op of operationsForProfile(profile)) registerOperation(server, op, context);
   return server;
 }
 
-function registerOperation(server: McpServer, op: AnyOperation, profile: McpProfile): void {
+function registerOperation(server: McpServer, op: AnyOperation, context: ServerContext): void {
   const tool = op.mcpTool;
   const method = Pyro.prototype[op.sdkMethod as keyof Pyro] as FacadeMethod | undefined;
-  const params = profileParams(op, profile);
+  const params = profileParams(op, context.profile);
   const result: z.ZodType = op.result;
   // MCP tool arguments and results are JSON objects, so the contract's must be z.object()s.
   if (!tool || typeof method !== "function" || !isObject(params) || !isObject(result)) {
     throw new Error(`operation ${op.sdkMethod} cannot be an MCP tool: check src/contract`);
   }
   const handler: ToolCallback<z.ZodObject> = async (args, extra) => {
-    // One facade per call so concurrent calls' progress never mixes.
-    const pyro = new Pyro({ progress: progressForRequest(extra) });
+    // One facade per call so concurrent calls' progress never mixes. Host paths in the
+    // arguments come from a model: they are confined to the server's and client's roots.
+    const pyro = new Pyro({
+      progress: progressForRequest(extra),
+      hostPathRoots: context.hostPathRoots,
+    });
     try {
       return successResult(
         conforming(result, await method.call(pyro, args, { signal: extra.signal }), tool),

@@ -1,5 +1,6 @@
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { McpProfile } from "../contract/operations.js";
+import { allowedDirectories, startDirectoryRoots } from "./roots.js";
 import { createServer } from "./server.js";
 
 /**
@@ -11,8 +12,16 @@ import { createServer } from "./server.js";
  * listens for data), so without the hooks below an in-flight call would keep the process,
  * and its VM, alive after the client quit (test/surface/mcp-stdio.test.ts).
  */
-export async function serveStdio(options: { profile: McpProfile }): Promise<void> {
-  const server = createServer(options);
+export async function serveStdio(options: {
+  profile: McpProfile;
+  /** `--allow-host-path` directories, added to the start directory as host-path roots. */
+  allowHostPaths?: readonly string[];
+}): Promise<void> {
+  const hostPathRoots = [
+    ...startDirectoryRoots(),
+    ...allowedDirectories(options.allowHostPaths ?? []),
+  ];
+  const server = createServer({ profile: options.profile, hostPathRoots });
   const transport = new StdioServerTransport();
   const exit = (code: number) => process.exit(code);
   server.server.onclose = () => exit(0);
@@ -26,7 +35,8 @@ export async function serveStdio(options: { profile: McpProfile }): Promise<void
   process.once("SIGINT", () => exit(128 + 2));
   process.once("SIGHUP", () => exit(128 + 1));
   await server.connect(transport);
-  log(`phase=serve profile=${options.profile} transport=stdio`);
+  const roots = hostPathRoots.length ? hostPathRoots.join(",") : "none";
+  log(`phase=serve profile=${options.profile} transport=stdio host_paths=${JSON.stringify(roots)}`);
 }
 
 /** stdout carries only the protocol; everything for humans goes to stderr. */

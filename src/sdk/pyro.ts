@@ -4,6 +4,7 @@ import { EnvironmentParams } from "../contract/environment.js";
 import { parseParams } from "../contract/validate.js";
 import type * as vm from "../contract/vm.js";
 import { runDoctor, type DoctorReport } from "../manager/doctor.js";
+import { confineHostPaths, type HostPathRoots } from "../manager/host-paths.js";
 import {
   inspectEnvironment,
   listEnvironments,
@@ -25,6 +26,14 @@ export interface PyroOptions {
   progress?: ProgressSink;
   /** Bound on a guest's boot, VMM start to agent answer. @default 60000 */
   bootTimeoutMs?: number;
+  /**
+   * Host directories that host paths in params (`seed_path`, secrets' `file_path`,
+   * `source_path`, `output_path`) must lie under once `..` and symlinks are resolved;
+   * others are refused with `invalid_argument` before any VM work. A function is called
+   * only by calls that carry a host path (the MCP server passes one that asks the client
+   * for its current roots). @default unrestricted
+   */
+  hostPathRoots?: HostPathRoots;
 }
 
 function pickDefined<T extends object>(value: T): Partial<T> {
@@ -46,9 +55,12 @@ export class Pyro {
   private readonly vms: VmManager;
   private readonly workspaces: WorkspaceManager;
   private readonly content: WorkspaceContent;
+  private readonly hostPathRoots: HostPathRoots | undefined;
 
   constructor(options: PyroOptions = {}) {
     this.progress = options.progress ?? silentProgress;
+    const roots = options.hostPathRoots;
+    this.hostPathRoots = typeof roots === "function" ? roots : roots && [...roots];
     const runtime = new SandboxRuntime({
       progress: this.progress,
       ...pickDefined({ bootTimeoutMs: options.bootTimeoutMs }),
@@ -157,7 +169,7 @@ export class Pyro {
   createWorkspace(
     options: In<typeof ws.CreateWorkspaceParams>,
   ): Promise<Out<typeof ws.WorkspaceRecord>> {
-    return this.workspaces.create(options);
+    return this.withHostPaths("createWorkspace", options, (o) => this.workspaces.create(o));
   }
 
   /** Every workspace with its reconciled state. */
@@ -219,14 +231,14 @@ export class Pyro {
   pushWorkspaceSync(
     options: In<typeof ws.pushWorkspaceSync.params>,
   ): Promise<Out<typeof ws.pushWorkspaceSync.result>> {
-    return this.content.syncPush(options);
+    return this.withHostPaths("pushWorkspaceSync", options, (o) => this.content.syncPush(o));
   }
 
   /** Copies a /workspace file or directory to a new host path (`overwrite` to replace). */
   exportWorkspace(
     options: In<typeof ws.exportWorkspace.params>,
   ): Promise<Out<typeof ws.exportWorkspace.result>> {
-    return this.content.export(options);
+    return this.withHostPaths("exportWorkspace", options, (o) => this.content.export(o));
   }
 
   /** Compares /workspace with its baseline: summary, entries and one unified patch. */
@@ -288,6 +300,19 @@ export class Pyro {
     options: In<typeof ws.deleteSnapshot.params>,
   ): Promise<Out<typeof ws.deleteSnapshot.result>> {
     return this.content.deleteSnapshot(options);
+  }
+
+  /**
+   * Runs `call` with the method's host paths checked against `hostPathRoots` (and replaced
+   * by their resolved form, so what was checked is what is used); unchecked without roots.
+   */
+  private async withHostPaths<T, R>(
+    method: string,
+    options: T,
+    call: (options: T) => Promise<R>,
+  ): Promise<R> {
+    if (!this.hostPathRoots) return call(options);
+    return call(await confineHostPaths(method, options, this.hostPathRoots));
   }
 
   /** Checks the host: KVM and acceleration, QEMU, build tools and the artifact cache. */

@@ -36,7 +36,8 @@ describe("workspace-core profile through a real MCP client over stdio", () => {
     writeFileSync(join(seed, "src", "main.sh"), "echo one\n");
     const transport = new StdioClientTransport({
       command: process.execPath,
-      args: [CLI_ENTRY, "mcp", "serve"],
+      // The seed is outside the server's directory: allow it, as a user would.
+      args: [CLI_ENTRY, "mcp", "serve", "--allow-host-path", seed],
       env: { PYRO_HOME: home, PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "" },
     });
     client = new Client({ name: "pyro-workspace-test", version: "0" });
