@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, openSync, rmSync, unlinkSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -69,14 +69,20 @@ describe("the soak's leak finder", () => {
     ]);
   });
 
-  it("reports a bound socket left in a VM dir, not one of a live workspace", async () => {
+  it("reports sockets left in a VM dir, on disk or only bound, not a live workspace's", async () => {
     mkdirSync(join(scope.home, "workspaces", "ws_live"), { recursive: true });
     mkdirSync(join(scope.home, "vms", "vm_a"));
     await listen(join(scope.home, "workspaces", "ws_live", "shim.sock"));
     await listen(join(scope.home, "vms", "vm_a", "shim.sock"));
+    // Still bound by a live process after its file was removed: only the kernel lists it.
+    await listen(join(scope.home, "vms", "vm_a", "agent.sock"));
+    unlinkSync(join(scope.home, "vms", "vm_a", "agent.sock"));
     scope.liveWorkspaces = ["ws_live"];
     const sockets = findLeaks(scope).filter((l) => l.kind === "socket");
-    expect(sockets.map((l) => l.detail)).toEqual([join(scope.home, "vms", "vm_a", "shim.sock")]);
+    expect(sockets.map((l) => l.detail)).toEqual([
+      join(scope.home, "vms", "vm_a", "agent.sock"),
+      join(scope.home, "vms", "vm_a", "shim.sock"),
+    ]);
   });
 
   it("reports processes that name, hold or sit in the soak's dirs", () => {
