@@ -9,6 +9,9 @@ const SDK_ENTRY = pathToFileURL(resolve("dist/index.js")).href;
 /** Guest memory of every soak VM: small, so a few at a time fit beside other work. */
 export const SOAK_MEM_MIB = 256;
 
+/** Far beyond a TCG boot plus a 1.5 s command, even on a loaded machine. */
+const CLIENT_DEADLINE_MS = 120_000;
+
 /**
  * An SDK client in a process of its own, so it can be SIGKILLed like a CLI: it imports the
  * built package, makes one call and prints the result as JSON.
@@ -71,17 +74,21 @@ export function runClient(
     op.kill_after_ms === null
       ? null
       : setTimeout(() => (killed = child.kill("SIGKILL")), op.kill_after_ms);
+  // A client that never ends (a reply that never comes) is a failure, not a hung soak.
+  let hung = false;
+  const deadline = setTimeout(() => (hung = child.kill("SIGKILL")), CLIENT_DEADLINE_MS);
   return new Promise((resolvePromise) => {
     child.on("close", (code, signal) => {
       if (timer) clearTimeout(timer);
-      killed &&= signal === "SIGKILL";
-      resolvePromise({
-        op,
-        killed,
-        exit_code: code,
-        duration_ms: Math.round(performance.now() - started),
-        problem: killed ? null : judge(op, code, stdout, stderr),
-      });
+      clearTimeout(deadline);
+      killed &&= signal === "SIGKILL" && !hung;
+      const duration_ms = Math.round(performance.now() - started);
+      const problem = hung
+        ? `${op.kind} #${op.index} did not end within ${CLIENT_DEADLINE_MS} ms`
+        : killed
+          ? null
+          : judge(op, code, stdout, stderr);
+      resolvePromise({ op, killed, exit_code: code, duration_ms, problem });
     });
   });
 }
