@@ -55,6 +55,8 @@ interface Inputs {
   };
   outcomes: ClientOutcome[];
   checks: WorkspaceCheck[];
+  /** Failures of the soak's own steps (a workspace that could not be deleted). */
+  extra_problems: string[];
   leaks: SoakReport["leaks"];
   ids_seen: number;
   durations: Omit<SoakReport["durations"], "client_ms">;
@@ -68,6 +70,7 @@ export function summarise(inputs: Inputs): SoakReport {
     ...outcomes.flatMap((o) => (o.problem ? [o.problem] : [])),
     ...checks.flatMap((c) => (c.problem ? [`workspace ${c.workspace_id}: ${c.problem}`] : [])),
     ...checks.flatMap(shimGrowth),
+    ...inputs.extra_problems,
   ];
   const leaks_found = leaks.after_clients.length + leaks.after_delete.length;
   return {

@@ -153,7 +153,7 @@ export async function soak(options: SoakOptions): Promise<SoakReport> {
       );
       checks.push({ workspace_id: id, problem, before: usageBefore[i]!, after: usageAfter[i]! });
     }
-    for (const id of workspaceIds) await cliJson(["workspace", "delete", id, "--json"], box.env);
+    const deleteProblems = await deleteWorkspaces(box, workspaceIds);
     noteIds(box);
     const final = await settle(scope([]), options.settle_ms);
     leaks = [...afterClients.leaks, ...final.leaks];
@@ -161,6 +161,7 @@ export async function soak(options: SoakOptions): Promise<SoakReport> {
       options,
       outcomes,
       checks,
+      extra_problems: deleteProblems,
       leaks: { after_clients: afterClients.leaks, after_delete: final.leaks },
       ids_seen: box.ids.size,
       durations: {
@@ -175,6 +176,17 @@ export async function soak(options: SoakOptions): Promise<SoakReport> {
     // A failed soak must not leave its own VMs running: end whatever is tied to its dirs.
     cleanUp(box, [...leaks, ...findLeaks(scope([]))]);
   }
+}
+
+/** Deletes the soak's workspaces; a delete that fails is a problem to report, not a crash. */
+async function deleteWorkspaces(box: Sandbox, ids: string[]): Promise<string[]> {
+  const problems: string[] = [];
+  for (const id of ids) {
+    await cliJson(["workspace", "delete", id, "--json"], box.env).catch((error: Error) =>
+      problems.push(`workspace ${id}: delete failed: ${error.message}`),
+    );
+  }
+  return problems;
 }
 
 async function createWorkspaces(box: Sandbox, options: SoakOptions): Promise<string[]> {
