@@ -54,14 +54,15 @@ function readText(path: string): string {
   }
 }
 
-/** Paths owned by a live workspace; anything else under home or tmp must be gone. */
-function allowedPrefixes(scope: LeakScope): string[] {
-  return scope.liveWorkspaces.map((id) => join(scope.home, "workspaces", id) + "/");
-}
+const isUnder = (path: string, dir: string) => path === dir || path.startsWith(dir + "/");
 
+/** A path under home or tmp that no live workspace owns (a shim names its workspace dir). */
 function strayPath(path: string, scope: LeakScope): boolean {
-  const inScope = [scope.home, scope.tmp].some((root) => path.startsWith(root + "/"));
-  return inScope && !allowedPrefixes(scope).some((prefix) => path.startsWith(prefix));
+  const live = scope.liveWorkspaces.map((id) => join(scope.home, "workspaces", id));
+  return (
+    [scope.home, scope.tmp].some((root) => isUnder(path, root)) &&
+    !live.some((dir) => isUnder(path, dir))
+  );
 }
 
 /**
@@ -85,7 +86,7 @@ function processEvidence(pid: string, scope: LeakScope): string | null {
   const argPath = cmdline.flatMap((arg) => pathsIn(arg)).find((p) => strayPath(p, scope));
   if (argPath) return `${cmdline[0]} names ${argPath}`;
   const cwd = safeReadlink(`/proc/${pid}/cwd`);
-  if (cwd && strayPath(cwd + "/", scope)) return `cwd ${cwd}`;
+  if (cwd && strayPath(cwd, scope)) return `cwd ${cwd}`;
   for (const fd of listDir(`/proc/${pid}/fd`)) {
     const target = safeReadlink(`/proc/${pid}/fd/${fd}`);
     if (target && strayPath(target, scope)) return `fd ${fd} -> ${target}`;

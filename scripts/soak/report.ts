@@ -25,6 +25,7 @@ export interface SoakReport {
   kill_share: number;
   clients: {
     by_kind: Record<ClientKind, number>;
+    killed_by_kind: Record<ClientKind, number>;
     killed: number;
     finished: number;
     failed: number;
@@ -65,7 +66,11 @@ interface Inputs {
 export function summarise(inputs: Inputs): SoakReport {
   const { options, outcomes, checks, leaks } = inputs;
   const by_kind = { "cli-run": 0, "sdk-run": 0, "cli-exec": 0, "sdk-exec": 0 };
-  for (const o of outcomes) by_kind[o.op.kind] += 1;
+  const killed_by_kind = { ...by_kind };
+  for (const o of outcomes) {
+    by_kind[o.op.kind] += 1;
+    if (o.killed) killed_by_kind[o.op.kind] += 1;
+  }
   const problems = [
     ...outcomes.flatMap((o) => (o.problem ? [o.problem] : [])),
     ...checks.flatMap((c) => (c.problem ? [`workspace ${c.workspace_id}: ${c.problem}`] : [])),
@@ -82,6 +87,7 @@ export function summarise(inputs: Inputs): SoakReport {
     kill_share: options.kill_share,
     clients: {
       by_kind,
+      killed_by_kind,
       killed: outcomes.filter((o) => o.killed).length,
       finished: outcomes.filter((o) => !o.killed && !o.problem).length,
       failed: outcomes.filter((o) => o.problem).length,
@@ -119,7 +125,7 @@ function spread(values: number[]): SoakReport["durations"]["client_ms"] {
 /** The figures, one fact a line, for a person reading a terminal or a CI log. */
 export function formatReport(r: SoakReport): string {
   const kinds = Object.entries(r.clients.by_kind)
-    .map(([k, n]) => `${k}=${n}`)
+    .map(([k, n]) => `${k}=${n} (killed ${r.clients.killed_by_kind[k as ClientKind]})`)
     .join(" ");
   const d = r.durations;
   const lines = [

@@ -5,8 +5,9 @@ import type { SoakReport } from "../../scripts/soak/report.js";
 
 /**
  * The leak soak, small: 6 clients (CLI and SDK, runs and workspace execs), some SIGKILLed
- * mid-flight. Seed 22 plans a `pyro run` killed at 0.7 s and a `workspace exec` killed at
- * 1.5 s among clients left alone; `npm run soak -- --runs 200` is the same check at scale.
+ * mid-flight. Seed 16 plans `pyro run`s killed at 0.03 s (before
+ * any VM) and 3.3 s (while its VM boots) and a `workspace exec` killed at 1.7 s, among
+ * clients left alone; `npm run soak -- --runs 200` is the same check at scale.
  */
 function runSoak(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
@@ -24,15 +25,17 @@ function runSoak(args: string[]): Promise<{ code: number | null; stdout: string;
 describe("leak soak", () => {
   it("leaves no VM dir, process, socket, temp dir or cgroup after killed clients, and workspaces still work", async () => {
     const soak = await runSoak([
-      ...["--runs", "6", "--seed", "22", "--concurrency", "3", "--workspaces", "2"],
-      ...["--kill-share", "0.5", "--max-kill-ms", "4000", "--json"],
+      ...["--runs", "6", "--seed", "16", "--concurrency", "3", "--workspaces", "2"],
+      ...["--kill-share", "0.5", "--max-kill-ms", "5000", "--json"],
     ]);
     const report = JSON.parse(soak.stdout.trim().split("\n").pop()!) as SoakReport;
     // The figures go to the log either way: they are what a failure is debugged from.
     const figures = soak.stdout.split("\n").slice(0, -2).join("\n");
     expect(report.leaks, figures).toEqual({ after_clients: [], after_delete: [] });
     expect(report.problems, figures).toEqual([]);
-    expect(report.clients.killed, figures).toBeGreaterThanOrEqual(1);
+    // Whether the later kills land depends on the machine's speed (under TCG they do); the
+    // one at 0.03 s always does.
+    expect(report.clients.killed_by_kind["cli-run"], figures).toBeGreaterThanOrEqual(1);
     expect(report.clients.finished, figures).toBeGreaterThanOrEqual(3);
     expect(report.workspace_checks.map((c) => c.problem)).toEqual([null, null]);
     expect(Object.values(report.clients.by_kind).every((n) => n > 0)).toBe(true);

@@ -106,7 +106,8 @@ describe("the soak's leak finder", () => {
 
   it("leaves a live workspace's processes alone but reports PYRO_HOME holders once none live", () => {
     mkdirSync(join(scope.home, "workspaces", "ws_live"), { recursive: true });
-    sleeper({ argv0: join(scope.home, "workspaces", "ws_live", "console.log") });
+    // A workspace's shim names its directory itself on its command line.
+    sleeper({ argv0: join(scope.home, "workspaces", "ws_live") });
     const holder = sleeper({ env: { ...process.env, PYRO_HOME: scope.home } });
     scope.liveWorkspaces = ["ws_live"];
     expect(kinds()).toEqual([]);
