@@ -43,6 +43,9 @@ function parseOptions(argv: string[]): FuzzOptions {
 /** Property rounds until `deadline`; stops at the first failing round. */
 async function propertyPhase(files: string[], runs: number, deadline: number) {
   const work = mkdtempSync(join(tmpdir(), "fuzz-"));
+  // An interrupted run exits from a signal handler, past the finally below.
+  const removeWork = () => rmSync(work, { recursive: true, force: true });
+  process.once("exit", removeWork);
   const rounds: RoundResult[] = [];
   try {
     while (Date.now() < deadline) {
@@ -57,7 +60,8 @@ async function propertyPhase(files: string[], runs: number, deadline: number) {
       if (round.failures.length > 0) break;
     }
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    removeWork();
+    process.off("exit", removeWork);
   }
   return rounds;
 }

@@ -59,17 +59,25 @@ export async function runRound(
       detached: true,
     },
   );
+  // vitest runs its files in worker processes: end the whole group it leads. Detached, it
+  // would not see a Ctrl-C of the fuzz run, so pass that on too.
+  const killGroup = () => process.kill(-child.pid!, "SIGKILL");
+  const interrupted = () => {
+    killGroup();
+    process.exit(130);
+  };
+  process.once("SIGINT", interrupted).once("SIGTERM", interrupted);
   let cut = false;
   const timer = setTimeout(
     () => {
       cut = true;
-      // vitest runs its files in worker processes: end the whole group it leads.
-      process.kill(-child.pid!, "SIGKILL");
+      killGroup();
     },
     Math.max(deadline - Date.now(), 0),
   );
   await new Promise((resolve) => child.on("close", resolve));
   clearTimeout(timer);
+  process.off("SIGINT", interrupted).off("SIGTERM", interrupted);
   if (cut) return { seed, tests: 0, cut, failures: [] };
   return { seed, cut, ...readReport(reportPath) };
 }
