@@ -28,6 +28,9 @@ async function main(): Promise<void> {
     );
   }
   await supervisor.run();
+  await supervisor.ended;
+  // Clients may still hold connections; the VM is gone, so the shim goes too.
+  setTimeout(() => process.exit(0), 50).unref();
 }
 
 /** The manager chose the VMM; the binary is looked up the same way it looked. */
