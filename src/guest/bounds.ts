@@ -21,6 +21,9 @@ export const DEFAULT_REQUEST_DEADLINE_MS = 5 * 60_000;
 export const DEFAULT_MAX_OUTPUT_BYTES = 1 << 20;
 export const MAX_OUTPUT_BYTES_LIMIT = 1 << 30;
 
+/** Node runs a timer longer than this (about 24.8 days) at once, so deadlines stay below. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** A file listing streams whole, however large; this bounds it (64 MiB). */
 export const MAX_LISTING_BYTES = 64 << 20;
 
@@ -52,12 +55,12 @@ export function requestBounds(
       boundedInteger(message.max_output_bytes, 0, MAX_OUTPUT_BYTES_LIMIT) ??
       DEFAULT_MAX_OUTPUT_BYTES;
     return {
-      deadlineMs: (timeoutMs ?? defaultDeadlineMs) + graceMs,
+      deadlineMs: Math.min((timeoutMs ?? defaultDeadlineMs) + graceMs, MAX_TIMER_MS),
       stdoutCap: cap,
       stderrCap: cap,
     };
   }
-  const deadlineMs = defaultDeadlineMs + graceMs;
+  const deadlineMs = Math.min(defaultDeadlineMs + graceMs, MAX_TIMER_MS);
   if (message.op === "file_read") {
     const cap =
       boundedInteger(message.max_bytes, 1, MAX_OUTPUT_BYTES_LIMIT) ?? DEFAULT_MAX_OUTPUT_BYTES;

@@ -281,7 +281,7 @@ function missedDeadline(message: Record<string, unknown>, deadlineMs: number): P
 }
 
 /** An `error` frame from the agent or shim, as a PyroError with a host-side code. */
-function agentError(message: Record<string, unknown>): PyroError {
+export function agentError(message: Record<string, unknown>): PyroError {
   const parsed = AgentErrorSchema.safeParse(message);
   if (!parsed.success) return new PyroError("guest_error", "malformed error from the guest");
   const { code, message: text } = parsed.data;
