@@ -1,6 +1,7 @@
 import { chmod, readFile, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { PyroError } from "../contract/errors.js";
+import type { DeadlinePolicy } from "../guest/bounds.js";
 import {
   decodeControl,
   encodeControl,
@@ -9,7 +10,6 @@ import {
   FrameType,
   type Frame,
 } from "../guest/frame.js";
-import type { DeadlinePolicy } from "../guest/bounds.js";
 import { writeJsonAtomic } from "../util/fs.js";
 import { isProcessAlive, lastLines } from "../util/process.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
@@ -389,15 +389,14 @@ class ClientConnection {
     const sink = {
       output: (type: number, payload: Buffer) => this.output(mux, channel, type, payload),
       end: (reply: Record<string, unknown>) => {
-        this.forwarded.delete(channel);
+        // A client may have reused the channel id meanwhile; that request is not this one.
+        if (this.forwarded.get(channel) === request) this.forwarded.delete(channel);
         this.reply(channel, reply);
       },
     };
     const onSettled = () => this.shim.requestSettled();
-    this.forwarded.set(
-      channel,
-      new ForwardedRequest(mux, message, sink, this.shim.deadlines, onSettled),
-    );
+    const request = new ForwardedRequest(mux, message, sink, this.shim.deadlines, onSettled);
+    this.forwarded.set(channel, request);
   }
 
   /**
