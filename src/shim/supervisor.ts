@@ -289,12 +289,12 @@ class ClientConnection {
     private readonly shim: Supervisor,
   ) {
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("drain", () => this.releaseAgent());
     socket.on("error", () => socket.destroy());
   }
 
   onClose(): void {
-    this.holdingAgent?.release(this);
-    this.holdingAgent = undefined;
+    this.releaseAgent();
     for (const request of this.forwarded.values()) {
       try {
         request.kill();
@@ -392,6 +392,9 @@ class ClientConnection {
         // A client may have reused the channel id meanwhile; that request is not this one.
         if (this.forwarded.get(channel) === request) this.forwarded.delete(channel);
         this.reply(channel, reply);
+        // Nothing more will be written to this client but replies: a client that stopped
+        // reading no longer holds up the agent (and every other client) once its requests end.
+        if (this.forwarded.size === 0) this.releaseAgent();
       },
     };
     const onSettled = () => this.shim.requestSettled();
@@ -409,10 +412,11 @@ class ClientConnection {
     if (this.socket.write(encodeFrame(channel, type, payload)) || this.holdingAgent) return;
     this.holdingAgent = mux;
     mux.hold(this);
-    this.socket.once("drain", () => {
-      this.holdingAgent?.release(this);
-      this.holdingAgent = undefined;
-    });
+  }
+
+  private releaseAgent(): void {
+    this.holdingAgent?.release(this);
+    this.holdingAgent = undefined;
   }
 
   /** Client input (stdin) to the agent; a guest that does not read it pauses this client. */

@@ -166,6 +166,35 @@ describe("shim bounds on a hostile guest", () => {
   });
 });
 
+describe("a client that stops reading", () => {
+  it("holds up the agent only until its own request ends", async () => {
+    // The script runs inside the agent it belongs to, which exists only once started.
+    const started: { agent?: FakeAgent } = {};
+    const script: AgentScript = async (call) => {
+      if (call.message.argv?.toString() !== "yes") return call.reply(exitRecord());
+      const chunk = Buffer.alloc(64 * 1024, 0x79);
+      while (!started.agent?.signals.length) await call.output(FrameType.stdout, chunk);
+    };
+    const shim = await startShim(script);
+    const agent = (started.agent = shim.agent);
+    const raw = createConnection(vmFiles(shim.dir).socket);
+    cleanups.unshift(async () => void raw.destroy());
+    await once(raw, "connect");
+    raw.pause();
+    raw.write(
+      encodeControl(1, { op: "exec", argv: ["yes"], max_output_bytes: 1 << 30, timeout_ms: 200 }),
+    );
+    await until(() => agent.calls.length === 1);
+    // Another client's exec: its reply waits behind the flood until the flood's deadline.
+    const other = await settlesWithin(
+      shim.client.exec({ argv: ["true"], timeout_ms: 10_000 }),
+      4_000,
+      "the other client's exec",
+    );
+    expect([other.timed_out, other.exit_code]).toEqual([false, 0]);
+  });
+});
+
 describe("client deadline on a peer that never answers", () => {
   it("reports an exec as timed out, asks for the kill, and fails other requests with timeout", async () => {
     const agent = new FakeAgent(silentGuest);
