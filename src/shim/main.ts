@@ -27,8 +27,9 @@ async function main(): Promise<void> {
       () => void supervisor.end({ remove: config.delete_on_exit, reason: signal }),
     );
   }
-  await supervisor.run();
-  await supervisor.ended;
+  // A VM can end while boot still waits on it (the VMM died): the shim exits then too.
+  const running = supervisor.run();
+  await Promise.race([running.then(() => supervisor.ended), supervisor.ended]);
   // Clients may still hold connections; the VM is gone, so the shim goes too.
   setTimeout(() => process.exit(0), 50).unref();
 }
