@@ -39,7 +39,6 @@ interface Pending {
   onData: (type: number, payload: Buffer) => void;
   resolve: (message: Record<string, unknown>) => void;
   reject: (error: Error) => void;
-  deadline: NodeJS.Timeout;
 }
 
 export interface ChannelClientOptions {
@@ -103,7 +102,6 @@ export class ChannelClient {
   ): Promise<Record<string, unknown>> {
     if (this.closedError) return Promise.reject(this.closedError);
     const channel = this.allocateChannel();
-    options.onChannel?.(channel);
     return new Promise((resolve, reject) => {
       const { deadlineMs } = requestBounds(message, this.deadlines);
       const deadline = setTimeout(() => {
@@ -121,9 +119,11 @@ export class ChannelClient {
         onData: options.onData ?? (() => {}),
         resolve: settle(resolve),
         reject: settle(reject),
-        deadline,
       });
       this.socket.write(encodeControl(channel, message));
+      // Only now: a caller that signals the channel at once (an abort that came before the
+      // exec) must not put its signal on the wire ahead of the request it targets.
+      options.onChannel?.(channel);
       if (options.stdin) {
         this.sendStdin(channel, options.stdin).catch((error: unknown) => {
           this.pending

@@ -28,6 +28,8 @@ export type AgentScript = (call: AgentCall) => void | Promise<void>;
  */
 export class FakeAgent {
   readonly calls: AgentCall[] = [];
+  /** Every request's op, in the order the agent read them. */
+  readonly ops: unknown[] = [];
   readonly signals: Record<string, unknown>[] = [];
   private server: Server | undefined;
   private exit: (exit: VmmExit) => void = () => {};
@@ -77,6 +79,7 @@ export class FakeAgent {
 
   private async answer(call: AgentCall): Promise<void> {
     const { message } = call;
+    this.ops.push(message.op);
     if (message.op === "hello")
       return call.reply({
         type: "result",

@@ -195,6 +195,27 @@ describe("a client that stops reading", () => {
   });
 });
 
+describe("client cancellation", () => {
+  it("sends the kill for an exec aborted before it started after the exec itself", async () => {
+    const agent = new FakeAgent(silentGuest);
+    const dir = await mkdtemp(join(tmpdir(), "pyro-shim-test-"));
+    const vmm = await agent.driver.launch({ agentSocketPath: join(dir, "agent.sock") } as never);
+    cleanups.push(() => agent.close(dir));
+    const client = new ChannelClient(await vmm.agentChannel, { replyGraceMs: 200 });
+    cleanups.unshift(async () => client.destroy());
+    const aborted = new AbortController();
+    aborted.abort();
+    const exec = client.exec(
+      { argv: ["sleep", "60"], timeout_ms: 100 },
+      { signal: aborted.signal },
+    );
+    await until(() => agent.ops.length === 2);
+    // A kill read before its exec finds nothing to kill, and the command would run on.
+    expect(agent.ops).toEqual(["exec", "signal"]);
+    await exec;
+  });
+});
+
 describe("client deadline on a peer that never answers", () => {
   it("reports an exec as timed out, asks for the kill, and fails other requests with timeout", async () => {
     const agent = new FakeAgent(silentGuest);
