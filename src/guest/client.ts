@@ -2,6 +2,7 @@ import { once } from "node:events";
 import type { Socket } from "node:net";
 import { ZodError, type ZodType } from "zod";
 import { PyroError } from "../contract/errors.js";
+import { REPLY_GRACE_MS, requestBounds, timedOutExit, type DeadlinePolicy } from "./bounds.js";
 import {
   decodeControl,
   encodeControl,
@@ -40,9 +41,30 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
+export interface ChannelClientOptions {
+  /**
+   * Time past a request's own timeout before this client gives up on its reply. Longer
+   * than the shim's grace, so that a shim's timeout answer arrives first.
+   * @default 25000
+   */
+  replyGraceMs?: number;
+  /** Deadline of requests without a timeout of their own. @default 300000 */
+  defaultDeadlineMs?: number;
+}
+
+export interface RequestOptions {
+  onData?: Pending["onData"];
+  /** Sent as stdin frames on the request's channel, then stdin_eof. */
+  stdin?: Buffer | AsyncIterable<Buffer>;
+  onChannel?: (channel: number) => void;
+  /** The terminal message to resolve with at the deadline; without it the call fails. */
+  onDeadline?: (channel: number) => Record<string, unknown>;
+}
+
 const TERMINAL_TYPES = new Set(["result", "exit", "error"]);
 const DEFAULT_MAX_OUTPUT_BYTES = 1 << 20;
 const STDIN_CHUNK_BYTES = 256 * 1024;
+const CLIENT_EXTRA_GRACE_MS = 5_000;
 
 /**
  * Speaks the framed protocol over one stream: to the agent (from the shim) or to a shim
@@ -53,8 +75,16 @@ export class ChannelClient {
   private readonly pending = new Map<number, Pending>();
   private nextChannel = 1;
   private closedError: Error | undefined;
+  private readonly deadlines: DeadlinePolicy;
 
-  constructor(private readonly socket: Socket) {
+  constructor(
+    private readonly socket: Socket,
+    options: ChannelClientOptions = {},
+  ) {
+    this.deadlines = {
+      graceMs: options.replyGraceMs ?? REPLY_GRACE_MS + CLIENT_EXTRA_GRACE_MS,
+      ...(options.defaultDeadlineMs ? { defaultDeadlineMs: options.defaultDeadlineMs } : {}),
+    };
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("close", () => this.failAll(new PyroError("unavailable", "connection closed")));
     socket.on("error", (error) => this.failAll(error));
@@ -62,24 +92,44 @@ export class ChannelClient {
 
   /**
    * Sends one control request and resolves with its terminal message. With `stdin`, its
-   * bytes follow on the same channel as stdin frames, then stdin_eof.
+   * bytes follow on the same channel as stdin frames, then stdin_eof. A peer that does
+   * not end the request by its deadline (`bounds.ts`) does not keep it pending: it fails
+   * with `timeout`, or resolves with what `onDeadline` makes.
    */
   request(
     message: Record<string, unknown>,
-    onData: Pending["onData"] = () => {},
-    stdin?: Buffer | AsyncIterable<Buffer>,
-    onChannel?: (channel: number) => void,
+    options: RequestOptions = {},
   ): Promise<Record<string, unknown>> {
     if (this.closedError) return Promise.reject(this.closedError);
     const channel = this.allocateChannel();
-    onChannel?.(channel);
     return new Promise((resolve, reject) => {
-      this.pending.set(channel, { onData, resolve, reject });
+      const { deadlineMs } = requestBounds(message, this.deadlines);
+      const deadline = setTimeout(() => {
+        this.pending.delete(channel);
+        if (options.onDeadline) resolve(options.onDeadline(channel));
+        else reject(missedDeadline(message, deadlineMs));
+      }, deadlineMs);
+      const settle =
+        <T>(fn: (value: T) => void) =>
+        (value: T) => {
+          clearTimeout(deadline);
+          fn(value);
+        };
+      this.pending.set(channel, {
+        onData: options.onData ?? (() => {}),
+        resolve: settle(resolve),
+        reject: settle(reject),
+      });
       this.socket.write(encodeControl(channel, message));
-      if (stdin) {
-        this.sendStdin(channel, stdin).catch((error: unknown) => {
+      // Only now: a caller that signals the channel at once (an abort that came before the
+      // exec) must not put its signal on the wire ahead of the request it targets.
+      options.onChannel?.(channel);
+      if (options.stdin) {
+        this.sendStdin(channel, options.stdin).catch((error: unknown) => {
+          this.pending
+            .get(channel)
+            ?.reject(error instanceof Error ? error : new Error(String(error)));
           this.pending.delete(channel);
-          reject(error instanceof Error ? error : new Error(String(error)));
         });
       }
     });
@@ -129,21 +179,26 @@ export class ChannelClient {
     // Cancelling kills the command's process group; the exit record still comes back.
     let cancel = () => {};
     const onChannel = (channel: number) => {
-      cancel = () =>
-        void this.request({ op: "signal", target_channel: channel, signal: "KILL" }).catch(
-          () => {},
-        );
+      cancel = () => this.kill(channel);
       if (handlers.signal?.aborted) cancel();
     };
     const abort = () => cancel();
     handlers.signal?.addEventListener("abort", abort, { once: true });
+    const started = performance.now();
+    // Past the deadline the guest is not trusted to end the command: kill it and report
+    // a timeout, as if the guest had.
+    const onDeadline = (channel: number) => {
+      this.kill(channel);
+      return timedOutExit(performance.now() - started, {
+        stdout_bytes: streams.stdout.seen,
+        stderr_bytes: streams.stderr.seen,
+      });
+    };
     let reply: Record<string, unknown>;
     try {
       reply = await this.request(
         { op: "exec", ...request, ...(stdin ? { stdin: true } : {}) },
-        onData,
-        stdin,
-        onChannel,
+        { onData, stdin, onChannel, onDeadline },
       );
     } finally {
       handlers.signal?.removeEventListener("abort", abort);
@@ -156,6 +211,11 @@ export class ChannelClient {
       stdout: streams.stdout.contents(),
       stderr: streams.stderr.contents(),
     };
+  }
+
+  /** Asks the peer to kill the process group of the exec on `channel`. */
+  private kill(channel: number): void {
+    this.request({ op: "signal", target_channel: channel, signal: "KILL" }).catch(() => {});
   }
 
   close(): void {
@@ -212,8 +272,16 @@ export class ChannelClient {
   }
 }
 
+function missedDeadline(message: Record<string, unknown>, deadlineMs: number): PyroError {
+  const op = typeof message.op === "string" ? message.op.slice(0, 40) : "request";
+  return new PyroError(
+    "timeout",
+    `the guest did not answer ${op} within ${Math.round(deadlineMs / 1000)} s; the VM may be stuck: stop and start it (or delete it)`,
+  );
+}
+
 /** An `error` frame from the agent or shim, as a PyroError with a host-side code. */
-function agentError(message: Record<string, unknown>): PyroError {
+export function agentError(message: Record<string, unknown>): PyroError {
   const parsed = AgentErrorSchema.safeParse(message);
   if (!parsed.success) return new PyroError("guest_error", "malformed error from the guest");
   const { code, message: text } = parsed.data;
@@ -240,10 +308,13 @@ class BoundedBuffer {
   private readonly parts: Buffer[] = [];
   private size = 0;
   truncated = false;
+  /** Every byte that arrived, kept or not. */
+  seen = 0;
 
   constructor(private readonly limit: number) {}
 
   append(chunk: Buffer, store: boolean): Buffer {
+    this.seen += chunk.length;
     const room = this.limit - this.size;
     if (chunk.length > room) this.truncated = true;
     const kept = chunk.length > room ? chunk.subarray(0, Math.max(room, 0)) : chunk;

@@ -1,11 +1,10 @@
 import { z } from "zod";
 import { PyroError } from "../contract/errors.js";
+import { MAX_LISTING_BYTES } from "./bounds.js";
 import { parseFromGuest, type ChannelClient } from "./client.js";
 import { FrameType } from "./frame.js";
 
 /** The agent's confined file operations (protocol/README.md, file ops). */
-
-const MAX_LISTING_BYTES = 64 << 20;
 
 const WireEntry = z.object({
   path: z.string().max(4096),
@@ -44,11 +43,12 @@ export async function listFiles(
 ) {
   const chunks: Buffer[] = [];
   let size = 0;
-  const done = await client.request({ op: "file_list", ...target }, (type, payload) => {
+  const onData = (type: number, payload: Buffer) => {
     if (type !== FrameType.stdout) return;
     size += payload.length;
     if (size <= MAX_LISTING_BYTES) chunks.push(payload);
-  });
+  };
+  const done = await client.request({ op: "file_list", ...target }, { onData });
   if (size > MAX_LISTING_BYTES)
     throw new PyroError("guest_error", "the guest sent an oversized file listing");
   const result = parseFromGuest(ListResult, done);
@@ -62,12 +62,13 @@ export async function listFiles(
 export async function readFileBytes(client: ChannelClient, target: Target & { max_bytes: number }) {
   const chunks: Buffer[] = [];
   let size = 0;
-  const done = await client.request({ op: "file_read", ...target }, (type, payload) => {
+  const onData = (type: number, payload: Buffer) => {
     if (type !== FrameType.stdout) return;
     const room = target.max_bytes - size;
     if (room > 0) chunks.push(payload.subarray(0, room));
     size += payload.length;
-  });
+  };
+  const done = await client.request({ op: "file_read", ...target }, { onData });
   const result = parseFromGuest(ReadResult, done);
   return {
     content: Buffer.concat(chunks),
@@ -80,8 +81,7 @@ export async function writeFileBytes(client: ChannelClient, target: Target & { c
   const { content, ...where } = target;
   const done = await client.request(
     { op: "file_write", ...where, size_bytes: content.length, create_parents: true },
-    () => {},
-    content,
+    { stdin: content },
   );
   return parseFromGuest(WriteResult, done);
 }

@@ -76,46 +76,51 @@ export function decodeControl(payload: Buffer): Record<string, unknown> {
 /**
  * Incremental decoder: feed it stream chunks, get whole frames. A length above the limit
  * is a protocol error rather than an allocation, so a hostile peer cannot exhaust memory.
+ * Each payload is allocated once, when its header is complete, and chunks are copied into
+ * it: a frame trickled in tiny chunks costs its own size, not one object per chunk.
  */
 export class FrameReader {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
+  private headerFilled = 0;
+  /** The frame being filled, once its header has been read. */
+  private current: (Frame & { filled: number }) | undefined;
 
   push(chunk: Buffer): Frame[] {
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
     const frames: Frame[] = [];
-    for (;;) {
-      if (this.buffered < FRAME_HEADER_BYTES) break;
-      const head = this.peek(FRAME_HEADER_BYTES);
-      const length = head.readUInt32LE(0);
-      if (length > MAX_PAYLOAD_BYTES) {
-        throw new ProtocolError(
-          `peer sent a frame of ${length} bytes (limit ${MAX_PAYLOAD_BYTES})`,
-        );
+    let offset = 0;
+    while (offset < chunk.length) {
+      offset += this.current ? this.fillPayload(chunk, offset) : this.fillHeader(chunk, offset);
+      if (this.current && this.current.filled === this.current.payload.length) {
+        const { channel, type, payload } = this.current;
+        frames.push({ channel, type, payload });
+        this.current = undefined;
       }
-      if (this.buffered < FRAME_HEADER_BYTES + length) break;
-      const whole = this.take(FRAME_HEADER_BYTES + length);
-      frames.push({
-        channel: whole.readUInt32LE(4),
-        type: whole.readUInt8(8),
-        payload: whole.subarray(FRAME_HEADER_BYTES),
-      });
     }
     return frames;
   }
 
-  private peek(size: number): Buffer {
-    if (this.chunks[0]!.length < size) this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0]!.subarray(0, size);
+  private fillHeader(chunk: Buffer, offset: number): number {
+    const copied = chunk.copy(this.header, this.headerFilled, offset);
+    this.headerFilled += copied;
+    if (this.headerFilled < FRAME_HEADER_BYTES) return copied;
+    this.headerFilled = 0;
+    const length = this.header.readUInt32LE(0);
+    if (length > MAX_PAYLOAD_BYTES) {
+      throw new ProtocolError(`peer sent a frame of ${length} bytes (limit ${MAX_PAYLOAD_BYTES})`);
+    }
+    this.current = {
+      channel: this.header.readUInt32LE(4),
+      type: this.header.readUInt8(8),
+      payload: Buffer.allocUnsafe(length),
+      filled: 0,
+    };
+    return copied;
   }
 
-  private take(size: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    const taken = Buffer.from(all.subarray(0, size));
-    const rest = all.subarray(size);
-    this.chunks = rest.length ? [rest] : [];
-    this.buffered = rest.length;
-    return taken;
+  private fillPayload(chunk: Buffer, offset: number): number {
+    const frame = this.current!;
+    const copied = chunk.copy(frame.payload, frame.filled, offset);
+    frame.filled += copied;
+    return copied;
   }
 }

@@ -20,6 +20,8 @@ const TERMINAL_TYPES = new Set(["result", "exit", "error"]);
 export class AgentMux {
   private readonly reader = new FrameReader();
   private readonly routes = new Map<number, FrameHandler>();
+  /** Whoever cannot take more output now (a client with a full socket): reading waits. */
+  private readonly holders = new Set<object>();
   private nextChannel = 1;
 
   constructor(
@@ -41,8 +43,37 @@ export class AgentMux {
     return channel;
   }
 
-  send(channel: number, type: number, payload?: Buffer): void {
-    this.socket.write(encodeFrame(channel, type, payload));
+  /** Stops routing a channel's frames: what the agent still sends on it is dropped. */
+  abandon(channel: number): void {
+    this.routes.delete(channel);
+  }
+
+  /** False when the agent is not taking input as fast: wait for `onceWritable`. */
+  send(channel: number, type: number, payload?: Buffer): boolean {
+    return this.socket.write(encodeFrame(channel, type, payload));
+  }
+
+  onceWritable(callback: () => void): void {
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writableNeedDrain) return callback();
+    const done = () => {
+      socket.off("drain", done).off("close", done);
+      callback();
+    };
+    socket.on("drain", done).on("close", done);
+  }
+
+  /**
+   * Backpressure towards the guest: while anyone holds the mux, the agent socket is not
+   * read, so the guest's writes block in the guest instead of piling up in the shim.
+   */
+  hold(holder: object): void {
+    this.holders.add(holder);
+    this.socket.pause();
+  }
+
+  release(holder: object): void {
+    if (this.holders.delete(holder) && this.holders.size === 0) this.socket.resume();
   }
 
   sendControl(channel: number, message: object): void {

@@ -20,6 +20,16 @@ export interface ShimLaunchConfig {
   ttl_seconds: number;
   /** At the TTL: delete the VM (one-shot and lifecycle VMs) or only stop it (workspaces). */
   ttl_action: "delete" | "stop";
+  /**
+   * Time a guest gets past a request's own timeout before the shim gives up on it.
+   * @default 20000 (`guest/bounds.ts`; tests shorten it)
+   */
+  reply_grace_ms?: number;
+  /**
+   * How long a request without a timeout of its own may wait for the guest.
+   * @default 300000 (`guest/bounds.ts`)
+   */
+  request_deadline_ms?: number;
   /** How long the guest may take from VMM start to an answering agent. */
   boot_timeout_ms: number;
   /** A directory the agent creates at boot (workspaces: /workspace). */

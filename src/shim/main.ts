@@ -27,7 +27,11 @@ async function main(): Promise<void> {
       () => void supervisor.end({ remove: config.delete_on_exit, reason: signal }),
     );
   }
-  await supervisor.run();
+  // A VM can end while boot still waits on it (the VMM died): the shim exits then too.
+  const running = supervisor.run();
+  await Promise.race([running.then(() => supervisor.ended), supervisor.ended]);
+  // Clients may still hold connections; the VM is gone, so the shim goes too.
+  setTimeout(() => process.exit(0), 50).unref();
 }
 
 /** The manager chose the VMM; the binary is looked up the same way it looked. */

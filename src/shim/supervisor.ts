@@ -1,6 +1,7 @@
 import { chmod, readFile, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { PyroError } from "../contract/errors.js";
+import type { DeadlinePolicy } from "../guest/bounds.js";
 import {
   decodeControl,
   encodeControl,
@@ -13,6 +14,7 @@ import { writeJsonAtomic } from "../util/fs.js";
 import { isProcessAlive, lastLines } from "../util/process.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
 import { AgentMux } from "./agent-mux.js";
+import { ForwardedRequest } from "./forward.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
@@ -36,6 +38,11 @@ export class Supervisor {
   private ttlTimer: NodeJS.Timeout | undefined;
   /** The VMM launch in progress: an end() during it must still stop what it started. */
   private launching: Promise<VmmHandle> | undefined;
+  private markEnded: () => void = () => {};
+  /** Settles once the VM is gone and its files are dealt with; then the shim may exit. */
+  readonly ended = new Promise<void>((resolve) => (this.markEnded = resolve));
+  /** How long a forwarded request may wait for the guest (`guest/bounds.ts`). */
+  readonly deadlines: DeadlinePolicy;
 
   constructor(
     private readonly dir: string,
@@ -44,6 +51,10 @@ export class Supervisor {
     private readonly log: (line: string) => void,
   ) {
     this.files = vmFiles(dir);
+    this.deadlines = {
+      ...(config.reply_grace_ms ? { graceMs: config.reply_grace_ms } : {}),
+      ...(config.request_deadline_ms ? { defaultDeadlineMs: config.request_deadline_ms } : {}),
+    };
     this.status = {
       shim_pid: process.pid,
       vmm_pid: null,
@@ -97,8 +108,21 @@ export class Supervisor {
     }, this.config.ttl_seconds * 1000);
   }
 
-  /** Requests in flight through the agent; an idle TTL never fires while one runs. */
-  busyRequests = 0;
+  /**
+   * Requests in flight through the agent; an idle TTL never fires while one runs. Each
+   * has a deadline (`forward.ts`), so a guest that never answers cannot hold it off.
+   */
+  private busyRequests = 0;
+
+  requestStarted(): void {
+    this.busyRequests += 1;
+    this.touch();
+  }
+
+  requestSettled(): void {
+    this.busyRequests -= 1;
+    this.touch();
+  }
 
   private async boot(): Promise<void> {
     const started = performance.now();
@@ -185,7 +209,7 @@ export class Supervisor {
     }
     for (const client of this.clients) client.finishEnding();
     this.server?.close();
-    setTimeout(() => process.exit(0), 50).unref();
+    this.markEnded();
   }
 
   private async fail(message: string) {
@@ -251,27 +275,29 @@ export class Supervisor {
 /** One client of the shim: its requests are either shim ops or forwarded to the agent. */
 class ClientConnection {
   private readonly reader = new FrameReader();
-  /** client channel → agent channel, for requests in flight. */
-  private readonly forwarded = new Map<number, number>();
+  /** Requests in flight to the agent, by client channel. */
+  private readonly forwarded = new Map<number, ForwardedRequest>();
   private owner = false;
   private pendingStop: number | undefined;
+  /** This client's socket is full: the agent is not read until it drains. */
+  private holdingAgent: AgentMux | undefined;
+  /** The agent's socket is full: this client is not read until it drains. */
+  private waitingForAgent = false;
 
   constructor(
     private readonly socket: Socket,
     private readonly shim: Supervisor,
   ) {
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("drain", () => this.releaseAgent());
     socket.on("error", () => socket.destroy());
   }
 
   onClose(): void {
-    for (const agentChannel of this.forwarded.values()) {
+    this.releaseAgent();
+    for (const request of this.forwarded.values()) {
       try {
-        const mux = this.shim.agent();
-        mux.sendControl(
-          mux.open(() => {}),
-          { op: "signal", target_channel: agentChannel, signal: "KILL" },
-        );
+        request.kill();
       } catch {
         // The VM is already going away.
       }
@@ -312,9 +338,8 @@ class ClientConnection {
 
   private onFrame(frame: Frame): void {
     if (frame.type !== FrameType.control) {
-      const agentChannel = this.forwarded.get(frame.channel);
-      if (agentChannel !== undefined)
-        this.shim.agent().send(agentChannel, frame.type, frame.payload);
+      const request = this.forwarded.get(frame.channel);
+      if (request) this.sendToAgent(request.agentChannel, frame);
       return;
     }
     let message: Record<string, unknown>;
@@ -351,7 +376,7 @@ class ClientConnection {
       case "signal":
         return this.forward(channel, {
           ...message,
-          target_channel: this.forwarded.get(Number(message.target_channel)) ?? 0,
+          target_channel: this.forwarded.get(Number(message.target_channel))?.agentChannel ?? 0,
         });
       default:
         return this.forward(channel, message);
@@ -360,20 +385,50 @@ class ClientConnection {
 
   private forward(channel: number, message: Record<string, unknown>): void {
     const mux = this.shim.agent();
-    this.shim.busyRequests += 1;
-    this.shim.touch();
-    const agentChannel = mux.open((frame, control) => {
-      if (control) {
-        this.shim.busyRequests -= 1;
-        this.shim.touch();
-        this.forwarded.delete(channel);
-        this.reply(channel, control);
-      } else if (!this.socket.destroyed) {
-        this.socket.write(encodeFrame(channel, frame.type, frame.payload));
-      }
+    this.shim.requestStarted();
+    const sink = {
+      output: (type: number, payload: Buffer) => this.output(mux, channel, type, payload),
+      end: (reply: Record<string, unknown>) => {
+        // A client may have reused the channel id meanwhile; that request is not this one.
+        if (this.forwarded.get(channel) === request) this.forwarded.delete(channel);
+        this.reply(channel, reply);
+        // Nothing more will be written to this client but replies: a client that stopped
+        // reading no longer holds up the agent (and every other client) once its requests end.
+        if (this.forwarded.size === 0) this.releaseAgent();
+      },
+    };
+    const onSettled = () => this.shim.requestSettled();
+    const request = new ForwardedRequest(mux, message, sink, this.shim.deadlines, onSettled);
+    this.forwarded.set(channel, request);
+  }
+
+  /**
+   * Guest output to this client, with backpressure: while the client's socket is full
+   * the agent is not read, so a client that does not read cannot make the shim buffer
+   * what a flooding guest writes (issue 7, defect 6).
+   */
+  private output(mux: AgentMux, channel: number, type: number, payload: Buffer): void {
+    if (this.socket.destroyed) return;
+    if (this.socket.write(encodeFrame(channel, type, payload)) || this.holdingAgent) return;
+    this.holdingAgent = mux;
+    mux.hold(this);
+  }
+
+  private releaseAgent(): void {
+    this.holdingAgent?.release(this);
+    this.holdingAgent = undefined;
+  }
+
+  /** Client input (stdin) to the agent; a guest that does not read it pauses this client. */
+  private sendToAgent(agentChannel: number, frame: Frame): void {
+    const mux = this.shim.agent();
+    if (mux.send(agentChannel, frame.type, frame.payload) || this.waitingForAgent) return;
+    this.waitingForAgent = true;
+    this.socket.pause();
+    mux.onceWritable(() => {
+      this.waitingForAgent = false;
+      this.socket.resume();
     });
-    this.forwarded.set(channel, agentChannel);
-    mux.sendControl(agentChannel, message);
   }
 
   private reply(channel: number, message: Record<string, unknown>): void {

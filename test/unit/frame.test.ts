@@ -1,3 +1,5 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import {
   decodeControl,
@@ -48,4 +50,30 @@ describe("frame codec", () => {
       ProtocolError,
     );
   });
+
+  it("keeps a trickled 1 MiB frame in one buffer, not one object per chunk", () => {
+    const payload = Buffer.alloc(MAX_PAYLOAD_BYTES, 7);
+    const wire = encodeFrame(3, FrameType.stdout, payload);
+    const reader = new FrameReader();
+    const before = retainedBytes();
+    // Every byte but the last, each in its own chunk as a slow socket would deliver it.
+    let early = 0;
+    for (let i = 0; i < wire.length - 1; i++) {
+      early += reader.push(Buffer.from(wire.subarray(i, i + 1))).length;
+    }
+    expect(early).toBe(0);
+    const growth = retainedBytes() - before;
+    // The payload itself is 1 MiB; keeping each chunk cost about 60 MiB before the fix.
+    expect(growth).toBeLessThan(8 << 20);
+    const [frame] = reader.push(wire.subarray(wire.length - 1));
+    expect(frame?.payload.equals(payload)).toBe(true);
+  });
 });
+
+/** Heap plus buffer memory that survives a full garbage collection. */
+function retainedBytes(): number {
+  setFlagsFromString("--expose-gc");
+  (runInNewContext("gc") as () => void)();
+  const usage = process.memoryUsage();
+  return usage.heapUsed + usage.external;
+}
