@@ -173,6 +173,19 @@ static void parent(int root_fd)
     CHECK(pyro_confine_open_parent(root_fd, "up/secret", name) < 0 && errno == EXDEV);
 }
 
+static void no_space(void)
+{
+    struct pyro_error e = {0};
+    CHECK(pyro_no_space_error("file_write", "big.bin", "write:", ENOSPC, &e));
+    CHECK(e.err == ENOSPC && strcmp(e.code, "internal") == 0 &&
+          strcmp(e.message, "file_write: path big.bin: write: the disk is full (No space left "
+                            "on device); delete files to free space") == 0);
+    CHECK(pyro_no_space_error("mkdir", "d", NULL, EDQUOT, &e) &&
+          strncmp(e.message, "mkdir: path d: the disk is full (", 33) == 0);
+    e.err = 0;
+    CHECK(!pyro_no_space_error("file_write", "x", "write:", EIO, &e) && e.err == 0);
+}
+
 static bool kernel_has_openat2(void)
 {
     struct utsname u;
@@ -210,5 +223,6 @@ void test_confine(void)
         parent(root_fd);
         close(root_fd);
     }
+    no_space();
     CHECK(nftw(base, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0);
 }
