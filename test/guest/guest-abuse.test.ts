@@ -96,6 +96,10 @@ describe("guest self-protection, on a real VM", () => {
     await expect(
       pyro.writeWorkspaceFile({ workspace_id: id, path: "notes.txt", text: "x".repeat(65536) }),
     ).rejects.toMatchObject({ message: expect.stringMatching(/disk is full.*delete files/) });
+    // A full disk survives a restart: the writable layer mounts again, read-write.
+    await pyro.stopWorkspace({ workspace_id: id });
+    await pyro.startWorkspace({ workspace_id: id });
+    await expectAgentWorksOnFullDisk();
     // Deleting files is the fix, and it works from a full disk.
     expect((await sh("rm /workspace/fill /workspace/ballast && echo freed")).stdout).toBe(
       "freed\n",
