@@ -290,9 +290,22 @@ int pyro_confine_mkdirs(int root_fd, const char *rel, int flags, mode_t mode)
     return pyro_confine_open(root_fd, rel, flags);
 }
 
+bool pyro_no_space_error(const char *op, const char *path, const char *step, int err,
+                         struct pyro_error *e)
+{
+    if (err != ENOSPC && err != EDQUOT)
+        return false;
+    pyro_error_set(e, PYRO_ERR_INTERNAL, err,
+                   "%s: path %s:%s%s the disk is full (%s); delete files to free space", op, path,
+                   step ? " " : "", step ? step : "", strerror(err));
+    return true;
+}
+
 void pyro_confine_error(const struct pyro_confined *c, const char *op, int err, bool creating,
                         struct pyro_error *e)
 {
+    if (pyro_no_space_error(op, c->given, NULL, err, e))
+        return;
     switch (err) {
     case EXDEV:
         pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0, "path %s escapes %.256s", c->given,

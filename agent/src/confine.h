@@ -68,6 +68,11 @@ int pyro_confine_mkdirs(int root_fd, const char *rel, int flags, mode_t mode);
 
 /* Fills e for a lookup of c's path that failed with err. creating: the operation makes
  * things, so a non-directory in the way is a bad argument rather than a missing path. */
+/* A full disk (ENOSPC, EDQUOT) is for the caller to fix by deleting files, so the error
+ * says so rather than a bare strerror. Returns false, setting nothing, for other errors. */
+bool pyro_no_space_error(const char *op, const char *path, const char *step, int err,
+                         struct pyro_error *e);
+
 void pyro_confine_error(const struct pyro_confined *c, const char *op, int err, bool creating,
                         struct pyro_error *e);
 

@@ -172,8 +172,10 @@ static bool replace(const struct upload *u, const struct destination *d, struct 
     char tmp[NAME_MAX + 1];
     int fd = create_temp(d, tmp);
     if (fd < 0) {
-        pyro_error_set(e, PYRO_ERR_INTERNAL, errno, "file_write: path %s: temporary file: %s",
-                       u->target.given, strerror(errno));
+        if (!pyro_no_space_error("file_write", u->target.given, "temporary file:", errno, e))
+            pyro_error_set(e, PYRO_ERR_INTERNAL, errno,
+                           "file_write: path %s: temporary file: %s", u->target.given,
+                           strerror(errno));
         return false;
     }
     mode_t mode = u->has_mode ? u->mode
@@ -201,9 +203,11 @@ static bool replace(const struct upload *u, const struct destination *d, struct 
     if (step) {
         if (unlinkat(d->dir_fd, tmp, 0) != 0)
             LOG_ERRNO("file_write: remove temporary file %s", tmp);
+        char what[16];
+        snprintf(what, sizeof what, "%s:", step);
         if (err == EISDIR) /* a directory appeared there since the lookup */
             pyro_confine_error(&u->target, "file_write", err, true, e);
-        else
+        else if (!pyro_no_space_error("file_write", u->target.given, what, err, e))
             pyro_error_set(e, PYRO_ERR_INTERNAL, err, "file_write: path %s: %s: %s",
                            u->target.given, step, strerror(err));
         return false;

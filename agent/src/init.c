@@ -1,5 +1,6 @@
 #include "init.h"
 
+#include "guard.h"
 #include "log.h"
 #include "rootfs.h"
 #include "sys.h"
@@ -187,6 +188,8 @@ void pyro_init_run(void)
         power_off_now();
     }
     pyro_rootfs_setup(cmdline.state_tmpfs);
+    /* After the root switch: the cgroup mount belongs under the final /sys. */
+    pyro_guard_init();
     if (cmdline.hostname[0] != '\0' &&
         sethostname(cmdline.hostname, strlen(cmdline.hostname)) != 0) {
         LOG_ERRNO("sethostname %s", cmdline.hostname);

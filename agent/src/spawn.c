@@ -1,6 +1,7 @@
 #include "spawn.h"
 
 #include "agent.h"
+#include "guard.h"
 #include "log.h"
 #include "sys.h"
 
@@ -182,6 +183,7 @@ static void child_main(const struct pyro_spawn_request *req, const int in[2], co
         sigaction(sig, &dfl, NULL); /* EINVAL for KILL, STOP and libc's own: fine */
     if (setsid() < 0)
         child_fail("setsid", errno);
+    pyro_guard_enter_child();
     int stdin_fd = req->stdin_pipe ? in[0] : open("/dev/null", O_RDONLY);
     if (stdin_fd < 0)
         child_fail("/dev/null", errno);

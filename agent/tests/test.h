@@ -21,5 +21,6 @@ void test_json(void);
 void test_init(void);
 void test_path(void);
 void test_confine(void);
+void test_guard(void);
 
 #endif

@@ -1,19 +1,33 @@
 /* The confined lookup against a real directory tree: openat2 and the user-space walk
- * that stands in for it must agree on every case. */
+ * that stands in for it must agree on every case.
+ *
+ * pyro_confine_open falls back to the walk when openat2 is ENOSYS, so there "agree"
+ * would compare the walk with itself. Then the walk alone is checked against the
+ * expected answers and the agreement is reported as not run; under CI=true that is a
+ * failure when the running kernel is new enough to have openat2 (5.6). */
 #include "confine.h"
 #include "test.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
 
 static char base[64];
 static char root[96];
+/* openat2 works here, so "agree" really compares it with the walk. */
+static bool have_openat2;
 
 static void tree_make(void)
 {
@@ -61,8 +75,10 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 static int agree(int root_fd, const char *rel, int flags, int err)
 {
     errno = 0;
-    int a = pyro_confine_open(root_fd, rel, flags);
-    int a_errno = errno;
+    int a = have_openat2 ? pyro_confine_open(root_fd, rel, flags) : -1;
+    int a_errno = have_openat2 ? errno : err;
+    if (!have_openat2 && err == 0) /* the walk alone: compare with a plain lookup */
+        a = openat(root_fd, rel, flags | O_CLOEXEC), a_errno = errno;
     errno = 0;
     int b = pyro_confine_walk(root_fd, rel, flags);
     int b_errno = errno;
@@ -157,8 +173,47 @@ static void parent(int root_fd)
     CHECK(pyro_confine_open_parent(root_fd, "up/secret", name) < 0 && errno == EXDEV);
 }
 
+static void no_space(void)
+{
+    struct pyro_error e = {0};
+    CHECK(pyro_no_space_error("file_write", "big.bin", "write:", ENOSPC, &e));
+    CHECK(e.err == ENOSPC && strcmp(e.code, "internal") == 0 &&
+          strcmp(e.message, "file_write: path big.bin: write: the disk is full (No space left "
+                            "on device); delete files to free space") == 0);
+    CHECK(pyro_no_space_error("mkdir", "d", NULL, EDQUOT, &e) &&
+          strncmp(e.message, "mkdir: path d: the disk is full (", 33) == 0);
+    e.err = 0;
+    CHECK(!pyro_no_space_error("file_write", "x", "write:", EIO, &e) && e.err == 0);
+}
+
+static bool kernel_has_openat2(void)
+{
+    struct utsname u;
+    int major = 0, minor = 0;
+    return uname(&u) == 0 && sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+           (major > 5 || (major == 5 && minor >= 6));
+}
+
+static void probe_openat2(void)
+{
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
+    long fd = syscall(SYS_openat2, AT_FDCWD, ".", &how, sizeof how);
+    have_openat2 = fd >= 0 || errno != ENOSYS;
+    if (fd >= 0)
+        close((int)fd);
+    if (have_openat2)
+        return;
+    const char *ci = getenv("CI");
+    bool in_ci = ci && strcmp(ci, "true") == 0;
+    fprintf(stderr, "confine: openat2 is ENOSYS here: \"openat2 and the walk agree\" NOT RUN; "
+                    "the walk alone is checked\n");
+    /* CI's kernel has openat2: ENOSYS there means something hides it from the test. */
+    CHECK(!(in_ci && kernel_has_openat2()));
+}
+
 void test_confine(void)
 {
+    probe_openat2();
     tree_make();
     int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     CHECK(root_fd >= 0);
@@ -168,5 +223,6 @@ void test_confine(void)
         parent(root_fd);
         close(root_fd);
     }
+    no_space();
     CHECK(nftw(base, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0);
 }

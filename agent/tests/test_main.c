@@ -13,6 +13,7 @@ int main(void)
     test_init();
     test_path();
     test_confine();
+    test_guard();
     printf("%d checks, %d failures\n", test_checks, test_failures);
     return test_failures == 0 ? 0 : 1;
 }
