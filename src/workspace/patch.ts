@@ -165,9 +165,36 @@ const EXACT = { fuzzFactor: 0, autoConvertLineEndings: false } as const;
 
 function applyHunks(section: FileSection, text: string): string {
   if (section.hunks.length === 0) return text;
+  refuseStartsPastEnd(section, text);
   const result = applyPatch(text, asPatch(section.hunks), EXACT);
   if (result === false) throw explainFailure(section, text);
   return result;
+}
+
+/**
+ * jsdiff looks for a hunk by stepping one line at a time from where its header says it
+ * starts, so `@@ -999999999999,1 ...` pinned the CPU for hours and a hunk claiming line
+ * 10,000,000 of a one-line file was applied at line 1 (issue 7, defect 4). A header's start
+ * counts lines of the file as it stands, so one past the end cannot be right: refuse it
+ * before any searching. (An empty old side, `-N,0`, inserts after line N, which may be the
+ * last.)
+ */
+function refuseStartsPastEnd(section: FileSection, text: string): void {
+  const lineCount = countLines(text);
+  section.hunks.forEach((hunk, index) => {
+    const start = headerStart(hunk);
+    if (start <= lineCount) return;
+    throw doesNotApply(
+      `the patch does not apply to ${JSON.stringify(section.path)}: hunk #${index + 1} (${hunkHeader(hunk)}) starts at line ${start}, but the file has only ${lineCount} lines. ${NO_CHANGE_HINT}`,
+      section.path,
+      { hunk: index + 1, hunk_header: hunkHeader(hunk) },
+    );
+  });
+}
+
+function countLines(text: string): number {
+  const lines = text.split("\n");
+  return lines.at(-1) === "" ? lines.length - 1 : lines.length;
 }
 
 function asPatch(hunks: StructuredPatchHunk[]): StructuredPatch {
@@ -175,16 +202,12 @@ function asPatch(hunks: StructuredPatchHunk[]): StructuredPatch {
 }
 
 /**
- * jsdiff only says "does not apply", so find the first hunk that fails (by applying ever
- * longer prefixes of the hunk list, which jsdiff treats exactly as it treats the whole)
- * and compare its old lines with the file to say what was expected and what was found.
+ * jsdiff only says "does not apply", so find the first hunk that fails and compare its old
+ * lines with the file to say what was expected and what was found.
  */
 function explainFailure(section: FileSection, text: string): PyroError {
   const { hunks } = section;
-  const failing = Math.max(
-    0,
-    hunks.findIndex((_, i) => applyPatch(text, asPatch(hunks.slice(0, i + 1)), EXACT) === false),
-  );
+  const failing = firstFailingHunk(hunks, text);
   const hunk = hunks[failing] as StructuredPatchHunk;
   const isLast = failing === hunks.length - 1;
   const reason =
@@ -198,9 +221,27 @@ function explainFailure(section: FileSection, text: string): PyroError {
   );
 }
 
+/**
+ * The index of the first hunk that does not apply, found by applying prefixes of the hunk
+ * list, which jsdiff places exactly as it places the whole list. A prefix that fails stays
+ * failing when it grows, so a binary search needs log2(hunks) tries: trying every prefix in
+ * turn was quadratic, minutes for a 1 MiB patch of small hunks whose last one fails.
+ * Called only once the whole list failed.
+ */
+function firstFailingHunk(hunks: StructuredPatchHunk[], text: string): number {
+  let applies = 0; // the longest prefix known to apply
+  let fails = hunks.length; // the shortest prefix known to fail
+  while (fails - applies > 1) {
+    const middle = Math.floor((applies + fails) / 2);
+    if (applyPatch(text, asPatch(hunks.slice(0, middle)), EXACT) === false) fails = middle;
+    else applies = middle;
+  }
+  return fails - 1;
+}
+
 function firstMismatch(text: string, hunk: StructuredPatchHunk): string | undefined {
   const lines = text.split("\n");
-  const lineCount = lines.at(-1) === "" ? lines.length - 1 : lines.length;
+  const lineCount = countLines(text);
   const expected = hunk.lines
     .filter((line) => line === "" || line.startsWith(" ") || line.startsWith("-"))
     .map((line) => line.slice(1));
@@ -234,10 +275,13 @@ function endOfFileMismatch(text: string, hunk: StructuredPatchHunk): string | un
 }
 
 function hunkHeader(hunk: StructuredPatchHunk): string {
-  // jsdiff stores an empty side's start one higher than the header writes it.
-  const oldStart = hunk.oldLines === 0 ? hunk.oldStart - 1 : hunk.oldStart;
   const newStart = hunk.newLines === 0 ? hunk.newStart - 1 : hunk.newStart;
-  return `@@ -${oldStart},${hunk.oldLines} +${newStart},${hunk.newLines} @@`;
+  return `@@ -${headerStart(hunk)},${hunk.oldLines} +${newStart},${hunk.newLines} @@`;
+}
+
+/** The old start as the header writes it: jsdiff stores an empty side's start one higher. */
+function headerStart(hunk: StructuredPatchHunk): number {
+  return hunk.oldLines === 0 ? hunk.oldStart - 1 : hunk.oldStart;
 }
 
 function quoteLine(line: string): string {

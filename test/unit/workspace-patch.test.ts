@@ -149,6 +149,50 @@ describe("planPatch", () => {
     );
   });
 
+  it("refuses a hunk that claims a line past the end of the file and changes nothing", () => {
+    // Before the check, jsdiff walked back from line 10,000,000 and applied this at line 1.
+    const patch = "--- a/f\n+++ b/f\n@@ -10000000,1 +10000000,1 @@\n-x\n+y\n";
+    const error = rejection(patch, files({ f: "x\n" }).read);
+    expect(error.message).toBe(
+      'the patch does not apply to "f": hunk #1 (@@ -10000000,1 +10000000,1 @@) starts at line 10000000, but the file has only 1 lines. Nothing was changed; read the file again and regenerate the patch.',
+    );
+    expect(error.details).toMatchObject({ path: "f", hunk: 1 });
+    // A later hunk is checked too, and inserting after the last line is still allowed.
+    const second = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-x\n+y\n@@ -3,0 +3,1 @@\n+z\n";
+    expect(rejection(second, files({ f: "x\n" }).read).message).toContain(
+      "hunk #2 (@@ -3,0 +3,1 @@) starts at line 3, but the file has only 1 lines",
+    );
+    const append = "--- a/f\n+++ b/f\n@@ -1,0 +2,1 @@\n+z\n";
+    expect(planPatch(append, files({ f: "x\n" }).read)[0]?.content).toBe("x\nz\n");
+  });
+
+  it("refuses a hunk starting at line 999999999999 at once instead of searching up to it", () => {
+    // The old search stepped one line at a time from there: hours of CPU, during which this
+    // synchronous call holds the whole test run (a hang is how it fails).
+    const patch = "--- a/f\n+++ b/f\n@@ -999999999999,1 +999999999999,1 @@\n-x\n+y\n";
+    expect(rejection(patch, files({ f: "x\n" }).read).message).toContain(
+      "starts at line 999999999999, but the file has only 1 lines",
+    );
+  });
+
+  it("names the failing hunk among 12,000 small hunks without trying every prefix", () => {
+    // Finding the failing hunk by applying every prefix in turn is quadratic: about a minute
+    // here, and minutes for a 1 MiB patch.
+    const count = 12_000;
+    const text = Array.from({ length: count }, (_, i) => `l${i}\n`).join("");
+    const hunks = Array.from({ length: count }, (_, i) => {
+      const old = i === count - 1 ? "zz" : `l${i}`;
+      return `@@ -${i + 1} +${i + 1} @@\n-${old}\n+m${i}\n`;
+    });
+    const patch = `--- a/f\n+++ b/f\n${hunks.join("")}`;
+    const started = Date.now();
+    expect(rejection(patch, files({ f: text }).read).message).toContain(
+      `hunk #${count} (@@ -${count},1 +${count},1 @@) expects line ${count} to be "zz", but found "l${count - 1}"`,
+    );
+    // Generous: the fix takes well under a second here.
+    expect(Date.now() - started).toBeLessThan(15_000);
+  }, 60_000);
+
   it("refuses to add an existing file or to modify or delete a missing one", () => {
     const add = "--- /dev/null\n+++ b/x\n@@ -0,0 +1 @@\n+x\n";
     expect(rejection(add, files({ x: "" }).read).message).toContain(
