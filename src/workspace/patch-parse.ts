@@ -81,6 +81,15 @@ function plainSections(patches: StructuredPatch[]): FileSection[] {
       if (patch.oldFileName === undefined || patch.newFileName === undefined) {
         throw malformed("a section lacks its `--- a/PATH` or `+++ b/PATH` header");
       }
+      // jsdiff drops the quotes of a C-quoted name but keeps its escapes, so such a name
+      // would be misread; git writes them only under a `diff --git` line, read above.
+      for (const name of [patch.oldFileName, patch.newFileName]) {
+        if (/["\\]/.test(name)) {
+          throw unsupported(
+            `the section for ${JSON.stringify(name)} has a quoted name without a "diff --git" line; give the git header, or the plain name`,
+          );
+        }
+      }
       return toSection(patch.oldFileName, patch.newFileName, patch.hunks, {});
     });
 }
@@ -96,7 +105,17 @@ interface GitHeader {
   newMode?: string;
   renameOrCopy: boolean;
   binary: boolean;
+  /** The `index OLD..NEW` blob ids; all zeros on a side means "no file". */
+  index?: [string, string];
+  /** Header lines seen more than once (git writes each at most once). */
+  repeated: string[];
+  /** The first header line git does not write, if any. */
+  unknown?: string;
 }
+
+/** The extended header lines git writes between `diff --git` and the first hunk. */
+const GIT_HEADER_LINE =
+  /^(old mode|new mode|deleted file mode|new file mode|copy from|copy to|rename from|rename to|similarity index|dissimilarity index|index|---|\+\+\+) |^(Binary files |GIT binary patch)/;
 
 function parseGitChunk(lines: string[]): FileSection[] {
   const header = readGitHeader(lines);
@@ -108,6 +127,14 @@ function parseGitChunk(lines: string[]): FileSection[] {
   }
   refuseGitFeatures(header, stripGitPrefixes(oldName, newName)[1]);
   const [first, ...rest] = parsePatch(lines.join("\n"));
+  const says = header.newFileMode ?? header.deletedFileMode ?? header.oldMode;
+  const hunkCount = first?.hunks.length ?? 0;
+  if (says === undefined && hunkCount === 0) {
+    throw malformed(`the section ${JSON.stringify(lines[0])} has no hunks and no mode lines`);
+  }
+  if (hunkCount > 0 && header.oldName === undefined) {
+    throw malformed(`the section ${JSON.stringify(lines[0])} has hunks but no ---/+++ lines`);
+  }
   const section = toSection(oldName, newName, first?.hunks ?? [], {
     added: header.newFileMode !== undefined,
     deleted: header.deletedFileMode !== undefined,
@@ -120,10 +147,22 @@ function readGitHeader(lines: string[]): GitHeader {
     names: parseGitNames((lines[0] ?? "").slice("diff --git ".length)),
     renameOrCopy: false,
     binary: false,
+    repeated: [],
   };
-  for (const raw of lines.slice(1)) {
+  const seen = new Set<string>();
+  const body = lines.slice(1);
+  while (body.at(-1)?.trim() === "") body.pop(); // the patch's own final newline
+  for (const raw of body) {
     const line = raw.replace(/\r$/, "");
     if (line.startsWith("@@")) break;
+    if (!GIT_HEADER_LINE.test(line)) header.unknown ??= line;
+    const kind = /^(---|\+\+\+|index|new file mode|deleted file mode|old mode|new mode) /.exec(
+      line,
+    )?.[1];
+    if (kind !== undefined && seen.has(kind)) header.repeated.push(kind);
+    if (kind !== undefined) seen.add(kind);
+    const index = /^index ([0-9a-f]+)\.\.([0-9a-f]+)/.exec(line);
+    if (index) header.index = [index[1] as string, index[2] as string];
     const mode = /^(new file mode|deleted file mode|old mode|new mode) (\d+)$/.exec(line);
     if (mode?.[1] === "new file mode") header.newFileMode = mode[2];
     if (mode?.[1] === "deleted file mode") header.deletedFileMode = mode[2];
@@ -170,6 +209,52 @@ function refuseGitFeatures(header: GitHeader, name: string): void {
       );
     }
   }
+  refuseInconsistentHeader(header, file);
+}
+
+/**
+ * A git section says whether a file is added or deleted in up to three places (mode line,
+ * `index` ids, `---`/`+++` names). When they disagree, or a line is repeated, the section
+ * was edited by hand and any reading is a guess: GNU patch, for one, deletes a file whose
+ * `index` ends in zeros though no `deleted file mode` line says so. Refuse it instead.
+ */
+function refuseInconsistentHeader(header: GitHeader, file: string): void {
+  if (header.unknown !== undefined) {
+    throw malformed(
+      `the section for ${file} has a line git does not write before its first hunk: ${JSON.stringify(header.unknown)}`,
+    );
+  }
+  const named = header.names;
+  for (const [i, name] of [header.oldName, header.newName].entries()) {
+    if (named && name !== undefined && name !== DEV_NULL && name !== named[i]) {
+      throw malformed(
+        `the section "diff --git" line names ${JSON.stringify(named[i])}, but its ${i === 0 ? "---" : "+++"} line names ${JSON.stringify(name)}`,
+      );
+    }
+  }
+  if (header.repeated.length > 0) {
+    throw malformed(`the section for ${file} repeats its "${header.repeated[0]}" line`);
+  }
+  const zeros = (id: string | undefined) => id !== undefined && /^0+$/.test(id);
+  const added = header.newFileMode !== undefined;
+  const deleted = header.deletedFileMode !== undefined;
+  const says = [
+    header.index && [zeros(header.index[0]), zeros(header.index[1])],
+    header.oldName !== undefined &&
+      header.newName !== undefined && [header.oldName === DEV_NULL, header.newName === DEV_NULL],
+  ];
+  for (const claim of says) {
+    if (claim && (claim[0] !== added || claim[1] !== deleted)) {
+      throw malformed(
+        `the section for ${file} says in one header line that the file is ${added ? "added" : deleted ? "deleted" : "modified"} and in another that it is not`,
+      );
+    }
+  }
+  if ((header.oldName === undefined) !== (header.newName === undefined)) {
+    throw malformed(
+      `the section for ${file} has a "---" line without its "+++" line or the reverse`,
+    );
+  }
 }
 
 function isBinaryLine(line: string): boolean {
@@ -203,8 +288,39 @@ function toSection(
     if ([hunk.oldStart, hunk.oldLines, hunk.newStart, hunk.newLines].some(Number.isNaN)) {
       throw malformed(`a hunk header for "${path}" is not of the form "@@ -A,B +C,D @@"`);
     }
+    // jsdiff stores an empty side's start one higher: `-0,0` is oldStart 1.
+    const emptyOld = hunk.oldLines === 0 && hunk.oldStart === 1;
+    const emptyNew = hunk.newLines === 0 && hunk.newStart === 1;
+    if ((added && !emptyOld) || (deleted && !emptyNew)) {
+      throw malformed(
+        `a hunk for "${path}", which the section ${added ? "adds" : "deletes"}, does not have ${added ? "-0,0" : "+0,0"} in its header`,
+      );
+    }
+    if (!newlineMarkersAtEnd(hunk.lines)) {
+      throw malformed(
+        `a "\\ No newline at end of file" line in a hunk for "${path}" does not follow the last line of its side`,
+      );
+    }
   }
   return { kind: added ? "add" : deleted ? "delete" : "modify", path, hunks };
+}
+
+/**
+ * `\ No newline at end of file` belongs after the last old line (`-` or context) or the last
+ * new line (`+` or context); jsdiff takes it anywhere, and GNU patch calls such a hunk
+ * malformed, so a marker followed by a line of the same side is refused here.
+ */
+function newlineMarkersAtEnd(lines: string[]): boolean {
+  return lines.every((line, i) => {
+    if (!line.startsWith("\\")) return true;
+    const marked = lines[i - 1] ?? "\\";
+    if (marked.startsWith("\\")) return false;
+    const rest = lines.slice(i + 1).filter((later) => !later.startsWith("\\"));
+    // Only new lines may follow the last old line; nothing may follow the last new line.
+    return marked.startsWith("-") && rest.every((later) => later.startsWith("+"))
+      ? true
+      : rest.length === 0;
+  });
 }
 
 /**
