@@ -42,9 +42,15 @@ export function parsePatchSections(patchText: string): FileSection[] {
       : "";
     throw malformed(`${message.trimEnd()}${hint}`);
   }
-  const sections = splitChunks(patchText).flatMap((chunk) =>
-    chunk.git ? parseGitChunk(chunk.lines) : parsePlainChunk(chunk.lines),
-  );
+  const sections = splitChunks(patchText).flatMap((chunk) => {
+    try {
+      return chunk.git ? parseGitChunk(chunk.lines) : parsePlainChunk(chunk.lines);
+    } catch (error) {
+      // jsdiff throws plain Errors; whatever it finds wrong in a chunk is the patch's fault.
+      if (error instanceof PyroError) throw error;
+      throw malformed((error as Error).message.trimEnd());
+    }
+  });
   if (sections.length === 0) {
     throw malformed(
       "it has no file sections; give `--- a/PATH` and `+++ b/PATH` headers followed by `@@` hunks",
@@ -64,6 +70,9 @@ function splitChunks(patchText: string): Chunk[] {
     if (line.startsWith("diff --git ")) chunks.push({ lines: [], git: true });
     (chunks[chunks.length - 1] as Chunk).lines.push(line);
   }
+  // jsdiff reads an empty line as an empty context line unless it ends the text; a chunk
+  // ends before the next `diff --git` line, not at the end of the patch, so it keeps that.
+  for (const chunk of chunks.slice(0, -1)) chunk.lines.push("");
   return chunks;
 }
 

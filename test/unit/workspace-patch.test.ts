@@ -235,6 +235,17 @@ describe("planPatch", () => {
     }
   });
 
+  it("reads an empty context line (a stripped space) at the end of a git section", () => {
+    // Such a line used to end the section's own parse and throw a plain Error.
+    const patch =
+      "diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n-x\n+y\n\ndiff --git a/g b/g\n--- a/g\n+++ b/g\n@@ -1 +1 @@\n-1\n+2\n";
+    const changes = planPatch(patch, files({ f: "x\n\n", g: "1\n" }).read);
+    expect(changes.map((c) => [c.path, c.content])).toEqual([
+      ["f", "y\n\n"],
+      ["g", "2\n"],
+    ]);
+  });
+
   it("refuses a patch whose hunks would need too much searching to place", () => {
     // Context that matches everywhere but at one line: each of 400,000 positions costs 151
     // comparisons, past the work budget, so it is refused rather than searched.
