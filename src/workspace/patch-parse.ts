@@ -79,7 +79,32 @@ function splitChunks(patchText: string): Chunk[] {
 function parsePlainChunk(lines: string[]): FileSection[] {
   const binary = lines.find(isBinaryLine);
   if (binary !== undefined) refuseBinary(binary);
-  return plainSections(parsePatch(lines.join("\n")));
+  return plainSections(parseChunk(lines));
+}
+
+/**
+ * jsdiff's parsePatch plus a check it skips: a side the header counts as one line
+ * (`@@ -3 +3 @@`) that has no lines is quietly read as empty, which moves the hunk by a
+ * line. GNU patch calls that malformed, and so does this.
+ */
+function parseChunk(lines: string[]): StructuredPatch[] {
+  const patches = parsePatch(lines.join("\n"));
+  const counts = lines.flatMap((line) => {
+    const header = /^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@/.exec(line);
+    return header ? [[Number(header[1] ?? 1), Number(header[2] ?? 1)]] : [];
+  });
+  const hunks = patches.flatMap((patch) => patch.hunks);
+  if (hunks.length !== counts.length)
+    throw malformed("a hunk header is not of the form @@ -A,B +C,D @@");
+  hunks.forEach((hunk, i) => {
+    const [oldCount, newCount] = counts[i] as number[];
+    if (hunk.oldLines !== oldCount || hunk.newLines !== newCount) {
+      throw malformed(
+        `hunk ${i + 1} of a section counts ${oldCount} old and ${newCount} new lines but has ${hunk.oldLines} and ${hunk.newLines}; check each @@ -A,B +C,D @@ count against its lines`,
+      );
+    }
+  });
+  return patches;
 }
 
 /** Sections with `---`/`+++` headers; text before the first one (a mail, a note) is skipped. */
@@ -135,7 +160,7 @@ function parseGitChunk(lines: string[]): FileSection[] {
     throw malformed(`cannot tell which file the section ${JSON.stringify(lines[0])} is for`);
   }
   refuseGitFeatures(header, stripGitPrefixes(oldName, newName)[1]);
-  const [first, ...rest] = parsePatch(lines.join("\n"));
+  const [first, ...rest] = parseChunk(lines);
   const says = header.newFileMode ?? header.deletedFileMode ?? header.oldMode;
   const hunkCount = first?.hunks.length ?? 0;
   if (says === undefined && hunkCount === 0) {

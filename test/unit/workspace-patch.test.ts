@@ -235,6 +235,14 @@ describe("planPatch", () => {
     }
   });
 
+  it("refuses a hunk whose header counts a line its side does not have", () => {
+    // jsdiff reads `-1` with no old lines as `-1,0` and inserted the line after line 1.
+    const patch = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n+y\n";
+    expect(rejection(patch, files({ f: "x\n" }).read).message).toContain(
+      "counts 1 old and 1 new lines but has 0 and 1",
+    );
+  });
+
   it("reads an empty context line (a stripped space) at the end of a git section", () => {
     // Such a line used to end the section's own parse and throw a plain Error.
     const patch =
