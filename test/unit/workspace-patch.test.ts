@@ -236,10 +236,10 @@ describe("planPatch", () => {
   });
 
   it("refuses a hunk whose header counts a line its side does not have", () => {
-    // jsdiff reads `-1` with no old lines as `-1,0` and inserted the line after line 1.
-    const patch = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n+y\n";
+    // jsdiff reads `+2` (one line) with no new lines as `+2,0`, a hunk that does nothing.
+    const patch = "--- a/f\n+++ b/f\n@@ -1,0 +2 @@"; // ends at the header
     expect(rejection(patch, files({ f: "x\n" }).read).message).toContain(
-      "counts 1 old and 1 new lines but has 0 and 1",
+      "counts 0 old and 1 new lines but has 0 and 0",
     );
   });
 
