@@ -1,5 +1,5 @@
-import { applyPatch, type StructuredPatch, type StructuredPatchHunk } from "diff";
 import { PyroError } from "../contract/errors.js";
+import { applyHunks, MAX_PATCH_WORK, NO_CHANGE_HINT, type PatchBudget } from "./patch-apply.js";
 import { parsePatchSections, type FileSection } from "./patch-parse.js";
 import { WORKSPACE_ROOT } from "./paths.js";
 
@@ -22,15 +22,14 @@ export interface ChangeReport {
   entries: { path: string; status: FileChange["status"] }[];
 }
 
-const NO_CHANGE_HINT = "Nothing was changed; read the file again and regenerate the patch.";
-
 /**
  * Works out, without writing anything, what a unified diff does to /workspace.
  *
  * Takes plain (`diff -u`) and git (`git diff`) output: `a/` and `b/` prefixes are stripped,
  * `--- /dev/null` adds a file, `+++ /dev/null` deletes one, any number of files and hunks,
  * `\ No newline at end of file` either way. Hunks must match exactly (no fuzz); like
- * `patch` and `git apply` they may sit at another line if their context is found there.
+ * `patch --fuzz=0` they may sit at another line if their context is found there, except
+ * a hunk cut short by the file's start or end, which applies only there (patch-apply.ts).
  * Two sections for the same file apply in order, the second to the result of the first.
  * Renames, copies, mode changes and binary patches are refused.
  *
@@ -39,8 +38,9 @@ const NO_CHANGE_HINT = "Nothing was changed; read the file again and regenerate 
  *
  * @param readFile the current text of a workspace file, `undefined` when it does not exist.
  * @throws PyroError `invalid_argument` for a patch over {@link MAX_PATCH_BYTES} (checked
- *   first), a malformed patch, a path outside /workspace, or a hunk that does not apply
- *   (naming the file, the hunk, and the expected and found lines).
+ *   first), a malformed patch, a path outside /workspace, a hunk that does not apply
+ *   (naming the file, the hunk, and the expected and found lines), or one whose placing
+ *   would cost more than MAX_PATCH_WORK line comparisons.
  */
 export function planPatch(
   patchText: string,
@@ -49,8 +49,9 @@ export function planPatch(
   checkPatchSize(patchText);
   const sections = parsePatchSections(patchText);
   const files = new PlannedFiles(readFile);
+  const budget: PatchBudget = { left: MAX_PATCH_WORK };
   for (const section of sections) {
-    files.set(section.path, applySection(section, files.get(section.path)));
+    files.set(section.path, applySection(section, files.get(section.path), budget));
   }
   return files.changes();
 }
@@ -132,7 +133,11 @@ class PlannedFiles {
   }
 }
 
-function applySection(section: FileSection, current: string | undefined): string | undefined {
+function applySection(
+  section: FileSection,
+  current: string | undefined,
+  budget: PatchBudget,
+): string | undefined {
   const file = JSON.stringify(section.path);
   if (section.kind === "add") {
     if (current !== undefined) {
@@ -141,7 +146,7 @@ function applySection(section: FileSection, current: string | undefined): string
         section.path,
       );
     }
-    return applyHunks(section, "");
+    return applyHunks(section, "", budget);
   }
   if (current === undefined) {
     throw doesNotApply(
@@ -149,8 +154,8 @@ function applySection(section: FileSection, current: string | undefined): string
       section.path,
     );
   }
-  if (section.kind === "modify") return applyHunks(section, current);
-  const rest = applyHunks(section, current);
+  if (section.kind === "modify") return applyHunks(section, current, budget);
+  const rest = applyHunks(section, current, budget);
   if (rest !== "") {
     throw doesNotApply(
       `the patch deletes ${file} but does not remove all of its lines`,
@@ -158,90 +163,6 @@ function applySection(section: FileSection, current: string | undefined): string
     );
   }
   return undefined;
-}
-
-/** Options that make jsdiff exact: no fuzz, and no silent CRLF/LF conversion. */
-const EXACT = { fuzzFactor: 0, autoConvertLineEndings: false } as const;
-
-function applyHunks(section: FileSection, text: string): string {
-  if (section.hunks.length === 0) return text;
-  const result = applyPatch(text, asPatch(section.hunks), EXACT);
-  if (result === false) throw explainFailure(section, text);
-  return result;
-}
-
-function asPatch(hunks: StructuredPatchHunk[]): StructuredPatch {
-  return { oldFileName: "", newFileName: "", oldHeader: "", newHeader: "", hunks };
-}
-
-/**
- * jsdiff only says "does not apply", so find the first hunk that fails (by applying ever
- * longer prefixes of the hunk list, which jsdiff treats exactly as it treats the whole)
- * and compare its old lines with the file to say what was expected and what was found.
- */
-function explainFailure(section: FileSection, text: string): PyroError {
-  const { hunks } = section;
-  const failing = Math.max(
-    0,
-    hunks.findIndex((_, i) => applyPatch(text, asPatch(hunks.slice(0, i + 1)), EXACT) === false),
-  );
-  const hunk = hunks[failing] as StructuredPatchHunk;
-  const isLast = failing === hunks.length - 1;
-  const reason =
-    (isLast ? endOfFileMismatch(text, hunk) : undefined) ??
-    firstMismatch(text, hunk) ??
-    "matches where its header says but overlaps the hunk before it (hunks must be in order and must not overlap)";
-  return doesNotApply(
-    `the patch does not apply to ${JSON.stringify(section.path)}: hunk #${failing + 1} (${hunkHeader(hunk)}) ${reason}. ${NO_CHANGE_HINT}`,
-    section.path,
-    { hunk: failing + 1, hunk_header: hunkHeader(hunk) },
-  );
-}
-
-function firstMismatch(text: string, hunk: StructuredPatchHunk): string | undefined {
-  const lines = text.split("\n");
-  const lineCount = lines.at(-1) === "" ? lines.length - 1 : lines.length;
-  const expected = hunk.lines
-    .filter((line) => line === "" || line.startsWith(" ") || line.startsWith("-"))
-    .map((line) => line.slice(1));
-  const start = hunk.oldStart - 1;
-  for (const [offset, want] of expected.entries()) {
-    const index = start + offset;
-    if (index >= lineCount) {
-      return `expects line ${index + 1} to be ${quoteLine(want)}, but the file has only ${lineCount} lines`;
-    }
-    if (lines[index] !== want) {
-      return `expects line ${index + 1} to be ${quoteLine(want)}, but found ${quoteLine(lines[index] ?? "")}`;
-    }
-  }
-  return undefined;
-}
-
-/** jsdiff checks `\ No newline at end of file` markers (only in the last hunk) first. */
-function endOfFileMismatch(text: string, hunk: StructuredPatchHunk): string | undefined {
-  const markedAfter = (op: string) =>
-    hunk.lines.some((line, i) => line.startsWith("\\") && hunk.lines[i - 1]?.startsWith(op));
-  const oldLacksNewline = markedAfter("-");
-  const newLacksNewline = markedAfter("+");
-  const endsWithNewline = text === "" || text.endsWith("\n");
-  if (oldLacksNewline && endsWithNewline) {
-    return 'says the file does not end with a newline ("\\ No newline at end of file"), but it does';
-  }
-  if (newLacksNewline && !oldLacksNewline && !endsWithNewline) {
-    return "expects the file to end with a newline, but it does not";
-  }
-  return undefined;
-}
-
-function hunkHeader(hunk: StructuredPatchHunk): string {
-  // jsdiff stores an empty side's start one higher than the header writes it.
-  const oldStart = hunk.oldLines === 0 ? hunk.oldStart - 1 : hunk.oldStart;
-  const newStart = hunk.newLines === 0 ? hunk.newStart - 1 : hunk.newStart;
-  return `@@ -${oldStart},${hunk.oldLines} +${newStart},${hunk.newLines} @@`;
-}
-
-function quoteLine(line: string): string {
-  return JSON.stringify(line.length > 200 ? `${line.slice(0, 200)}…` : line);
 }
 
 function doesNotApply(
