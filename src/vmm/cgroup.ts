@@ -176,7 +176,7 @@ export async function createVmCgroup(dirs: CgroupDir[]): Promise<void> {
     throw new PyroError(
       "unavailable",
       `could not set up the VM's cgroup (${(error as Error).message}); ` +
-        "check `pyro doctor` (vmm jail line)",
+        "see the `vm cgroup limits` line of `pyro doctor`",
       { cause: error },
     );
   }

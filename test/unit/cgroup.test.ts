@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { cgroupCheck } from "../../src/manager/doctor.js";
 import {
   cgroupsWritable,
   createCgroupForVm,
@@ -115,6 +116,23 @@ describe("per-VM cgroup limits", () => {
     await expect(createCgroupForVm("../escape", limits)).rejects.toMatchObject({
       code: "internal",
     });
+  });
+});
+
+describe("pyro doctor on cgroups", () => {
+  it("says when per-VM limits cannot be applied, and why", () => {
+    const v2Only = parseCgroupMounts(V2_MOUNTINFO);
+    v2Only.v2!.controllers = ["memory", "cpu"];
+    const missing = cgroupCheck(v2Only, true, true);
+    expect(missing.status).toBe("fail");
+    expect(missing.required).toBe(false);
+    expect(missing.detail).toContain("per-VM limits cannot be applied: no pids controller mounted");
+    const notRoot = cgroupCheck(parseCgroupMounts(HYBRID_MOUNTINFO), false, false);
+    expect(notRoot.detail).toContain("pyro is not root");
+    expect(notRoot.fix).toContain("root");
+    const fine = cgroupCheck(parseCgroupMounts(HYBRID_MOUNTINFO), true, true);
+    expect(fine.status).toBe("pass");
+    expect(fine.detail).toContain("v1 memory at /sys/fs/cgroup/memory");
   });
 });
 
