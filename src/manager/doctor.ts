@@ -12,6 +12,7 @@ import {
   cgroupsWritable,
   placeControllers,
   readCgroupLayout,
+  tryCgroupLeaf,
   type CgroupLayout,
 } from "../vmm/cgroup.js";
 import { JAIL_NOFILE, JAIL_UID_BASE } from "../vmm/jail.js";
@@ -224,11 +225,19 @@ async function jailChecks(): Promise<DoctorCheck[]> {
     null,
   );
   const layout = await readCgroupLayout();
-  return [jail, cgroupCheck(layout, await cgroupsWritable(layout), root)];
+  const writable = await cgroupsWritable(layout);
+  const refused = writable ? await tryCgroupLeaf(layout) : undefined;
+  return [jail, cgroupCheck(layout, writable, root, refused)];
 }
 
 /** Whether per-VM cgroup limits apply, and if not why and what fixes it (pure). */
-export function cgroupCheck(layout: CgroupLayout, writable: boolean, root: boolean): DoctorCheck {
+export function cgroupCheck(
+  layout: CgroupLayout,
+  writable: boolean,
+  root: boolean,
+  /** Why a trial leaf could not be made, when it could not. */
+  refused?: string,
+): DoctorCheck {
   const placed = placeControllers(layout);
   const where = [
     ...(placed.v2.length ? [`v2 ${placed.v2.join(",")} at ${layout.v2!.mount}`] : []),
@@ -237,6 +246,7 @@ export function cgroupCheck(layout: CgroupLayout, writable: boolean, root: boole
   const problems = [
     ...(placed.missing.length ? [`no ${placed.missing.join(", ")} controller mounted`] : []),
     ...(!writable && where ? [root ? "cgroup tree not writable" : "pyro is not root"] : []),
+    ...(refused ? [`a trial leaf failed: ${refused}`] : []),
   ];
   return check(
     "vm cgroup limits",

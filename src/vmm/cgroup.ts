@@ -231,7 +231,8 @@ export async function sweepStaleLeaves(dirs: CgroupDir[], now = Date.now()): Pro
 
 /**
  * The VM's leaf, made and limited, ready for QEMU to enter; none when this host's
- * cgroups cannot be used (not root, or no controller mounted: `pyro doctor` says so).
+ * cgroups cannot be used (not root, no controller mounted, or a tree that refuses the
+ * leaf, e.g. a container's): the VM then runs without, and `pyro doctor` says so.
  */
 export async function createCgroupForVm(vmId: string, limits: VmLimits): Promise<CgroupDir[]> {
   if (!/^[A-Za-z0-9_-]+$/.test(vmId)) {
@@ -241,6 +242,21 @@ export async function createCgroupForVm(vmId: string, limits: VmLimits): Promise
   if (!(await cgroupsWritable(layout))) return [];
   const dirs = planVmCgroup(layout, vmId, limits);
   await sweepStaleLeaves(dirs);
-  await createVmCgroup(dirs);
-  return dirs;
+  return createVmCgroup(dirs).then(
+    () => dirs,
+    () => [],
+  );
+}
+
+/** Makes and removes a throwaway leaf: why leaves cannot be made here, or undefined. */
+export async function tryCgroupLeaf(layout: CgroupLayout): Promise<string | undefined> {
+  const dirs = planVmCgroup(layout, `doctor-${process.pid}`, vmLimits(1, 128, false));
+  try {
+    await createVmCgroup(dirs);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    await removeVmCgroup(dirs);
+  }
 }

@@ -130,6 +130,10 @@ describe("pyro doctor on cgroups", () => {
     const notRoot = cgroupCheck(parseCgroupMounts(HYBRID_MOUNTINFO), false, false);
     expect(notRoot.detail).toContain("pyro is not root");
     expect(notRoot.fix).toContain("root");
+    // A tree that refuses the leaf (a container's cgroup with processes in it, say).
+    const refused = cgroupCheck(parseCgroupMounts(HYBRID_MOUNTINFO), true, true, "EBUSY");
+    expect(refused.status).toBe("fail");
+    expect(refused.detail).toContain("a trial leaf failed: EBUSY");
     const fine = cgroupCheck(parseCgroupMounts(HYBRID_MOUNTINFO), true, true);
     expect(fine.status).toBe("pass");
     expect(fine.detail).toContain("v1 memory at /sys/fs/cgroup/memory");
