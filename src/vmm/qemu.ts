@@ -3,7 +3,7 @@ import { closeSync, existsSync, openSync, readFileSync, statSync } from "node:fs
 import { Socket } from "node:net";
 import { join } from "node:path";
 import { PyroError } from "../contract/errors.js";
-import { lastLines } from "../util/process.js";
+import { lastLines, sleep } from "../util/process.js";
 import { AGENT_PORT_NAME } from "../guest/frame.js";
 import {
   createCgroupForVm,
@@ -159,6 +159,8 @@ export function hostTscKhz(
 const QMP_ATTACH_TIMEOUT_MS = 15_000;
 const STOP_GRACE_MS = 3_000;
 const VMM_ERROR_TAIL_BYTES = 4096;
+/** QEMU's end of the log pipes closes with it; this only bounds the wait if it did not. */
+const LOG_DRAIN_MS = 2_000;
 
 function launchTimeout(ms: number): Promise<never> {
   return new Promise((_, reject) => {
@@ -187,12 +189,14 @@ export class QemuDriver implements VmmDriver {
       await removeVmCgroup(cgroup);
       throw error;
     }
-    const { child, stderrPath, stderrClosed } = started;
+    const { child, stderrPath, stderrClosed, consoleClosed } = started;
     const exited = new Promise<VmmExit>((resolve) => {
       child.on("exit", (code, signal) => resolve({ code, signal }));
       child.on("error", () => resolve({ code: 127, signal: null }));
     }).then(async (exit) => {
-      // The leaf can go only once QEMU is gone; whoever awaits `exited` sees it removed.
+      // Whoever awaits `exited` finds the console's last lines on disk (a boot failure
+      // quotes them) and the leaf removed (it can go only once QEMU is gone).
+      await Promise.race([Promise.all([consoleClosed, stderrClosed]), sleep(LOG_DRAIN_MS)]);
       await removeVmCgroup(cgroup);
       return exit;
     });
@@ -242,8 +246,11 @@ function startQemu(spec: VmmLaunchSpec, binary: string, cgroup: CgroupDir[]) {
     });
     const stderrPath = `${spec.consoleLogPath}.vmm`;
     const stderrClosed = captureToLog(child.stderr!, new CappedLog(stderrPath, VMM_LOG_LIMITS));
-    void captureToLog(stdioSocket(child, QEMU_FD.console), new CappedLog(spec.consoleLogPath));
-    return { child, stderrPath, stderrClosed };
+    const consoleClosed = captureToLog(
+      stdioSocket(child, QEMU_FD.console),
+      new CappedLog(spec.consoleLogPath),
+    );
+    return { child, stderrPath, stderrClosed, consoleClosed };
   } finally {
     for (const fd of fds) closeSync(fd);
   }
