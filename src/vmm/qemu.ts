@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, statSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, statSync } from "node:fs";
 import { Socket } from "node:net";
 import { join } from "node:path";
 import { PyroError } from "../contract/errors.js";
@@ -235,7 +235,11 @@ function startQemu(spec: VmmLaunchSpec, binary: string, cgroup: CgroupDir[]) {
     const plan: JailPlan = {
       identity: jailIdentity(process.pid, process.getuid?.() === 0, kvmGroup(spec)),
       nofile: JAIL_NOFILE,
-      fsizeBytes: Math.max(0, ...files.filter((f) => f.flags === "r+").map((f) => fileSize(f))),
+      // Sized from the opened fds: the files QEMU gets, whatever their paths point at now.
+      fsizeBytes: Math.max(
+        0,
+        ...files.flatMap((f, i) => (f.flags === "r+" ? [fstatSync(fds[i]!).size] : [])),
+      ),
       cgroupProcs: cgroup.map((leaf) => join(leaf.dir, "cgroup.procs")),
     };
     const [command, ...args] = jailCommand(plan, [binary, ...qemuArgs(spec, hostTscKhz())]);
@@ -262,10 +266,6 @@ function stdioSocket(child: ChildProcess, fd: number): Socket {
   const stream = streams[fd];
   if (!(stream instanceof Socket)) throw new PyroError("internal", `no socket for QEMU fd ${fd}`);
   return stream;
-}
-
-function fileSize(file: InheritedFile): number {
-  return statSync(file.path).size;
 }
 
 /** Under KVM the jailed QEMU keeps the group that may open /dev/kvm (it opens it by name). */
