@@ -5,14 +5,15 @@
  * in the path). Pyro = `pyro run debian:12-base -- true` through the CLI.
  */
 import { spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
+import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { bootArtifacts } from "../src/env/environments.js";
 import { encodeControl, FrameReader } from "../src/guest/frame.js";
 import { runChecked, sleep } from "../src/util/process.js";
-import { hostTscKhz, qemuArgs } from "../src/vmm/qemu.js";
+import { hostTscKhz, qemuArgs, qemuInheritedFiles } from "../src/vmm/qemu.js";
 import { readAccelerationFacts, decideAcceleration } from "../src/vmm/acceleration.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -32,37 +33,35 @@ async function floorRun(work: string, artifacts: Awaited<ReturnType<typeof bootA
     stateDisk,
     "8G",
   ]);
-  const agentSock = join(dir, "agent.sock");
-  const controlSock = join(dir, "vmm.sock");
-  const servers = [createServer(), createServer()];
-  await Promise.all(
-    servers.map((s, i) => new Promise<void>((r) => s.listen(i ? controlSock : agentSock, r))),
-  );
+  const spec = {
+    vmId: "floor",
+    kernelPath: artifacts.kernel.path,
+    initrdPath: artifacts.agent.initramfs,
+    kernelArgs: ["pyro.hostname=floor"],
+    vcpuCount: 1,
+    memMib: 1024,
+    acceleration: decideAcceleration(await readAccelerationFacts()).acceleration,
+    disks: [
+      { path: artifacts.rootfs, readOnly: true },
+      { path: stateDisk, readOnly: false },
+    ],
+    agentSocketPath: join(dir, "agent.sock"),
+    controlSocketPath: join(dir, "vmm.sock"),
+    consoleLogPath: join(dir, "console.log"),
+  };
+  // QEMU takes its channels (socket pairs) and files as inherited fds (vmm/qemu.ts).
+  const files = qemuInheritedFiles(spec).map((file) => openSync(file.path, file.flags));
   const started = performance.now();
-  const args = qemuArgs(
-    {
-      kernelPath: artifacts.kernel.path,
-      initrdPath: artifacts.agent.initramfs,
-      kernelArgs: ["pyro.hostname=floor"],
-      vcpuCount: 1,
-      memMib: 1024,
-      acceleration: decideAcceleration(await readAccelerationFacts()).acceleration,
-      disks: [
-        { path: artifacts.rootfs, readOnly: true },
-        { path: stateDisk, readOnly: false },
-      ],
-      agentSocketPath: agentSock,
-      controlSocketPath: controlSock,
-      consoleLogPath: join(dir, "console.log"),
-    },
-    hostTscKhz(),
-  );
-  const qemu = spawn("qemu-system-x86_64", args, { stdio: "ignore" });
+  const args = qemuArgs(spec, hostTscKhz());
+  const qemu = spawn("qemu-system-x86_64", args, {
+    stdio: ["ignore", "ignore", "ignore", "pipe", "pipe", "pipe", ...files],
+  });
+  files.forEach((fd) => closeSync(fd));
   const exited = new Promise((r) => qemu.on("exit", r));
-  servers[1]!.on("connection", () => {}); // QMP: QEMU needs someone to dial into.
-  const agent = await new Promise<import("node:net").Socket>((r) =>
-    servers[0]!.once("connection", r),
-  );
+  const socketAt = (fd: number) => qemu.stdio[fd as 3] as Socket;
+  const agent = socketAt(4);
+  socketAt(3).resume(); // QMP greets; nobody needs to answer.
+  socketAt(5).resume(); // the console
   const reader = new FrameReader();
   const replies: number[] = [];
   let wake = () => {};
@@ -79,7 +78,6 @@ async function floorRun(work: string, artifacts: Awaited<ReturnType<typeof bootA
   agent.write(encodeControl(2, { op: "shutdown", power_off: true }));
   await exited;
   const totalMs = performance.now() - started;
-  servers.forEach((s) => s.close());
   await rm(dir, { recursive: true, force: true });
   return { readyMs, totalMs };
 }

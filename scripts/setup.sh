@@ -18,6 +18,8 @@ PACKAGES=(
   bc flex bison libelf-dev libssl-dev xz-utils ca-certificates python3 patch
   # mmdebstrap's recommends that a root-mode build can use (key checks, arch detection).
   gpg arch-test libdpkg-perl mount
+  # prlimit and setpriv, which jail the VMM (Essential on Debian; listed to say so).
+  util-linux
 )
 
 missing=()

@@ -7,6 +7,15 @@ import { listEnvironments } from "../env/environments.js";
 import { cachedKernel, installedPackageVersion, KERNEL_SOURCE_PACKAGE } from "../env/kernel.js";
 import { runCommand } from "../util/process.js";
 import { readAccelerationFacts, resolveAcceleration } from "../vmm/acceleration.js";
+import {
+  CGROUP_PARENT,
+  cgroupsWritable,
+  placeControllers,
+  readCgroupLayout,
+  tryCgroupLeaf,
+  type CgroupLayout,
+} from "../vmm/cgroup.js";
+import { JAIL_NOFILE, JAIL_UID_BASE } from "../vmm/jail.js";
 import { QEMU_BINARY } from "../vmm/qemu.js";
 import { chooseDriver } from "../vmm/select.js";
 
@@ -34,6 +43,9 @@ const HOST_TOOLS: [tool: string, pkg: string][] = [
   ["gcc", "gcc"],
   ["make", "make"],
   ["cpio", "cpio"],
+  // The VMM's jail (vmm/jail.ts): rlimits, then uid, capabilities and no-new-privs.
+  ["prlimit", "util-linux"],
+  ["setpriv", "util-linux"],
 ];
 
 const check = (
@@ -89,6 +101,7 @@ export async function runDoctor(): Promise<DoctorReport> {
   const accel = { mode: resolved.acceleration, reason: resolved.reason };
   checks.push(check("acceleration", true, `${accel.mode}: ${accel.reason}`, null));
   checks.push(await vmmCheck(accel.mode));
+  checks.push(...(await jailChecks()));
 
   const qemu = await runCommand(QEMU_BINARY, ["--version"]).catch(() => undefined);
   const qemuVersion = qemu?.code === 0 ? qemu.stdout.split("\n")[0]!.trim() : "";
@@ -193,6 +206,61 @@ async function vmmCheck(acceleration: "kvm" | "tcg"): Promise<DoctorCheck> {
   } catch (error) {
     return check("vmm", false, (error as Error).message, "unset PYRO_VMM to let pyro choose");
   }
+}
+
+/**
+ * What the VMM's jail can apply here. Seccomp and rlimits always apply; a uid of its own
+ * needs root; per-VM cgroup limits need root and the memory, pids and cpu controllers.
+ */
+async function jailChecks(): Promise<DoctorCheck[]> {
+  const root = process.getuid?.() === 0;
+  const identity = root
+    ? `QEMU runs as a uid of its own (${JAIL_UID_BASE} + its shim's pid) with no capabilities`
+    : "QEMU runs as this user (pyro is not root, so it cannot give QEMU a uid of its own)";
+  const jail = check(
+    "vmm jail",
+    true,
+    `seccomp sandbox, no-new-privs, rlimits (${JAIL_NOFILE} open files, no core dumps, ` +
+      `file size up to the VM's disk); ${identity}`,
+    null,
+  );
+  const layout = await readCgroupLayout();
+  const writable = await cgroupsWritable(layout);
+  const refused = writable ? await tryCgroupLeaf(layout) : undefined;
+  return [jail, cgroupCheck(layout, writable, root, refused)];
+}
+
+/** Whether per-VM cgroup limits apply, and if not why and what fixes it (pure). */
+export function cgroupCheck(
+  layout: CgroupLayout,
+  writable: boolean,
+  root: boolean,
+  /** Why a trial leaf could not be made, when it could not. */
+  refused?: string,
+): DoctorCheck {
+  const placed = placeControllers(layout);
+  const where = [
+    ...(placed.v2.length ? [`v2 ${placed.v2.join(",")} at ${layout.v2!.mount}`] : []),
+    ...placed.v1.map(([controller, mount]) => `v1 ${controller} at ${mount}`),
+  ].join("; ");
+  const problems = [
+    ...(placed.missing.length ? [`no ${placed.missing.join(", ")} controller mounted`] : []),
+    ...(!writable && where ? [root ? "cgroup tree not writable" : "pyro is not root"] : []),
+    ...(refused ? [`a trial leaf failed: ${refused}`] : []),
+  ];
+  return check(
+    "vm cgroup limits",
+    problems.length === 0,
+    problems.length === 0
+      ? `each VM gets a leaf ${CGROUP_PARENT}/<vm id> with memory, pids and cpu limits (${where})`
+      : `per-VM limits cannot be applied: ${problems.join("; ")}` +
+          (where ? ` (found: ${where})` : "") +
+          "; VMs run without memory, pids and cpu limits of their own",
+    root
+      ? "mount the memory, pids and cpu controllers (cgroup v2, or v1 under /sys/fs/cgroup)"
+      : "run pyro as root to jail the VMM fully",
+    false,
+  );
 }
 
 async function which(tool: string): Promise<string | undefined> {

@@ -1,4 +1,4 @@
-import { chmod, readFile, rm } from "node:fs/promises";
+import { chmod, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { PyroError } from "../contract/errors.js";
 import type { DeadlinePolicy } from "../guest/bounds.js";
@@ -12,6 +12,7 @@ import {
 } from "../guest/frame.js";
 import { writeJsonAtomic } from "../util/fs.js";
 import { isProcessAlive, lastLines } from "../util/process.js";
+import { readFileTail } from "../vmm/console-log.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
 import { AgentMux } from "./agent-mux.js";
 import { ForwardedRequest } from "./forward.js";
@@ -20,6 +21,7 @@ import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 const VMM_EXIT_GRACE_MS = 2_000;
 const CONSOLE_TAIL_LINES = 20;
+const CONSOLE_TAIL_BYTES = 16 * 1024;
 const OWNER_POLL_MS = 500;
 
 /**
@@ -127,6 +129,7 @@ export class Supervisor {
   private async boot(): Promise<void> {
     const started = performance.now();
     this.launching = this.driver.launch({
+      vmId: this.config.vm_id,
       kernelPath: this.config.kernel_path,
       initrdPath: this.config.initrd_path,
       kernelArgs: [`pyro.hostname=${this.config.hostname}`, ...this.config.kernel_args],
@@ -215,8 +218,10 @@ export class Supervisor {
   private async fail(message: string) {
     // Once ending, a closing channel or exiting VMM is the expected outcome, not a failure.
     if (this.ending || this.status.state === "failed") return;
+    // Only the end of the log is read: it may be huge (a guest can print forever, and
+    // not every VMM's console goes through a capped log).
     const consoleTail = lastLines(
-      await readFile(this.files.console, "utf8").catch(() => ""),
+      await readFileTail(this.files.console, CONSOLE_TAIL_BYTES),
       CONSOLE_TAIL_LINES,
     );
     this.status.state = "failed";

@@ -2,6 +2,8 @@ import type { Socket } from "node:net";
 
 /** What a VMM driver needs to boot one VM. Paths are absolute; the shim owns them all. */
 export interface VmmLaunchSpec {
+  /** The VM's id; names its cgroup leaf. */
+  vmId: string;
   kernelPath: string;
   initrdPath: string;
   /** Kernel arguments beyond the driver's own (console, reboot behaviour). */

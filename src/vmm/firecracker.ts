@@ -17,6 +17,7 @@ import { dirname, join } from "node:path";
 import { PyroError } from "../contract/errors.js";
 import { AGENT_VSOCK_PORT } from "../guest/frame.js";
 import { lastLines, sleep } from "../util/process.js";
+import { CappedLog, captureToLog } from "./console-log.js";
 import type { VmmDriver, VmmExit, VmmHandle, VmmLaunchSpec } from "./driver.js";
 import { FIRECRACKER_KERNEL_ARGS } from "./kernel-args.js";
 import { connectVsock } from "./vsock.js";
@@ -157,7 +158,6 @@ export class FirecrackerDriver implements VmmDriver {
     );
     const config = firecrackerConfig(spec, spec.agentSocketPath);
     await writeFile(files.config, JSON.stringify(config, null, 2), { mode: 0o600 });
-    const consoleFd = openSync(spec.consoleLogPath, "w", 0o600);
     // Created first, as docs/logger.md asks (older releases open it without O_CREAT). Its
     // stderr gets a file of its own: the logger writes at its own offset, not appending.
     closeSync(openSync(files.log, "w", 0o600));
@@ -167,9 +167,10 @@ export class FirecrackerDriver implements VmmDriver {
     const child = spawn(
       "setpriv",
       ["--pdeathsig", "KILL", "--", this.options.binary, ...firecrackerArgs(spec)],
-      { stdio: ["ignore", consoleFd, stderrFd] },
+      { stdio: ["ignore", "pipe", stderrFd] },
     );
-    closeSync(consoleFd);
+    // The console goes through a capped log: a guest can print forever.
+    void captureToLog(child.stdout!, new CappedLog(spec.consoleLogPath));
     closeSync(stderrFd);
     const exited = new Promise<VmmExit>((resolve) => {
       child.on("exit", (code, signal) => resolve({ code, signal }));

@@ -2,10 +2,44 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCommand } from "../util/process.js";
-import { QEMU_BINARY } from "./qemu.js";
+import { QEMU_BINARY, QEMU_SANDBOX, qemuOptionValue } from "./qemu.js";
 
 const PROBE_TIMEOUT_MS = 20_000;
 export const PROBE_MARKER = "pyro-agent: probe ok";
+
+/** The probe's QEMU command line (pure, so tests can check it). */
+export function probeArgs(kernelPath: string, initrdPath: string, consolePath: string) {
+  return [
+    "-M",
+    "microvm",
+    "-accel",
+    "kvm",
+    "-cpu",
+    "host",
+    "-m",
+    "256",
+    "-smp",
+    "1",
+    "-nodefaults",
+    "-no-user-config",
+    "-display",
+    "none",
+    "-no-reboot",
+    "-sandbox",
+    QEMU_SANDBOX,
+    // Plain paths to QEMU (not option syntax), unlike the chardev's path below.
+    "-kernel",
+    kernelPath,
+    "-initrd",
+    initrdPath,
+    "-append",
+    "console=ttyS0 reboot=t panic=-1 rdinit=/init pyro.probe=1",
+    "-chardev",
+    `file,id=console,path=${qemuOptionValue(consolePath)}`,
+    "-serial",
+    "chardev:console",
+  ];
+}
 
 /**
  * Boots the guest kernel under `-accel kvm` with `pyro.probe=1`, which makes the agent
@@ -15,37 +49,10 @@ export async function probeKvm(kernelPath: string, initrdPath: string) {
   const dir = await mkdtemp(join(tmpdir(), "pyro-kvm-probe-"));
   const consolePath = join(dir, "console.log");
   try {
-    const result = await runCommand(
-      QEMU_BINARY,
-      [
-        "-M",
-        "microvm",
-        "-accel",
-        "kvm",
-        "-cpu",
-        "host",
-        "-m",
-        "256",
-        "-smp",
-        "1",
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-        "-kernel",
-        kernelPath,
-        "-initrd",
-        initrdPath,
-        "-append",
-        "console=ttyS0 reboot=t panic=-1 rdinit=/init pyro.probe=1",
-        "-chardev",
-        `file,id=console,path=${consolePath}`,
-        "-serial",
-        "chardev:console",
-      ],
-      { timeout: PROBE_TIMEOUT_MS, killSignal: "SIGKILL" },
-    );
+    const result = await runCommand(QEMU_BINARY, probeArgs(kernelPath, initrdPath, consolePath), {
+      timeout: PROBE_TIMEOUT_MS,
+      killSignal: "SIGKILL",
+    });
     const console = await readFile(consolePath, "utf8").catch(() => "");
     if (console.includes(PROBE_MARKER)) return { ok: true, detail: "guest booted" };
     const why = result.signal

@@ -1,27 +1,93 @@
-import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
-import { createServer, type Server, type Socket } from "node:net";
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, statSync } from "node:fs";
+import { Socket } from "node:net";
+import { join } from "node:path";
 import { PyroError } from "../contract/errors.js";
-import { lastLines } from "../util/process.js";
+import { lastLines, sleep } from "../util/process.js";
 import { AGENT_PORT_NAME } from "../guest/frame.js";
+import {
+  createCgroupForVm,
+  removeVmCgroup,
+  TCG_TB_SIZE_MIB,
+  vmLimits,
+  type CgroupDir,
+} from "./cgroup.js";
+import { CappedLog, captureToLog, readFileTail, VMM_LOG_LIMITS } from "./console-log.js";
 import type { VmmDriver, VmmExit, VmmHandle, VmmLaunchSpec } from "./driver.js";
+import { JAIL_NOFILE, jailCommand, jailIdentity, type JailPlan } from "./jail.js";
 import { QEMU_KERNEL_ARGS } from "./kernel-args.js";
 import { QmpClient } from "./qmp.js";
 
 export const QEMU_BINARY = process.env.PYRO_QEMU || "qemu-system-x86_64";
 
+/**
+ * QEMU's seccomp filter: besides the default deny list (obsolete calls, reboot, mount,
+ * ...), no set*uid/capabilities, no fork/exec, no scheduler or affinity changes.
+ */
+export const QEMU_SANDBOX =
+  "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+/**
+ * Escapes a value for QEMU's `key=value,...` option syntax, where a `,` ends the value
+ * unless doubled: a path with a comma would otherwise end early or inject options.
+ */
+export function qemuOptionValue(value: string): string {
+  return value.replaceAll(",", ",,");
+}
+
+/**
+ * QEMU opens nothing by name: every file and channel is an fd it inherits (see jail.ts).
+ * The channels are socket pairs made at spawn; files follow, in `qemuInheritedFiles` order.
+ */
+export const QEMU_FD = { control: 3, agent: 4, console: 5, firstFile: 6 } as const;
+
+export interface InheritedFile {
+  path: string;
+  /** `r` or `r+`; a writable disk also gets a read-only fd (QEMU probes the image with one). */
+  flags: "r" | "r+";
+  fd: number;
+}
+
+/** The files QEMU inherits and at which fd: kernel, initramfs, then each disk's fds. */
+export function qemuInheritedFiles(spec: VmmLaunchSpec): InheritedFile[] {
+  const opens: { path: string; flags: "r" | "r+" }[] = [
+    { path: spec.kernelPath, flags: "r" },
+    { path: spec.initrdPath, flags: "r" },
+  ];
+  for (const disk of spec.disks) {
+    if (!disk.readOnly) opens.push({ path: disk.path, flags: "r+" });
+    opens.push({ path: disk.path, flags: "r" });
+  }
+  return opens.map((open, index) => ({ ...open, fd: QEMU_FD.firstFile + index }));
+}
+
+/** `-add-fd` for each disk's fds (fd set N+1 for disk N) and the drives that use them. */
+function diskArgs(spec: VmmLaunchSpec, files: InheritedFile[]): string[] {
+  const diskFiles = files.slice(2);
+  let next = 0;
+  return spec.disks.flatMap((disk, index) => {
+    const count = disk.readOnly ? 1 : 2;
+    const fds = diskFiles.slice(next, next + count);
+    next += count;
+    return [
+      ...fds.flatMap((file) => ["-add-fd", `fd=${file.fd},set=${index + 1}`]),
+      "-drive",
+      `id=disk${index},file=/dev/fdset/${index + 1},format=raw,if=none${disk.readOnly ? ",readonly=on" : ""}`,
+      "-device",
+      `virtio-blk-device,drive=disk${index}`,
+    ];
+  });
+}
+
 /** The QEMU command line for a `microvm` guest (pure, so tests can check it). */
 export function qemuArgs(spec: VmmLaunchSpec, hostTscKhz?: number): string[] {
+  const files = qemuInheritedFiles(spec);
   const accel =
     spec.acceleration === "kvm"
       ? ["-accel", "kvm", "-cpu", "host"]
-      : ["-accel", "tcg", "-cpu", "max"];
-  const disks = spec.disks.flatMap((disk, index) => [
-    "-drive",
-    `id=disk${index},file=${disk.path},format=raw,if=none${disk.readOnly ? ",readonly=on" : ""}`,
-    "-device",
-    `virtio-blk-device,drive=disk${index}`,
-  ]);
+      : // A bounded translation buffer (QEMU's default is 1 GiB) keeps the VM within its
+        // cgroup's memory limit (cgroup.ts).
+        ["-accel", `tcg,tb-size=${TCG_TB_SIZE_MIB}`, "-cpu", "max"];
   return [
     "-M",
     "microvm,x-option-roms=off,rtc=on",
@@ -35,17 +101,21 @@ export function qemuArgs(spec: VmmLaunchSpec, hostTscKhz?: number): string[] {
     "-display",
     "none",
     "-no-reboot",
+    "-sandbox",
+    QEMU_SANDBOX,
+    // -kernel and -initrd take a plain path (not option syntax); /proc/self/fd reopens
+    // the inherited file without QEMU needing any access to the directories above it.
     "-kernel",
-    spec.kernelPath,
+    `/proc/self/fd/${files[0]!.fd}`,
     "-initrd",
-    spec.initrdPath,
+    `/proc/self/fd/${files[1]!.fd}`,
     "-append",
     [...QEMU_KERNEL_ARGS, ...tcgClockArgs(spec, hostTscKhz), ...spec.kernelArgs].join(" "),
     "-chardev",
-    `file,id=console,path=${spec.consoleLogPath}`,
+    `socket,id=console,fd=${QEMU_FD.console}`,
     "-serial",
     "chardev:console",
-    ...disks,
+    ...diskArgs(spec, files),
     "-object",
     "rng-random,id=rng0,filename=/dev/urandom",
     "-device",
@@ -53,11 +123,11 @@ export function qemuArgs(spec: VmmLaunchSpec, hostTscKhz?: number): string[] {
     "-device",
     "virtio-serial-device,max_ports=2",
     "-chardev",
-    `socket,id=agent,path=${spec.agentSocketPath}`,
+    `socket,id=agent,fd=${QEMU_FD.agent}`,
     "-device",
     `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
     "-chardev",
-    `socket,id=qmp,path=${spec.controlSocketPath}`,
+    `socket,id=qmp,fd=${QEMU_FD.control}`,
     "-mon",
     "chardev=qmp,mode=control",
   ];
@@ -88,6 +158,9 @@ export function hostTscKhz(
 
 const QMP_ATTACH_TIMEOUT_MS = 15_000;
 const STOP_GRACE_MS = 3_000;
+const VMM_ERROR_TAIL_BYTES = 4096;
+/** QEMU's end of the log pipes closes with it; this only bounds the wait if it did not. */
+const LOG_DRAIN_MS = 2_000;
 
 function launchTimeout(ms: number): Promise<never> {
   return new Promise((_, reject) => {
@@ -105,26 +178,31 @@ export class QemuDriver implements VmmDriver {
   constructor(private readonly binary = QEMU_BINARY) {}
 
   async launch(spec: VmmLaunchSpec): Promise<VmmHandle> {
-    // QEMU dials into both sockets at startup, so nothing has to poll for them.
-    const control = await listenOnce(spec.controlSocketPath);
-    const agent = await listenOnce(spec.agentSocketPath);
-    const stderrPath = `${spec.consoleLogPath}.vmm`;
-    const stderrFd = openSync(stderrPath, "w", 0o600);
-    // setpriv's parent-death signal kills QEMU if the shim itself dies, however it dies.
-    const child = spawn(
-      "setpriv",
-      ["--pdeathsig", "KILL", "--", this.binary, ...qemuArgs(spec, hostTscKhz())],
-      {
-        stdio: ["ignore", "ignore", stderrFd],
-      },
+    const cgroup = await createCgroupForVm(
+      spec.vmId,
+      vmLimits(spec.vcpuCount, spec.memMib, spec.acceleration === "tcg"),
     );
-    closeSync(stderrFd);
+    let started: ReturnType<typeof startQemu>;
+    try {
+      started = startQemu(spec, this.binary, cgroup);
+    } catch (error) {
+      await removeVmCgroup(cgroup);
+      throw error;
+    }
+    const { child, stderrPath, stderrClosed, consoleClosed } = started;
     const exited = new Promise<VmmExit>((resolve) => {
       child.on("exit", (code, signal) => resolve({ code, signal }));
       child.on("error", () => resolve({ code: 127, signal: null }));
+    }).then(async (exit) => {
+      // Whoever awaits `exited` finds the console's last lines on disk (a boot failure
+      // quotes them) and the leaf removed (it can go only once QEMU is gone).
+      await Promise.race([Promise.all([consoleClosed, stderrClosed]), sleep(LOG_DRAIN_MS)]);
+      await removeVmCgroup(cgroup);
+      return exit;
     });
-    const failed = exited.then((exit) => {
-      const output = lastLines(readFileSync(stderrPath, "utf8"), 10);
+    const failed = exited.then(async (exit) => {
+      await stderrClosed;
+      const output = lastLines(await readFileTail(stderrPath, VMM_ERROR_TAIL_BYTES), 10);
       throw new PyroError(
         "unavailable",
         `QEMU exited (${exit.code ?? exit.signal}) at launch: ${output}`,
@@ -132,18 +210,71 @@ export class QemuDriver implements VmmDriver {
     });
     let qmp: QmpClient;
     try {
-      const attached = control.accepted.then((s) => QmpClient.attach(s));
+      const attached = QmpClient.attach(stdioSocket(child, QEMU_FD.control));
       qmp = await Promise.race([attached, failed, launchTimeout(QMP_ATTACH_TIMEOUT_MS)]);
     } catch (error) {
       child.kill("SIGKILL");
-      agent.server.close();
+      await exited;
       throw error;
-    } finally {
-      control.server.close();
     }
     failed.catch(() => {});
-    const agentChannel = agent.accepted.finally(() => agent.server.close());
+    const agentChannel = Promise.resolve(stdioSocket(child, QEMU_FD.agent));
     return new QemuHandle(child.pid!, exited, agentChannel, qmp, () => child.kill("SIGKILL"));
+  }
+}
+
+/**
+ * Spawns QEMU in its jail with everything it needs as inherited fds: socket pairs for QMP,
+ * the agent and the console (which the shim writes to a capped log), and the files.
+ */
+function startQemu(spec: VmmLaunchSpec, binary: string, cgroup: CgroupDir[]) {
+  const files = qemuInheritedFiles(spec);
+  const fds: number[] = [];
+  try {
+    for (const file of files) fds.push(openSync(file.path, file.flags));
+    const plan: JailPlan = {
+      identity: jailIdentity(process.pid, process.getuid?.() === 0, kvmGroup(spec)),
+      nofile: JAIL_NOFILE,
+      // Sized from the opened fds: the files QEMU gets, whatever their paths point at now.
+      fsizeBytes: Math.max(
+        0,
+        ...files.flatMap((f, i) => (f.flags === "r+" ? [fstatSync(fds[i]!).size] : [])),
+      ),
+      cgroupProcs: cgroup.map((leaf) => join(leaf.dir, "cgroup.procs")),
+    };
+    const [command, ...args] = jailCommand(plan, [binary, ...qemuArgs(spec, hostTscKhz())]);
+    const child = spawn(command!, args, {
+      cwd: "/",
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      stdio: ["ignore", "ignore", "pipe", "pipe", "pipe", "pipe", ...fds],
+    });
+    const stderrPath = `${spec.consoleLogPath}.vmm`;
+    const stderrClosed = captureToLog(child.stderr!, new CappedLog(stderrPath, VMM_LOG_LIMITS));
+    const consoleClosed = captureToLog(
+      stdioSocket(child, QEMU_FD.console),
+      new CappedLog(spec.consoleLogPath),
+    );
+    return { child, stderrPath, stderrClosed, consoleClosed };
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+}
+
+/** Our end of the socket pair spawn made for one of QEMU's fds. */
+function stdioSocket(child: ChildProcess, fd: number): Socket {
+  const streams: readonly unknown[] = child.stdio;
+  const stream = streams[fd];
+  if (!(stream instanceof Socket)) throw new PyroError("internal", `no socket for QEMU fd ${fd}`);
+  return stream;
+}
+
+/** Under KVM the jailed QEMU keeps the group that may open /dev/kvm (it opens it by name). */
+function kvmGroup(spec: VmmLaunchSpec): number | undefined {
+  if (spec.acceleration !== "kvm") return undefined;
+  try {
+    return statSync("/dev/kvm").gid;
+  } catch {
+    return undefined;
   }
 }
 
@@ -175,17 +306,4 @@ class QemuHandle implements VmmHandle {
   status(): "running" | "exited" {
     return this.exitedFlag ? "exited" : "running";
   }
-}
-
-/** Listens on a Unix socket (0600) for exactly one connection: the VMM dialling in. */
-export async function listenOnce(
-  path: string,
-): Promise<{ server: Server; accepted: Promise<Socket> }> {
-  const server = createServer();
-  const accepted = new Promise<Socket>((resolve) => server.once("connection", resolve));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ path, readableAll: false, writableAll: false }, resolve);
-  });
-  return { server, accepted };
 }

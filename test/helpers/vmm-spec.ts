@@ -3,6 +3,7 @@ import type { VmmLaunchSpec } from "../../src/vmm/driver.js";
 /** A launch spec with recognisable paths, for drivers' pure command-line/config tests. */
 export function sampleLaunchSpec(overrides: Partial<VmmLaunchSpec> = {}): VmmLaunchSpec {
   return {
+    vmId: "vm-1",
     kernelPath: "/k/vmlinux",
     initrdPath: "/k/initramfs.cpio",
     kernelArgs: ["pyro.hostname=vm-1"],

@@ -1,18 +1,47 @@
 import { describe, expect, it } from "vitest";
-import { hostTscKhz, qemuArgs } from "../../src/vmm/qemu.js";
+import { probeArgs } from "../../src/vmm/probe.js";
+import {
+  hostTscKhz,
+  QEMU_FD,
+  QEMU_SANDBOX,
+  qemuArgs,
+  qemuInheritedFiles,
+  qemuOptionValue,
+} from "../../src/vmm/qemu.js";
 import { sampleLaunchSpec } from "../helpers/vmm-spec.js";
 
 const spec = sampleLaunchSpec({ acceleration: "tcg" });
 
 const after = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
 
+/** The flags whose value QEMU parses as `key=value,...` (QemuOpts / keyval). */
+const OPTION_FLAGS = [
+  "-M",
+  "-accel",
+  "-drive",
+  "-device",
+  "-chardev",
+  "-object",
+  "-add-fd",
+  "-mon",
+];
+
+/**
+ * Splits one option value as QEMU does: `,` separates, `,,` is a literal comma. Returns
+ * the keys (a leading bare word, like `socket` in `socket,id=x`, counts as a key too).
+ */
+function optionKeys(value: string): string[] {
+  const parts = value.replaceAll(",,", "\u0000").split(",");
+  return parts.map((part) => part.split("=")[0]!.replaceAll("\u0000", ","));
+}
+
 describe("QEMU command line", () => {
   it("boots a microvm with the base image read-only and the state disk writable", () => {
     const args = qemuArgs(spec);
     expect(after(args, "-M")[0]).toMatch(/^microvm/);
     expect(after(args, "-drive")).toEqual([
-      "id=disk0,file=/img/rootfs.ext4,format=raw,if=none,readonly=on",
-      "id=disk1,file=/vm/state.ext4,format=raw,if=none",
+      "id=disk0,file=/dev/fdset/1,format=raw,if=none,readonly=on",
+      "id=disk1,file=/dev/fdset/2,format=raw,if=none",
     ]);
     expect(after(args, "-smp")).toEqual(["2"]);
     expect(after(args, "-m")).toEqual(["512"]);
@@ -24,11 +53,84 @@ describe("QEMU command line", () => {
     expect(args).toContain("-nodefaults");
   });
 
-  it("names the agent port as the protocol spec says and dials the shim's sockets", () => {
+  it("names the agent port as the protocol spec says and takes its channels as fds", () => {
     const args = qemuArgs(spec);
     expect(args).toContain("virtserialport,chardev=agent,name=pyro.agent");
-    expect(args).toContain("socket,id=agent,path=/vm/agent.sock");
-    expect(args).toContain("socket,id=qmp,path=/vm/vmm.sock");
+    expect(args).toContain(`socket,id=agent,fd=${QEMU_FD.agent}`);
+    expect(args).toContain(`socket,id=qmp,fd=${QEMU_FD.control}`);
+    expect(args).toContain(`socket,id=console,fd=${QEMU_FD.console}`);
+  });
+
+  it("opens no host path by name: kernel, initramfs and disks are inherited fds", () => {
+    const files = qemuInheritedFiles(spec);
+    expect(files.map((f) => [f.path, f.flags, f.fd])).toEqual([
+      ["/k/vmlinux", "r", 6],
+      ["/k/initramfs.cpio", "r", 7],
+      ["/img/rootfs.ext4", "r", 8],
+      // A writable disk: QEMU wants a read-write fd and a read-only one in its set.
+      ["/vm/state.ext4", "r+", 9],
+      ["/vm/state.ext4", "r", 10],
+    ]);
+    const args = qemuArgs(spec);
+    expect(after(args, "-kernel")).toEqual(["/proc/self/fd/6"]);
+    expect(after(args, "-initrd")).toEqual(["/proc/self/fd/7"]);
+    expect(after(args, "-add-fd")).toEqual(["fd=8,set=1", "fd=9,set=2", "fd=10,set=2"]);
+    for (const path of ["/k/", "/img/", "/vm/"]) {
+      expect(args.filter((a) => a.includes(path))).toEqual([]);
+    }
+  });
+
+  it("a comma in PYRO_HOME or the cache path cannot end an option early or add one", () => {
+    const hostile = "/tmp/a,readonly=off,cache=unsafe,x";
+    const commaSpec = sampleLaunchSpec({
+      kernelPath: `${hostile}/vmlinux`,
+      initrdPath: `${hostile}/initramfs.cpio`,
+      disks: [
+        { path: `${hostile}/rootfs.ext4`, readOnly: true },
+        { path: `${hostile}/vms/vm-1/state.ext4`, readOnly: false },
+      ],
+      agentSocketPath: `${hostile}/vms/vm-1/agent.sock`,
+      controlSocketPath: `${hostile}/vms/vm-1/vmm.sock`,
+      consoleLogPath: `${hostile}/vms/vm-1/console.log`,
+    });
+    const optionKeysOf = (args: string[]) =>
+      args.flatMap((arg, i) => (OPTION_FLAGS.includes(args[i - 1]!) ? optionKeys(arg) : []));
+    const args = qemuArgs(commaSpec);
+    expect(optionKeysOf(args)).toEqual(optionKeysOf(qemuArgs(spec)));
+    expect(after(args, "-drive")[1]).toBe("id=disk1,file=/dev/fdset/2,format=raw,if=none");
+  });
+
+  it("escapes commas in option values by doubling them", () => {
+    expect(qemuOptionValue("/tmp/a,b,,c")).toBe("/tmp/a,,b,,,,c");
+    expect(optionKeys(`file,id=console,path=${qemuOptionValue("/tmp/x,readonly=on")}`)).toEqual([
+      "file",
+      "id",
+      "path",
+    ]);
+  });
+
+  it("escapes the KVM probe's console path too", () => {
+    const args = probeArgs("/k,x/vmlinux", "/k,x/initramfs.cpio", "/tmp/pyro-kvm-probe-a,b/c.log");
+    expect(after(args, "-chardev")).toEqual([
+      "file,id=console,path=/tmp/pyro-kvm-probe-a,,b/c.log",
+    ]);
+    // -kernel and -initrd are plain paths to QEMU, not option syntax: no escaping there.
+    expect(after(args, "-kernel")).toEqual(["/k,x/vmlinux"]);
+  });
+
+  it("runs QEMU under its seccomp sandbox with every deny option", () => {
+    expect(after(qemuArgs(spec), "-sandbox")).toEqual([QEMU_SANDBOX]);
+    expect(QEMU_SANDBOX.split(",").sort()).toEqual([
+      "elevateprivileges=deny",
+      "obsolete=deny",
+      "on",
+      "resourcecontrol=deny",
+      "spawn=deny",
+    ]);
+  });
+
+  it("bounds TCG's translation buffer so QEMU fits its cgroup's memory limit", () => {
+    expect(after(qemuArgs(spec), "-accel")).toEqual(["tcg,tb-size=256"]);
   });
 
   it("tells a TCG guest the TSC rate, and a KVM guest nothing of it", () => {
