@@ -14,7 +14,7 @@ import {
 import { spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { mountsBelow, removeBuildDir } from "../../src/env/build-dir.js";
 import { Pyro } from "../../src/index.js";
 import { runChecked } from "../../src/util/process.js";
@@ -28,6 +28,7 @@ const cache = mkdtempSync(join(tmpdir(), "pyro-env-cache-"));
 for (const kind of ["kernels", "agents"]) symlinkSync(join(sharedCache, kind), join(cache, kind));
 process.env.PYRO_CACHE_DIR = cache;
 const pyro = new Pyro();
+afterAll(() => rmSync(cache, { recursive: true, force: true }));
 
 function imagePath(): string {
   const envDir = join(cache, "environments", "debian_12-base");
@@ -66,7 +67,6 @@ describe("environment cache", () => {
       false,
     );
     expect((await pyro.pullEnvironment({ environment: "debian:12-base" })).status).toBe("built");
-    rmSync(cache, { recursive: true, force: true });
   });
 });
 
@@ -100,32 +100,31 @@ describe("an environment build whose client dies", () => {
   });
 
   it("SIGKILLed mid-bootstrap leaves no mount or process behind, and the next pull builds", async () => {
-    const cache = freshCache();
-    const builds = join(cache, "build");
-    const client = spawn(process.execPath, [CLI_ENTRY, "env", "pull", "debian:12-base"], {
-      env: { ...process.env, PYRO_CACHE_DIR: cache },
-      stdio: "ignore",
-    });
-    // Mid-bootstrap = a process of the build has /proc, /sys, /dev/pts... mounted in the
-    // tree (read from its own mountinfo, whatever namespace it is in).
-    const builder = () =>
-      processesMentioning(builds).find((pid) => mountsSeenBy(pid, builds).length > 0);
-    expect(await eventually(() => builder() !== undefined, 300_000)).toBe(true);
-    client.kill("SIGKILL");
-    // Nothing of the build outlives its client: no process, no mount on the host.
-    expect(await eventually(() => processesMentioning(builds).length === 0, 30_000)).toBe(true);
-    expect(mountsSeenBy("self", cache)).toEqual([]);
-    // And the cache is not wedged: the next pull takes the dead client's lock and builds.
-    const saved = process.env.PYRO_CACHE_DIR;
-    process.env.PYRO_CACHE_DIR = cache;
+    const own = freshCache();
+    const builds = join(own, "build");
     try {
+      const client = spawn(process.execPath, [CLI_ENTRY, "env", "pull", "debian:12-base"], {
+        env: { ...process.env, PYRO_CACHE_DIR: own },
+        stdio: "ignore",
+      });
+      // Mid-bootstrap = a process of the build has /proc, /sys, /dev/pts... mounted in the
+      // tree (read from its own mountinfo, whatever namespace it is in).
+      const builder = () =>
+        processesMentioning(builds).find((pid) => mountsSeenBy(pid, builds).length > 0);
+      expect(await eventually(() => builder() !== undefined, 300_000)).toBe(true);
+      client.kill("SIGKILL");
+      // Nothing of the build outlives its client: no process, no mount on the host.
+      expect(await eventually(() => processesMentioning(builds).length === 0, 30_000)).toBe(true);
+      expect(mountsSeenBy("self", own)).toEqual([]);
+      // And the cache is not wedged: the next pull takes the dead client's lock and builds.
+      process.env.PYRO_CACHE_DIR = own;
       const again = await new Pyro().pullEnvironment({ environment: "debian:12-base" });
       expect(again.status).toBe("built");
+      expect(readdirSync(builds)).toEqual([]);
+      expect(mountsSeenBy("self", own)).toEqual([]);
     } finally {
-      process.env.PYRO_CACHE_DIR = saved;
+      process.env.PYRO_CACHE_DIR = cache;
+      rmSync(own, { recursive: true, force: true });
     }
-    expect(readdirSync(builds)).toEqual([]);
-    expect(mountsSeenBy("self", cache)).toEqual([]);
-    rmSync(cache, { recursive: true, force: true });
   }, 900_000);
 });
