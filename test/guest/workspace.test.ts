@@ -255,7 +255,7 @@ describe("workspace through the SDK, on a real VM", () => {
     });
     const list = await runCli(["workspace", "file", "list", id]);
     expect(list.code).toBe(0);
-    expect(list.stdout).toContain("/workspace/evil\\x1b]0;pwned\\x07.txt\n");
+    expect(list.stdout).toMatch(/ {2}evil\\x1b\]0;pwned\\x07\.txt\n/);
     const missing = await runCli(["workspace", "file", "read", id, "evil\x1b]0;pwned\x07.nope"]);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/^pyro: error \[\w+\]: .*evil\\x1b\]0;pwned\\x07\.nope/);
