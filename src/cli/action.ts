@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from "commander";
+import { escapeLine, escapeText } from "./escape.js";
 import { EXIT, printJson, reportError } from "./output.js";
 
 export type Options = Record<string, unknown>;
@@ -54,8 +55,20 @@ export function collectList(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/**
+ * A human-mode block on stdout. Control characters are escaped here once more (newlines
+ * kept), so no line the CLI prints can carry a raw escape sequence; fields that must stay
+ * on one line are escaped by the caller with `escapeLine`.
+ */
 export function print(text: string): void {
-  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+  const safe = escapeText(text);
+  process.stdout.write(safe.endsWith("\n") ? safe : `${safe}\n`);
+}
+
+/** The same for stderr (notes beside a result, log tails). */
+export function printNote(text: string): void {
+  const safe = escapeText(text);
+  process.stderr.write(safe.endsWith("\n") ? safe : `${safe}\n`);
 }
 
 /** `key: value` lines for a record, in the record's own field order. */
@@ -63,7 +76,7 @@ export function printRecord(record: object): void {
   const lines = Object.entries(record).map(([key, value]) => {
     const shown =
       value === null ? "-" : typeof value === "object" ? JSON.stringify(value) : String(value);
-    return `${key}: ${shown}`;
+    return `${key}: ${escapeLine(shown)}`;
   });
   print(lines.join("\n"));
 }

@@ -1,5 +1,6 @@
 import { isPyroError } from "../contract/errors.js";
 import { stableJson } from "../util/fs.js";
+import { escapeText } from "./escape.js";
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, pyroFailedInRun: 125 } as const;
 
@@ -22,7 +23,8 @@ export function reportError(error: unknown, options: { json: boolean; exitCode?:
       error: { code, message, ...(isPyroError(error) ? { details: error.details } : {}) },
     });
   } else {
-    process.stderr.write(`pyro: error [${code}]: ${message}\n`);
+    // Messages carry guest text (paths, agent errors): escaped, so they cannot drive the terminal.
+    process.stderr.write(`pyro: error [${code}]: ${escapeText(message)}\n`);
   }
   if (options.exitCode !== undefined) return options.exitCode;
   return usage || code === "invalid_argument" ? EXIT.usage : EXIT.failure;

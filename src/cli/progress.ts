@@ -1,8 +1,10 @@
 import { phaseLine, type ProgressEvent, type ProgressSink } from "../util/progress.js";
+import { escapeLine } from "./escape.js";
 
 /**
  * Renders progress on stderr: a phase line (`[pull] phase=bootstrap environment=debian:12`)
  * whenever the phase changes; on a TTY also a live line with percent and the latest detail.
+ * Fields and details can quote a guest or a build log, so both are escaped.
  */
 export function cliProgress(stream: NodeJS.WriteStream = process.stderr): ProgressSink {
   const live = stream.isTTY === true;
@@ -18,7 +20,7 @@ export function cliProgress(stream: NodeJS.WriteStream = process.stderr): Progre
     if (key !== lastPhase) {
       lastPhase = key;
       clearLive();
-      stream.write(`${phaseLine(event)}\n`);
+      stream.write(`${escapeLine(phaseLine(event))}\n`);
     }
     if (!live || (event.fraction === undefined && !event.detail)) return;
     const now = Date.now();
@@ -26,7 +28,7 @@ export function cliProgress(stream: NodeJS.WriteStream = process.stderr): Progre
     lastDraw = now;
     const percent = event.fraction === undefined ? "" : `${Math.floor(event.fraction * 100)}% `;
     const width = Math.max(20, (stream.columns ?? 80) - 1);
-    stream.write(`\r\x1b[2K${`  ${percent}${event.detail ?? ""}`.slice(0, width)}`);
+    stream.write(`\r\x1b[2K${`  ${percent}${escapeLine(event.detail ?? "")}`.slice(0, width)}`);
     liveShown = true;
   };
 }

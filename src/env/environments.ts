@@ -1,10 +1,12 @@
-import { readdir, rename, rm, stat } from "node:fs/promises";
+import { lstat, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { isPyroError, PyroError } from "../contract/errors.js";
 import { readJsonIfExists, writeJsonAtomic } from "../util/fs.js";
 import { withLock } from "../util/lock.js";
 import type { ProgressSink } from "../util/progress.js";
 import { ensureAgent, type AgentArtifact, agentVersion } from "./agent.js";
 import { cachePaths, sha256File, slug } from "./artifacts.js";
+import { detachMountsBelow, removeBuildDir } from "./build-dir.js";
 import { environmentNames, findRecipe, recipes, type Recipe } from "./catalog.js";
 import { ensureKernel, kernelKey, type KernelArtifact } from "./kernel.js";
 import { buildRootfsImage, prepareWorkDir } from "./rootfs.js";
@@ -71,27 +73,52 @@ export async function pullEnvironment(
   const verify = options.verifyDigest ?? true;
   await ensureKernel(progress);
   await ensureAgent(progress);
-  const lock = join(cachePaths.locks(), `env-${slug(name)}-${recipe.digest}.lock`);
-  return withLock(
-    lock,
-    async () => {
-      const existing = await readManifest(recipe);
-      if (existing && (await isIntact(recipe, existing, verify))) {
-        return { environment: name, status: "cached" as const, manifest: existing };
-      }
-      if (existing) progress({ scope: "pull", phase: "repair", fields: { environment: name } });
-      const manifest = await buildEnvironment(recipe, progress);
-      return {
-        environment: name,
-        status: existing ? ("repaired" as const) : ("built" as const),
-        manifest,
-      };
-    },
-    {
+  return withBuildLock(recipe, progress, async () => {
+    const existing = await readManifest(recipe);
+    if (existing && (await isIntact(recipe, existing, verify))) {
+      return { environment: name, status: "cached" as const, manifest: existing };
+    }
+    if (existing) progress({ scope: "pull", phase: "repair", fields: { environment: name } });
+    const manifest = await buildEnvironment(recipe, progress);
+    return {
+      environment: name,
+      status: existing ? ("repaired" as const) : ("built" as const),
+      manifest,
+    };
+  });
+}
+
+/**
+ * One build of an environment at a time, across processes. A second pull waits for the
+ * first (two `pyro run`s on an empty cache build once); a build whose process died is
+ * taken over at once. Waiting too long for a live one is a `conflict` that says so.
+ */
+export async function withBuildLock<T>(
+  recipe: Recipe,
+  progress: ProgressSink,
+  build: () => Promise<T>,
+  options: { timeoutMs?: number } = {},
+): Promise<T> {
+  const lock = join(cachePaths.locks(), `env-${slug(recipe.name)}-${recipe.digest}.lock`);
+  const environment = recipe.name;
+  try {
+    return await withLock(lock, build, {
+      ...options,
       onWait: (pid) =>
-        progress({ scope: "pull", phase: "wait-lock", fields: { environment: name, pid } }),
-    },
-  );
+        progress({ scope: "pull", phase: "wait-lock", fields: { environment, pid } }),
+    });
+  } catch (error) {
+    if (!isPyroError(error) || error.code !== "conflict" || error.details.lock !== lock)
+      throw error;
+    const pid = error.details.holder_pid;
+    throw new PyroError(
+      "conflict",
+      `another build of environment ${environment} is running (process ${pid}) and did not ` +
+        `finish while this pull waited; pull again once it is done, or, if that process is ` +
+        `stuck, stop it (kill ${pid}) and pull again: an interrupted build is cleaned up`,
+      { details: { environment, holder_pid: pid, lock }, cause: error },
+    );
+  }
 }
 
 async function buildEnvironment(recipe: Recipe, progress: ProgressSink) {
@@ -123,7 +150,7 @@ async function buildEnvironment(recipe: Recipe, progress: ProgressSink) {
     progress({ scope: "pull", phase: "done", fields: { environment: recipe.name } });
     return manifest;
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await removeBuildDir(work);
   }
 }
 
@@ -215,8 +242,12 @@ export async function pruneEnvironments() {
   }
   const locks = await listDir(cachePaths.locks());
   if (locks.length === 0) {
-    for (const entry of await listDir(cachePaths.builds()))
+    for (const entry of await listDir(cachePaths.builds())) {
+      // An interrupted build's tree may still hold mounts: never measure or delete
+      // through them (a mounted /proc alone would be walked for minutes).
+      await detachMountsBelow(join(cachePaths.builds(), entry));
       await drop(join(cachePaths.builds(), entry));
+    }
   }
   return { removed, freed_bytes: freed, environments: environmentNames() };
 }
@@ -225,8 +256,9 @@ async function listDir(path: string): Promise<string[]> {
   return readdir(path).catch(() => []);
 }
 
+/** Bytes on disk below `path`; links are counted, never followed (a build tree has many). */
 async function diskUsage(path: string): Promise<number> {
-  const info = await stat(path).catch(() => undefined);
+  const info = await lstat(path).catch(() => undefined);
   if (!info) return 0;
   if (!info.isDirectory()) return info.blocks * 512;
   let total = 0;

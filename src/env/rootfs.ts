@@ -1,8 +1,9 @@
-import { mkdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { runChecked } from "../util/process.js";
 import type { ProgressSink } from "../util/progress.js";
 import { sha256File } from "./artifacts.js";
+import { isolatedCommand, removeBuildDir } from "./build-dir.js";
 import type { Recipe } from "./catalog.js";
 
 export const BASE_IMAGE_LABEL = "pyro-base";
@@ -50,9 +51,15 @@ export async function buildRootfsImage(
     tree,
     mirror,
   ];
-  await runChecked(`build environment ${recipe.name} (mmdebstrap)`, "mmdebstrap", args, {
-    onLine: (line) => emit("bootstrap", line.slice(0, 120)),
-  });
+  // In namespaces of its own: a client killed mid-build must not leave the tree's /proc,
+  // /sys, /dev/pts and /dev/shm mounted on the host (see build-dir.ts).
+  const bootstrap = isolatedCommand("mmdebstrap", args);
+  await runChecked(
+    `build environment ${recipe.name} (mmdebstrap in its own mount namespace)`,
+    bootstrap.cmd,
+    bootstrap.args,
+    { onLine: (line) => emit("bootstrap", line.slice(0, 120)) },
+  );
   const packages = await readInstalledPackages(tree);
   emit("make-image");
   const imagePath = join(workDir, "rootfs.ext4");
@@ -74,7 +81,7 @@ export async function buildRootfsImage(
     imagePath,
     `${sizeKib}K`,
   ]);
-  await rm(tree, { recursive: true, force: true });
+  await removeBuildDir(tree);
   emit("digest");
   const sha256 = await sha256File(imagePath);
   const sizeBytes = (await stat(imagePath)).size;
@@ -103,7 +110,8 @@ async function readInstalledPackages(tree: string) {
   return packages.sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** An empty directory at `path`, whatever an interrupted build left there. */
 export async function prepareWorkDir(path: string) {
-  await rm(path, { recursive: true, force: true });
+  await removeBuildDir(path);
   await mkdir(path, { recursive: true });
 }

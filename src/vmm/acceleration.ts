@@ -12,6 +12,11 @@ export interface AccelerationFacts {
   kvmDeviceAccessible: boolean;
   /** The CPU advertises hardware virtualisation (`vmx` or `svm`). */
   cpuHasVirtualization: boolean;
+  /**
+   * The running host kernel (`uname -r`): a cached probe answer holds only for the kernel
+   * it was taken on, since a kernel update can fix or break KVM. @default os.release()
+   */
+  hostKernel?: string;
 }
 
 export interface AccelerationDecision {
@@ -79,6 +84,7 @@ export async function readAccelerationFacts(): Promise<AccelerationFacts> {
     kvmDeviceExists: exists,
     kvmDeviceAccessible: accessible,
     cpuHasVirtualization: flags.includes("vmx") || flags.includes("svm"),
+    hostKernel: release(),
   };
 }
 
@@ -104,10 +110,12 @@ export async function resolveAcceleration(
   probe: (() => Promise<{ ok: boolean; detail: string; transient?: boolean }>) | undefined,
   facts?: AccelerationFacts,
 ): Promise<ResolvedAcceleration> {
-  const decision = decideAcceleration(facts ?? (await readAccelerationFacts()));
+  const hostFacts = facts ?? (await readAccelerationFacts());
+  const hostKernel = hostFacts.hostKernel ?? release();
+  const decision = decideAcceleration(hostFacts);
   if (!decision.needsProbe) return { ...decision, probed: false };
   const cached = await readJsonIfExists<CachedProbe>(cachePath);
-  if (cached?.host_kernel === release()) {
+  if (cached?.host_kernel === hostKernel) {
     return { acceleration: cached.acceleration, reason: cached.reason, probed: true };
   }
   // Without a probe (doctor), report the likely answer and that it is not confirmed yet.
@@ -121,13 +129,13 @@ export async function resolveAcceleration(
   const result = await probe();
   const resolved: CachedProbe = result.ok
     ? {
-        host_kernel: release(),
+        host_kernel: hostKernel,
         acceleration: "kvm",
         reason: "KVM usable (boot probe passed)",
         checked_at: new Date().toISOString(),
       }
     : {
-        host_kernel: release(),
+        host_kernel: hostKernel,
         acceleration: "tcg",
         reason: `KVM boot probe failed (${result.detail}); using TCG software emulation`,
         checked_at: new Date().toISOString(),

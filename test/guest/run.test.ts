@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Pyro } from "../../src/index.js";
 import { SandboxRuntime } from "../../src/manager/runtime.js";
 import { VmManager } from "../../src/manager/vms.js";
+import { expectedAcceleration } from "../helpers/accel.js";
 import { eventually, isolatedHome, processesMentioning, vmDirs } from "../helpers/guest.js";
 
 const home = isolatedHome();
@@ -19,7 +20,7 @@ describe("pyro run through real VMs", () => {
     expect(r.exit_code).toBe(0);
     expect(r.stdout).toMatch(/^git version 2\.39\.\d+/);
     expect(r.execution_mode).toBe("guest");
-    expect(["kvm", "tcg"]).toContain(r.acceleration);
+    expect(r.acceleration).toBe(expectedAcceleration());
     expect(r.timings.boot_ms).toBeGreaterThan(0);
     expect(r.vm_id).toMatch(/^vm_[0-9a-f]{12}$/);
   });
@@ -83,12 +84,43 @@ describe("pyro run through real VMs", () => {
     expect(r.stderr).toMatch(/no-such-tool/);
   });
 
-  it("runs four VMs at once", async () => {
+  it("runs four VMs at once: all four commands are running before any of them ends", async () => {
+    // Each command says it started, then sleeps until the host releases it, which the host
+    // does only once all four have said so. VMs run one after another would never get
+    // there: the first ending on its own (or failing) releases everyone early, and the
+    // order of events below shows it.
+    const ids = [1, 2, 3, 4];
+    const release = new AbortController();
+    const running = new Set<number>();
+    const events: string[] = [];
     const results = await Promise.all(
-      [1, 2, 3, 4].map((i) =>
-        pyro.runInVm({ environment: "debian:12-base", command: ["sh", "-c", `echo ${i}`] }),
+      ids.map((i) =>
+        pyro
+          .runInVm(
+            {
+              environment: "debian:12-base",
+              command: ["sh", "-c", `echo ${i}; exec sleep 150`],
+              timeout_seconds: 120,
+            },
+            {
+              signal: release.signal,
+              onStdout: () => {
+                if (running.has(i)) return;
+                running.add(i);
+                events.push("started");
+                if (running.size === ids.length) release.abort();
+              },
+            },
+          )
+          .finally(() => {
+            events.push("ended");
+            release.abort();
+          }),
       ),
     );
+    expect(events).toEqual([...ids.map(() => "started"), ...ids.map(() => "ended")]);
+    // Ended by the host's release (killed, 137), not by their timeout or sleep running out.
+    expect(results.map((r) => [r.exit_code, r.timed_out])).toEqual(ids.map(() => [137, false]));
     expect(results.map((r) => r.stdout)).toEqual(["1\n", "2\n", "3\n", "4\n"]);
     expect(new Set(results.map((r) => r.vm_id)).size).toBe(4);
   });

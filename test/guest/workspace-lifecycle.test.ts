@@ -11,7 +11,7 @@ function cliExec(id: string, script: string): Promise<{ code: number | null; std
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      [CLI_ENTRY, "workspace", "exec", id, "--", "sh", "-c", script],
+      [CLI_ENTRY, "workspace", "exec", id, "--timeout-seconds", "60", "--", "sh", "-c", script],
       {
         stdio: ["ignore", "pipe", "ignore"],
       },
@@ -28,13 +28,18 @@ describe("workspace lifecycle rules", () => {
       environment: "debian:12-base",
       mem_mib: 256,
     });
-    const results = await Promise.all(
-      [1, 2, 3].map((i) => cliExec(workspace_id, `sleep 0.5; echo ${i} > f${i}; echo ${i}`)),
-    );
+    // A barrier in the shared /workspace: each exec marks that it runs, then waits (up to
+    // 30 s) until all three marks exist, and prints how many it saw. Execs that ran one
+    // after another would each wait in vain and print fewer than 3.
+    const barrier = (i: number) =>
+      `touch running-${i}; n=0; ` +
+      `while [ "$(ls running-* | wc -l)" -lt 3 ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done; ` +
+      `echo ${i} > f${i}; echo "${i} saw $(ls running-* | wc -l)"`;
+    const results = await Promise.all([1, 2, 3].map((i) => cliExec(workspace_id, barrier(i))));
     expect(results.map((r) => [r.code, r.stdout])).toEqual([
-      [0, "1\n"],
-      [0, "2\n"],
-      [0, "3\n"],
+      [0, "1 saw 3\n"],
+      [0, "2 saw 3\n"],
+      [0, "3 saw 3\n"],
     ]);
     const logs = await pyro.logsWorkspace({ workspace_id });
     expect(logs.entries.map((e) => e.sequence).sort()).toEqual([1, 2, 3]);

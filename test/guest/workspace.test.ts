@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Pyro } from "../../src/index.js";
 import { runCommand } from "../../src/util/process.js";
+import { runCli } from "../helpers/cli.js";
 import { eventually, isolatedHome, processesMentioning } from "../helpers/guest.js";
 
 const home = isolatedHome();
@@ -246,6 +247,27 @@ describe("workspace through the SDK, on a real VM", () => {
     ).rejects.toMatchObject({ code: "invalid_argument" });
   });
 
+  it("the CLI prints guest file names, errors and logs with control characters escaped", async () => {
+    // A name that would set the terminal's title, and output that would clear the screen.
+    await pyro.execWorkspace({
+      workspace_id: id,
+      command: ["sh", "-c", 'touch "$(printf "evil\\033]0;pwned\\007.txt")"; printf "\\033[2Jout"'],
+    });
+    const list = await runCli(["workspace", "file", "list", id]);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/ {2}evil\\x1b\]0;pwned\\x07\.txt\n/);
+    const missing = await runCli(["workspace", "file", "read", id, "evil\x1b]0;pwned\x07.nope"]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/^pyro: error \[\w+\]: .*evil\\x1b\]0;pwned\\x07\.nope/);
+    const logs = await runCli(["workspace", "logs", id, "--limit", "1"]);
+    expect(logs.stdout).toContain("\\x1b[2Jout");
+    for (const output of [list, missing, logs]) {
+      expect(output.stdout + output.stderr).not.toContain("\x1b");
+      expect(output.stdout + output.stderr).not.toContain("\x07");
+    }
+    await pyro.execWorkspace({ workspace_id: id, command: ["sh", "-c", "rm -f evil*"] });
+  });
+
   it("stop keeps the files, start brings them back; update sets name and labels", async () => {
     await pyro.writeWorkspaceFile({ workspace_id: id, path: "kept.txt", text: "still here\n" });
     expect((await pyro.stopWorkspace({ workspace_id: id })).state).toBe("stopped");
@@ -262,8 +284,12 @@ describe("workspace through the SDK, on a real VM", () => {
       labels: { team: "a" },
       clear_labels: ["ticket"],
     });
-    expect(updated).toMatchObject({ name: "renamed", labels: { team: "a" } });
-    expect((await pyro.listWorkspaces()).workspaces.map((w) => w.workspace_id)).toContain(id);
+    // Exact label sets: toMatchObject would also accept a "ticket" that was never cleared.
+    expect(updated.name).toBe("renamed");
+    expect(updated.labels).toEqual({ team: "a" });
+    expect((await pyro.statusWorkspace({ workspace_id: id })).labels).toEqual({ team: "a" });
+    const listed = (await pyro.listWorkspaces()).workspaces.find((w) => w.workspace_id === id);
+    expect(listed?.labels).toEqual({ team: "a" });
   });
 
   it("a VMM killed mid-work leaves a failed workspace that starts again with its files", async () => {

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { expectedAcceleration } from "../helpers/accel.js";
 import { CLI_ENTRY, runCli } from "../helpers/cli.js";
 import { eventually, isolatedHome, processesMentioning, vmDirs } from "../helpers/guest.js";
 
@@ -41,6 +42,7 @@ describe("pyro CLI as a subprocess", () => {
     }
     expect(Object.keys(payload)).toEqual([...Object.keys(payload)].sort());
     expect(r.stdout).toContain('\n  "acceleration"');
+    expect(payload.acceleration).toBe(expectedAcceleration());
   });
 
   it("exits 124 on timeout", async () => {
@@ -112,8 +114,18 @@ describe("pyro CLI as a subprocess", () => {
         "acceleration",
       ]),
     );
-    expect(["kvm", "tcg"]).toContain(report.acceleration.mode);
+    expect(report.acceleration.mode).toBe(expectedAcceleration());
     expect(doctor.code).toBe(report.ok ? 0 : 1);
+  });
+
+  it("prints an error that quotes control characters with them escaped", async () => {
+    const r = await runCli(["env", "inspect", "nope\x1b]0;pwned\x07\x1b[2J:1"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      '[not_found]: unknown environment "nope\\x1b]0;pwned\\x07\\x1b[2J:1"',
+    );
+    expect(r.stderr).not.toContain("\x1b");
+    expect(r.stderr).not.toContain("\x07");
   });
 
   it("answers --version and rejects unknown commands with exit 2", async () => {

@@ -87,3 +87,43 @@ describe("a probe that only timed out", () => {
     expect(probes).toBe(2);
   });
 });
+
+describe("a cached probe answer and the host kernel", () => {
+  const kernelA = { ...hardwareKvm, hostKernel: "6.1.0-40-amd64" };
+  const kernelB = { ...hardwareKvm, hostKernel: "6.1.0-41-amd64" };
+
+  it("probes again after the host kernel changes, and caches the new kernel's answer", async () => {
+    const { resolveAcceleration } = await import("../../src/vmm/acceleration.js");
+    const { mkdtemp, readFile } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const cache = `${await mkdtemp(`${tmpdir()}/pyro-accel-`)}/acceleration.json`;
+    const probed: string[] = [];
+    // KVM broken on kernel A, fixed on kernel B: the old answer must not stick.
+    const probeOn = (kernel: string, ok: boolean) => async () => {
+      probed.push(kernel);
+      return { ok, detail: ok ? "booted" : "failed to set MSR 0x10a" };
+    };
+    const onA = await resolveAcceleration(cache, probeOn("A", false), kernelA);
+    expect(onA.acceleration).toBe("tcg");
+    expect((await resolveAcceleration(cache, probeOn("A", true), kernelA)).acceleration).toBe(
+      "tcg",
+    );
+    expect(probed).toEqual(["A"]);
+    const onB = await resolveAcceleration(cache, probeOn("B", true), kernelB);
+    expect(onB).toMatchObject({ acceleration: "kvm", probed: true });
+    expect(probed).toEqual(["A", "B"]);
+    expect(JSON.parse(await readFile(cache, "utf8"))).toMatchObject({
+      host_kernel: "6.1.0-41-amd64",
+      acceleration: "kvm",
+    });
+    // And back on A (a reboot into the old kernel) it asks again rather than trusting B's answer.
+    await resolveAcceleration(cache, probeOn("A", false), kernelA);
+    expect(probed).toEqual(["A", "B", "A"]);
+  });
+
+  it("reads the running kernel's release as a host fact", async () => {
+    const { readAccelerationFacts } = await import("../../src/vmm/acceleration.js");
+    const { release } = await import("node:os");
+    expect((await readAccelerationFacts()).hostKernel).toBe(release());
+  });
+});

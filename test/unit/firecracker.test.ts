@@ -334,13 +334,17 @@ describe("host-initiated vsock handshake", () => {
 
   it("fails at once on a reply that is not OK <port>", async () => {
     const path = join(dir, "v.sock");
-    await fakeVsock(path, (socket) => socket.end("HTTP/1.1 400 Bad Request\r\n\r\n"));
-    const started = Date.now();
-    await expect(connectVsock(path, 5005, 5_000)).rejects.toMatchObject({
+    let attempts = 0;
+    await fakeVsock(path, (socket) => {
+      attempts += 1;
+      socket.end("HTTP/1.1 400 Bad Request\r\n\r\n");
+    });
+    // A deadline far beyond the test's own timeout: only an answer without retrying passes.
+    await expect(connectVsock(path, 5005, 600_000, { retryIntervalMs: 10 })).rejects.toMatchObject({
       code: "unavailable",
       message: expect.stringContaining("unexpected reply to CONNECT 5005"),
     });
-    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(attempts).toBe(1);
   });
 
   it("fails on an endless line without a newline instead of buffering it", async () => {
@@ -434,11 +438,11 @@ describe("stopping a Firecracker VM", () => {
   });
 
   it("kills Firecracker at once when its API socket does not answer", async () => {
-    const { vm, kill } = handle(join(dir, "missing.sock"), 5_000);
-    const started = Date.now();
+    // A grace far beyond the test's own timeout: waiting it out instead of killing fails.
+    const { vm, kill } = handle(join(dir, "missing.sock"), 600_000);
     await vm.stop();
-    expect(kill).toHaveBeenCalled();
-    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(kill).toHaveBeenCalledTimes(1);
+    expect(vm.status()).toBe("exited");
   });
 
   it("does nothing once Firecracker has exited", async () => {

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { Pyro } from "../../sdk/pyro.js";
+import { escapeLine } from "../escape.js";
 import { EXIT, printJson, reportError } from "../output.js";
 
 /** `pyro doctor`: one PASS/FAIL line per host requirement, each FAIL with its fix. */
@@ -15,11 +16,14 @@ export function registerDoctor(program: Command, pyro: () => Pyro): void {
         else {
           for (const c of report.checks) {
             const mark = c.status === "pass" ? "PASS" : c.required ? "FAIL" : "FAIL (optional)";
-            process.stdout.write(`${mark.padEnd(15)} ${c.name.padEnd(15)} ${c.detail}\n`);
-            if (c.fix) process.stdout.write(`${"".padEnd(15)} ${"".padEnd(15)} fix: ${c.fix}\n`);
+            process.stdout.write(
+              `${mark.padEnd(15)} ${c.name.padEnd(15)} ${escapeLine(c.detail)}\n`,
+            );
+            if (c.fix)
+              process.stdout.write(`${"".padEnd(15)} ${"".padEnd(15)} fix: ${escapeLine(c.fix)}\n`);
           }
           process.stdout.write(
-            `acceleration: ${report.acceleration.mode} (${report.acceleration.reason})\n`,
+            `acceleration: ${report.acceleration.mode} (${escapeLine(report.acceleration.reason)})\n`,
           );
         }
         process.exitCode = report.ok ? EXIT.ok : EXIT.failure;

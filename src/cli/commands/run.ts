@@ -30,6 +30,9 @@ export function registerRun(program: Command, pyro: () => Pyro): void {
       }
       const result = await pyro().runInVm(
         { environment, command: argv, ...schemaOptionValues(options, FLAG_FIELDS) },
+        // The command's own output passes through unchanged, as ssh and docker exec pass
+        // it: it is what the user ran the command for (colours, progress bars, binary
+        // data through a pipe). Everything pyro itself prints about it is escaped.
         json
           ? {}
           : { onStdout: (c) => process.stdout.write(c), onStderr: (c) => process.stderr.write(c) },

@@ -9,7 +9,8 @@ import {
   resetWorkspace,
 } from "../../../contract/workspace.js";
 import type { Pyro } from "../../../sdk/pyro.js";
-import { action, jsonOption, print, printRecord } from "../../action.js";
+import { action, jsonOption, print, printNote, printRecord } from "../../action.js";
+import { escapeLine, forTerminal } from "../../escape.js";
 
 /** `pyro workspace diff | export | sync push | snapshot ... | reset`. */
 export function registerContent(workspace: Command, pyro: () => Pyro): void {
@@ -23,10 +24,10 @@ export function registerContent(workspace: Command, pyro: () => Pyro): void {
         ([id]) => pyro().diffWorkspace({ workspace_id: id! }),
         (d) => {
           const s = d.summary;
-          process.stderr.write(
-            `${s.total} changes: ${s.added} added, ${s.modified} modified, ${s.deleted} deleted, ${s.type_changed} type changed\n`,
+          printNote(
+            `${s.total} changes: ${s.added} added, ${s.modified} modified, ${s.deleted} deleted, ${s.type_changed} type changed`,
           );
-          if (d.patch) process.stdout.write(d.patch);
+          if (d.patch) process.stdout.write(forTerminal(d.patch, process.stdout));
         },
       ),
     );
@@ -48,7 +49,9 @@ export function registerContent(workspace: Command, pyro: () => Pyro): void {
             overwrite: options.overwrite === true,
           }),
         (r) =>
-          print(`exported ${r.path} to ${r.output_path} (${r.entries} entries, ${r.bytes} bytes)`),
+          print(
+            `exported ${escapeLine(r.path)} to ${escapeLine(r.output_path)} (${r.entries} entries, ${r.bytes} bytes)`,
+          ),
       ),
     );
   const sync = workspace.command("sync").description("Copy host files into a workspace.");
@@ -68,7 +71,9 @@ export function registerContent(workspace: Command, pyro: () => Pyro): void {
             dest: options.dest as string,
           }),
         (r) =>
-          print(`pushed ${r.source_path} to ${r.dest} (${r.entries} entries, ${r.bytes} bytes)`),
+          print(
+            `pushed ${escapeLine(r.source_path)} to ${escapeLine(r.dest)} (${r.entries} entries, ${r.bytes} bytes)`,
+          ),
       ),
     );
   const snapshot = workspace
@@ -97,7 +102,7 @@ export function registerContent(workspace: Command, pyro: () => Pyro): void {
         ({ snapshots }) => {
           for (const s of snapshots)
             print(
-              `${s.snapshot_name.padEnd(24)} ${s.kind.padEnd(9)} ${String(s.size_bytes).padStart(10)}  ${s.created_at}`,
+              `${escapeLine(s.snapshot_name).padEnd(24)} ${s.kind.padEnd(9)} ${String(s.size_bytes).padStart(10)}  ${s.created_at}`,
             );
         },
       ),

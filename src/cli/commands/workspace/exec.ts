@@ -36,6 +36,9 @@ export function registerExec(workspace: Command, pyro: () => Pyro): void {
           ...(options.cwd ? { cwd: options.cwd as string } : {}),
           secret_env: (options.secretEnv as Record<string, string>) ?? {},
         },
+        // The command's own output passes through unchanged, as ssh and docker exec pass
+        // it: it is what the user ran the command for (colours, progress bars, binary
+        // data through a pipe). Everything pyro itself prints about it is escaped.
         json
           ? {}
           : { onStdout: (c) => process.stdout.write(c), onStderr: (c) => process.stderr.write(c) },

@@ -7,7 +7,8 @@ import {
   writeWorkspaceFile,
 } from "../../../contract/workspace.js";
 import type { Pyro } from "../../../sdk/pyro.js";
-import { action, jsonOption, print } from "../../action.js";
+import { action, jsonOption, print, printNote } from "../../action.js";
+import { escapeLine, forTerminal } from "../../escape.js";
 import { UsageError } from "../../output.js";
 
 /** Exactly one of an inline text flag and a file flag. */
@@ -44,13 +45,13 @@ export function registerFiles(workspace: Command, pyro: () => Pyro): void {
               e.artifact_type === "directory"
                 ? "/"
                 : e.link_target !== null
-                  ? ` -> ${e.link_target}`
+                  ? ` -> ${escapeLine(e.link_target)}`
                   : "";
             print(
-              `${e.artifact_type.padEnd(9)} ${String(e.size_bytes).padStart(10)}  ${e.path}${suffix}`,
+              `${e.artifact_type.padEnd(9)} ${String(e.size_bytes).padStart(10)}  ${escapeLine(e.path)}${suffix}`,
             );
           }
-          if (truncated) process.stderr.write("(listing truncated)\n");
+          if (truncated) printNote("(listing truncated)");
         },
       ),
     );
@@ -70,9 +71,8 @@ export function registerFiles(workspace: Command, pyro: () => Pyro): void {
             max_bytes: options.maxBytes as number,
           }),
         (result) => {
-          process.stdout.write(result.content);
-          if (result.truncated)
-            process.stderr.write(`\n(truncated: ${result.size_bytes} bytes in all)\n`);
+          process.stdout.write(forTerminal(result.content, process.stdout));
+          if (result.truncated) printNote(`\n(truncated: ${result.size_bytes} bytes in all)`);
         },
       ),
     );
@@ -92,7 +92,7 @@ export function registerFiles(workspace: Command, pyro: () => Pyro): void {
             path: path!,
             text: await textFrom(options.text, options.textFile, ["--text", "--text-file"]),
           }),
-        (r) => print(`wrote ${r.bytes_written} bytes to ${r.path}`),
+        (r) => print(`wrote ${r.bytes_written} bytes to ${escapeLine(r.path)}`),
       ),
     );
 
@@ -112,7 +112,7 @@ export function registerFiles(workspace: Command, pyro: () => Pyro): void {
             patch: await textFrom(options.patch, options.patchFile, ["--patch", "--patch-file"]),
           }),
         (r) => {
-          for (const e of r.entries) print(`${e.status.padEnd(9)} ${e.path}`);
+          for (const e of r.entries) print(`${e.status.padEnd(9)} ${escapeLine(e.path)}`);
           print(
             `${r.summary.total} files: ${r.summary.added} added, ${r.summary.modified} modified, ${r.summary.deleted} deleted`,
           );

@@ -9,7 +9,16 @@ import {
   updateWorkspace,
 } from "../../../contract/workspace.js";
 import type { Pyro } from "../../../sdk/pyro.js";
-import { action, collectList, collectPairs, jsonOption, print, printRecord } from "../../action.js";
+import {
+  action,
+  collectList,
+  collectPairs,
+  jsonOption,
+  print,
+  printNote,
+  printRecord,
+} from "../../action.js";
+import { escapeLine } from "../../escape.js";
 
 /** `pyro workspace list | status | logs | delete | stop | start | update`. */
 export function registerLifecycle(workspace: Command, pyro: () => Pyro): void {
@@ -24,10 +33,10 @@ export function registerLifecycle(workspace: Command, pyro: () => Pyro): void {
           if (!workspaces.length) return print("no workspaces");
           for (const w of workspaces) {
             const labels = Object.entries(w.labels)
-              .map(([k, v]) => `${k}=${v}`)
+              .map(([k, v]) => escapeLine(`${k}=${v}`))
               .join(",");
             print(
-              `${w.workspace_id}  ${w.state.padEnd(8)} ${w.environment.padEnd(16)} ${w.name ?? "-"}  ${labels}`,
+              `${w.workspace_id}  ${w.state.padEnd(8)} ${w.environment.padEnd(16)} ${escapeLine(w.name ?? "-")}  ${labels}`,
             );
           }
         },
@@ -61,13 +70,10 @@ export function registerLifecycle(workspace: Command, pyro: () => Pyro): void {
         ({ entries }) => {
           for (const e of entries) {
             print(
-              `#${e.sequence} [exit ${e.exit_code}${e.timed_out ? ", timed out" : ""}] ${e.cwd}$ ${e.command.join(" ")}`,
+              `#${e.sequence} [exit ${e.exit_code}${e.timed_out ? ", timed out" : ""}] ${escapeLine(e.cwd)}$ ${escapeLine(e.command.join(" "))}`,
             );
             if (e.stdout_tail) print(e.stdout_tail);
-            if (e.stderr_tail)
-              process.stderr.write(
-                e.stderr_tail.endsWith("\n") ? e.stderr_tail : `${e.stderr_tail}\n`,
-              );
+            if (e.stderr_tail) printNote(e.stderr_tail);
           }
         },
       ),
