@@ -93,7 +93,10 @@ describe("guest agent as a host process", () => {
   });
 
   it("truncates output beyond the bound and still counts it", async () => {
-    const r = await client.exec({ argv: ["head", "-c", "5000000", "/dev/zero"], max_output_bytes: 1000 });
+    const r = await client.exec({
+      argv: ["head", "-c", "5000000", "/dev/zero"],
+      max_output_bytes: 1000,
+    });
     expect(r.stdout.length).toBe(1000);
     expect(r.stdout_truncated).toBe(true);
     expect(r.stdout_bytes).toBe(5_000_000);
