@@ -1,4 +1,4 @@
-import { link, mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { link, mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { PyroError } from "../contract/errors.js";
 import { dirname } from "node:path";
 import { isErrno } from "./fs.js";
@@ -27,21 +27,37 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, options: L
   }
 }
 
+/** A takeover marker left by a process that died mid-takeover is cleared after this. */
+const STALE_MARKER_MS = 10_000;
+
 /**
- * Removes a dead holder's lock without racing another waiter: the lock is renamed away
- * (only one rename can win), and if what was taken turns out to be a live process's fresh
- * lock it is linked back, which fails harmlessly if a third process got there first.
+ * Removes a dead holder's lock without racing other waiters. The lock is first hard-linked
+ * to a marker named after the dead pid: only one waiter can create it, and while it exists
+ * nobody else takes over that holder, so the winner knows `path` is still the dead
+ * holder's file when it unlinks it. A waiter that links a live holder's newer lock sees
+ * that pid in the marker and backs off; renaming the lock away instead (the old way) could
+ * move a live lock aside between another waiter's check and its link back.
  */
 async function takeOverStaleLock(path: string, deadHolder: number): Promise<void> {
-  const aside = `${path}.stale-${process.pid}-${Date.now()}`;
+  const marker = `${path}.takeover-${deadHolder}`;
   try {
-    await rename(path, aside);
-  } catch {
-    return; // another waiter took it over first
+    await link(path, marker);
+  } catch (error) {
+    if (isErrno(error, "EEXIST")) await clearAbandonedMarker(marker);
+    return; // someone else is taking it over, or the lock is already gone
   }
-  const taken = Number.parseInt(await readFile(aside, "utf8").catch(() => ""), 10);
-  if (taken !== deadHolder) await link(aside, path).catch(() => {});
-  await rm(aside, { force: true });
+  try {
+    const taken = Number.parseInt(await readFile(marker, "utf8").catch(() => ""), 10);
+    if (taken === deadHolder) await rm(path, { force: true });
+  } finally {
+    await rm(marker, { force: true });
+  }
+}
+
+/** ctime, not mtime: the marker shares the old lock's inode, and link() sets its ctime. */
+async function clearAbandonedMarker(marker: string): Promise<void> {
+  const info = await stat(marker).catch(() => undefined);
+  if (info && Date.now() - info.ctimeMs > STALE_MARKER_MS) await rm(marker, { force: true });
 }
 
 async function acquireLock(path: string, options: LockOptions): Promise<() => Promise<void>> {
