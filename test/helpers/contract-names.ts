@@ -88,3 +88,32 @@ export function parseContractNames(markdown: string): ContractName[] {
     throw new Error(`cannot pair methods and tools in CONTRACT.md row: ${methodCell}`);
   });
 }
+
+/**
+ * The profiles' tool lists as CONTRACT.md states them, written out here rather than taken
+ * from PROFILE_TOOLS or operationsForProfile(), which the server itself uses: a tool
+ * dropped from (or added to) those must make these tests fail.
+ */
+export const VM_RUN_TOOLS = ["vm_run"];
+export const WORKSPACE_CORE_TOOLS = [
+  "vm_run",
+  "workspace_create",
+  "workspace_list",
+  "workspace_status",
+  "workspace_update",
+  "workspace_exec",
+  "workspace_sync_push",
+  "workspace_file_list",
+  "workspace_file_read",
+  "workspace_file_write",
+  "workspace_patch_apply",
+  "workspace_diff",
+  "workspace_export",
+  "workspace_reset",
+  "workspace_delete",
+];
+/** workspace-full is "everything": every tool in CONTRACT.md's table not awaiting its issue. */
+export const workspaceFullTools = () =>
+  contractNames().flatMap((n) =>
+    n.mcpTool !== undefined && !(n.sdkMethod in NOT_YET_IMPLEMENTED) ? [n.mcpTool] : [],
+  );

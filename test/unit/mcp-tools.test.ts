@@ -8,7 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { operationsForProfile, type McpProfile } from "../../src/contract/operations.js";
 import { createServer } from "../../src/mcp/server.js";
-import { NOT_YET_IMPLEMENTED, contractNames } from "../helpers/contract-names.js";
+import {
+  VM_RUN_TOOLS,
+  WORKSPACE_CORE_TOOLS,
+  workspaceFullTools,
+} from "../helpers/contract-names.js";
 
 /** A real MCP client talking to the real server over the SDK's in-memory linked pair. */
 async function connect(profile?: McpProfile) {
@@ -34,35 +38,6 @@ afterAll(() => {
   else process.env.PYRO_HOME = previousHome;
   rmSync(home, { recursive: true, force: true });
 });
-
-/**
- * The profiles' tool lists as CONTRACT.md states them, written out here rather than taken
- * from PROFILE_TOOLS or operationsForProfile(), which the server itself uses: a tool
- * dropped from (or added to) those must make these tests fail.
- */
-const VM_RUN_TOOLS = ["vm_run"];
-const WORKSPACE_CORE_TOOLS = [
-  "vm_run",
-  "workspace_create",
-  "workspace_list",
-  "workspace_status",
-  "workspace_update",
-  "workspace_exec",
-  "workspace_sync_push",
-  "workspace_file_list",
-  "workspace_file_read",
-  "workspace_file_write",
-  "workspace_patch_apply",
-  "workspace_diff",
-  "workspace_export",
-  "workspace_reset",
-  "workspace_delete",
-];
-/** workspace-full is "everything": every tool in CONTRACT.md's table not awaiting its issue. */
-const workspaceFullTools = () =>
-  contractNames().flatMap((n) =>
-    n.mcpTool !== undefined && !(n.sdkMethod in NOT_YET_IMPLEMENTED) ? [n.mcpTool] : [],
-  );
 
 const sorted = (names: string[]) => [...names].sort();
 
