@@ -67,8 +67,11 @@ function vsockHandshake(udsPath: string, port: number, timeoutMs: number): Promi
     const socket = createConnection(udsPath, () => socket.write(`CONNECT ${port}\n`));
     let received = Buffer.alloc(0);
     const timer = setTimeout(() => fail(new Error(`no reply in ${timeoutMs} ms`)), timeoutMs);
-    const onError = (error: Error) => fail(error);
-    const onClose = () => fail(new Error("closed before OK (nothing listening in the guest yet)"));
+    const closedEarly = () => new Error("closed before OK (nothing listening in the guest yet)");
+    // A close that races our CONNECT write surfaces as EPIPE or ECONNRESET: the same case.
+    const onError = (error: NodeJS.ErrnoException) =>
+      fail(error.code === "EPIPE" || error.code === "ECONNRESET" ? closedEarly() : error);
+    const onClose = () => fail(closedEarly());
     const detach = () => {
       clearTimeout(timer);
       socket.off("readable", onReadable).off("error", onError).off("close", onClose);
