@@ -5,6 +5,7 @@ import { agentError, parseFromGuest } from "../../src/guest/client.js";
 import { decodeControl, MAX_CONTROL_BYTES, ProtocolError } from "../../src/guest/frame.js";
 import { ExitRecordSchema, HelloResultSchema } from "../../src/guest/messages.js";
 import { exitCodeOf } from "../../src/manager/command-result.js";
+import { exitRecord } from "../helpers/fake-agent.js";
 import { propertyRuns, propertySeed, random } from "../helpers/random.js";
 
 /**
@@ -21,17 +22,7 @@ type Rng = () => number;
 const int = (rng: Rng, below: number) => Math.floor(rng() * below);
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[int(rng, items.length)]!;
 
-const VALID_EXIT = {
-  type: "exit",
-  exit_code: 0,
-  signal: null,
-  timed_out: false,
-  stdout_truncated: false,
-  stderr_truncated: false,
-  stdout_bytes: 10,
-  stderr_bytes: 0,
-  duration_ms: 12.5,
-};
+const VALID_EXIT = exitRecord({ stdout_bytes: 10, duration_ms: 12.5 });
 const VALID_HELLO = {
   type: "result",
   protocol: 1,
