@@ -61,14 +61,7 @@ export function runClient(
   env: NodeJS.ProcessEnv,
 ): Promise<ClientOutcome> {
   const started = performance.now();
-  const child = spawn(process.execPath, clientArgs(op, workspaceIds), {
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  const { child, output } = spawnNode(clientArgs(op, workspaceIds), env);
   let killed = false;
   const timer =
     op.kill_after_ms === null
@@ -87,7 +80,7 @@ export function runClient(
         ? `${op.kind} #${op.index} did not end within ${CLIENT_DEADLINE_MS} ms`
         : killed
           ? null
-          : judge(op, code, stdout, stderr);
+          : judge(op, code, output.stdout, output.stderr);
       resolvePromise({ op, killed, exit_code: code, duration_ms, problem });
     });
   });
@@ -132,18 +125,21 @@ export async function runClients(
  * throws when it fails.
  */
 export function cliJson<T>(args: string[], env: NodeJS.ProcessEnv): Promise<T> {
-  const child = spawn(process.execPath, [CLI_ENTRY, ...args], {
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  const { child, output } = spawnNode([CLI_ENTRY, ...args], env);
   return new Promise((resolvePromise, reject) => {
     child.on("close", (code) => {
+      const { stdout, stderr } = output;
       if (code === 0) return resolvePromise(JSON.parse(stdout) as T);
       reject(new Error(`pyro ${args.join(" ")} exited ${code}: ${stderr.trim() || stdout}`));
     });
   });
+}
+
+/** Starts `node ARGS` and collects its stdout and stderr as text. */
+function spawnNode(args: string[], env: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  const output = { stdout: "", stderr: "" };
+  child.stdout.on("data", (c: Buffer) => (output.stdout += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (output.stderr += c.toString()));
+  return { child, output };
 }

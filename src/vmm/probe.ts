@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCommand } from "../util/process.js";
-import { QEMU_BINARY, QEMU_SANDBOX, qemuOptionValue } from "./qemu.js";
+import { QEMU_BINARY, QEMU_ISOLATION_ARGS, qemuOptionValue } from "./qemu.js";
 
 const PROBE_TIMEOUT_MS = 20_000;
 export const PROBE_MARKER = "pyro-agent: probe ok";
@@ -20,13 +20,7 @@ export function probeArgs(kernelPath: string, initrdPath: string, consolePath: s
     "256",
     "-smp",
     "1",
-    "-nodefaults",
-    "-no-user-config",
-    "-display",
-    "none",
-    "-no-reboot",
-    "-sandbox",
-    QEMU_SANDBOX,
+    ...QEMU_ISOLATION_ARGS,
     // Plain paths to QEMU (not option syntax), unlike the chardev's path below.
     "-kernel",
     kernelPath,

@@ -27,6 +27,18 @@ export const QEMU_BINARY = process.env.PYRO_QEMU || "qemu-system-x86_64";
 export const QEMU_SANDBOX =
   "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
+/** What every QEMU pyro starts shares: no default devices or config, no display, no
+ * reboot (a guest reset ends the VM), and the seccomp sandbox. */
+export const QEMU_ISOLATION_ARGS = [
+  "-nodefaults",
+  "-no-user-config",
+  "-display",
+  "none",
+  "-no-reboot",
+  "-sandbox",
+  QEMU_SANDBOX,
+] as const;
+
 /**
  * Escapes a value for QEMU's `key=value,...` option syntax, where a `,` ends the value
  * unless doubled: a path with a comma would otherwise end early or inject options.
@@ -96,13 +108,7 @@ export function qemuArgs(spec: VmmLaunchSpec, hostTscKhz?: number): string[] {
     String(spec.memMib),
     "-smp",
     String(spec.vcpuCount),
-    "-nodefaults",
-    "-no-user-config",
-    "-display",
-    "none",
-    "-no-reboot",
-    "-sandbox",
-    QEMU_SANDBOX,
+    ...QEMU_ISOLATION_ARGS,
     // -kernel and -initrd take a plain path (not option syntax); /proc/self/fd reopens
     // the inherited file without QEMU needing any access to the directories above it.
     "-kernel",
