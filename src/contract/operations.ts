@@ -1,4 +1,5 @@
 import * as environment from "./environment.js";
+import * as shells from "./shells.js";
 import * as vm from "./vm.js";
 import * as ws from "./workspace.js";
 
@@ -40,6 +41,12 @@ export const OPERATIONS = [
   ws.createSnapshot,
   ws.listSnapshots,
   ws.deleteSnapshot,
+  // shells (issue 8)
+  shells.openShell,
+  shells.readShell,
+  shells.writeShell,
+  shells.signalShell,
+  shells.closeShell,
 ] as const;
 
 export type AnyOperation = (typeof OPERATIONS)[number];

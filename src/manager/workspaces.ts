@@ -40,6 +40,7 @@ import {
   type WorkspaceRecord,
 } from "./workspace-store.js";
 import { vmFiles } from "../shim/launch.js";
+import { clearShellRecords } from "./shell-store.js";
 
 const JOURNAL_TAIL_BYTES = 4096;
 const workspaceIdOf = (input: z.input<typeof WorkspaceIdParams>) =>
@@ -327,12 +328,13 @@ export class WorkspaceManager {
   /** Syncs and powers the VM off, keeping its disk. */
   async powerOff(workspaceId: string): Promise<void> {
     const client = await ShimClient.connect(workspaceDir(workspaceId)).catch(() => undefined);
-    if (!client) return;
     try {
-      await client.stop(false);
+      await client?.stop(false);
     } finally {
-      client.destroy();
+      client?.destroy();
     }
+    // The guest's shells ended with it (stop and reset come through here).
+    await clearShellRecords(workspaceId);
   }
 
   /** A fresh, empty writable layer: what `reset` starts from. */

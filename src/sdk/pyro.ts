@@ -13,9 +13,11 @@ import {
 } from "../manager/environments.js";
 import { SandboxRuntime } from "../manager/runtime.js";
 import { VmManager, type RunOptions } from "../manager/vms.js";
+import { ShellManager } from "../manager/shells.js";
 import { WorkspaceContent } from "../manager/workspace-content.js";
 import { WorkspaceManager } from "../manager/workspaces.js";
 import type * as ws from "../contract/workspace.js";
+import type * as shell from "../contract/shells.js";
 import { silentProgress, type ProgressSink } from "../util/progress.js";
 
 type In<T extends z.ZodType> = z.input<T>;
@@ -55,6 +57,7 @@ export class Pyro {
   private readonly vms: VmManager;
   private readonly workspaces: WorkspaceManager;
   private readonly content: WorkspaceContent;
+  private readonly shells: ShellManager;
   private readonly hostPathRoots: HostPathRoots | undefined;
 
   constructor(options: PyroOptions = {}) {
@@ -68,6 +71,7 @@ export class Pyro {
     this.vms = new VmManager(runtime);
     this.workspaces = new WorkspaceManager(runtime);
     this.content = new WorkspaceContent(this.workspaces);
+    this.shells = new ShellManager(this.workspaces);
   }
 
   /**
@@ -300,6 +304,49 @@ export class Pyro {
     options: In<typeof ws.deleteSnapshot.params>,
   ): Promise<Out<typeof ws.deleteSnapshot.result>> {
     return this.content.deleteSnapshot(options);
+  }
+
+  // ---- shells: interactive terminals in a started workspace ----
+
+  /**
+   * Opens a shell (a PTY running the environment's login shell, TERM=xterm-256color) in a
+   * started workspace. It lives until `closeShell`, or until the workspace stops, resets
+   * or is deleted; it does not keep an idle workspace alive.
+   * Defaults: `cwd` "/workspace", `cols` 120, `rows` 30.
+   */
+  openShell(options: In<typeof shell.OpenShellParams>): Promise<Out<typeof shell.ShellRecord>> {
+    return this.shells.open(options);
+  }
+
+  /**
+   * Reads output from byte offset `cursor` (pass the previous `next_cursor`); the guest
+   * keeps the last 1 MiB, and `truncated` says older output was dropped. `plain` strips
+   * escape codes; `wait_for_idle_ms` first waits until the shell is quiet that long.
+   * Defaults: `cursor` 0, `max_chars` 65536, `plain` false, `wait_for_idle_ms` 0 (max 30000).
+   */
+  readShell(options: In<typeof shell.ReadShellParams>): Promise<Out<typeof shell.ReadShellResult>> {
+    return this.shells.read(options);
+  }
+
+  /** Types `input` (under 32 KiB) into the shell, then Enter. @default append_newline true */
+  writeShell(
+    options: In<typeof shell.WriteShellParams>,
+  ): Promise<Out<typeof shell.writeShell.result>> {
+    return this.shells.write(options);
+  }
+
+  /** Signals the shell's foreground program (INT is Ctrl-C). @default signal_name "INT" */
+  signalShell(
+    options: In<typeof shell.SignalShellParams>,
+  ): Promise<Out<typeof shell.signalShell.result>> {
+    return this.shells.signal(options);
+  }
+
+  /** Ends the shell and every program in it. */
+  closeShell(
+    options: In<typeof shell.ShellIdParams>,
+  ): Promise<Out<typeof shell.closeShell.result>> {
+    return this.shells.close(options);
   }
 
   /**

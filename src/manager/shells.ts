@@ -1,0 +1,325 @@
+import { randomBytes } from "node:crypto";
+import type { z } from "zod";
+import { PyroError } from "../contract/errors.js";
+import {
+  OpenShellParams,
+  ReadShellParams,
+  ShellIdParams,
+  SignalShellParams,
+  WriteShellParams,
+  type ReadShellResult,
+} from "../contract/shells.js";
+import { parseParams } from "../contract/validate.js";
+import type { ChannelClient } from "../guest/client.js";
+import { sleep } from "../util/process.js";
+import { guestPath, normalizeWorkspacePath } from "../workspace/paths.js";
+import { cutUtf8, plainText, unfinishedEscapeLength } from "../workspace/terminal-text.js";
+import {
+  closeGuestShell,
+  MAX_GUEST_READ_BYTES,
+  openGuestShell,
+  readGuestShell,
+  signalGuestShell,
+  writeGuestShell,
+  type GuestShellChunk,
+} from "./shell-guest.js";
+import {
+  readShellRecord,
+  removeShellRecord,
+  writeShellRecord,
+  type ShellRecord,
+} from "./shell-store.js";
+import type { WorkspaceManager } from "./workspaces.js";
+
+export interface ShellManagerOptions {
+  /** How often `wait_for_idle_ms` asks the guest for new output. @default 50 */
+  idlePollMs?: number;
+  /**
+   * How much longer than `wait_for_idle_ms` a read may wait for a shell that keeps
+   * printing, before it returns what there is. @default 30000
+   */
+  idleExtraWaitMs?: number;
+}
+
+type ReadResult = z.output<typeof ReadShellResult>;
+
+/**
+ * Interactive shells in a workspace: a PTY in the guest, driven by the agent's shell ops.
+ * A shell outlives the call (and the CLI process) that opened it; every call connects to
+ * the workspace's shim anew. Cursors are the guest's byte offsets; `max_chars`, `plain`
+ * and `wait_for_idle_ms` are applied here on the host.
+ */
+export class ShellManager {
+  private readonly idlePollMs: number;
+  private readonly idleExtraWaitMs: number;
+
+  constructor(
+    private readonly workspaces: WorkspaceManager,
+    options: ShellManagerOptions = {},
+  ) {
+    this.idlePollMs = options.idlePollMs ?? 50;
+    this.idleExtraWaitMs = options.idleExtraWaitMs ?? 30_000;
+  }
+
+  async open(input: z.input<typeof OpenShellParams>): Promise<ShellRecord> {
+    const params = parseParams(OpenShellParams, input);
+    if (Object.keys(params.secret_env).length) {
+      throw new PyroError(
+        "unavailable",
+        "secret_env is not available yet (workspaces have no secrets); open the shell without it",
+      );
+    }
+    const cwd = guestPath(normalizeWorkspacePath(params.cwd, "cwd"));
+    const workspaceId = params.workspace_id;
+    await this.workspaces.requireStarted(workspaceId);
+    const record: ShellRecord = {
+      workspace_id: workspaceId,
+      shell_id: `sh-${randomBytes(4).toString("hex")}`,
+      state: "running",
+      cwd,
+      cols: params.cols,
+      rows: params.rows,
+      started_at: new Date().toISOString(),
+      exit_code: null,
+      signal: null,
+    };
+    await this.workspaces.withGuest(workspaceId, async (client) => {
+      const { shell_id, cols, rows } = record;
+      await openGuestShell(client, { shell_id, cwd, cols, rows }).catch((error: unknown) => {
+        throw explainGuestError(error, record, "open");
+      });
+      // A shell nobody can find again is a leak: without its record, it is closed.
+      await writeShellRecord(record).catch(async (error: unknown) => {
+        await closeGuestShell(client, shell_id).catch(() => {});
+        throw error;
+      });
+    });
+    await this.workspaces.touch(workspaceId);
+    return record;
+  }
+
+  async read(input: z.input<typeof ReadShellParams>): Promise<ReadResult> {
+    const params = parseParams(ReadShellParams, input);
+    const record = await this.liveRecord(params);
+    const maxBytes = Math.min(params.max_chars * 4, MAX_GUEST_READ_BYTES);
+    const chunk = await this.guestCall(record, "read", async (client) => {
+      if (params.wait_for_idle_ms > 0)
+        await this.waitForIdle(client, record, params.cursor, params.wait_for_idle_ms);
+      return readGuestShell(client, {
+        shell_id: record.shell_id,
+        cursor: params.cursor,
+        max_bytes: maxBytes,
+      });
+    });
+    const { output, bytes } = shellText(chunk, params.max_chars, params.plain);
+    await this.noteState(record, chunk);
+    await this.workspaces.touch(record.workspace_id);
+    return {
+      workspace_id: record.workspace_id,
+      shell_id: record.shell_id,
+      output,
+      cursor: chunk.cursor,
+      next_cursor: chunk.cursor + bytes,
+      truncated: chunk.truncated,
+      has_more: chunk.next_cursor < chunk.available,
+      state: chunk.state,
+      exit_code: chunk.exit_code,
+      signal: chunk.signal,
+    };
+  }
+
+  async write(input: z.input<typeof WriteShellParams>) {
+    const params = parseParams(WriteShellParams, input);
+    const record = await this.liveRecord(params);
+    const data = params.append_newline ? `${params.input}\n` : params.input;
+    const written = await this.guestCall(record, "write", (client) =>
+      writeGuestShell(client, { shell_id: record.shell_id, data }),
+    );
+    await this.workspaces.touch(record.workspace_id);
+    return {
+      workspace_id: record.workspace_id,
+      shell_id: record.shell_id,
+      bytes_written: written.bytes_written,
+    };
+  }
+
+  async signal(input: z.input<typeof SignalShellParams>) {
+    const params = parseParams(SignalShellParams, input);
+    const record = await this.liveRecord(params);
+    await this.guestCall(record, "signal", (client) =>
+      signalGuestShell(client, { shell_id: record.shell_id, signal: params.signal_name }),
+    );
+    await this.workspaces.touch(record.workspace_id);
+    return {
+      workspace_id: record.workspace_id,
+      shell_id: record.shell_id,
+      signal_name: params.signal_name,
+    };
+  }
+
+  /** Ends the shell's programs and forgets it; a shell whose VM already stopped just goes. */
+  async close(input: z.input<typeof ShellIdParams>) {
+    const params = parseParams(ShellIdParams, input);
+    const done = {
+      workspace_id: params.workspace_id,
+      shell_id: params.shell_id,
+      closed: true as const,
+    };
+    const record = await readShellRecord(params.workspace_id, params.shell_id);
+    const workspace = await this.workspaces.status({ workspace_id: record.workspace_id });
+    if (workspace.state === "started") {
+      await this.workspaces
+        .withGuest(record.workspace_id, (client) => closeGuestShell(client, record.shell_id))
+        .catch((error: unknown) => {
+          if (!(error instanceof PyroError && error.code === "not_found")) throw error;
+        });
+      await this.workspaces.touch(record.workspace_id);
+    }
+    await removeShellRecord(record.workspace_id, record.shell_id);
+    return done;
+  }
+
+  /**
+   * The shell's record, once its workspace is known to be running. A record left from
+   * before the VM stopped (an idle TTL stop) is removed: that shell ended with the VM.
+   */
+  private async liveRecord(params: { workspace_id: string; shell_id: string }) {
+    const record = await readShellRecord(params.workspace_id, params.shell_id);
+    const workspace = await this.workspaces.status({ workspace_id: params.workspace_id });
+    if (workspace.state !== "started") {
+      await removeShellRecord(record.workspace_id, record.shell_id);
+      throw shellGone(record, `its workspace is ${workspace.state}`);
+    }
+    return record;
+  }
+
+  /** One guest call for a known shell; the guest not knowing it means it is gone. */
+  private async guestCall<T>(
+    record: ShellRecord,
+    op: ShellOp,
+    fn: (client: ChannelClient) => Promise<T>,
+  ) {
+    try {
+      return await this.workspaces.withGuest(record.workspace_id, fn);
+    } catch (error) {
+      if (error instanceof PyroError && error.code === "not_found") {
+        await removeShellRecord(record.workspace_id, record.shell_id);
+        throw shellGone(record, "its workspace's VM was restarted");
+      }
+      throw explainGuestError(error, record, op);
+    }
+  }
+
+  /**
+   * Polls the output's length until it has not grown for `quietMs`, the shell has exited
+   * and printed its last, or `quietMs + idleExtraWaitMs` passed. Each poll moves at most
+   * one byte: only `available` matters here.
+   */
+  private async waitForIdle(
+    client: ChannelClient,
+    record: ShellRecord,
+    cursor: number,
+    quietMs: number,
+  ): Promise<void> {
+    const deadline = performance.now() + quietMs + this.idleExtraWaitMs;
+    let available = -1;
+    let grewAt = performance.now();
+    for (;;) {
+      const probe = await readGuestShell(client, {
+        shell_id: record.shell_id,
+        cursor: Math.max(available, cursor),
+        max_bytes: 1,
+      });
+      const now = performance.now();
+      const grew = probe.available !== available;
+      if (grew) grewAt = now;
+      if (!grew && probe.state === "exited") return;
+      if (now - grewAt >= quietMs || now >= deadline) return;
+      available = probe.available;
+      await sleep(Math.min(this.idlePollMs, quietMs));
+    }
+  }
+
+  /** Keeps the record's state in step with the guest's: an exited shell says how it ended. */
+  private async noteState(record: ShellRecord, chunk: GuestShellChunk): Promise<void> {
+    if (record.state === chunk.state) return;
+    await writeShellRecord({
+      ...record,
+      state: chunk.state,
+      exit_code: chunk.exit_code,
+      signal: chunk.signal,
+    });
+  }
+}
+
+/**
+ * The text of a chunk: at most `maxChars` whole characters. With `plain`, an escape
+ * sequence cut off at the end waits for the next read (unless the shell is done), so its
+ * tail never shows up as text.
+ */
+export function shellText(
+  chunk: Pick<GuestShellChunk, "bytes" | "state" | "next_cursor" | "available">,
+  maxChars: number,
+  plain: boolean,
+): { output: string; bytes: number } {
+  const atEnd = chunk.state === "exited" && chunk.next_cursor === chunk.available;
+  let cut = cutUtf8(chunk.bytes, maxChars, { atEnd });
+  if (!plain) return { output: cut.text, bytes: cut.bytes };
+  const held = atEnd ? 0 : unfinishedEscapeLength(cut.text);
+  if (held > 0) {
+    const keep = [...cut.text.slice(0, cut.text.length - held)].length;
+    cut = cutUtf8(chunk.bytes, keep, { atEnd });
+  }
+  return { output: plainText(cut.text), bytes: cut.bytes };
+}
+
+function shellGone(record: ShellRecord, why: string): PyroError {
+  return new PyroError(
+    "not_found",
+    `shell ${record.shell_id} has ended: ${why}; open a new one with \`pyro workspace shell open ${record.workspace_id}\` (MCP: shell_open)`,
+    { details: { workspace_id: record.workspace_id, shell_id: record.shell_id } },
+  );
+}
+
+type ShellOp = "open" | "read" | "write" | "signal";
+
+/** The agent's answers that mean something to a shell user, said in shell terms. */
+function explainGuestError(
+  error: unknown,
+  record: Pick<ShellRecord, "workspace_id" | "shell_id">,
+  op: ShellOp,
+) {
+  if (!(error instanceof PyroError)) return error;
+  const guestCode = error.details.guest_code;
+  const where = { details: { ...error.details, shell_id: record.shell_id }, cause: error };
+  // A write is refused as busy when its input queue is full; an open when the table is.
+  if (guestCode === "busy" && op === "write") {
+    return new PyroError(
+      error.code,
+      `shell ${record.shell_id} is not taking input (256 KiB already waiting); read its output or send it INT with shell_signal, then write again`,
+      where,
+    );
+  }
+  if (guestCode === "busy" && op === "open") {
+    return new PyroError(
+      error.code,
+      `workspace ${record.workspace_id} already has the most shells it can hold (16, counting exited ones); close one with \`pyro workspace shell close\` (MCP: shell_close) first`,
+      where,
+    );
+  }
+  if (guestCode === "invalid_argument" && /exited/.test(error.message)) {
+    return new PyroError(
+      "conflict",
+      `shell ${record.shell_id} has exited; read its last output, then close it and open a new one`,
+      where,
+    );
+  }
+  if (guestCode === "unsupported") {
+    return new PyroError(
+      "unavailable",
+      `the guest agent of workspace ${record.workspace_id} has no shells (it is older than this pyro); stop and start the workspace`,
+      where,
+    );
+  }
+  return error;
+}
