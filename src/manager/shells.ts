@@ -111,7 +111,7 @@ export class ShellManager {
         max_bytes: maxBytes,
       });
     });
-    const { output, bytes } = shellText(chunk, params.max_chars, params.plain);
+    const { output, bytes, has_more } = shellText(chunk, params.max_chars, params.plain);
     await this.noteState(record, chunk);
     await this.workspaces.touch(record.workspace_id);
     return {
@@ -121,7 +121,7 @@ export class ShellManager {
       cursor: chunk.cursor,
       next_cursor: chunk.cursor + bytes,
       truncated: chunk.truncated,
-      has_more: chunk.next_cursor < chunk.available,
+      has_more,
       state: chunk.state,
       exit_code: chunk.exit_code,
       signal: chunk.signal,
@@ -255,22 +255,26 @@ export class ShellManager {
 /**
  * The text of a chunk: at most `maxChars` whole characters. With `plain`, an escape
  * sequence cut off at the end waits for the next read (unless the shell is done), so its
- * tail never shows up as text.
+ * tail never shows up as text. `has_more`: the guest has output past this chunk, or
+ * `maxChars` stopped the text early; a held-back fragment alone does not count.
  */
 export function shellText(
   chunk: Pick<GuestShellChunk, "bytes" | "state" | "next_cursor" | "available">,
   maxChars: number,
   plain: boolean,
-): { output: string; bytes: number } {
+): { output: string; bytes: number; has_more: boolean } {
   const atEnd = chunk.state === "exited" && chunk.next_cursor === chunk.available;
   let cut = cutUtf8(chunk.bytes, maxChars, { atEnd });
-  if (!plain) return { output: cut.text, bytes: cut.bytes };
+  const has_more =
+    chunk.next_cursor < chunk.available ||
+    (cut.bytes < chunk.bytes.length && [...cut.text].length >= maxChars);
+  if (!plain) return { output: cut.text, bytes: cut.bytes, has_more };
   const held = atEnd ? 0 : unfinishedEscapeLength(cut.text);
   if (held > 0) {
     const keep = [...cut.text.slice(0, cut.text.length - held)].length;
     cut = cutUtf8(chunk.bytes, keep, { atEnd });
   }
-  return { output: plainText(cut.text), bytes: cut.bytes };
+  return { output: plainText(cut.text), bytes: cut.bytes, has_more };
 }
 
 function shellGone(record: ShellRecord, why: string): PyroError {

@@ -1,0 +1,365 @@
+/**
+ * The host side of shells against a scripted guest: records, cursors, max_chars, plain,
+ * wait_for_idle_ms and the guest's refusals. A real guest proves the PTY itself
+ * (test/guest/shells.test.ts); these pin the logic that lives on the host.
+ */
+import { existsSync, mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { PyroError } from "../../src/contract/errors.js";
+import { agentError, type ChannelClient, type RequestOptions } from "../../src/guest/client.js";
+import { FrameType } from "../../src/guest/frame.js";
+import { readGuestShell } from "../../src/manager/shell-guest.js";
+import { clearShellRecords } from "../../src/manager/shell-store.js";
+import { ShellManager, shellText } from "../../src/manager/shells.js";
+import type { WorkspaceManager } from "../../src/manager/workspaces.js";
+import { Pyro } from "../../src/sdk/pyro.js";
+
+const WS = "ws_0123456789ab";
+
+/** One shell as the agent keeps it: all output so far, of which the ring holds the tail. */
+class ScriptedGuest {
+  output = Buffer.alloc(0);
+  ringBytes = 1 << 20;
+  state: "running" | "exited" = "running";
+  readonly requests: Record<string, unknown>[] = [];
+  readonly written: string[] = [];
+  /** Answers an op with this error instead (code, message). */
+  refuse: Partial<Record<string, { code: string; message: string }>> = {};
+  /** Called before each shell_read: lets a test make output appear over time. */
+  onRead: () => void = () => {};
+
+  emit(text: string | Buffer): void {
+    this.output = Buffer.concat([this.output, Buffer.from(text)]);
+  }
+
+  readonly client = {
+    request: async (message: Record<string, unknown>, options: RequestOptions = {}) => {
+      this.requests.push(message);
+      const refusal = this.refuse[String(message.op)];
+      // Through the same mapping as a real agent's error frame.
+      if (refusal) throw agentError({ type: "error", ...refusal });
+      return this.answer(message, options);
+    },
+  } as unknown as ChannelClient;
+
+  private answer(message: Record<string, unknown>, options: RequestOptions) {
+    switch (message.op) {
+      case "shell_open":
+        return { type: "result", shell_id: message.shell_id, pid: 42 };
+      case "shell_write":
+        this.written.push(String(message.data));
+        return { type: "result", bytes_written: Buffer.byteLength(String(message.data)) };
+      case "shell_read":
+        return this.read(Number(message.cursor), Number(message.max_bytes), options);
+      default:
+        return { type: "result" };
+    }
+  }
+
+  private read(cursor: number, maxBytes: number, options: RequestOptions) {
+    this.onRead();
+    const available = this.output.length;
+    const oldest = Math.max(available - this.ringBytes, 0);
+    const start = cursor > available ? available : Math.max(cursor, oldest);
+    const end = Math.min(start + maxBytes, available);
+    options.onData?.(FrameType.stdout, this.output.subarray(start, end));
+    return {
+      type: "result",
+      cursor: start,
+      next_cursor: end,
+      available,
+      truncated: cursor < oldest,
+      state: this.state,
+      exit_code: this.state === "exited" ? 0 : null,
+      signal: null,
+    };
+  }
+}
+
+/** The parts of WorkspaceManager shells use: a started workspace whose guest is scripted. */
+function workspacesFor(guest: ScriptedGuest, state: { value: string } = { value: "started" }) {
+  return {
+    requireStarted: async () => {
+      if (state.value !== "started") throw new PyroError("conflict", "not started");
+    },
+    status: async () => ({ state: state.value }),
+    withGuest: <T>(_id: string, fn: (client: ChannelClient) => Promise<T>) => fn(guest.client),
+    touch: async () => {},
+  } as unknown as WorkspaceManager;
+}
+
+let home = "";
+beforeEach(() => {
+  home = mkdtempSync(join(tmpdir(), "pyro-shells-unit-"));
+  process.env.PYRO_HOME = home;
+});
+afterEach(() => {
+  delete process.env.PYRO_HOME;
+});
+
+const shellsDir = () => join(home, "workspaces", WS, "shells");
+
+async function openedShell(guest: ScriptedGuest, options = {}) {
+  const { mkdirSync } = await import("node:fs");
+  mkdirSync(join(home, "workspaces", WS), { recursive: true });
+  const shells = new ShellManager(workspacesFor(guest), { idlePollMs: 5, ...options });
+  const record = await shells.open({ workspace_id: WS });
+  return { shells, record };
+}
+
+describe("ShellManager against a scripted guest", () => {
+  it("opens with a host-made id in /workspace at 120x30 and keeps a record", async () => {
+    const guest = new ScriptedGuest();
+    const { record } = await openedShell(guest);
+    expect(record).toMatchObject({ state: "running", cwd: "/workspace", cols: 120, rows: 30 });
+    expect(record.shell_id).toMatch(/^sh-[0-9a-f]{8}$/);
+    expect(guest.requests[0]).toMatchObject({
+      op: "shell_open",
+      shell_id: record.shell_id,
+      cwd: "/workspace",
+    });
+    expect(readdirSync(shellsDir())).toEqual([`${record.shell_id}.json`]);
+  });
+
+  it("continues from next_cursor, and cuts max_chars at whole characters", async () => {
+    const guest = new ScriptedGuest();
+    const { shells, record } = await openedShell(guest);
+    guest.emit("héllo🙂wörld");
+    const id = { workspace_id: WS, shell_id: record.shell_id };
+    const first = await shells.read({ ...id, max_chars: 6 });
+    expect(first).toMatchObject({ output: "héllo🙂", cursor: 0, has_more: true });
+    expect(first.next_cursor).toBe(Buffer.byteLength("héllo🙂"));
+    const second = await shells.read({ ...id, cursor: first.next_cursor });
+    expect(second).toMatchObject({ output: "wörld", truncated: false, has_more: false });
+    expect(second.next_cursor).toBe(guest.output.length);
+  });
+
+  it("says truncated when the cursor fell off the guest's ring", async () => {
+    const guest = new ScriptedGuest();
+    guest.ringBytes = 10;
+    const { shells, record } = await openedShell(guest);
+    guest.emit("0123456789abcdefghij");
+    const read = await shells.read({ workspace_id: WS, shell_id: record.shell_id });
+    expect(read).toMatchObject({ output: "abcdefghij", cursor: 10, truncated: true });
+  });
+
+  it("with plain, strips escapes and leaves an unfinished one for the next read", async () => {
+    const guest = new ScriptedGuest();
+    const { shells, record } = await openedShell(guest);
+    guest.emit("\x1b[1;32mok\x1b[0m\r\n$ \x1b]0;ti");
+    const id = { workspace_id: WS, shell_id: record.shell_id, plain: true };
+    const first = await shells.read(id);
+    expect(first.output).toBe("ok\n$ ");
+    guest.emit("tle\x07done");
+    const second = await shells.read({ ...id, cursor: first.next_cursor });
+    expect(second.output).toBe("done");
+  });
+
+  it("wait_for_idle_ms returns the output of a command that prints in bursts", async () => {
+    const guest = new ScriptedGuest();
+    const { shells, record } = await openedShell(guest);
+    let reads = 0;
+    guest.onRead = () => {
+      reads += 1;
+      if (reads <= 5) guest.emit(`line ${reads}\n`);
+    };
+    const read = await shells.read({
+      workspace_id: WS,
+      shell_id: record.shell_id,
+      wait_for_idle_ms: 30,
+    });
+    expect(read.output).toBe("line 1\nline 2\nline 3\nline 4\nline 5\n");
+    // Polls move one byte at most: the output itself came in one read.
+    const sizes = guest.requests.filter((r) => r.op === "shell_read").map((r) => r.max_bytes);
+    expect(sizes.slice(0, -1).every((size) => size === 1)).toBe(true);
+  });
+
+  it("wait_for_idle_ms gives up on a shell that never goes quiet, after its extra wait", async () => {
+    const guest = new ScriptedGuest();
+    const { shells, record } = await openedShell(guest, { idleExtraWaitMs: 100 });
+    guest.onRead = () => guest.emit("y\n");
+    const read = await shells.read({
+      workspace_id: WS,
+      shell_id: record.shell_id,
+      wait_for_idle_ms: 50,
+    });
+    expect(read.output.startsWith("y\ny\n")).toBe(true);
+  });
+
+  it("appends a newline to input unless asked not to", async () => {
+    const guest = new ScriptedGuest();
+    const { shells, record } = await openedShell(guest);
+    const id = { workspace_id: WS, shell_id: record.shell_id };
+    expect((await shells.write({ ...id, input: "echo hi" })).bytes_written).toBe(8);
+    await shells.write({ ...id, input: "y", append_newline: false });
+    expect(guest.written).toEqual(["echo hi\n", "y"]);
+  });
+
+  it("records how the shell ended once a read sees it exited", async () => {
+    const guest = new ScriptedGuest();
+    const { shells, record } = await openedShell(guest);
+    guest.emit("logout\r\n");
+    guest.state = "exited";
+    const read = await shells.read({ workspace_id: WS, shell_id: record.shell_id });
+    expect(read).toMatchObject({ state: "exited", exit_code: 0 });
+    const { readShellRecord } = await import("../../src/manager/shell-store.js");
+    expect(await readShellRecord(WS, record.shell_id)).toMatchObject({
+      state: "exited",
+      exit_code: 0,
+    });
+  });
+
+  it("turns the guest's refusals into errors that say what to do", async () => {
+    const guest = new ScriptedGuest();
+    const { shells, record } = await openedShell(guest);
+    const id = { workspace_id: WS, shell_id: record.shell_id };
+    guest.refuse.shell_write = {
+      code: "invalid_argument",
+      message: `shell ${record.shell_id} has exited`,
+    };
+    await expect(shells.write({ ...id, input: "x" })).rejects.toMatchObject({
+      code: "conflict",
+      message: expect.stringContaining("open a new one"),
+    });
+    guest.refuse.shell_write = { code: "busy", message: "input queue full" };
+    await expect(shells.write({ ...id, input: "x" })).rejects.toMatchObject({
+      message: expect.stringContaining("not taking input"),
+    });
+    guest.refuse.shell_open = { code: "busy", message: "too many shells" };
+    await expect(shells.open({ workspace_id: WS })).rejects.toMatchObject({
+      message: expect.stringContaining("close one"),
+    });
+    // Nothing half-made: the refused open left no record behind.
+    expect(readdirSync(shellsDir())).toEqual([`${record.shell_id}.json`]);
+  });
+
+  it("a shell the guest no longer knows is not_found, and its record goes", async () => {
+    const guest = new ScriptedGuest();
+    const { shells, record } = await openedShell(guest);
+    guest.refuse.shell_read = { code: "not_found", message: "no such shell" };
+    await expect(
+      shells.read({ workspace_id: WS, shell_id: record.shell_id }),
+    ).rejects.toMatchObject({ code: "not_found", message: expect.stringContaining("has ended") });
+    expect(existsSync(join(shellsDir(), `${record.shell_id}.json`))).toBe(false);
+  });
+
+  it("a shell of a stopped workspace is gone; closing it still succeeds", async () => {
+    const guest = new ScriptedGuest();
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(join(home, "workspaces", WS), { recursive: true });
+    const state = { value: "started" };
+    const shells = new ShellManager(workspacesFor(guest, state));
+    const first = await shells.open({ workspace_id: WS });
+    const second = await shells.open({ workspace_id: WS });
+    state.value = "stopped";
+    await expect(shells.read({ workspace_id: WS, shell_id: first.shell_id })).rejects.toMatchObject(
+      { code: "not_found" },
+    );
+    expect(await shells.close({ workspace_id: WS, shell_id: second.shell_id })).toMatchObject({
+      closed: true,
+    });
+    expect(readdirSync(shellsDir())).toEqual([]);
+    expect(guest.requests.some((r) => r.op === "shell_close")).toBe(false);
+  });
+
+  it("clearShellRecords forgets every shell of the workspace", async () => {
+    const guest = new ScriptedGuest();
+    const { shells, record } = await openedShell(guest);
+    await clearShellRecords(WS);
+    await expect(
+      shells.write({ workspace_id: WS, shell_id: record.shell_id, input: "x" }),
+    ).rejects.toMatchObject({ code: "not_found" });
+  });
+});
+
+describe("readGuestShell does not trust the guest's cursors", () => {
+  const call = (reply: Record<string, unknown>, bytes: string, cursor = 0) => {
+    const guest = {
+      request: async (_m: unknown, options: RequestOptions) => {
+        options.onData?.(FrameType.stdout, Buffer.from(bytes));
+        return { type: "result", state: "running", exit_code: null, signal: null, ...reply };
+      },
+    } as unknown as ChannelClient;
+    return readGuestShell(guest, { shell_id: "sh-1", cursor, max_bytes: 8 });
+  };
+  const ok = { cursor: 0, next_cursor: 3, available: 3, truncated: false };
+
+  it("accepts a reply that matches its bytes", async () => {
+    expect((await call(ok, "abc")).bytes.toString()).toBe("abc");
+  });
+
+  it.each([
+    ["more bytes than asked", ok, "abcdefghij"],
+    ["a next_cursor that does not match the bytes", { ...ok, next_cursor: 5 }, "abc"],
+    [
+      "a start later than asked without truncated",
+      { ...ok, cursor: 2, next_cursor: 5, available: 5 },
+      "abc",
+    ],
+    ["a next_cursor past what is available", { ...ok, available: 2 }, "abc"],
+    ["a negative cursor", { ...ok, cursor: -1 }, "abc"],
+    ["an unknown state", { ...ok, state: "zombie" }, "abc"],
+  ])("refuses %s as a guest error", async (_what, reply, bytes) => {
+    await expect(call(reply, bytes)).rejects.toMatchObject({ code: "guest_error" });
+  });
+});
+
+describe("shellText", () => {
+  const chunk = (text: string, state: "running" | "exited" = "running") => {
+    const bytes = Buffer.from(text);
+    return { bytes, state, next_cursor: bytes.length, available: bytes.length };
+  };
+
+  it("shows an unfinished escape of an exited shell's last output instead of waiting", () => {
+    expect(shellText(chunk("bye\x1b[", "exited"), 100, true)).toMatchObject({
+      output: "bye",
+      bytes: 5,
+    });
+    // A running shell's fragment waits, and alone it is not "more output waiting".
+    expect(shellText(chunk("bye\x1b["), 100, true)).toEqual({
+      output: "bye",
+      bytes: 3,
+      has_more: false,
+    });
+  });
+
+  it("passes raw output through untouched without plain", () => {
+    expect(shellText(chunk("\x1b[1mbold\x1b[0m"), 100, false).output).toBe("\x1b[1mbold\x1b[0m");
+  });
+});
+
+describe("shell params are checked before any guest work", () => {
+  const pyro = new Pyro();
+
+  it.each([
+    ["negative cols", () => pyro.openShell({ workspace_id: WS, cols: -5 })],
+    ["rows past 1000", () => pyro.openShell({ workspace_id: WS, rows: 1001 })],
+    ["a cwd outside /workspace", () => pyro.openShell({ workspace_id: WS, cwd: "/etc" })],
+    ["a shell id with a slash", () => pyro.readShell({ workspace_id: WS, shell_id: "../x" })],
+    ["a negative cursor", () => pyro.readShell({ workspace_id: WS, shell_id: "sh-1", cursor: -1 })],
+    [
+      "wait_for_idle_ms past 30 s",
+      () => pyro.readShell({ workspace_id: WS, shell_id: "sh-1", wait_for_idle_ms: 30_001 }),
+    ],
+    [
+      "input of 32 KiB",
+      () => pyro.writeShell({ workspace_id: WS, shell_id: "sh-1", input: "x".repeat(32 * 1024) }),
+    ],
+    [
+      "an unknown signal",
+      () => pyro.signalShell({ workspace_id: WS, shell_id: "sh-1", signal_name: "STOP" as "INT" }),
+    ],
+  ])("refuses %s with invalid_argument", async (_what, run) => {
+    await expect(run()).rejects.toMatchObject({ code: "invalid_argument" });
+    // No workspace exists at all: an invalid_argument proves nothing was looked up first.
+    expect(existsSync(join(home, "workspaces"))).toBe(false);
+  });
+
+  it("an unknown shell of an unknown workspace is not_found", async () => {
+    await expect(
+      pyro.readShell({ workspace_id: WS, shell_id: "sh-00000000" }),
+    ).rejects.toMatchObject({ code: "not_found" });
+  });
+});
