@@ -143,7 +143,9 @@ const SHELL_ERRORS = [
   "invalid_argument",
   "not_found",
   "conflict",
+  "busy",
   "unavailable",
+  "unsupported",
   "guest_error",
   "internal",
 ] as const;

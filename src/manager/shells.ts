@@ -320,7 +320,7 @@ function explainGuestError(
   }
   if (guestCode === "unsupported") {
     return new PyroError(
-      "unavailable",
+      error.code,
       `the guest agent of workspace ${record.workspace_id} has no shells (it is older than this pyro); stop and start the workspace`,
       where,
     );

@@ -8,8 +8,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PyroError } from "../../src/contract/errors.js";
-import { agentError, type ChannelClient, type RequestOptions } from "../../src/guest/client.js";
-import { FrameType } from "../../src/guest/frame.js";
+import { once } from "node:events";
+import { createConnection, createServer, type Server } from "node:net";
+import { ChannelClient } from "../../src/guest/client.js";
+import {
+  decodeControl,
+  encodeControl,
+  encodeFrame,
+  FrameReader,
+  FrameType,
+} from "../../src/guest/frame.js";
 import { readGuestShell } from "../../src/manager/shell-guest.js";
 import { clearShellRecords } from "../../src/manager/shell-store.js";
 import { ShellManager, shellText } from "../../src/manager/shells.js";
@@ -25,48 +33,53 @@ class ScriptedGuest {
   state: "running" | "exited" = "running";
   readonly requests: Record<string, unknown>[] = [];
   readonly written: string[] = [];
-  /** Answers an op with this error instead (code, message). */
+  /** Answers an op with this error frame instead (code, message). */
   refuse: Partial<Record<string, { code: string; message: string }>> = {};
   /** Called before each shell_read: lets a test make output appear over time. */
   onRead: () => void = () => {};
+  client!: ChannelClient;
 
   emit(text: string | Buffer): void {
     this.output = Buffer.concat([this.output, Buffer.from(text)]);
   }
 
-  readonly client = {
-    request: async (message: Record<string, unknown>, options: RequestOptions = {}) => {
-      this.requests.push(message);
-      const refusal = this.refuse[String(message.op)];
-      // Through the same mapping as a real agent's error frame.
-      if (refusal) throw agentError({ type: "error", ...refusal });
-      return this.answer(message, options);
-    },
-  } as unknown as ChannelClient;
-
-  private answer(message: Record<string, unknown>, options: RequestOptions) {
+  /** What the agent sends back: data frames, then the terminal frame. */
+  answer(message: Record<string, unknown>): { stdout?: Buffer; reply: Record<string, unknown> } {
+    this.requests.push(message);
+    const refusal = this.refuse[String(message.op)];
+    if (refusal) return { reply: { type: "error", ...refusal } };
+    const shell_id = message.shell_id;
     switch (message.op) {
       case "shell_open":
-        return { type: "result", shell_id: message.shell_id, pid: 42 };
+        return { reply: { type: "result", shell_id, pid: 42 } };
       case "shell_write":
         this.written.push(String(message.data));
-        return { type: "result", bytes_written: Buffer.byteLength(String(message.data)) };
+        return {
+          reply: {
+            type: "result",
+            shell_id,
+            bytes_written: Buffer.byteLength(String(message.data)),
+          },
+        };
       case "shell_read":
-        return this.read(Number(message.cursor), Number(message.max_bytes), options);
+        return this.read(message);
+      case "shell_close":
+        return { reply: { type: "result", shell_id, closed: true } };
       default:
-        return { type: "result" };
+        return { reply: { type: "result", shell_id } };
     }
   }
 
-  private read(cursor: number, maxBytes: number, options: RequestOptions) {
+  private read(message: Record<string, unknown>) {
+    const cursor = Number(message.cursor);
     this.onRead();
     const available = this.output.length;
     const oldest = Math.max(available - this.ringBytes, 0);
     const start = cursor > available ? available : Math.max(cursor, oldest);
-    const end = Math.min(start + maxBytes, available);
-    options.onData?.(FrameType.stdout, this.output.subarray(start, end));
-    return {
+    const end = Math.min(start + Number(message.max_bytes), available);
+    const reply = {
       type: "result",
+      shell_id: message.shell_id,
       cursor: start,
       next_cursor: end,
       available,
@@ -75,7 +88,43 @@ class ScriptedGuest {
       exit_code: this.state === "exited" ? 0 : null,
       signal: null,
     };
+    return { stdout: this.output.subarray(start, end), reply };
   }
+}
+
+const servers: Server[] = [];
+
+/**
+ * A real ChannelClient connected to `answer` over a Unix socket speaking the real framing,
+ * so replies go through the ops' schemas and the wire error table as an agent's do.
+ */
+async function connectScripted(
+  answer: (message: Record<string, unknown>) => { stdout?: Buffer; reply: Record<string, unknown> },
+): Promise<ChannelClient> {
+  const path = join(mkdtempSync(join(tmpdir(), "pyro-shells-sock-")), "agent.sock");
+  const server = createServer((socket) => {
+    const reader = new FrameReader();
+    socket.on("data", (chunk: Buffer) => {
+      for (const frame of reader.push(chunk)) {
+        if (frame.type !== FrameType.control) continue;
+        const { stdout, reply } = answer(decodeControl(frame.payload));
+        if (stdout?.length) socket.write(encodeFrame(frame.channel, FrameType.stdout, stdout));
+        socket.write(encodeControl(frame.channel, reply));
+      }
+    });
+  });
+  servers.push(server);
+  server.listen(path);
+  await once(server, "listening");
+  const socket = createConnection(path);
+  await once(socket, "connect");
+  return new ChannelClient(socket);
+}
+
+async function scriptedGuest(): Promise<ScriptedGuest> {
+  const guest = new ScriptedGuest();
+  guest.client = await connectScripted((message) => guest.answer(message));
+  return guest;
 }
 
 /** The parts of WorkspaceManager shells use: a started workspace whose guest is scripted. */
@@ -97,6 +146,7 @@ beforeEach(() => {
 });
 afterEach(() => {
   delete process.env.PYRO_HOME;
+  for (const server of servers.splice(0)) server.close();
 });
 
 const shellsDir = () => join(home, "workspaces", WS, "shells");
@@ -111,7 +161,7 @@ async function openedShell(guest: ScriptedGuest, options = {}) {
 
 describe("ShellManager against a scripted guest", () => {
   it("opens with a host-made id in /workspace at 120x30 and keeps a record", async () => {
-    const guest = new ScriptedGuest();
+    const guest = await scriptedGuest();
     const { record } = await openedShell(guest);
     expect(record).toMatchObject({ state: "running", cwd: "/workspace", cols: 120, rows: 30 });
     expect(record.shell_id).toMatch(/^sh-[0-9a-f]{8}$/);
@@ -124,7 +174,7 @@ describe("ShellManager against a scripted guest", () => {
   });
 
   it("continues from next_cursor, and cuts max_chars at whole characters", async () => {
-    const guest = new ScriptedGuest();
+    const guest = await scriptedGuest();
     const { shells, record } = await openedShell(guest);
     guest.emit("héllo🙂wörld");
     const id = { workspace_id: WS, shell_id: record.shell_id };
@@ -137,7 +187,7 @@ describe("ShellManager against a scripted guest", () => {
   });
 
   it("says truncated when the cursor fell off the guest's ring", async () => {
-    const guest = new ScriptedGuest();
+    const guest = await scriptedGuest();
     guest.ringBytes = 10;
     const { shells, record } = await openedShell(guest);
     guest.emit("0123456789abcdefghij");
@@ -146,7 +196,7 @@ describe("ShellManager against a scripted guest", () => {
   });
 
   it("with plain, strips escapes and leaves an unfinished one for the next read", async () => {
-    const guest = new ScriptedGuest();
+    const guest = await scriptedGuest();
     const { shells, record } = await openedShell(guest);
     guest.emit("\x1b[1;32mok\x1b[0m\r\n$ \x1b]0;ti");
     const id = { workspace_id: WS, shell_id: record.shell_id, plain: true };
@@ -158,7 +208,7 @@ describe("ShellManager against a scripted guest", () => {
   });
 
   it("wait_for_idle_ms returns the output of a command that prints in bursts", async () => {
-    const guest = new ScriptedGuest();
+    const guest = await scriptedGuest();
     const { shells, record } = await openedShell(guest);
     let reads = 0;
     guest.onRead = () => {
@@ -177,7 +227,7 @@ describe("ShellManager against a scripted guest", () => {
   });
 
   it("wait_for_idle_ms gives up on a shell that never goes quiet, after its extra wait", async () => {
-    const guest = new ScriptedGuest();
+    const guest = await scriptedGuest();
     const { shells, record } = await openedShell(guest, { idleExtraWaitMs: 100 });
     guest.onRead = () => guest.emit("y\n");
     const read = await shells.read({
@@ -189,7 +239,7 @@ describe("ShellManager against a scripted guest", () => {
   });
 
   it("appends a newline to input unless asked not to", async () => {
-    const guest = new ScriptedGuest();
+    const guest = await scriptedGuest();
     const { shells, record } = await openedShell(guest);
     const id = { workspace_id: WS, shell_id: record.shell_id };
     expect((await shells.write({ ...id, input: "echo hi" })).bytes_written).toBe(8);
@@ -198,7 +248,7 @@ describe("ShellManager against a scripted guest", () => {
   });
 
   it("records how the shell ended once a read sees it exited", async () => {
-    const guest = new ScriptedGuest();
+    const guest = await scriptedGuest();
     const { shells, record } = await openedShell(guest);
     guest.emit("logout\r\n");
     guest.state = "exited";
@@ -212,7 +262,7 @@ describe("ShellManager against a scripted guest", () => {
   });
 
   it("turns the guest's refusals into errors that say what to do", async () => {
-    const guest = new ScriptedGuest();
+    const guest = await scriptedGuest();
     const { shells, record } = await openedShell(guest);
     const id = { workspace_id: WS, shell_id: record.shell_id };
     guest.refuse.shell_write = {
@@ -236,7 +286,7 @@ describe("ShellManager against a scripted guest", () => {
   });
 
   it("a shell the guest no longer knows is not_found, and its record goes", async () => {
-    const guest = new ScriptedGuest();
+    const guest = await scriptedGuest();
     const { shells, record } = await openedShell(guest);
     guest.refuse.shell_read = { code: "not_found", message: "no such shell" };
     await expect(
@@ -246,7 +296,7 @@ describe("ShellManager against a scripted guest", () => {
   });
 
   it("a shell of a stopped workspace is gone; closing it still succeeds", async () => {
-    const guest = new ScriptedGuest();
+    const guest = await scriptedGuest();
     const { mkdirSync } = await import("node:fs");
     mkdirSync(join(home, "workspaces", WS), { recursive: true });
     const state = { value: "started" };
@@ -265,7 +315,7 @@ describe("ShellManager against a scripted guest", () => {
   });
 
   it("clearShellRecords forgets every shell of the workspace", async () => {
-    const guest = new ScriptedGuest();
+    const guest = await scriptedGuest();
     const { shells, record } = await openedShell(guest);
     await clearShellRecords(WS);
     await expect(
@@ -275,14 +325,23 @@ describe("ShellManager against a scripted guest", () => {
 });
 
 describe("readGuestShell does not trust the guest's cursors", () => {
-  const call = (reply: Record<string, unknown>, bytes: string, cursor = 0) => {
-    const guest = {
-      request: async (_m: unknown, options: RequestOptions) => {
-        options.onData?.(FrameType.stdout, Buffer.from(bytes));
-        return { type: "result", state: "running", exit_code: null, signal: null, ...reply };
+  const call = async (reply: Record<string, unknown>, bytes: string, cursor = 0) => {
+    const client = await connectScripted(() => ({
+      stdout: Buffer.from(bytes),
+      reply: {
+        type: "result",
+        shell_id: "sh-1",
+        state: "running",
+        exit_code: null,
+        signal: null,
+        ...reply,
       },
-    } as unknown as ChannelClient;
-    return readGuestShell(guest, { shell_id: "sh-1", cursor, max_bytes: 8 });
+    }));
+    try {
+      return await readGuestShell(client, { shell_id: "sh-1", cursor, max_bytes: 8 });
+    } finally {
+      client.destroy();
+    }
   };
   const ok = { cursor: 0, next_cursor: 3, available: 3, truncated: false };
 
