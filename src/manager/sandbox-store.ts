@@ -37,6 +37,8 @@ export interface SandboxKind<R extends SandboxRecord> {
    * keeps `started`, which is how the reaper tells a VM that died from one that never booted.
    */
   persistReconciled: boolean;
+  /** What no longer holds once the VM has ended (counts of guest processes). */
+  endedFields: Partial<R>;
   /** The fields a successful boot sets besides state, error and acceleration. */
   startedFields(record: R, nowIso: string): Partial<R>;
 }
@@ -123,7 +125,7 @@ export class SandboxStore<R extends SandboxRecord> {
     const live = await liveState(this.dir(id));
     if (live.shimAlive) return record;
     const ended = (current: R) =>
-      current.state === "started" ? endedRecord(current, live.shim, this.kind.endedError) : current;
+      current.state === "started" ? this.ended(current, live.shim) : current;
     return this.kind.persistReconciled ? this.update(id, ended) : ended(record);
   }
 
@@ -149,6 +151,18 @@ export class SandboxStore<R extends SandboxRecord> {
     return record;
   }
 
+  /** The record of a sandbox whose VM was powered off cleanly. */
+  stopped(record: R): R {
+    return { ...record, ...this.kind.endedFields, state: "stopped" };
+  }
+
+  /** A VM that idled out (TTL) ended cleanly; any other end unasked for is a failure. */
+  private ended(record: R, shim: ShimStatus | undefined): R {
+    if (shim?.state === "exited" && shim.stop_reason === "ttl") return this.stopped(record);
+    const error = shim?.error ?? this.kind.endedError;
+    return { ...record, ...this.kind.endedFields, state: "failed", error };
+  }
+
   /** A sandbox deleted while we worked on it reads as not_found, not a raw ENOENT. */
   private async inDir<T>(id: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -160,14 +174,4 @@ export class SandboxStore<R extends SandboxRecord> {
       });
     }
   }
-}
-
-function endedRecord<R extends SandboxRecord>(
-  record: R,
-  shim: ShimStatus | undefined,
-  endedError: string,
-): R {
-  if (shim?.state === "exited" && shim.stop_reason === "ttl")
-    return { ...record, state: "stopped" };
-  return { ...record, state: "failed", error: shim?.error ?? endedError };
 }

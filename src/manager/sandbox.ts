@@ -19,17 +19,18 @@ type Acceleration = NonNullable<SandboxRecord["acceleration"]>;
 /** Why a sandbox's VM is being ended by a caller (the shim's own TTL stop is not one). */
 export type StopReason = "stop" | "reset" | "delete";
 
-/** What a {@link BeforeStopHook} is told; `guest` is a live connection to the VM's shim. */
+/** What a {@link BeforeStopHook} is told. */
 export interface BeforeStopEvent {
   id: string;
   reason: StopReason;
-  guest: ShimClient;
+  /** A connection to the VM's shim; undefined when the VM is not running (crashed, stopped). */
+  guest: ShimClient | undefined;
 }
 
 /**
- * Runs just before a running VM is powered off or destroyed, while the sandbox's state
- * lock is held (so it must not take that lock itself): the place to stop guest processes
- * gracefully and record that they were stopped and why.
+ * Runs on every stop, reset and delete before the VM goes (also when it is not running),
+ * with the sandbox's state lock held, so it must not take that lock itself: the place to
+ * stop guest processes gracefully and record that they were stopped and why.
  */
 export type BeforeStopHook = (event: BeforeStopEvent) => Promise<void>;
 
@@ -136,7 +137,7 @@ export class Sandboxes<R extends SandboxRecord> {
 
   private async endVm(id: string, reason: StopReason, remove: boolean): Promise<void> {
     const live = await liveState(this.store.dir(id));
-    if (!live.shimAlive || !live.shim) return;
+    if (!live.shimAlive || !live.shim) return this.beforeStop({ id, reason, guest: undefined });
     await this.withGuest(id, async (guest) => {
       await this.beforeStop({ id, reason, guest });
       await guest.stop(remove);

@@ -40,6 +40,7 @@ const vmStore = new SandboxStore<VmRecord>({
   missingHint: "it may have been deleted or reached its ttl",
   endedError: "its supervisor process died",
   persistReconciled: false,
+  endedFields: {},
   startedFields: (record, now) => ({
     started_at: now,
     expires_at: expiresAt(now, record.ttl_seconds),
@@ -202,7 +203,7 @@ export class VmManager {
     return vmStore.withLock(vm_id, async () => {
       vmStore.requireStarted(await vmStore.reconciled(vm_id), "there is nothing to stop");
       await this.sandboxes.powerOff(vm_id, "stop");
-      return vmStore.update(vm_id, (r) => ({ ...r, state: "stopped" }));
+      return vmStore.update(vm_id, (r) => vmStore.stopped(r));
     });
   }
 

@@ -19,6 +19,8 @@ export const workspaceStore = new SandboxStore<WorkspaceRecord>({
   missingHint: "list them with workspace_list",
   endedError: "the workspace's VM ended unexpectedly; start it again with workspace_start",
   persistReconciled: true,
+  // Services and shells end with the VM; their own records are reconciled by their managers.
+  endedFields: { running_service_count: 0 },
   startedFields: activity,
 });
 

@@ -172,7 +172,7 @@ export class WorkspaceManager {
     return withWorkspaceLock(id, async () => {
       workspaceStore.requireStarted(await reconciledWorkspace(id), "there is nothing to stop");
       await this.sandboxes.powerOff(id, "stop");
-      return updateWorkspaceRecord(id, (r) => ({ ...r, state: "stopped" }));
+      return updateWorkspaceRecord(id, (r) => workspaceStore.stopped(r));
     });
   }
 
@@ -289,6 +289,7 @@ export class WorkspaceManager {
     // so an interrupted reset shows as failed with the way out.
     const record = await updateWorkspaceRecord(workspaceId, (r) => ({
       ...r,
+      ...workspaceStore.kind.endedFields,
       state: "failed",
       error: `a reset to "${snapshot}" did not finish; run workspace reset again`,
     }));
