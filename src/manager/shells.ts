@@ -24,6 +24,7 @@ import {
   type GuestShellChunk,
 } from "./shell-guest.js";
 import {
+  clearShellRecords,
   readShellRecord,
   removeShellRecord,
   writeShellRecord,
@@ -59,6 +60,8 @@ export class ShellManager {
   ) {
     this.idlePollMs = options.idlePollMs ?? 50;
     this.idleExtraWaitMs = options.idleExtraWaitMs ?? 30_000;
+    // A workspace's stop, reset and delete end its shells with its VM.
+    workspaces.onBeforeStop((event) => clearShellRecords(event.id));
   }
 
   async open(input: z.input<typeof OpenShellParams>): Promise<ShellRecord> {

@@ -19,8 +19,8 @@ import {
   FrameType,
 } from "../../src/guest/frame.js";
 import { readGuestShell } from "../../src/manager/shell-guest.js";
-import { clearShellRecords } from "../../src/manager/shell-store.js";
 import { ShellManager, shellText } from "../../src/manager/shells.js";
+import type { BeforeStopHook } from "../../src/manager/sandbox.js";
 import type { WorkspaceManager } from "../../src/manager/workspaces.js";
 import { Pyro } from "../../src/sdk/pyro.js";
 
@@ -136,11 +136,14 @@ function workspacesFor(guest: ScriptedGuest, state: { value: string } = { value:
     status: async () => ({ state: state.value }),
     withGuest: <T>(_id: string, fn: (client: ChannelClient) => Promise<T>) => fn(guest.client),
     touch: async () => {},
+    onBeforeStop: (hook: BeforeStopHook) => hooks.push(hook),
   } as unknown as WorkspaceManager;
 }
 
 let home = "";
+let hooks: BeforeStopHook[] = [];
 beforeEach(() => {
+  hooks = [];
   home = mkdtempSync(join(tmpdir(), "pyro-shells-unit-"));
   process.env.PYRO_HOME = home;
 });
@@ -314,14 +317,18 @@ describe("ShellManager against a scripted guest", () => {
     expect(guest.requests.some((r) => r.op === "shell_close")).toBe(false);
   });
 
-  it("clearShellRecords forgets every shell of the workspace", async () => {
-    const guest = await scriptedGuest();
-    const { shells, record } = await openedShell(guest);
-    await clearShellRecords(WS);
-    await expect(
-      shells.write({ workspace_id: WS, shell_id: record.shell_id, input: "x" }),
-    ).rejects.toMatchObject({ code: "not_found" });
-  });
+  it.each(["stop", "reset", "delete"] as const)(
+    "a workspace %s forgets every shell of the workspace",
+    async (reason) => {
+      const guest = await scriptedGuest();
+      const { shells, record } = await openedShell(guest);
+      for (const hook of hooks) await hook({ id: WS, reason, guest: undefined });
+      expect(existsSync(shellsDir())).toBe(false);
+      await expect(
+        shells.write({ workspace_id: WS, shell_id: record.shell_id, input: "x" }),
+      ).rejects.toMatchObject({ code: "not_found" });
+    },
+  );
 });
 
 describe("readGuestShell does not trust the guest's cursors", () => {
