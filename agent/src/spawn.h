@@ -26,7 +26,19 @@ struct pyro_spawn_request {
     bool stdin_pipe;          /* true: stdin frames; false: /dev/null */
     bool sync_after;          /* sync(2) before the exit frame, so what the command
                                  wrote survives a VMM crash right after the reply */
+    const char *path;         /* file to execute; NULL: argv[0] (a login shell's argv[0]
+                                 is "-sh", not a file) */
+    int tty_fd;               /* >= 0: a PTY slave that becomes the child's controlling
+                                 terminal and stdio, instead of pipes */
+    const char *default_term; /* "TERM=..." replacing the default TERM=dumb, or NULL */
 };
+
+/* Validates and fills argv, envp and cwd of a request that starts a process (exec,
+ * shell_open, ...) the way exec does, with messages that start with op. Without
+ * argv_required a missing argv leaves req->argv NULL. Set req->default_term first. */
+bool pyro_spawn_parse_process(const struct pyro_json_value *json, const char *op,
+                              bool argv_required, struct pyro_spawn_request *req,
+                              struct pyro_error *e);
 
 /* Fills req from the exec request. The arrays live in static storage owned by this
  * module, valid until the next call. */
@@ -38,6 +50,7 @@ struct pyro_spawned {
     int stdout_fd; /* parent ends, non-blocking and close-on-exec */
     int stderr_fd;
     int stdin_fd; /* -1 unless stdin_pipe */
+    /* All three are -1 for a terminal child (tty_fd). */
 };
 
 bool pyro_spawn(const struct pyro_spawn_request *req, struct pyro_spawned *out,
