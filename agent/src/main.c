@@ -8,6 +8,7 @@
 #include "init.h"
 #include "log.h"
 #include "loop.h"
+#include "shell.h"
 #include "sys.h"
 #include "transport.h"
 
@@ -87,7 +88,8 @@ static void reap_children(int64_t now_ms)
         int status;
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid > 0) {
-            pyro_exec_on_reaped(pid, status, now_ms);
+            if (!pyro_shell_on_reaped(pid, status))
+                pyro_exec_on_reaped(pid, status, now_ms);
             continue;
         }
         if (pid < 0 && errno == EINTR)
@@ -110,6 +112,9 @@ static void dispatch(const struct pyro_pollset *ps, int64_t now_ms)
         case PYRO_POLL_EXEC_STDERR:
         case PYRO_POLL_EXEC_STDIN:
             pyro_exec_on_ready(tag, revents);
+            break;
+        case PYRO_POLL_SHELL:
+            pyro_shell_on_ready(tag, revents);
             break;
         case PYRO_POLL_CONN:
         case PYRO_POLL_LISTENER:
@@ -134,6 +139,7 @@ static int poll_timeout(int64_t deadline_ms, int64_t now_ms)
 static void host_exit(int code)
 {
     pyro_exec_kill_all();
+    pyro_shell_kill_all();
     pyro_transport_close_all();
     exit(code);
 }
@@ -166,6 +172,7 @@ static void serve(void)
         /* Order matters: exec pipes are handled before requests that may create new
          * descriptors, see loop.h. */
         pyro_exec_poll_add(&ps);
+        pyro_shell_poll_add(&ps);
         pyro_transport_poll_add(&ps, now_ms);
         pyro_pollset_add(&ps, signal_pipe[0], POLLIN, PYRO_POLL_SIGNAL_PIPE, NULL);
         int n = poll(ps.fds, ps.count, poll_timeout(ps.deadline_ms, now_ms));
@@ -181,6 +188,7 @@ static void serve(void)
             dispatch(&ps, now_ms);
         reap_children(now_ms);
         pyro_exec_tick(now_ms);
+        pyro_shell_tick(now_ms);
         pyro_transport_maintain(now_ms);
         handle_requests_to_stop();
     }

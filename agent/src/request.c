@@ -7,6 +7,7 @@
 #include "files.h"
 #include "init.h"
 #include "log.h"
+#include "shell.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -246,6 +247,8 @@ static void dispatch_op(struct pyro_conn *conn, uint32_t channel,
         return;
     }
     LOG_DEBUG("%s: channel %u: op %s", conn->name, channel, op->str);
+    if (pyro_shell_dispatch(conn, channel, op->str, req))
+        return;
     if (strcmp(op->str, "hello") == 0)
         handle_hello(conn, channel, req);
     else if (strcmp(op->str, "exec") == 0)
