@@ -1,4 +1,5 @@
-/* Requests: routes incoming frames, validates control messages and sends replies.
+/* Requests: routes incoming frames to the handler table (ops.h), validates control
+ * messages and sends replies.
  *
  * Every request channel ends with exactly one terminal frame (result, exit or error);
  * the helpers here produce the result and error ones. */
@@ -36,7 +37,8 @@ void pyro_request_frame(struct pyro_conn *conn, const struct pyro_frame_header *
                         const uint8_t *payload);
 
 /* Forgets what a connection that went away had going: its execs' process groups are
- * killed, its pending file_writes discarded. No frames are sent. */
+ * killed (the process table decides by kind; services and shells live on), its pending
+ * file_writes and replies discarded. No frames are sent. */
 void pyro_request_drop_conn(struct pyro_conn *conn);
 
 void pyro_send_error(struct pyro_conn *conn, uint32_t channel, const struct pyro_error *e);

@@ -22,5 +22,6 @@ void test_init(void);
 void test_path(void);
 void test_confine(void);
 void test_guard(void);
+void test_proc(void);
 
 #endif
