@@ -114,6 +114,37 @@ bool pyro_field_int(const struct pyro_json_value *req, const char *op, const cha
     return true;
 }
 
+/* ASCII only, whatever the locale. */
+static bool name_alnum(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+bool pyro_name_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > PYRO_NAME_MAX || !name_alnum(s[0]))
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (!name_alnum(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return false;
+    return true;
+}
+
+bool pyro_field_name(const struct pyro_json_value *req, const char *op, const char *field,
+                     char *out, struct pyro_error *e)
+{
+    const struct pyro_json_value *v = pyro_json_get(req, field);
+    if (!v || v->type != PYRO_JSON_STRING || !pyro_name_valid(v->str, v->len)) {
+        pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
+                       "%s: %s must be 1 to %d characters of A-Z a-z 0-9 . _ - starting with "
+                       "a letter or digit",
+                       op, field, PYRO_NAME_MAX);
+        return false;
+    }
+    memcpy(out, v->str, v->len + 1);
+    return true;
+}
+
 static void dispatch_op(struct pyro_conn *conn, uint32_t channel,
                         const struct pyro_json_value *req)
 {

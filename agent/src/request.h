@@ -20,6 +20,9 @@
 #define PYRO_ERR_BUSY "busy"
 #define PYRO_ERR_INTERNAL "internal"
 
+/* Service names and shell ids: ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$. */
+#define PYRO_NAME_MAX 64
+
 /* Enough for the largest request: argv and env entries plus the containers. */
 #define PYRO_JSON_MAX_VALUES 8192
 
@@ -55,5 +58,11 @@ bool pyro_field_bool(const struct pyro_json_value *req, const char *op, const ch
 bool pyro_field_int(const struct pyro_json_value *req, const char *op, const char *field,
                     int64_t min, int64_t max, bool *present, int64_t *out,
                     struct pyro_error *e);
+/* A required name field (PYRO_NAME_MAX, regex above) copied into out (PYRO_NAME_MAX + 1
+ * bytes). */
+bool pyro_field_name(const struct pyro_json_value *req, const char *op, const char *field,
+                     char *out, struct pyro_error *e);
+/* Whether s matches the name regex. */
+bool pyro_name_valid(const char *s, size_t len);
 
 #endif

@@ -23,5 +23,6 @@ void test_path(void);
 void test_confine(void);
 void test_guard(void);
 void test_proc(void);
+void test_names(void);
 
 #endif

@@ -15,6 +15,7 @@ int main(void)
     test_confine();
     test_guard();
     test_proc();
+    test_names();
     printf("%d checks, %d failures\n", test_checks, test_failures);
     return test_failures == 0 ? 0 : 1;
 }
