@@ -1,6 +1,7 @@
 #include "shell.h"
 
 #include "log.h"
+#include "proc.h"
 #include "shell_table.h"
 #include "sys.h"
 
@@ -17,9 +18,9 @@
 
 static struct pyro_shell shells[PYRO_MAX_SHELLS];
 
-/* Closed shells whose process has not exited yet: they get KILL at kill_at_ms. */
+/* Closed shells whose process has not been reaped yet: KILL at kill_at_ms. */
 struct closing_shell {
-    pid_t pid;
+    pid_t pid; /* 0: free */
     int64_t kill_at_ms;
 };
 static struct closing_shell closing[PYRO_MAX_SHELLS * 2];
@@ -45,46 +46,17 @@ struct pyro_shell *pyro_shell_free_slot(void)
     return NULL;
 }
 
-/* ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$, the protocol's name rule. */
-static bool id_valid(const struct pyro_json_value *v)
+bool pyro_shell_parse_id(const struct pyro_json_value *req, const char *op, bool must_exist,
+                         char *id, struct pyro_shell **found, struct pyro_error *e)
 {
-    if (!pyro_json_is_cstring(v) || v->len == 0 || v->len > PYRO_SHELL_ID_MAX)
+    if (!pyro_field_name(req, op, "shell_id", id, e))
         return false;
-    for (size_t i = 0; i < v->len; i++) {
-        char c = v->str[i];
-        bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
-            return false;
+    *found = pyro_shell_find(id);
+    if (must_exist && !*found) {
+        pyro_error_set(e, PYRO_ERR_NOT_FOUND, 0, "%s: shell %s does not exist", op, id);
+        return false;
     }
     return true;
-}
-
-const char *pyro_shell_parse_id(const struct pyro_json_value *req, const char *op,
-                                bool must_exist, struct pyro_shell **found,
-                                struct pyro_error *e)
-{
-    const struct pyro_json_value *v = pyro_json_get(req, "shell_id");
-    if (!id_valid(v)) {
-        pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                       "%s: shell_id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", op);
-        return NULL;
-    }
-    *found = pyro_shell_find(v->str);
-    if (must_exist && !*found) {
-        pyro_error_set(e, PYRO_ERR_NOT_FOUND, 0, "%s: shell %s does not exist", op, v->str);
-        return NULL;
-    }
-    return v->str;
-}
-
-void pyro_shell_kill_group(pid_t pgid, int signo)
-{
-    if (kill(-pgid, signo) == 0)
-        return;
-    if (errno == ESRCH && kill(pgid, signo) == 0)
-        return;
-    if (errno != ESRCH)
-        LOG_ERRNO("kill process group %d", (int)pgid);
 }
 
 /* EIO: every slave descriptor is closed (the shell and whatever it started are gone)
@@ -140,15 +112,48 @@ void pyro_shell_flush(struct pyro_shell *sh)
     }
 }
 
-static void remember_closing(pid_t pid)
+static void on_shell_reaped(void *owner, pid_t pid, int status, int64_t now_ms)
 {
+    struct pyro_shell *sh = owner;
+    (void)now_ms;
+    if (!sh->used || sh->reaped || sh->pid != pid)
+        return;
+    LOG_DEBUG("shell %s: process %d ended", sh->id, (int)pid);
+    sh->reaped = true;
+    sh->status = status;
+    sh->queue_len = 0;
+    /* Like an exec: what it left running in its own group goes with it. Output still in
+     * the terminal stays readable (the master is drained until EIO). */
+    pyro_proc_kill_group(pid, SIGKILL);
+}
+
+bool pyro_shell_track(struct pyro_shell *sh)
+{
+    return pyro_proc_add(sh->pid, PYRO_PROC_SHELL, NULL, on_shell_reaped, sh);
+}
+
+static void on_closing_reaped(void *owner, pid_t pid, int status, int64_t now_ms)
+{
+    struct closing_shell *c = owner;
+    (void)status;
+    (void)now_ms;
+    if (c->pid == pid)
+        c->pid = 0;
+    pyro_proc_kill_group(pid, SIGKILL); /* the rest of its group, as for an open shell */
+}
+
+/* The closed shell's process now belongs to a closing slot until it is reaped. */
+static void hand_over_to_closing(pid_t pid)
+{
+    pyro_proc_forget(pid);
     for (size_t i = 0; i < sizeof closing / sizeof closing[0]; i++) {
-        if (closing[i].pid == 0) {
-            closing[i] = (struct closing_shell){pid, pyro_now_ms() + PYRO_SHELL_CLOSE_KILL_MS};
+        struct closing_shell *c = &closing[i];
+        if (c->pid == 0 && pyro_proc_add(pid, PYRO_PROC_SHELL, NULL, on_closing_reaped, c)) {
+            *c = (struct closing_shell){pid, pyro_now_ms() + PYRO_SHELL_CLOSE_KILL_MS};
             return;
         }
     }
-    pyro_shell_kill_group(pid, SIGKILL); /* no room to wait for it: no grace */
+    pyro_proc_kill_group(pid, SIGKILL); /* no room to wait for it: no grace */
 }
 
 void pyro_shell_release(struct pyro_shell *sh)
@@ -156,11 +161,11 @@ void pyro_shell_release(struct pyro_shell *sh)
     if (sh->master_fd >= 0) {
         pid_t fg = tcgetpgrp(sh->master_fd);
         if (fg > 0)
-            pyro_shell_kill_group(fg, SIGHUP);
+            pyro_proc_kill_group(fg, SIGHUP);
     }
     if (!sh->reaped) {
-        pyro_shell_kill_group(sh->pid, SIGHUP);
-        remember_closing(sh->pid);
+        pyro_proc_kill_group(sh->pid, SIGHUP);
+        hand_over_to_closing(sh->pid);
     }
     pyro_close(&sh->master_fd);
     free(sh->ring.buf);
@@ -169,23 +174,10 @@ void pyro_shell_release(struct pyro_shell *sh)
     sh->master_fd = -1;
 }
 
-void pyro_shell_poll_add(struct pyro_pollset *ps)
-{
-    for (size_t i = 0; i < PYRO_MAX_SHELLS; i++) {
-        struct pyro_shell *sh = &shells[i];
-        if (!sh->used || sh->master_fd < 0)
-            continue;
-        short events = POLLIN | (sh->queue_len > 0 ? POLLOUT : 0);
-        pyro_pollset_add(ps, sh->master_fd, events, PYRO_POLL_SHELL, sh);
-    }
-    for (size_t i = 0; i < sizeof closing / sizeof closing[0]; i++)
-        if (closing[i].pid != 0)
-            pyro_pollset_timer(ps, closing[i].kill_at_ms);
-}
-
-void pyro_shell_on_ready(const struct pyro_poll_tag *tag, short revents)
+static void on_terminal_ready(const struct pyro_poll_tag *tag, short revents, int64_t now_ms)
 {
     struct pyro_shell *sh = tag->object;
+    (void)now_ms;
     if (!sh->used || sh->master_fd != tag->fd)
         return;
     if (revents & POLLOUT)
@@ -197,55 +189,28 @@ void pyro_shell_on_ready(const struct pyro_poll_tag *tag, short revents)
         terminal_drained(sh);
 }
 
-bool pyro_shell_on_reaped(pid_t pid, int status)
+void pyro_shell_poll_add(struct pyro_pollset *ps)
 {
-    for (size_t i = 0; i < sizeof closing / sizeof closing[0]; i++) {
-        if (closing[i].pid == pid) {
-            closing[i].pid = 0;
-            pyro_shell_kill_group(pid, SIGKILL);
-            return true;
-        }
-    }
     for (size_t i = 0; i < PYRO_MAX_SHELLS; i++) {
         struct pyro_shell *sh = &shells[i];
-        if (!sh->used || sh->reaped || sh->pid != pid)
+        if (!sh->used || sh->master_fd < 0)
             continue;
-        LOG_DEBUG("shell %s: process %d ended", sh->id, (int)pid);
-        sh->reaped = true;
-        sh->status = status;
-        sh->queue_len = 0;
-        /* Like an exec: what it left running in its own group goes with it. Output
-         * still in the terminal stays readable (the master is drained until EIO). */
-        pyro_shell_kill_group(pid, SIGKILL);
-        return true;
+        short events = POLLIN | (sh->queue_len > 0 ? POLLOUT : 0);
+        pyro_pollset_watch(ps, sh->master_fd, events, on_terminal_ready, sh, 0);
     }
-    return false;
+    for (size_t i = 0; i < sizeof closing / sizeof closing[0]; i++)
+        if (closing[i].pid != 0)
+            pyro_pollset_timer(ps, closing[i].kill_at_ms);
 }
 
 void pyro_shell_tick(int64_t now_ms)
 {
     for (size_t i = 0; i < sizeof closing / sizeof closing[0]; i++) {
-        if (closing[i].pid != 0 && now_ms >= closing[i].kill_at_ms) {
-            LOG_DEBUG("closed shell process %d outlived HUP; killing it", (int)closing[i].pid);
-            pyro_shell_kill_group(closing[i].pid, SIGKILL);
-            closing[i].pid = 0;
+        struct closing_shell *c = &closing[i];
+        if (c->pid != 0 && now_ms >= c->kill_at_ms) {
+            LOG_DEBUG("closed shell process %d outlived HUP; killing it", (int)c->pid);
+            pyro_proc_kill_group(c->pid, SIGKILL);
+            c->kill_at_ms = INT64_MAX; /* the slot is freed when it is reaped */
         }
-    }
-}
-
-void pyro_shell_kill_all(void)
-{
-    for (size_t i = 0; i < PYRO_MAX_SHELLS; i++) {
-        if (!shells[i].used)
-            continue;
-        if (!shells[i].reaped)
-            pyro_shell_kill_group(shells[i].pid, SIGKILL);
-        shells[i].reaped = true; /* nothing to HUP or wait for */
-        pyro_shell_release(&shells[i]);
-    }
-    for (size_t i = 0; i < sizeof closing / sizeof closing[0]; i++) {
-        if (closing[i].pid != 0)
-            pyro_shell_kill_group(closing[i].pid, SIGKILL);
-        closing[i].pid = 0;
     }
 }

@@ -2,12 +2,14 @@
  * entry that owns both. */
 #include "agent.h"
 #include "log.h"
+#include "proc.h"
 #include "shell_table.h"
 #include "spawn.h"
 #include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,7 +86,7 @@ fail:
 }
 
 struct open_request {
-    const char *id;
+    char id[PYRO_NAME_MAX + 1];
     int64_t cols, rows;
     struct pyro_spawn_request spawn;
 };
@@ -97,9 +99,9 @@ static bool parse_open(const struct pyro_json_value *json, struct open_request *
     struct pyro_shell *existing = NULL;
     *r = (struct open_request){.cols = PYRO_SHELL_DEFAULT_COLS,
                                .rows = PYRO_SHELL_DEFAULT_ROWS,
-                               .spawn = {.tty_fd = -1, .default_term = "TERM=xterm-256color"}};
+                               .spawn = {.tty_fd = -1}};
     if (!pyro_fields_known(json, "shell_open", fields, e) ||
-        !(r->id = pyro_shell_parse_id(json, "shell_open", false, &existing, e)) ||
+        !pyro_shell_parse_id(json, "shell_open", false, r->id, &existing, e) ||
         !pyro_field_int(json, "shell_open", "cols", 1, PYRO_SHELL_MAX_SIZE, NULL, &r->cols, e) ||
         !pyro_field_int(json, "shell_open", "rows", 1, PYRO_SHELL_MAX_SIZE, NULL, &r->rows, e))
         return false;
@@ -115,6 +117,7 @@ static bool parse_open(const struct pyro_json_value *json, struct open_request *
     }
     if (!pyro_spawn_parse_process(json, "shell_open", false, &r->spawn, e))
         return false;
+    pyro_spawn_default_term(&r->spawn, "TERM=xterm-256color");
     if (!r->spawn.argv)
         use_login_shell(&r->spawn);
     return true;
@@ -149,8 +152,15 @@ static bool start(struct open_request *r, struct pyro_shell *sh, struct pyro_err
                               .master_fd = master,
                               .cols = (int)r->cols,
                               .rows = (int)r->rows};
-    snprintf(sh->id, sizeof sh->id, "%s", r->id);
+    memcpy(sh->id, r->id, sizeof sh->id);
     pyro_ring_init(&sh->ring, ring, PYRO_SHELL_RING_BYTES);
+    if (!pyro_shell_track(sh)) {
+        pyro_proc_kill_group(child.pid, SIGKILL);
+        sh->reaped = true; /* nothing to HUP or wait for */
+        pyro_shell_release(sh);
+        pyro_error_set(e, PYRO_ERR_BUSY, 0, "shell_open: the agent's process table is full");
+        return false;
+    }
     return true;
 }
 

@@ -1,6 +1,8 @@
 /* shell_read, shell_write, shell_signal, shell_close and shell_list. */
 #include "exec.h"
 #include "log.h"
+#include "ops.h"
+#include "proc.h"
 #include "shell_table.h"
 
 #include <errno.h>
@@ -58,8 +60,9 @@ static struct pyro_shell *request_shell(struct pyro_conn *conn, uint32_t channel
 {
     struct pyro_error e;
     struct pyro_shell *sh = NULL;
+    char id[PYRO_NAME_MAX + 1];
     if (!pyro_fields_known(req, op, fields, &e) ||
-        !pyro_shell_parse_id(req, op, true, &sh, &e)) {
+        !pyro_shell_parse_id(req, op, true, id, &sh, &e)) {
         pyro_send_error(conn, channel, &e);
         return NULL;
     }
@@ -91,7 +94,7 @@ static bool parse_read(const struct pyro_json_value *req, int64_t *cursor, int64
     return has_cursor;
 }
 
-void pyro_shell_read(struct pyro_conn *conn, uint32_t channel, const struct pyro_json_value *req)
+static void shell_read(struct pyro_conn *conn, uint32_t channel, const struct pyro_json_value *req)
 {
     static const char *const fields[] = {"op", "shell_id", "cursor", "max_bytes", NULL};
     struct pyro_shell *sh = request_shell(conn, channel, req, "shell_read", fields);
@@ -143,7 +146,7 @@ static bool queue_input(struct pyro_shell *sh, const char *data, size_t len,
     return true;
 }
 
-void pyro_shell_write(struct pyro_conn *conn, uint32_t channel,
+static void shell_write(struct pyro_conn *conn, uint32_t channel,
                       const struct pyro_json_value *req)
 {
     static const char *const fields[] = {"op", "shell_id", "data", NULL};
@@ -172,7 +175,7 @@ void pyro_shell_write(struct pyro_conn *conn, uint32_t channel,
     pyro_send_error(conn, channel, &e);
 }
 
-void pyro_shell_signal(struct pyro_conn *conn, uint32_t channel,
+static void shell_signal(struct pyro_conn *conn, uint32_t channel,
                        const struct pyro_json_value *req)
 {
     static const char *const fields[] = {"op", "shell_id", "signal", NULL};
@@ -194,13 +197,13 @@ void pyro_shell_signal(struct pyro_conn *conn, uint32_t channel,
      * be reused by now). */
     pid_t fg = sh->master_fd >= 0 ? tcgetpgrp(sh->master_fd) : -1;
     if (fg > 0)
-        pyro_shell_kill_group(fg, signo);
+        pyro_proc_kill_group(fg, signo);
     else if (!sh->reaped)
-        pyro_shell_kill_group(sh->pid, signo);
+        pyro_proc_kill_group(sh->pid, signo);
     send_id_result(conn, channel, sh->id);
 }
 
-void pyro_shell_close(struct pyro_conn *conn, uint32_t channel,
+static void shell_close(struct pyro_conn *conn, uint32_t channel,
                       const struct pyro_json_value *req)
 {
     static const char *const fields[] = {"op", "shell_id", NULL};
@@ -236,7 +239,7 @@ static void write_entry(struct pyro_json_writer *w, struct pyro_shell *sh)
     pyro_json_object_end(w);
 }
 
-void pyro_shell_list(struct pyro_conn *conn, uint32_t channel, const struct pyro_json_value *req)
+static void shell_list(struct pyro_conn *conn, uint32_t channel, const struct pyro_json_value *req)
 {
     static const char *const fields[] = {"op", NULL};
     static char buf[PYRO_MAX_SHELLS * 512];
@@ -260,22 +263,18 @@ void pyro_shell_list(struct pyro_conn *conn, uint32_t channel, const struct pyro
     pyro_send_control(conn, channel, &w);
 }
 
-bool pyro_shell_dispatch(struct pyro_conn *conn, uint32_t channel, const char *op,
-                         const struct pyro_json_value *req)
-{
-    static const struct {
-        const char *op;
-        void (*handle)(struct pyro_conn *, uint32_t, const struct pyro_json_value *);
-    } ops[] = {
-        {"shell_open", pyro_shell_open},     {"shell_read", pyro_shell_read},
-        {"shell_write", pyro_shell_write},   {"shell_signal", pyro_shell_signal},
-        {"shell_close", pyro_shell_close},   {"shell_list", pyro_shell_list},
-    };
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-        if (strcmp(op, ops[i].op) == 0) {
-            ops[i].handle(conn, channel, req);
-            return true;
-        }
-    }
-    return false;
-}
+static const struct pyro_op ops[] = {
+    {"shell_open", pyro_shell_open},     {"shell_read", shell_read},
+    {"shell_write", shell_write},   {"shell_signal", shell_signal},
+    {"shell_close", shell_close},   {"shell_list", shell_list},
+    {NULL, NULL},
+};
+
+/* Shells answer every op within the call and belong to no connection: no busy
+ * channels, no stdin frames, nothing to drop with a connection. */
+const struct pyro_op_group pyro_shell_ops = {
+    .name = "shell",
+    .ops = ops,
+    .poll_add = pyro_shell_poll_add,
+    .tick = pyro_shell_tick,
+};

@@ -39,7 +39,8 @@ static bool parse_argv(const struct pyro_json_value *json, const char *op, bool 
     if (!argv || argv->type != PYRO_JSON_ARRAY || argv->count == 0 ||
         argv->count > PYRO_MAX_ARGV_ENTRIES) {
         pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                       "%s: argv must be an array of 1 to %d strings", op, PYRO_MAX_ARGV_ENTRIES);
+                       "%s: argv must be an array of 1 to %d strings", op,
+                       PYRO_MAX_ARGV_ENTRIES);
         return false;
     }
     size_t i = 0;
@@ -76,8 +77,6 @@ static bool parse_env(const struct pyro_json_value *json, const char *op,
     size_t n = DEFAULT_ENV_COUNT, used = 0;
     for (size_t i = 0; i < DEFAULT_ENV_COUNT; i++)
         envp_storage[i] = (char *)default_env[i];
-    if (req->default_term) /* a terminal's TERM replaces the default "dumb" */
-        envp_storage[default_env_slot("TERM", 4)] = (char *)req->default_term;
     const struct pyro_json_value *env = pyro_json_get(json, "env");
     if (env && (env->type != PYRO_JSON_OBJECT || env->count > PYRO_MAX_ENV_ENTRIES)) {
         pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
@@ -116,8 +115,8 @@ static bool parse_cwd(const struct pyro_json_value *json, const char *op,
     const char *path = "/";
     if (cwd) {
         if (!pyro_json_is_cstring(cwd) || cwd->str[0] != '/') {
-            pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                           "%s: cwd must be an absolute path", op);
+            pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0, "%s: cwd must be an absolute path",
+                           op);
             return false;
         }
         path = cwd->str;
@@ -148,6 +147,12 @@ bool pyro_spawn_parse_process(const struct pyro_json_value *json, const char *op
                               bool argv_required, struct pyro_spawn_request *req,
                               struct pyro_error *e)
 {
+    req->timeout_ms = 0;
+    req->max_output_bytes = PYRO_DEFAULT_MAX_OUTPUT_BYTES;
+    req->stdin_pipe = false;
+    req->sync_after = false;
+    req->path = NULL;
+    req->tty_fd = -1;
     return parse_argv(json, op, argv_required, req, e) && parse_env(json, op, req, e) &&
            parse_cwd(json, op, req, e);
 }
@@ -157,17 +162,23 @@ bool pyro_spawn_parse(const struct pyro_json_value *json, struct pyro_spawn_requ
 {
     static const char *const fields[] = {
         "op", "argv", "env", "cwd", "timeout_ms", "max_output_bytes", "stdin", "sync", NULL};
-    *req = (struct pyro_spawn_request){.max_output_bytes = PYRO_DEFAULT_MAX_OUTPUT_BYTES,
-                                       .tty_fd = -1};
-    return pyro_fields_known(json, "exec", fields, e) && parse_argv(json, "exec", true, req, e) &&
-           parse_env(json, "exec", req, e) &&
-           pyro_field_int(json, "exec", "timeout_ms", 1, INT64_MAX / 2, NULL, &req->timeout_ms,
+    if (!pyro_fields_known(json, "exec", fields, e) ||
+        !pyro_spawn_parse_process(json, "exec", true, req, e))
+        return false;
+    return pyro_field_int(json, "exec", "timeout_ms", 1, INT64_MAX / 2, NULL, &req->timeout_ms,
                           e) &&
            pyro_field_int(json, "exec", "max_output_bytes", 0, PYRO_MAX_OUTPUT_BYTES_LIMIT,
                           NULL, &req->max_output_bytes, e) &&
            pyro_field_bool(json, "exec", "stdin", &req->stdin_pipe, e) &&
-           pyro_field_bool(json, "exec", "sync", &req->sync_after, e) &&
-           parse_cwd(json, "exec", req, e);
+           pyro_field_bool(json, "exec", "sync", &req->sync_after, e);
+}
+
+void pyro_spawn_default_term(struct pyro_spawn_request *req, const char *entry)
+{
+    int slot = default_env_slot("TERM", 4);
+    /* Still the default's own string: the request did not set TERM. */
+    if (slot >= 0 && req->envp[slot] == default_env[slot])
+        req->envp[slot] = (char *)entry;
 }
 
 /* The shell's message and status for a failed exec. */

@@ -30,20 +30,25 @@ struct pyro_spawn_request {
                                  is "-sh", not a file) */
     int tty_fd;               /* >= 0: a PTY slave that becomes the child's controlling
                                  terminal and stdio, instead of pipes */
-    const char *default_term; /* "TERM=..." replacing the default TERM=dumb, or NULL */
 };
-
-/* Validates and fills argv, envp and cwd of a request that starts a process (exec,
- * shell_open, ...) the way exec does, with messages that start with op. Without
- * argv_required a missing argv leaves req->argv NULL. Set req->default_term first. */
-bool pyro_spawn_parse_process(const struct pyro_json_value *json, const char *op,
-                              bool argv_required, struct pyro_spawn_request *req,
-                              struct pyro_error *e);
 
 /* Fills req from the exec request. The arrays live in static storage owned by this
  * module, valid until the next call. */
 bool pyro_spawn_parse(const struct pyro_json_value *json, struct pyro_spawn_request *req,
                       struct pyro_error *e);
+
+/* The part every process-starting op shares with exec (service_start, shell_open):
+ * argv (PATH lookup; when !argv_required and absent, req->argv is NULL for the caller to
+ * fill), env over the defaults, cwd (under --root in host mode; must be a directory).
+ * Messages start with "OP: ". Other fields get exec's defaults (no timeout, no stdin,
+ * pipes, argv[0] as the file); the caller checks the request's field names itself. */
+bool pyro_spawn_parse_process(const struct pyro_json_value *json, const char *op,
+                              bool argv_required, struct pyro_spawn_request *req,
+                              struct pyro_error *e);
+
+/* Replaces the default TERM=dumb by entry ("TERM=xterm-256color" for a terminal) unless
+ * the request's env set TERM. After pyro_spawn_parse_process. */
+void pyro_spawn_default_term(struct pyro_spawn_request *req, const char *entry);
 
 struct pyro_spawned {
     pid_t pid;
