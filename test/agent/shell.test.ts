@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { join } from "node:path";
@@ -139,6 +139,22 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** The command lines of pid's children, from /proc. */
+function childCommands(pid: number): string[] {
+  const commands: string[] = [];
+  for (const entry of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid)
+        commands.push(readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ").trim());
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return commands;
+}
+
 async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
@@ -257,9 +273,7 @@ describe("agent shells (host process)", () => {
     const id = await openShell({ argv: ["sh"] });
     const pid = await shellPid(id);
     await write(id, "sleep 100\n");
-    const sleeping = () =>
-      execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(pid)], { encoding: "utf8" });
-    expect(await eventually(() => sleeping().includes("sleep 100"))).toBe(true);
+    expect(await eventually(() => childCommands(pid).includes("sleep 100"))).toBe(true);
     await wire.ok({ op: "shell_signal", shell_id: id, signal: "INT" });
     await write(id, "echo alive-$((2+3))\n");
     const { text } = await readUntil(id, 0, /alive-5/, 10_000);
@@ -375,5 +389,36 @@ describe("agent shells (host process)", () => {
       });
     }
     await closeShell(id);
+  });
+
+  it("queues input the terminal does not take yet, up to 256 KiB, then answers busy", async () => {
+    // Nothing reads the terminal, so the line discipline fills up and input waits.
+    const id = await openShell({ argv: ["sh", "-c", "sleep 100"] });
+    const chunk = "a".repeat(32768);
+    let accepted = 0;
+    let refused: Reply | undefined;
+    while (!refused && accepted < 64) {
+      const r = await wire.send({ op: "shell_write", shell_id: id, data: chunk });
+      if (r.message.type === "error") refused = r;
+      else accepted++;
+    }
+    expect(refused?.message).toMatchObject({ code: "busy" });
+    // The whole queue was usable; what the kernel's terminal buffers took (it varies with
+    // how much echo the loop has drained) comes on top, and the loop bound stops a queue
+    // without a limit.
+    expect(accepted).toBeGreaterThanOrEqual(8);
+    await closeShell(id);
+  });
+
+  // Last: it ends the agent this file shares.
+  it("kills every shell's process when the agent is told to exit", async () => {
+    // It ignores the terminal's hang-up, so only the agent's KILL ends it.
+    const id = await openShell({ argv: ["sh", "-c", 'trap "" HUP; echo ready; sleep 100'] });
+    const pid = await shellPid(id);
+    await readUntil(id, 0, /ready/);
+    const exited = new Promise((resolve) => agent.process.once("exit", resolve));
+    agent.process.kill("SIGTERM");
+    await exited;
+    expect(await eventually(() => !processAlive(pid))).toBe(true);
   });
 });
