@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,21 +29,25 @@ static char *envp_storage[PYRO_MAX_ENV_ENTRIES + DEFAULT_ENV_COUNT + 1];
 /* "KEY=VALUE" strings; the request's strings total less than one control message. */
 static char env_strings[PYRO_MAX_CONTROL_BYTES + 64];
 
-static bool parse_argv(const struct pyro_json_value *json, struct pyro_spawn_request *req,
-                       struct pyro_error *e)
+static bool parse_argv(const struct pyro_json_value *json, const char *op, bool required,
+                       struct pyro_spawn_request *req, struct pyro_error *e)
 {
     const struct pyro_json_value *argv = pyro_json_get(json, "argv");
+    req->argv = NULL;
+    if (!argv && !required)
+        return true;
     if (!argv || argv->type != PYRO_JSON_ARRAY || argv->count == 0 ||
         argv->count > PYRO_MAX_ARGV_ENTRIES) {
         pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                       "exec: argv must be an array of 1 to %d strings", PYRO_MAX_ARGV_ENTRIES);
+                       "%s: argv must be an array of 1 to %d strings", op,
+                       PYRO_MAX_ARGV_ENTRIES);
         return false;
     }
     size_t i = 0;
     for (const struct pyro_json_value *a = argv->child; a; a = a->next) {
         if (!pyro_json_is_cstring(a)) {
             pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                           "exec: argv[%zu] must be a string without NUL bytes", i);
+                           "%s: argv[%zu] must be a string without NUL bytes", op, i);
             return false;
         }
         argv_storage[i++] = (char *)a->str;
@@ -66,8 +71,8 @@ static int default_env_slot(const char *key, size_t key_len)
     return -1;
 }
 
-static bool parse_env(const struct pyro_json_value *json, struct pyro_spawn_request *req,
-                      struct pyro_error *e)
+static bool parse_env(const struct pyro_json_value *json, const char *op,
+                      struct pyro_spawn_request *req, struct pyro_error *e)
 {
     size_t n = DEFAULT_ENV_COUNT, used = 0;
     for (size_t i = 0; i < DEFAULT_ENV_COUNT; i++)
@@ -75,21 +80,21 @@ static bool parse_env(const struct pyro_json_value *json, struct pyro_spawn_requ
     const struct pyro_json_value *env = pyro_json_get(json, "env");
     if (env && (env->type != PYRO_JSON_OBJECT || env->count > PYRO_MAX_ENV_ENTRIES)) {
         pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                       "exec: env must be an object of at most %d strings",
+                       "%s: env must be an object of at most %d strings", op,
                        PYRO_MAX_ENV_ENTRIES);
         return false;
     }
     for (const struct pyro_json_value *m = env ? env->child : NULL; m; m = m->next) {
         if (!env_key_valid(m) || !pyro_json_is_cstring(m)) {
             pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                           "exec: env \"%.64s\": names must be non-empty without '=' or NUL "
+                           "%s: env \"%.64s\": names must be non-empty without '=' or NUL "
                            "and values strings without NUL",
-                           m->key);
+                           op, m->key);
             return false;
         }
         size_t need = m->key_len + 1 + m->len + 1;
         if (need > sizeof env_strings - used) {
-            pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0, "exec: env too large");
+            pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0, "%s: env too large", op);
             return false;
         }
         char *entry = env_strings + used;
@@ -103,15 +108,15 @@ static bool parse_env(const struct pyro_json_value *json, struct pyro_spawn_requ
     return true;
 }
 
-static bool parse_cwd(const struct pyro_json_value *json, struct pyro_spawn_request *req,
-                      struct pyro_error *e)
+static bool parse_cwd(const struct pyro_json_value *json, const char *op,
+                      struct pyro_spawn_request *req, struct pyro_error *e)
 {
     const struct pyro_json_value *cwd = pyro_json_get(json, "cwd");
     const char *path = "/";
     if (cwd) {
         if (!pyro_json_is_cstring(cwd) || cwd->str[0] != '/') {
-            pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                           "exec: cwd must be an absolute path");
+            pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0, "%s: cwd must be an absolute path",
+                           op);
             return false;
         }
         path = cwd->str;
@@ -119,7 +124,7 @@ static bool parse_cwd(const struct pyro_json_value *json, struct pyro_spawn_requ
     const char *root = pyro_agent.root_dir ? pyro_agent.root_dir : "";
     int n = snprintf(req->cwd, sizeof req->cwd, "%s%s", root, path);
     if (n < 0 || (size_t)n >= sizeof req->cwd) {
-        pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0, "exec: cwd is too long");
+        pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0, "%s: cwd is too long", op);
         return false;
     }
     struct stat st;
@@ -138,24 +143,42 @@ static bool parse_cwd(const struct pyro_json_value *json, struct pyro_spawn_requ
     return true;
 }
 
+bool pyro_spawn_parse_process(const struct pyro_json_value *json, const char *op,
+                              bool argv_required, struct pyro_spawn_request *req,
+                              struct pyro_error *e)
+{
+    req->timeout_ms = 0;
+    req->max_output_bytes = PYRO_DEFAULT_MAX_OUTPUT_BYTES;
+    req->stdin_pipe = false;
+    req->sync_after = false;
+    req->path = NULL;
+    req->tty_fd = -1;
+    return parse_argv(json, op, argv_required, req, e) && parse_env(json, op, req, e) &&
+           parse_cwd(json, op, req, e);
+}
+
 bool pyro_spawn_parse(const struct pyro_json_value *json, struct pyro_spawn_request *req,
                       struct pyro_error *e)
 {
     static const char *const fields[] = {
         "op", "argv", "env", "cwd", "timeout_ms", "max_output_bytes", "stdin", "sync", NULL};
-    req->timeout_ms = 0;
-    req->max_output_bytes = PYRO_DEFAULT_MAX_OUTPUT_BYTES;
-    req->stdin_pipe = false;
-    req->sync_after = false;
-    return pyro_fields_known(json, "exec", fields, e) && parse_argv(json, req, e) &&
-           parse_env(json, req, e) &&
-           pyro_field_int(json, "exec", "timeout_ms", 1, INT64_MAX / 2, NULL, &req->timeout_ms,
+    if (!pyro_fields_known(json, "exec", fields, e) ||
+        !pyro_spawn_parse_process(json, "exec", true, req, e))
+        return false;
+    return pyro_field_int(json, "exec", "timeout_ms", 1, INT64_MAX / 2, NULL, &req->timeout_ms,
                           e) &&
            pyro_field_int(json, "exec", "max_output_bytes", 0, PYRO_MAX_OUTPUT_BYTES_LIMIT,
                           NULL, &req->max_output_bytes, e) &&
            pyro_field_bool(json, "exec", "stdin", &req->stdin_pipe, e) &&
-           pyro_field_bool(json, "exec", "sync", &req->sync_after, e) &&
-           parse_cwd(json, req, e);
+           pyro_field_bool(json, "exec", "sync", &req->sync_after, e);
+}
+
+void pyro_spawn_default_term(struct pyro_spawn_request *req, const char *entry)
+{
+    int slot = default_env_slot("TERM", 4);
+    /* Still the default's own string: the request did not set TERM. */
+    if (slot >= 0 && req->envp[slot] == default_env[slot])
+        req->envp[slot] = (char *)entry;
 }
 
 /* The shell's message and status for a failed exec. */
@@ -168,6 +191,30 @@ static void child_fail(const char *what, int err)
         (void)w;
     }
     _exit(err == ENOENT ? 127 : 126);
+}
+
+/* A terminal child: the PTY slave becomes its controlling terminal (it just became a
+ * session leader) and its stdin, stdout and stderr. */
+static void child_take_terminal(int tty_fd)
+{
+    if (ioctl(tty_fd, TIOCSCTTY, 0) != 0)
+        child_fail("TIOCSCTTY", errno);
+    if (dup2(tty_fd, STDIN_FILENO) < 0 || dup2(tty_fd, STDOUT_FILENO) < 0 ||
+        dup2(tty_fd, STDERR_FILENO) < 0)
+        _exit(126);
+}
+
+static void child_take_pipes(const struct pyro_spawn_request *req, const int in[2],
+                             const int out[2], const int err[2])
+{
+    int stdin_fd = req->stdin_pipe ? in[0] : open("/dev/null", O_RDONLY);
+    if (stdin_fd < 0)
+        child_fail("/dev/null", errno);
+    /* Descriptors 0-2 are always open in the agent, so pipe ends are >= 3 and these
+     * dup2 calls never clobber one another. The originals are close-on-exec. */
+    if (dup2(stdin_fd, STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0 ||
+        dup2(err[1], STDERR_FILENO) < 0)
+        _exit(126);
 }
 
 /* Runs in the child between fork and exec; never returns. The agent is
@@ -184,20 +231,17 @@ static void child_main(const struct pyro_spawn_request *req, const int in[2], co
     if (setsid() < 0)
         child_fail("setsid", errno);
     pyro_guard_enter_child();
-    int stdin_fd = req->stdin_pipe ? in[0] : open("/dev/null", O_RDONLY);
-    if (stdin_fd < 0)
-        child_fail("/dev/null", errno);
-    /* Descriptors 0-2 are always open in the agent, so pipe ends are >= 3 and these
-     * dup2 calls never clobber one another. The originals are close-on-exec. */
-    if (dup2(stdin_fd, STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0 ||
-        dup2(err[1], STDERR_FILENO) < 0)
-        _exit(126);
+    if (req->tty_fd >= 0)
+        child_take_terminal(req->tty_fd);
+    else
+        child_take_pipes(req, in, out, err);
     if (chdir(req->cwd) != 0)
         child_fail(req->cwd, errno);
     /* execvpe looks PATH up in the caller's environment, not in envp. */
     environ = req->envp;
-    execvpe(req->argv[0], req->argv, req->envp);
-    child_fail(req->argv[0], errno);
+    const char *file = req->path ? req->path : req->argv[0];
+    execvpe(file, req->argv, req->envp);
+    child_fail(file, errno);
 }
 
 static void close_pair(int p[2])
@@ -206,13 +250,21 @@ static void close_pair(int p[2])
     pyro_close(&p[1]);
 }
 
+/* The pipes for the child's stdio; none for a terminal child. */
+static bool open_pipes(const struct pyro_spawn_request *req, int in[2], int o[2], int er[2])
+{
+    if (req->tty_fd >= 0)
+        return true;
+    return pipe2(o, O_CLOEXEC) == 0 && pipe2(er, O_CLOEXEC) == 0 &&
+           (!req->stdin_pipe || pipe2(in, O_CLOEXEC) == 0) && pyro_set_nonblock(o[0]) == 0 &&
+           pyro_set_nonblock(er[0]) == 0 && (!req->stdin_pipe || pyro_set_nonblock(in[1]) == 0);
+}
+
 bool pyro_spawn(const struct pyro_spawn_request *req, struct pyro_spawned *out,
                 struct pyro_error *e)
 {
     int in[2] = {-1, -1}, o[2] = {-1, -1}, er[2] = {-1, -1};
-    if (pipe2(o, O_CLOEXEC) != 0 || pipe2(er, O_CLOEXEC) != 0 ||
-        (req->stdin_pipe && pipe2(in, O_CLOEXEC) != 0) || pyro_set_nonblock(o[0]) != 0 ||
-        pyro_set_nonblock(er[0]) != 0 || (req->stdin_pipe && pyro_set_nonblock(in[1]) != 0)) {
+    if (!open_pipes(req, in, o, er)) {
         pyro_error_set(e, PYRO_ERR_INTERNAL, errno, "exec: pipe: %s", strerror(errno));
         close_pair(in);
         close_pair(o);
