@@ -305,7 +305,7 @@ describe("agent shells (host process)", () => {
 
   it("a program that cannot be started says why on the terminal and exits 127", async () => {
     const id = await openShell({ argv: ["no-such-program-pyro"] });
-    const { text } = await readUntil(id, 0, /pyro-agent: no-such-program-pyro: .*\n/);
+    const { text } = await readUntil(id, 0, /pyro-agent: no-such-program-pyro: [^\n]*\n/);
     expect(text).toMatch(/No such file or directory/);
     expect(await readUntilExited(id)).toMatchObject({ exit_code: 127, signal: null });
     await closeShell(id);
