@@ -9,6 +9,7 @@ static const struct pyro_op_group *const groups[] = {
     &pyro_system_ops,
     &pyro_exec_ops,
     &pyro_files_ops,
+    &pyro_service_ops,
     &pyro_shell_ops,
 };
 

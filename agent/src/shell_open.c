@@ -9,8 +9,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +25,8 @@ static void root_login_shell(char *out, size_t cap)
 {
     char path[PATH_MAX], line[1024];
     snprintf(out, cap, "%s", FALLBACK_SHELL);
-    snprintf(path, sizeof path, "%s/etc/passwd", pyro_agent.root_dir ? pyro_agent.root_dir : "");
+    snprintf(path, sizeof path, "%s/etc/passwd",
+             pyro_agent.root_dir ? pyro_agent.root_dir : "");
     FILE *f = fopen(path, "re");
     if (!f)
         return;
@@ -94,15 +95,16 @@ struct open_request {
 static bool parse_open(const struct pyro_json_value *json, struct open_request *r,
                        struct pyro_error *e)
 {
-    static const char *const fields[] = {"op",   "shell_id", "argv", "env",
-                                         "cwd",  "cols",     "rows", NULL};
+    static const char *const fields[] = {"op",  "shell_id", "argv", "env",
+                                         "cwd", "cols",     "rows", NULL};
     struct pyro_shell *existing = NULL;
     *r = (struct open_request){.cols = PYRO_SHELL_DEFAULT_COLS,
                                .rows = PYRO_SHELL_DEFAULT_ROWS,
                                .spawn = {.tty_fd = -1}};
     if (!pyro_fields_known(json, "shell_open", fields, e) ||
         !pyro_shell_parse_id(json, "shell_open", false, r->id, &existing, e) ||
-        !pyro_field_int(json, "shell_open", "cols", 1, PYRO_SHELL_MAX_SIZE, NULL, &r->cols, e) ||
+        !pyro_field_int(json, "shell_open", "cols", 1, PYRO_SHELL_MAX_SIZE, NULL, &r->cols,
+                        e) ||
         !pyro_field_int(json, "shell_open", "rows", 1, PYRO_SHELL_MAX_SIZE, NULL, &r->rows, e))
         return false;
     if (existing) {
@@ -164,7 +166,8 @@ static bool start(struct open_request *r, struct pyro_shell *sh, struct pyro_err
     return true;
 }
 
-void pyro_shell_open(struct pyro_conn *conn, uint32_t channel, const struct pyro_json_value *req)
+void pyro_shell_open(struct pyro_conn *conn, uint32_t channel,
+                     const struct pyro_json_value *req)
 {
     struct open_request r;
     struct pyro_error e;

@@ -74,7 +74,8 @@ static void send_span(struct pyro_conn *conn, uint32_t channel, const struct pyr
 {
     static uint8_t frame[READ_FRAME_BYTES];
     for (uint64_t at = span.start; at < span.end;) {
-        size_t len = span.end - at < READ_FRAME_BYTES ? (size_t)(span.end - at) : READ_FRAME_BYTES;
+        size_t len =
+            span.end - at < READ_FRAME_BYTES ? (size_t)(span.end - at) : READ_FRAME_BYTES;
         pyro_ring_copy(&sh->ring, at, frame, len);
         pyro_conn_send(conn, channel, PYRO_FRAME_STDOUT, frame, len);
         at += len;
@@ -94,7 +95,8 @@ static bool parse_read(const struct pyro_json_value *req, int64_t *cursor, int64
     return has_cursor;
 }
 
-static void shell_read(struct pyro_conn *conn, uint32_t channel, const struct pyro_json_value *req)
+static void shell_read(struct pyro_conn *conn, uint32_t channel,
+                       const struct pyro_json_value *req)
 {
     static const char *const fields[] = {"op", "shell_id", "cursor", "max_bytes", NULL};
     struct pyro_shell *sh = request_shell(conn, channel, req, "shell_read", fields);
@@ -107,7 +109,8 @@ static void shell_read(struct pyro_conn *conn, uint32_t channel, const struct py
         return;
     }
     pyro_shell_pump(sh); /* serve what the terminal has now, not what the last turn saw */
-    struct pyro_ring_span span = pyro_ring_span(&sh->ring, (uint64_t)cursor, (uint64_t)max_bytes);
+    struct pyro_ring_span span =
+        pyro_ring_span(&sh->ring, (uint64_t)cursor, (uint64_t)max_bytes);
     send_span(conn, channel, sh, span);
     char buf[512];
     struct pyro_json_writer w;
@@ -147,7 +150,7 @@ static bool queue_input(struct pyro_shell *sh, const char *data, size_t len,
 }
 
 static void shell_write(struct pyro_conn *conn, uint32_t channel,
-                      const struct pyro_json_value *req)
+                        const struct pyro_json_value *req)
 {
     static const char *const fields[] = {"op", "shell_id", "data", NULL};
     struct pyro_shell *sh = request_shell(conn, channel, req, "shell_write", fields);
@@ -176,7 +179,7 @@ static void shell_write(struct pyro_conn *conn, uint32_t channel,
 }
 
 static void shell_signal(struct pyro_conn *conn, uint32_t channel,
-                       const struct pyro_json_value *req)
+                         const struct pyro_json_value *req)
 {
     static const char *const fields[] = {"op", "shell_id", "signal", NULL};
     struct pyro_shell *sh = request_shell(conn, channel, req, "shell_signal", fields);
@@ -204,7 +207,7 @@ static void shell_signal(struct pyro_conn *conn, uint32_t channel,
 }
 
 static void shell_close(struct pyro_conn *conn, uint32_t channel,
-                      const struct pyro_json_value *req)
+                        const struct pyro_json_value *req)
 {
     static const char *const fields[] = {"op", "shell_id", NULL};
     struct pyro_shell *sh = request_shell(conn, channel, req, "shell_close", fields);
@@ -239,7 +242,8 @@ static void write_entry(struct pyro_json_writer *w, struct pyro_shell *sh)
     pyro_json_object_end(w);
 }
 
-static void shell_list(struct pyro_conn *conn, uint32_t channel, const struct pyro_json_value *req)
+static void shell_list(struct pyro_conn *conn, uint32_t channel,
+                       const struct pyro_json_value *req)
 {
     static const char *const fields[] = {"op", NULL};
     static char buf[PYRO_MAX_SHELLS * 512];
@@ -264,9 +268,12 @@ static void shell_list(struct pyro_conn *conn, uint32_t channel, const struct py
 }
 
 static const struct pyro_op ops[] = {
-    {"shell_open", pyro_shell_open},     {"shell_read", shell_read},
-    {"shell_write", shell_write},   {"shell_signal", shell_signal},
-    {"shell_close", shell_close},   {"shell_list", shell_list},
+    {"shell_open", pyro_shell_open},
+    {"shell_read", shell_read},
+    {"shell_write", shell_write},
+    {"shell_signal", shell_signal},
+    {"shell_close", shell_close},
+    {"shell_list", shell_list},
     {NULL, NULL},
 };
 

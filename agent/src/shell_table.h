@@ -19,7 +19,7 @@
 struct pyro_shell {
     bool used;
     char id[PYRO_NAME_MAX + 1];
-    pid_t pid; /* also its process group and session id */
+    pid_t pid;     /* also its process group and session id */
     int master_fd; /* non-blocking; -1 once the terminal is drained (EIO) */
     struct pyro_ring ring;
     uint8_t *queue; /* input waiting for the PTY; PYRO_SHELL_WRITE_QUEUE_BYTES */
@@ -53,7 +53,8 @@ void pyro_shell_flush(struct pyro_shell *sh);
 void pyro_shell_release(struct pyro_shell *sh);
 
 /* shell_open's handler (shell_open.c). */
-void pyro_shell_open(struct pyro_conn *conn, uint32_t channel, const struct pyro_json_value *req);
+void pyro_shell_open(struct pyro_conn *conn, uint32_t channel,
+                     const struct pyro_json_value *req);
 
 /* Loop hooks of pyro_shell_ops. */
 void pyro_shell_poll_add(struct pyro_pollset *ps);

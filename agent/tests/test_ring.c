@@ -102,7 +102,8 @@ static void test_cursor_arithmetic_over_many_wraps(void)
     pyro_ring_init(&ring, buf, sizeof buf);
     for (size_t round = 0; round < 300; round++) {
         append_stream(&ring, &written, (round * 13) % 50);
-        for (uint64_t cursor = written > 60 ? written - 60 : 0; cursor <= written + 2; cursor++) {
+        for (uint64_t cursor = written > 60 ? written - 60 : 0; cursor <= written + 2;
+             cursor++) {
             struct pyro_ring_span s = pyro_ring_span(&ring, cursor, 1 + round % 40);
             uint64_t oldest = written > sizeof buf ? written - sizeof buf : 0;
             uint64_t start = cursor < oldest ? oldest : cursor > written ? written : cursor;

@@ -303,6 +303,14 @@ describe("agent shells (host process)", () => {
     await closeShell(killed);
   });
 
+  it("a program that cannot be started says why on the terminal and exits 127", async () => {
+    const id = await openShell({ argv: ["no-such-program-pyro"] });
+    const { text } = await readUntil(id, 0, /pyro-agent: no-such-program-pyro: [^\n]*\n/);
+    expect(text).toMatch(/No such file or directory/);
+    expect(await readUntilExited(id)).toMatchObject({ exit_code: 127, signal: null });
+    await closeShell(id);
+  });
+
   it("close ends the shell at once, and KILLs a process that ignores HUP", async () => {
     const plain = await openShell({ argv: ["sh"] });
     const plainPid = await shellPid(plain);
