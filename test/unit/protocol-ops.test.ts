@@ -3,6 +3,7 @@ import { ERROR_CODE_MEANINGS, ERROR_CODES, PyroError } from "../../src/contract/
 import { agentError, WIRE_ERROR_CODES } from "../../src/guest/errors.js";
 import { FrameType } from "../../src/guest/frame.js";
 import { AGENT_OPS, opNamed, SHIM_OPS } from "../../src/guest/ops/index.js";
+import { readShellOutput } from "../../src/guest/shells.js";
 import { exitRecord, fakeAgentClient, type AgentScript } from "../helpers/fake-agent.js";
 
 /**
@@ -182,6 +183,46 @@ describe("typed requests", () => {
     await expect(dropped).rejects.toMatchObject({ code: "unavailable" });
     await expect(client.request(AGENT_OPS.service_list, {})).rejects.toMatchObject({
       code: "unavailable",
+    });
+  });
+});
+
+describe("shell reads", () => {
+  /** An agent that answers every shell_read with `bytes` and the cursors of `reply`. */
+  async function shellAnswering(bytes: string, reply: Record<string, unknown>) {
+    const script: AgentScript = async (call) => {
+      if (bytes) await call.output(FrameType.stdout, Buffer.from(bytes));
+      call.reply({ ...SHELL_READ, ...reply });
+    };
+    const connected = await fakeAgentClient(script);
+    cleanups.push(connected.close);
+    return connected.client;
+  }
+
+  it("return the bytes between the cursors the guest reports", async () => {
+    const client = await shellAnswering("hello", { cursor: 3, next_cursor: 8, available: 8 });
+    const read = await readShellOutput(client, { shell_id: "sh-1", cursor: 3 });
+    expect([read.data.toString(), read.cursor, read.next_cursor]).toEqual(["hello", 3, 8]);
+  });
+
+  it("accept a later start only when the ring dropped bytes, or the cursor is past the end", async () => {
+    const dropped = { cursor: 5, next_cursor: 10, available: 10, truncated: true };
+    const client = await shellAnswering("world", dropped);
+    expect((await readShellOutput(client, { shell_id: "sh-1", cursor: 1 })).cursor).toBe(5);
+    const end = await shellAnswering("", { cursor: 10, next_cursor: 10, available: 10 });
+    expect((await readShellOutput(end, { shell_id: "sh-1", cursor: 99 })).data.length).toBe(0);
+  });
+
+  it("refuse bytes that do not fill the cursors, or a start the rules do not allow", async () => {
+    const short = await shellAnswering("hel", { cursor: 0, next_cursor: 5, available: 5 });
+    await expect(readShellOutput(short, { shell_id: "sh-1", cursor: 0 })).rejects.toMatchObject({
+      code: "guest_error",
+      message: expect.stringMatching(/sent 3 bytes for cursors 0\.\.5/),
+    });
+    const moved = await shellAnswering("hello", { cursor: 0, next_cursor: 5, available: 9 });
+    await expect(readShellOutput(moved, { shell_id: "sh-1", cursor: 2 })).rejects.toMatchObject({
+      code: "guest_error",
+      message: expect.stringMatching(/started at cursor 0 for a read from 2/),
     });
   });
 });
