@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChannelClient } from "../../src/guest/client.js";
 import { AGENT_OPS } from "../../src/guest/ops/index.js";
+import { readShellOutput } from "../../src/guest/shells.js";
 import { HostAgent } from "../helpers/agent.js";
 
 /**
@@ -22,18 +23,14 @@ afterAll(async () => {
   await agent?.stop();
 });
 
-/** Reads from `cursor` until the output contains `text`, following next_cursor. */
+/** Reads from 0 until the output contains `text`, following next_cursor (cursors checked). */
 async function readUntil(shellId: string, text: string) {
   let cursor = 0;
   let seen = "";
   for (let attempt = 0; attempt < 500 && !seen.includes(text); attempt++) {
-    const read = await client.requestWithOutput(AGENT_OPS.shell_read, {
-      shell_id: shellId,
-      cursor,
-    });
-    expect(read.stdout.length).toBe(read.result.next_cursor - read.result.cursor);
-    seen += read.stdout.toString();
-    cursor = read.result.next_cursor;
+    const read = await readShellOutput(client, { shell_id: shellId, cursor });
+    seen += read.data.toString();
+    cursor = read.next_cursor;
     if (!seen.includes(text)) await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return { seen, cursor };
