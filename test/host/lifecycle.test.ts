@@ -20,7 +20,7 @@ describe("shim lifetime rules under the host-process driver", () => {
   it("stops an idle workspace at its ttl and keeps its files", async () => {
     const { workspace_id } = await pyro.createWorkspace({
       environment: HOST_ENVIRONMENT,
-      ttl_seconds: 2,
+      ttl_seconds: 1,
     });
     await pyro.writeWorkspaceFile({ workspace_id, path: "keep.txt", text: "kept\n" });
     const dir = workspaceDir(workspace_id);
