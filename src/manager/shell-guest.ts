@@ -1,12 +1,13 @@
 import { PyroError } from "../contract/errors.js";
 import type { ChannelClient } from "../guest/client.js";
-import { AGENT_OPS, SHELL_RING_BYTES, type OpResult } from "../guest/ops/index.js";
+import { AGENT_OPS, SHELL_RING_BYTES } from "../guest/ops/index.js";
+import { readShellOutput, type ShellReadResult } from "../guest/shells.js";
 
 /**
  * The agent's shell ops (protocol/README.md, Shells) as the shell manager uses them. The
- * replies are parsed by the ops' schemas; on top of that, a read's cursors must agree with
- * the bytes that actually came, or the read is a guest error: the guest is untrusted, and a
- * cursor that skips or repeats output would silently corrupt what a caller reads.
+ * replies are parsed by the ops' schemas, and a read's cursors are checked against its
+ * bytes (guest/shells.ts): a cursor that skipped or repeated output would silently
+ * corrupt what a caller reads.
  */
 
 /** The agent's largest `max_bytes` of one `shell_read` (its whole ring). */
@@ -24,35 +25,10 @@ export function openGuestShell(client: ChannelClient, request: GuestShellOpen) {
   return client.request(AGENT_OPS.shell_open, request);
 }
 
-export type GuestShellChunk = OpResult<typeof AGENT_OPS.shell_read> & { bytes: Buffer };
+export type GuestShellChunk = ShellReadResult;
 
 /** Bytes `[cursor, next_cursor)` of the shell's output ring, checked against the reply. */
-export async function readGuestShell(
-  client: ChannelClient,
-  request: { shell_id: string; cursor: number; max_bytes: number },
-): Promise<GuestShellChunk> {
-  const read = await client.requestWithOutput(AGENT_OPS.shell_read, request);
-  const chunk = { ...read.result, bytes: read.stdout };
-  if (read.stdout_dropped || !consistentRead(request.cursor, chunk)) {
-    throw new PyroError(
-      "guest_error",
-      `the guest's shell_read reply does not match its output (cursor ${chunk.cursor}, next ${chunk.next_cursor}, ${chunk.bytes.length} bytes); read again from cursor ${request.cursor}`,
-    );
-  }
-  return chunk;
-}
-
-/**
- * The protocol's rule: the read starts at the asked cursor (or at the end of the output
- * when that is past it), later only when older output was dropped (`truncated`), and
- * covers exactly the bytes sent.
- */
-function consistentRead(asked: number, chunk: GuestShellChunk): boolean {
-  const start = chunk.truncated
-    ? chunk.cursor > asked
-    : chunk.cursor === Math.min(asked, chunk.available);
-  return start && chunk.next_cursor === chunk.cursor + chunk.bytes.length;
-}
+export const readGuestShell = readShellOutput;
 
 export async function writeGuestShell(
   client: ChannelClient,

@@ -262,20 +262,20 @@ export class ShellManager {
  * `maxChars` stopped the text early; a held-back fragment alone does not count.
  */
 export function shellText(
-  chunk: Pick<GuestShellChunk, "bytes" | "state" | "next_cursor" | "available">,
+  chunk: Pick<GuestShellChunk, "data" | "state" | "next_cursor" | "available">,
   maxChars: number,
   plain: boolean,
 ): { output: string; bytes: number; has_more: boolean } {
   const atEnd = chunk.state === "exited" && chunk.next_cursor === chunk.available;
-  let cut = cutUtf8(chunk.bytes, maxChars, { atEnd });
+  let cut = cutUtf8(chunk.data, maxChars, { atEnd });
   const has_more =
     chunk.next_cursor < chunk.available ||
-    (cut.bytes < chunk.bytes.length && [...cut.text].length >= maxChars);
+    (cut.bytes < chunk.data.length && [...cut.text].length >= maxChars);
   if (!plain) return { output: cut.text, bytes: cut.bytes, has_more };
   const held = atEnd ? 0 : unfinishedEscapeLength(cut.text);
   if (held > 0) {
     const keep = [...cut.text.slice(0, cut.text.length - held)].length;
-    cut = cutUtf8(chunk.bytes, keep, { atEnd });
+    cut = cutUtf8(chunk.data, keep, { atEnd });
   }
   return { output: plainText(cut.text), bytes: cut.bytes, has_more };
 }

@@ -353,7 +353,7 @@ describe("readGuestShell does not trust the guest's cursors", () => {
   const ok = { cursor: 0, next_cursor: 3, available: 3, truncated: false };
 
   it("accepts a reply that matches its bytes", async () => {
-    expect((await call(ok, "abc")).bytes.toString()).toBe("abc");
+    expect((await call(ok, "abc")).data.toString()).toBe("abc");
   });
 
   it.each([
@@ -374,8 +374,8 @@ describe("readGuestShell does not trust the guest's cursors", () => {
 
 describe("shellText", () => {
   const chunk = (text: string, state: "running" | "exited" = "running") => {
-    const bytes = Buffer.from(text);
-    return { bytes, state, next_cursor: bytes.length, available: bytes.length };
+    const data = Buffer.from(text);
+    return { data, state, next_cursor: data.length, available: data.length };
   };
 
   it("shows an unfinished escape of an exited shell's last output instead of waiting", () => {
