@@ -240,6 +240,10 @@ describe("shells in a real workspace", () => {
       cursor = result.next_cursor;
     }
     expect(output).toMatch(/^cli-5$/m);
+    // --plain left no escape code of the ones bash's prompt is drawn with.
+    const raw = await runCli(["workspace", "shell", "read", workspaceId, shell, "--json"], env);
+    expect((JSON.parse(raw.stdout) as { output: string }).output).toContain("\x1b");
+    expect(output.includes("\x1b")).toBe(false);
     const closed = await runCli(["workspace", "shell", "close", workspaceId, shell], env);
     expect(closed.code).toBe(0);
   });
