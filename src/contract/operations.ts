@@ -1,4 +1,5 @@
 import * as environment from "./environment.js";
+import * as services from "./services.js";
 import * as vm from "./vm.js";
 import * as ws from "./workspace.js";
 
@@ -40,6 +41,12 @@ export const OPERATIONS = [
   ws.createSnapshot,
   ws.listSnapshots,
   ws.deleteSnapshot,
+  // Services: tools of workspace-full only (docs/architecture.md says why).
+  services.startService,
+  services.listServices,
+  services.statusService,
+  services.logsService,
+  services.stopService,
 ] as const;
 
 export type AnyOperation = (typeof OPERATIONS)[number];
