@@ -6,10 +6,30 @@ export const ERROR_CODES = [
   "timeout",
   "unavailable",
   "guest_error",
+  "unsupported",
+  "busy",
   "internal",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** What each code means to a caller, and what to do about it. */
+export const ERROR_CODE_MEANINGS: Record<ErrorCode, string> = {
+  invalid_argument: "A parameter is wrong; fix it as the message says and call again.",
+  not_found:
+    "The VM, workspace, file, service or shell does not exist; list them to see what does.",
+  conflict:
+    "The target is in the wrong state (stopped, expired...); the message names the call that fixes that.",
+  timeout: "The call ran out of time; retry with a longer timeout, or stop and start a stuck VM.",
+  unavailable:
+    "Something the call needs is missing on this host or not implemented yet; the message says what.",
+  guest_error:
+    "The guest failed or answered something malformed; the VM may need a stop and start.",
+  unsupported:
+    "The guest agent does not know this operation: its environment was built with an older pyro. Rebuild the environment (or recreate the workspace) with this pyro.",
+  busy: "The guest is at a limit (32 services, 16 shells, a full queue) or the name is in use; stop or close something, or pick another name, and call again.",
+  internal: "A bug or an unexpected host failure; the message has the detail.",
+};
 
 export interface PyroErrorOptions {
   /** Structured facts a caller can act on (field name, allowed range, known ids...). */

@@ -1,10 +1,17 @@
-import type { ExitRecord } from "./messages.js";
+import { opNamed, UNKNOWN_OP_OUTPUT, type ExitRecord } from "./ops/index.js";
+
+export {
+  DEFAULT_MAX_OUTPUT_BYTES,
+  MAX_LISTING_BYTES,
+  MAX_OUTPUT_BYTES_LIMIT,
+} from "./ops/index.js";
 
 /**
  * What one request may cost the host, whatever the guest does: how long it may stay
  * pending and how many bytes of output it may send. The guest is untrusted, so the host
  * (the shim for every client, and each client for itself) enforces these on its own side
- * instead of relying on the agent's timeouts and truncation.
+ * instead of relying on the agent's timeouts and truncation. Each op's definition
+ * (`ops/`) says what it may stream and whether it has a timeout of its own.
  */
 
 /**
@@ -17,15 +24,8 @@ export const REPLY_GRACE_MS = 20_000;
 /** How long a request without a timeout of its own (file operations...) may stay pending. */
 export const DEFAULT_REQUEST_DEADLINE_MS = 5 * 60_000;
 
-/** The agent's default and largest `max_output_bytes` per stream (protocol/README.md). */
-export const DEFAULT_MAX_OUTPUT_BYTES = 1 << 20;
-export const MAX_OUTPUT_BYTES_LIMIT = 1 << 30;
-
 /** Node runs a timer longer than this (about 24.8 days) at once, so deadlines stay below. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** A file listing streams whole, however large; this bounds it (64 MiB). */
-export const MAX_LISTING_BYTES = 64 << 20;
 
 export interface RequestBounds {
   /** From sending the request until its terminal frame must have arrived. */
@@ -49,30 +49,13 @@ export function requestBounds(
 ): RequestBounds {
   const graceMs = policy.graceMs ?? REPLY_GRACE_MS;
   const defaultDeadlineMs = policy.defaultDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS;
-  if (message.op === "exec") {
-    const timeoutMs = boundedInteger(message.timeout_ms, 1, Number.MAX_SAFE_INTEGER);
-    const cap =
-      boundedInteger(message.max_output_bytes, 0, MAX_OUTPUT_BYTES_LIMIT) ??
-      DEFAULT_MAX_OUTPUT_BYTES;
-    return {
-      deadlineMs: Math.min((timeoutMs ?? defaultDeadlineMs) + graceMs, MAX_TIMER_MS),
-      stdoutCap: cap,
-      stderrCap: cap,
-    };
-  }
-  const deadlineMs = Math.min(defaultDeadlineMs + graceMs, MAX_TIMER_MS);
-  if (message.op === "file_read") {
-    const cap =
-      boundedInteger(message.max_bytes, 1, MAX_OUTPUT_BYTES_LIMIT) ?? DEFAULT_MAX_OUTPUT_BYTES;
-    return { deadlineMs, stdoutCap: cap, stderrCap: 0 };
-  }
-  return { deadlineMs, stdoutCap: MAX_LISTING_BYTES, stderrCap: 0 };
-}
-
-function boundedInteger(value: unknown, min: number, max: number): number | undefined {
-  return Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max
-    ? (value as number)
-    : undefined;
+  const output = opNamed(message.op)?.output ?? UNKNOWN_OP_OUTPUT;
+  const timeoutMs = output.timeoutMs?.(message) ?? defaultDeadlineMs;
+  return {
+    deadlineMs: Math.min(timeoutMs + graceMs, MAX_TIMER_MS),
+    stdoutCap: output.stdoutCap(message),
+    stderrCap: output.stderrCap(message),
+  };
 }
 
 /**

@@ -1,24 +1,23 @@
-import { once } from "node:events";
 import type { Socket } from "node:net";
 import { ZodError, type ZodType } from "zod";
 import { PyroError } from "../contract/errors.js";
 import { REPLY_GRACE_MS, requestBounds, timedOutExit, type DeadlinePolicy } from "./bounds.js";
+import { agentError } from "./errors.js";
+import { FrameType } from "./frame.js";
+import { ChannelMux } from "./mux.js";
 import {
-  decodeControl,
-  encodeControl,
-  encodeFrame,
-  FrameReader,
-  FrameType,
-  ProtocolError,
-} from "./frame.js";
-import {
-  AgentErrorSchema,
-  ExitRecordSchema,
-  HelloResultSchema,
+  AGENT_OPS,
+  Op,
+  type AnyOp,
   type ExecRequest,
   type ExitRecord,
   type HelloResult,
-} from "./messages.js";
+  type OpRequest,
+  type OpResult,
+} from "./ops/index.js";
+import { BoundedBuffer } from "./output.js";
+
+export { agentError } from "./errors.js";
 
 export interface ExecOutput extends ExitRecord {
   stdout: Buffer;
@@ -35,12 +34,6 @@ export interface ExecHandlers {
   onStderr?: (chunk: Buffer) => void;
 }
 
-interface Pending {
-  onData: (type: number, payload: Buffer) => void;
-  resolve: (message: Record<string, unknown>) => void;
-  reject: (error: Error) => void;
-}
-
 export interface ChannelClientOptions {
   /**
    * Time past a request's own timeout before this client gives up on its reply. Longer
@@ -53,84 +46,154 @@ export interface ChannelClientOptions {
 }
 
 export interface RequestOptions {
-  onData?: Pending["onData"];
+  /** `stdout` / `stderr` frames of the request's channel. */
+  onData?: (type: number, payload: Buffer) => void;
   /** Sent as stdin frames on the request's channel, then stdin_eof. */
   stdin?: Buffer | AsyncIterable<Buffer>;
   onChannel?: (channel: number) => void;
   /** The terminal message to resolve with at the deadline; without it the call fails. */
   onDeadline?: (channel: number) => Record<string, unknown>;
+  /** Replaces the deadline the request's op gives it (`bounds.ts`). */
+  deadlineMs?: number;
 }
 
-const TERMINAL_TYPES = new Set(["result", "exit", "error"]);
-const DEFAULT_MAX_OUTPUT_BYTES = 1 << 20;
+/** A request's output, kept within the caps its op gives it (`ops/`). */
+export interface CollectedOutput<R> {
+  result: R;
+  stdout: Buffer;
+  stderr: Buffer;
+  /** The host dropped bytes past the cap (the guest's own flags are in `result`). */
+  stdout_dropped: boolean;
+  stderr_dropped: boolean;
+}
+
 const STDIN_CHUNK_BYTES = 256 * 1024;
 const CLIENT_EXTRA_GRACE_MS = 5_000;
 
 /**
- * Speaks the framed protocol over one stream: to the agent (from the shim) or to a shim
- * (from any client). Each request gets its own channel and ends with one terminal frame.
+ * Speaks the framed protocol over one connection: to the agent (from the shim, or from a
+ * test) or to a shim (from any client). Each request gets its own channel on the shared
+ * `ChannelMux` and ends with one terminal frame, which is parsed with its op's schema.
  */
 export class ChannelClient {
-  private readonly reader = new FrameReader();
-  private readonly pending = new Map<number, Pending>();
-  private nextChannel = 1;
-  private closedError: Error | undefined;
+  readonly mux: ChannelMux;
   private readonly deadlines: DeadlinePolicy;
 
-  constructor(
-    private readonly socket: Socket,
-    options: ChannelClientOptions = {},
-  ) {
+  constructor(connection: Socket | ChannelMux, options: ChannelClientOptions = {}) {
+    this.mux = connection instanceof ChannelMux ? connection : new ChannelMux(connection);
     this.deadlines = {
       graceMs: options.replyGraceMs ?? REPLY_GRACE_MS + CLIENT_EXTRA_GRACE_MS,
       ...(options.defaultDeadlineMs ? { defaultDeadlineMs: options.defaultDeadlineMs } : {}),
     };
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
-    socket.on("close", () => this.failAll(new PyroError("unavailable", "connection closed")));
-    socket.on("error", (error) => this.failAll(error));
   }
 
   /**
-   * Sends one control request and resolves with its terminal message. With `stdin`, its
-   * bytes follow on the same channel as stdin frames, then stdin_eof. A peer that does
+   * Sends one request and resolves with its terminal frame, parsed with the op's result
+   * schema: a reply that does not fit is a `guest_error`, an `error` frame is a PyroError
+   * with the host's code (`errors.ts`), and a request that does not fit the op's request
+   * schema is refused with `invalid_argument` before anything is sent. A peer that does
    * not end the request by its deadline (`bounds.ts`) does not keep it pending: it fails
    * with `timeout`, or resolves with what `onDeadline` makes.
+   *
+   * The second form sends a message as it is and resolves with the raw terminal message;
+   * it is for tests that send what a real host never would.
    */
+  request<O extends AnyOp>(
+    op: O,
+    message: OpRequest<O>,
+    options?: RequestOptions,
+  ): Promise<OpResult<O>>;
   request(
+    message: Record<string, unknown>,
+    options?: RequestOptions,
+  ): Promise<Record<string, unknown>>;
+  request(
+    first: AnyOp | Record<string, unknown>,
+    second?: unknown,
+    third?: RequestOptions,
+  ): Promise<unknown> {
+    if (!(first instanceof Op)) return this.send(first, second as RequestOptions | undefined);
+    return this.typed(first, second, third);
+  }
+
+  /** Like `request`, and keeps the op's streamed output within the op's own caps. */
+  async requestWithOutput<O extends AnyOp>(
+    op: O,
+    message: OpRequest<O>,
+    options: Omit<RequestOptions, "onData"> = {},
+  ): Promise<CollectedOutput<OpResult<O>>> {
+    const caps = requestBounds({ op: op.name, ...(message as object) });
+    const stdout = new BoundedBuffer(caps.stdoutCap);
+    const stderr = new BoundedBuffer(caps.stderrCap);
+    const onData = (type: number, payload: Buffer) => {
+      if (type === FrameType.stdout) stdout.append(payload, true);
+      else if (type === FrameType.stderr) stderr.append(payload, true);
+    };
+    const result = await this.request(op, message, { ...options, onData });
+    return {
+      result,
+      stdout: stdout.contents(),
+      stderr: stderr.contents(),
+      stdout_dropped: stdout.truncated,
+      stderr_dropped: stderr.truncated,
+    };
+  }
+
+  private async typed<O extends AnyOp>(
+    op: O,
+    message: unknown,
+    options?: RequestOptions,
+  ): Promise<OpResult<O>> {
+    const checked = op.request.safeParse(message);
+    if (!checked.success) {
+      throw new PyroError("invalid_argument", `${op.name}: ${describeIssue(checked.error)}`);
+    }
+    const reply = await this.send({ op: op.name, ...(message as object) }, options);
+    return parseFromGuest(op.result, reply, op.name) as OpResult<O>;
+  }
+
+  /** Sends one control message on a fresh channel; resolves with its terminal message. */
+  private send(
     message: Record<string, unknown>,
     options: RequestOptions = {},
   ): Promise<Record<string, unknown>> {
-    if (this.closedError) return Promise.reject(this.closedError);
-    const channel = this.allocateChannel();
+    const broken = this.mux.broken;
+    if (broken) return Promise.reject(broken);
     return new Promise((resolve, reject) => {
-      const { deadlineMs } = requestBounds(message, this.deadlines);
+      const deadlineMs = options.deadlineMs ?? requestBounds(message, this.deadlines).deadlineMs;
+      let channel = 0;
       const deadline = setTimeout(() => {
-        this.pending.delete(channel);
+        this.mux.abandon(channel);
         if (options.onDeadline) resolve(options.onDeadline(channel));
         else reject(missedDeadline(message, deadlineMs));
       }, deadlineMs);
-      const settle =
-        <T>(fn: (value: T) => void) =>
-        (value: T) => {
-          clearTimeout(deadline);
-          fn(value);
-        };
-      this.pending.set(channel, {
-        onData: options.onData ?? (() => {}),
-        resolve: settle(resolve),
-        reject: settle(reject),
+      const settle = (fn: () => void) => {
+        clearTimeout(deadline);
+        this.mux.abandon(channel);
+        fn();
+      };
+      const onData = options.onData ?? (() => {});
+      channel = this.mux.open({
+        data: (type, payload) => {
+          // A caller's handler that throws ends its own request, not the connection.
+          try {
+            onData(type, payload);
+          } catch (error) {
+            settle(() => reject(error));
+          }
+        },
+        end: (reply) =>
+          settle(() => (reply.type === "error" ? reject(agentError(reply)) : resolve(reply))),
+        fail: (error) => settle(() => reject(error)),
       });
-      this.socket.write(encodeControl(channel, message));
+      this.mux.sendControl(channel, message);
       // Only now: a caller that signals the channel at once (an abort that came before the
       // exec) must not put its signal on the wire ahead of the request it targets.
       options.onChannel?.(channel);
       if (options.stdin) {
-        this.sendStdin(channel, options.stdin).catch((error: unknown) => {
-          this.pending
-            .get(channel)
-            ?.reject(error instanceof Error ? error : new Error(String(error)));
-          this.pending.delete(channel);
-        });
+        this.sendStdin(channel, options.stdin).catch((error: unknown) =>
+          settle(() => reject(error instanceof Error ? error : new Error(String(error)))),
+        );
       }
     });
   }
@@ -140,19 +203,19 @@ export class ChannelClient {
     const chunks = Buffer.isBuffer(stdin) ? [stdin] : stdin;
     for await (const chunk of chunks) {
       for (let offset = 0; offset < chunk.length; offset += STDIN_CHUNK_BYTES) {
-        const frame = encodeFrame(
-          channel,
-          FrameType.stdin,
-          chunk.subarray(offset, offset + STDIN_CHUNK_BYTES),
-        );
-        if (!this.socket.write(frame)) await once(this.socket, "drain");
+        const part = chunk.subarray(offset, offset + STDIN_CHUNK_BYTES);
+        if (!this.mux.send(channel, FrameType.stdin, part)) await this.writable();
       }
     }
-    this.socket.write(encodeFrame(channel, FrameType.stdinEof));
+    this.mux.send(channel, FrameType.stdinEof);
+  }
+
+  private writable(): Promise<void> {
+    return new Promise((resolve) => this.mux.onceWritable(resolve));
   }
 
   async hello(options: { time_ms?: number; hostname?: string } = {}): Promise<HelloResult> {
-    return parseFromGuest(HelloResultSchema, await this.request({ op: "hello", ...options }));
+    return this.request(AGENT_OPS.hello, options);
   }
 
   /**
@@ -164,8 +227,8 @@ export class ChannelClient {
     handlers: ExecHandlers = {},
     stdin?: Buffer | AsyncIterable<Buffer>,
   ): Promise<ExecOutput> {
-    const limit = request.max_output_bytes ?? DEFAULT_MAX_OUTPUT_BYTES;
-    const streams = { stdout: new BoundedBuffer(limit), stderr: new BoundedBuffer(limit) };
+    const { stdoutCap, stderrCap } = requestBounds({ op: "exec", ...request });
+    const streams = { stdout: new BoundedBuffer(stdoutCap), stderr: new BoundedBuffer(stderrCap) };
     const onData = (type: number, payload: Buffer) => {
       const [stream, handler] =
         type === FrameType.stdout
@@ -194,16 +257,16 @@ export class ChannelClient {
         stderr_bytes: streams.stderr.seen,
       });
     };
-    let reply: Record<string, unknown>;
+    let exit: ExitRecord;
     try {
-      reply = await this.request(
-        { op: "exec", ...request, ...(stdin ? { stdin: true } : {}) },
+      exit = await this.request(
+        AGENT_OPS.exec,
+        { ...request, ...(stdin ? { stdin: true } : {}) },
         { onData, stdin, onChannel, onDeadline },
       );
     } finally {
       handlers.signal?.removeEventListener("abort", abort);
     }
-    const exit = parseFromGuest(ExitRecordSchema, reply);
     return {
       ...exit,
       stdout_truncated: exit.stdout_truncated || streams.stdout.truncated,
@@ -215,60 +278,15 @@ export class ChannelClient {
 
   /** Asks the peer to kill the process group of the exec on `channel`. */
   private kill(channel: number): void {
-    this.request({ op: "signal", target_channel: channel, signal: "KILL" }).catch(() => {});
+    this.request(AGENT_OPS.signal, { target_channel: channel, signal: "KILL" }).catch(() => {});
   }
 
   close(): void {
-    this.socket.end();
+    this.mux.close();
   }
 
   destroy(): void {
-    this.socket.destroy();
-  }
-
-  private allocateChannel(): number {
-    while (this.pending.has(this.nextChannel))
-      this.nextChannel = (this.nextChannel % 0xfffffffe) + 1;
-    const channel = this.nextChannel;
-    this.nextChannel = (this.nextChannel % 0xfffffffe) + 1;
-    return channel;
-  }
-
-  private onData(chunk: Buffer): void {
-    let frames;
-    try {
-      frames = this.reader.push(chunk);
-    } catch (error) {
-      this.failAll(new PyroError("guest_error", (error as Error).message));
-      this.socket.destroy();
-      return;
-    }
-    for (const frame of frames) {
-      const pending = this.pending.get(frame.channel);
-      if (!pending) continue;
-      if (frame.type !== FrameType.control) {
-        pending.onData(frame.type, frame.payload);
-        continue;
-      }
-      let message: Record<string, unknown>;
-      try {
-        message = decodeControl(frame.payload);
-      } catch (error) {
-        this.pending.delete(frame.channel);
-        pending.reject(new PyroError("guest_error", (error as ProtocolError).message));
-        continue;
-      }
-      if (!TERMINAL_TYPES.has(String(message.type))) continue;
-      this.pending.delete(frame.channel);
-      if (message.type === "error") pending.reject(agentError(message));
-      else pending.resolve(message);
-    }
-  }
-
-  private failAll(error: Error): void {
-    this.closedError ??= error;
-    for (const pending of this.pending.values()) pending.reject(error);
-    this.pending.clear();
+    this.mux.destroy();
   }
 }
 
@@ -280,52 +298,20 @@ function missedDeadline(message: Record<string, unknown>, deadlineMs: number): P
   );
 }
 
-/** An `error` frame from the agent or shim, as a PyroError with a host-side code. */
-export function agentError(message: Record<string, unknown>): PyroError {
-  const parsed = AgentErrorSchema.safeParse(message);
-  if (!parsed.success) return new PyroError("guest_error", "malformed error from the guest");
-  const { code, message: text } = parsed.data;
-  const mapped =
-    code === "invalid_argument" || code === "not_found" || code === "conflict"
-      ? code
-      : code === "timeout" || code === "unavailable"
-        ? code
-        : "guest_error";
-  return new PyroError(mapped, text, { details: { guest_code: code } });
+/** Parses what the guest (or shim) sent; anything that does not fit is a `guest_error`. */
+export function parseFromGuest<T>(schema: ZodType<T>, message: unknown, what = "reply"): T {
+  const parsed = schema.safeParse(message);
+  if (parsed.success) return parsed.data;
+  throw new PyroError(
+    "guest_error",
+    `the guest sent a malformed ${what === "reply" ? "reply" : `${what} reply`} (${describeIssue(parsed.error)})`,
+  );
 }
 
-export function parseFromGuest<T>(schema: ZodType<T>, message: unknown): T {
-  try {
-    return schema.parse(message);
-  } catch (error) {
-    const detail = error instanceof ZodError ? error.issues[0]?.message : String(error);
-    throw new PyroError("guest_error", `the guest sent a malformed reply (${detail})`);
-  }
-}
-
-/** Keeps the first `limit` bytes and remembers whether anything was dropped. */
-class BoundedBuffer {
-  private readonly parts: Buffer[] = [];
-  private size = 0;
-  truncated = false;
-  /** Every byte that arrived, kept or not. */
-  seen = 0;
-
-  constructor(private readonly limit: number) {}
-
-  append(chunk: Buffer, store: boolean): Buffer {
-    this.seen += chunk.length;
-    const room = this.limit - this.size;
-    if (chunk.length > room) this.truncated = true;
-    const kept = chunk.length > room ? chunk.subarray(0, Math.max(room, 0)) : chunk;
-    if (kept.length) {
-      if (store) this.parts.push(kept);
-      this.size += kept.length;
-    }
-    return kept;
-  }
-
-  contents(): Buffer {
-    return Buffer.concat(this.parts);
-  }
+/** The first problem zod found, with where it is: `exit_code: Too big...`. */
+function describeIssue(error: ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return "invalid";
+  const where = issue.path.map(String).join(".");
+  return (where ? `${where}: ${issue.message}` : issue.message).slice(0, 300);
 }

@@ -1,33 +1,11 @@
-import { z } from "zod";
 import { PyroError } from "../contract/errors.js";
-import { MAX_LISTING_BYTES } from "./bounds.js";
 import { parseFromGuest, type ChannelClient } from "./client.js";
 import { FrameType } from "./frame.js";
+import { AGENT_OPS, FileEntrySchema, MAX_LISTING_BYTES } from "./ops/index.js";
+
+export type { WireFileEntry } from "./ops/index.js";
 
 /** The agent's confined file operations (protocol/README.md, file ops). */
-
-const WireEntry = z.object({
-  path: z.string().max(4096),
-  artifact_type: z.enum(["file", "directory", "symlink"]),
-  size_bytes: z.number().int().nonnegative(),
-  link_target: z.string().max(4096).nullable(),
-});
-export type WireFileEntry = z.infer<typeof WireEntry>;
-
-const ListResult = z.object({
-  type: z.literal("result"),
-  count: z.number().int(),
-  truncated: z.boolean(),
-});
-const ReadResult = z.object({
-  type: z.literal("result"),
-  size_bytes: z.number().int().nonnegative(),
-  truncated: z.boolean(),
-});
-const WriteResult = z.object({
-  type: z.literal("result"),
-  bytes_written: z.number().int().nonnegative(),
-});
 
 interface Target {
   /** The confining directory in the guest, e.g. /workspace. */
@@ -48,14 +26,13 @@ export async function listFiles(
     size += payload.length;
     if (size <= MAX_LISTING_BYTES) chunks.push(payload);
   };
-  const done = await client.request({ op: "file_list", ...target }, { onData });
+  const result = await client.request(AGENT_OPS.file_list, target, { onData });
   if (size > MAX_LISTING_BYTES)
     throw new PyroError("guest_error", "the guest sent an oversized file listing");
-  const result = parseFromGuest(ListResult, done);
   const lines = Buffer.concat(chunks).toString("utf8").split("\n").filter(Boolean);
   if (lines.length > target.max_entries)
     throw new PyroError("guest_error", "the guest listed more entries than asked");
-  const entries = lines.map((line) => parseFromGuest(WireEntry, safeJson(line)));
+  const entries = lines.map((line) => parseFromGuest(FileEntrySchema, safeJson(line), "file_list"));
   return { entries, truncated: result.truncated };
 }
 
@@ -68,8 +45,7 @@ export async function readFileBytes(client: ChannelClient, target: Target & { ma
     if (room > 0) chunks.push(payload.subarray(0, room));
     size += payload.length;
   };
-  const done = await client.request({ op: "file_read", ...target }, { onData });
-  const result = parseFromGuest(ReadResult, done);
+  const result = await client.request(AGENT_OPS.file_read, target, { onData });
   return {
     content: Buffer.concat(chunks),
     size_bytes: result.size_bytes,
@@ -79,19 +55,19 @@ export async function readFileBytes(client: ChannelClient, target: Target & { ma
 
 export async function writeFileBytes(client: ChannelClient, target: Target & { content: Buffer }) {
   const { content, ...where } = target;
-  const done = await client.request(
-    { op: "file_write", ...where, size_bytes: content.length, create_parents: true },
+  return client.request(
+    AGENT_OPS.file_write,
+    { ...where, size_bytes: content.length, create_parents: true },
     { stdin: content },
   );
-  return parseFromGuest(WriteResult, done);
 }
 
 export async function deletePath(client: ChannelClient, target: Target & { recursive: boolean }) {
-  await client.request({ op: "file_delete", ...target });
+  await client.request(AGENT_OPS.file_delete, target);
 }
 
 export async function makeDirectory(client: ChannelClient, target: Target) {
-  await client.request({ op: "mkdir", ...target });
+  await client.request(AGENT_OPS.mkdir, target);
 }
 
 function safeJson(line: string): unknown {

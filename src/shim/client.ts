@@ -5,6 +5,7 @@ import { createConnection } from "node:net";
 import { fileURLToPath } from "node:url";
 import { PyroError } from "../contract/errors.js";
 import { ChannelClient } from "../guest/client.js";
+import { SHIM_OPS } from "../guest/ops/index.js";
 import { isProcessAlive, lastLines, sleep } from "../util/process.js";
 import { vmFiles, type ShimStatus } from "./launch.js";
 
@@ -68,20 +69,25 @@ export class ShimClient extends ChannelClient {
   }
 
   async waitReady(): Promise<ShimStatus> {
-    return (await this.request({ op: "shim.wait_ready" })) as unknown as ShimStatus;
+    return statusOf(await this.request(SHIM_OPS.wait_ready, {}));
   }
 
   async status(): Promise<ShimStatus> {
-    return (await this.request({ op: "shim.status" })) as unknown as ShimStatus;
+    return statusOf(await this.request(SHIM_OPS.status, {}));
   }
 
   /** Ties the VM's life to this connection: if it closes, the shim deletes the VM. */
   async claim(): Promise<void> {
-    await this.request({ op: "shim.claim" });
+    await this.request(SHIM_OPS.claim, {});
   }
 
   /** Powers the VM off; with `remove` its state directory goes too. */
   async stop(remove: boolean): Promise<ShimStatus> {
-    return (await this.request({ op: "shim.stop", remove })) as unknown as ShimStatus;
+    return statusOf(await this.request(SHIM_OPS.stop, { remove }));
   }
+}
+
+/** The status without the frame's `type`. */
+function statusOf({ type: _type, ...status }: ShimStatus & { type: "result" }): ShimStatus {
+  return status;
 }

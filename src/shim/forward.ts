@@ -1,3 +1,4 @@
+import type { PyroError } from "../contract/errors.js";
 import {
   REPLY_GRACE_MS,
   requestBounds,
@@ -5,8 +6,9 @@ import {
   type DeadlinePolicy,
   type RequestBounds,
 } from "../guest/bounds.js";
-import { FrameType, type Frame } from "../guest/frame.js";
-import type { AgentMux } from "./agent-mux.js";
+import type { ChannelClient } from "../guest/client.js";
+import { FrameType } from "../guest/frame.js";
+import { AGENT_OPS } from "../guest/ops/index.js";
 
 /** Where a forwarded request's output and end go (the client's connection). */
 export interface ForwardSink {
@@ -32,18 +34,20 @@ export class ForwardedRequest {
   private settled = false;
 
   constructor(
-    private readonly mux: AgentMux,
+    private readonly agent: ChannelClient,
     private readonly message: Record<string, unknown>,
     private readonly sink: ForwardSink,
     private readonly deadlines: DeadlinePolicy,
     private readonly onSettled: () => void,
   ) {
     this.bounds = requestBounds(message, deadlines);
-    this.agentChannel = mux.open((frame, control) =>
-      control ? this.finish(this.withTruncation(control)) : this.output(frame),
-    );
+    this.agentChannel = agent.mux.open({
+      data: (type, payload) => this.output(type, payload),
+      end: (reply) => this.finish(this.withTruncation(reply)),
+      fail: (error) => this.lost(error),
+    });
     this.deadline = setTimeout(() => this.expire(), this.bounds.deadlineMs);
-    mux.sendControl(this.agentChannel, message);
+    agent.mux.sendControl(this.agentChannel, message);
   }
 
   /** The client went away: the command dies, and the request ends when the guest says so. */
@@ -51,25 +55,33 @@ export class ForwardedRequest {
     if (!this.settled && this.message.op === "exec") this.signalKill();
   }
 
-  private output(frame: Frame): void {
+  private output(type: number, payload: Buffer): void {
     const stream: Stream | undefined =
-      frame.type === FrameType.stdout
-        ? "stdout"
-        : frame.type === FrameType.stderr
-          ? "stderr"
-          : undefined;
+      type === FrameType.stdout ? "stdout" : type === FrameType.stderr ? "stderr" : undefined;
     if (!stream || this.settled) return;
     const cap = stream === "stdout" ? this.bounds.stdoutCap : this.bounds.stderrCap;
     const room = Math.max(cap - this.seen[stream], 0);
-    this.seen[stream] += frame.payload.length;
-    if (frame.payload.length > room) this.dropped[stream] = true;
-    const kept = frame.payload.length > room ? frame.payload.subarray(0, room) : frame.payload;
-    if (kept.length) this.sink.output(frame.type, kept);
+    this.seen[stream] += payload.length;
+    if (payload.length > room) this.dropped[stream] = true;
+    const kept = payload.length > room ? payload.subarray(0, room) : payload;
+    if (kept.length) this.sink.output(type, kept);
   }
 
-  /** The guest's own record, marked truncated where the shim dropped output. */
+  /** The agent connection broke: the client hears it now rather than at the deadline. */
+  private lost(error: PyroError): void {
+    this.finish({
+      type: "error",
+      code: "unavailable",
+      message: `lost the guest agent (${error.message}); the VM is going down`,
+    });
+  }
+
+  /**
+   * The guest's own record, marked truncated where the shim dropped output: per stream
+   * where the record has per-stream flags (`exit`, `service_logs`), else as `truncated`.
+   */
   private withTruncation(message: Record<string, unknown>): Record<string, unknown> {
-    if (message.type === "exit") {
+    if (message.type === "exit" || typeof message.stdout_truncated === "boolean") {
       return {
         ...message,
         ...(this.dropped.stdout ? { stdout_truncated: true } : {}),
@@ -82,7 +94,7 @@ export class ForwardedRequest {
 
   private expire(): void {
     if (this.settled) return;
-    this.mux.abandon(this.agentChannel);
+    this.agent.mux.abandon(this.agentChannel);
     if (this.message.op !== "exec") {
       const op = String(this.message.op).slice(0, 40);
       const seconds = Math.round(this.bounds.deadlineMs / 1000);
@@ -104,10 +116,11 @@ export class ForwardedRequest {
   }
 
   private signalKill(): void {
-    this.mux
+    this.agent
       .request(
-        { op: "signal", target_channel: this.agentChannel, signal: "KILL" },
-        this.deadlines.graceMs ?? REPLY_GRACE_MS,
+        AGENT_OPS.signal,
+        { target_channel: this.agentChannel, signal: "KILL" },
+        { deadlineMs: this.deadlines.graceMs ?? REPLY_GRACE_MS },
       )
       .catch(() => {});
   }

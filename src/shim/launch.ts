@@ -43,21 +43,7 @@ export interface ShimLaunchConfig {
   owner_pid: number | null;
 }
 
-export type ShimState = "booting" | "ready" | "stopping" | "exited" | "failed";
-
-/** The shim's view of its VM, kept current in `shim.json` (written atomically). */
-export interface ShimStatus {
-  shim_pid: number;
-  vmm_pid: number | null;
-  state: ShimState;
-  acceleration: Acceleration;
-  agent_version: string | null;
-  timings: { vmm_start_ms?: number; boot_ms?: number };
-  error: string | null;
-  /** Why the VM ended: `ttl`, `stop requested`, `owning client disconnected`, a signal... */
-  stop_reason: string | null;
-  updated_at: string;
-}
+export type { ShimState, ShimStatus } from "../guest/ops/index.js";
 
 /** File names inside a VM's state directory. */
 export function vmFiles(dir: string) {

@@ -2,6 +2,7 @@ import { chmod, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { PyroError } from "../contract/errors.js";
 import type { DeadlinePolicy } from "../guest/bounds.js";
+import { ChannelClient } from "../guest/client.js";
 import {
   decodeControl,
   encodeControl,
@@ -14,7 +15,8 @@ import { writeJsonAtomic } from "../util/fs.js";
 import { isProcessAlive, lastLines } from "../util/process.js";
 import { readFileTail } from "../vmm/console-log.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
-import { AgentMux } from "./agent-mux.js";
+import { ChannelMux } from "../guest/mux.js";
+import { AGENT_OPS } from "../guest/ops/index.js";
 import { ForwardedRequest } from "./forward.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
 
@@ -32,7 +34,7 @@ export class Supervisor {
   private readonly files;
   private status: ShimStatus;
   private vmm: VmmHandle | undefined;
-  private mux: AgentMux | undefined;
+  private agentClient: ChannelClient | undefined;
   private server: Server | undefined;
   private readonly clients = new Set<ClientConnection>();
   private readyWaiters: (() => void)[] = [];
@@ -155,22 +157,22 @@ export class Supervisor {
       this.config.boot_timeout_ms,
       "the VMM never opened the agent channel",
     );
-    this.mux = new AgentMux(
-      agentSocket,
-      (error) => void this.fail(`lost the guest agent: ${error.message}`),
-    );
-    const hello = await this.mux.request(
+    const mux = new ChannelMux(agentSocket, {
+      onBroken: (error) => void this.fail(`lost the guest agent: ${error.message}`),
+    });
+    // Every request the shim makes itself passes its own deadline.
+    this.agentClient = new ChannelClient(mux);
+    const hello = await this.agentClient.request(
+      AGENT_OPS.hello,
       {
-        op: "hello",
         time_ms: Date.now(),
         hostname: this.config.hostname,
         ...(this.config.workspace_root ? { workspace_root: this.config.workspace_root } : {}),
       },
-      this.config.boot_timeout_ms,
+      { deadlineMs: this.config.boot_timeout_ms },
     );
     this.status.timings.boot_ms = Math.round(performance.now() - vmmReady);
-    this.status.agent_version =
-      typeof hello.agent_version === "string" ? hello.agent_version.slice(0, 64) : null;
+    this.status.agent_version = hello.agent_version;
     this.status.state = "ready";
     await this.writeStatus();
     for (const wake of this.readyWaiters.splice(0)) wake();
@@ -192,9 +194,9 @@ export class Supervisor {
     await this.writeStatus().catch(() => {});
     this.vmm ??= await this.launching?.catch(() => undefined);
     if (this.vmm && this.vmm.status() === "running") {
-      if (this.mux && this.status.state === "stopping") {
-        await this.mux
-          .request({ op: "shutdown", power_off: true }, SHUTDOWN_TIMEOUT_MS)
+      if (this.agentClient && this.status.state === "stopping") {
+        await this.agentClient
+          .request(AGENT_OPS.shutdown, { power_off: true }, { deadlineMs: SHUTDOWN_TIMEOUT_MS })
           .catch(() => {});
       }
       const exitedInTime = await Promise.race([
@@ -269,11 +271,11 @@ export class Supervisor {
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
-  agent(): AgentMux {
-    if (!this.mux || this.status.state !== "ready") {
+  agent(): ChannelClient {
+    if (!this.agentClient || this.status.state !== "ready") {
       throw new PyroError("conflict", `the VM is ${this.status.state}, not ready`);
     }
-    return this.mux;
+    return this.agentClient;
   }
 }
 
@@ -285,7 +287,7 @@ class ClientConnection {
   private owner = false;
   private pendingStop: number | undefined;
   /** This client's socket is full: the agent is not read until it drains. */
-  private holdingAgent: AgentMux | undefined;
+  private holdingAgent: ChannelMux | undefined;
   /** The agent's socket is full: this client is not read until it drains. */
   private waitingForAgent = false;
 
@@ -389,10 +391,10 @@ class ClientConnection {
   }
 
   private forward(channel: number, message: Record<string, unknown>): void {
-    const mux = this.shim.agent();
+    const agent = this.shim.agent();
     this.shim.requestStarted();
     const sink = {
-      output: (type: number, payload: Buffer) => this.output(mux, channel, type, payload),
+      output: (type: number, payload: Buffer) => this.output(agent.mux, channel, type, payload),
       end: (reply: Record<string, unknown>) => {
         // A client may have reused the channel id meanwhile; that request is not this one.
         if (this.forwarded.get(channel) === request) this.forwarded.delete(channel);
@@ -403,7 +405,7 @@ class ClientConnection {
       },
     };
     const onSettled = () => this.shim.requestSettled();
-    const request = new ForwardedRequest(mux, message, sink, this.shim.deadlines, onSettled);
+    const request = new ForwardedRequest(agent, message, sink, this.shim.deadlines, onSettled);
     this.forwarded.set(channel, request);
   }
 
@@ -412,7 +414,7 @@ class ClientConnection {
    * the agent is not read, so a client that does not read cannot make the shim buffer
    * what a flooding guest writes (issue 7, defect 6).
    */
-  private output(mux: AgentMux, channel: number, type: number, payload: Buffer): void {
+  private output(mux: ChannelMux, channel: number, type: number, payload: Buffer): void {
     if (this.socket.destroyed) return;
     if (this.socket.write(encodeFrame(channel, type, payload)) || this.holdingAgent) return;
     this.holdingAgent = mux;
@@ -426,7 +428,7 @@ class ClientConnection {
 
   /** Client input (stdin) to the agent; a guest that does not read it pauses this client. */
   private sendToAgent(agentChannel: number, frame: Frame): void {
-    const mux = this.shim.agent();
+    const mux = this.shim.agent().mux;
     if (mux.send(agentChannel, frame.type, frame.payload) || this.waitingForAgent) return;
     this.waitingForAgent = true;
     this.socket.pause();

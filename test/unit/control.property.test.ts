@@ -3,7 +3,7 @@ import { ERROR_CODES, PyroError } from "../../src/contract/errors.js";
 import { MAX_OUTPUT_BYTES_LIMIT, MAX_TIMER_MS, requestBounds } from "../../src/guest/bounds.js";
 import { agentError, parseFromGuest } from "../../src/guest/client.js";
 import { decodeControl, MAX_CONTROL_BYTES, ProtocolError } from "../../src/guest/frame.js";
-import { ExitRecordSchema, HelloResultSchema } from "../../src/guest/messages.js";
+import { ExitRecordSchema, HelloResultSchema } from "../../src/guest/ops/index.js";
 import { exitCodeOf } from "../../src/manager/command-result.js";
 import { exitRecord } from "../helpers/fake-agent.js";
 import { propertyRuns, propertySeed, random } from "../helpers/random.js";
