@@ -120,8 +120,10 @@ const SERVICE_ERRORS = [
   "invalid_argument",
   "not_found",
   "conflict",
+  "busy",
   "timeout",
   "unavailable",
+  "unsupported",
   "guest_error",
   "internal",
 ] as const;
@@ -144,7 +146,7 @@ export const listServices = op({
   description: "List a workspace's services with their state and exit codes.",
   params: z.object({ workspace_id: workspaceId }),
   result: z.object({ workspace_id: z.string(), services: z.array(ServiceRecord) }),
-  errors: ["not_found", "unavailable", "guest_error", "internal"],
+  errors: ["not_found", "unavailable", "unsupported", "guest_error", "internal"],
 });
 
 export const statusService = op({
@@ -154,7 +156,14 @@ export const statusService = op({
   description: "Show one service's state, pid, readiness and exit code.",
   params: ServiceParams,
   result: ServiceRecord,
-  errors: ["invalid_argument", "not_found", "unavailable", "guest_error", "internal"],
+  errors: [
+    "invalid_argument",
+    "not_found",
+    "unavailable",
+    "unsupported",
+    "guest_error",
+    "internal",
+  ],
 });
 
 export const logsService = op({
@@ -180,7 +189,15 @@ export const logsService = op({
     stdout_truncated: z.boolean().describe("Older output exists that was not returned."),
     stderr_truncated: z.boolean(),
   }),
-  errors: ["invalid_argument", "not_found", "conflict", "unavailable", "guest_error", "internal"],
+  errors: [
+    "invalid_argument",
+    "not_found",
+    "conflict",
+    "unavailable",
+    "unsupported",
+    "guest_error",
+    "internal",
+  ],
 });
 
 export const stopService = op({
@@ -191,7 +208,15 @@ export const stopService = op({
     "Stop a service: TERM to its process group, then KILL when it has not ended after a grace period.",
   params: ServiceParams,
   result: ServiceRecord,
-  errors: ["invalid_argument", "not_found", "conflict", "unavailable", "guest_error", "internal"],
+  errors: [
+    "invalid_argument",
+    "not_found",
+    "conflict",
+    "unavailable",
+    "unsupported",
+    "guest_error",
+    "internal",
+  ],
 });
 
 export type ServiceRecordValue = z.output<typeof ServiceRecord>;

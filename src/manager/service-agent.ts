@@ -1,58 +1,20 @@
-import { z } from "zod";
-import { PyroError } from "../contract/errors.js";
-import { parseFromGuest, type ChannelClient } from "../guest/client.js";
-import { FrameType } from "../guest/frame.js";
+import type { ChannelClient } from "../guest/client.js";
+import { AGENT_OPS } from "../guest/ops/index.js";
+import type { ServiceEntry } from "../guest/ops/services.js";
 
 /**
  * The agent's service ops (protocol/README.md, Services) as the service manager needs
- * them. Every reply comes from the untrusted guest: parsed with bounds, never cast.
+ * them; replies are parsed by the ops' schemas in `guest/ops/services.ts`.
  */
 
-const signalName = z
-  .string()
-  .max(16)
-  .regex(/^[A-Z0-9]+$/)
-  .nullable();
+export type AgentService = ServiceEntry;
 
-const StartReply = z.object({
-  type: z.literal("result"),
-  name: z.string().max(64),
-  pid: z.number().int().positive(),
-  started_at_ms: z.number().int().nonnegative(),
-});
-
-export const AgentServiceEntry = z.object({
-  name: z.string().max(64),
-  pid: z.number().int().positive(),
-  state: z.enum(["running", "exited"]),
-  exit_code: z.number().int().min(0).max(255).nullable(),
-  signal: signalName,
-  started_at_ms: z.number().int().nonnegative(),
-  ended_at_ms: z.number().int().nonnegative().nullable(),
-});
-export type AgentService = z.infer<typeof AgentServiceEntry>;
-
-const ListReply = z.object({
-  type: z.literal("result"),
-  services: z.array(AgentServiceEntry).max(64),
-});
-
-const StopReply = z.object({
-  type: z.literal("result"),
-  name: z.string().max(64),
-  state: z.literal("exited"),
-  exit_code: z.number().int().min(0).max(255).nullable(),
-  signal: signalName,
-  killed: z.boolean(),
-});
-export type AgentStopped = z.infer<typeof StopReply>;
-
-const LogsReply = z.object({
-  type: z.literal("result"),
-  name: z.string().max(64),
-  stdout_truncated: z.boolean(),
-  stderr_truncated: z.boolean(),
-});
+export interface AgentStopped {
+  exit_code: number | null;
+  signal: string | null;
+  /** KILL was needed. */
+  killed: boolean;
+}
 
 /** Bytes of each log stream asked for; lines beyond it are cut from the old end. */
 export const LOG_TAIL_MAX_BYTES = 1 << 20;
@@ -92,48 +54,31 @@ const PROBE_OUTPUT_BYTES = 4096;
 export function channelServiceAgent(client: ChannelClient): ServiceAgent {
   return {
     async start(request) {
-      const reply = parseFromGuest(
-        StartReply,
-        await client.request({ op: "service_start", ...request }),
-      );
+      const reply = await client.request(AGENT_OPS.service_start, request);
       return { pid: reply.pid, started_at_ms: reply.started_at_ms };
     },
     async list() {
-      return parseFromGuest(ListReply, await client.request({ op: "service_list" })).services;
+      return (await client.request(AGENT_OPS.service_list, {})).services;
     },
     async stop(name, graceMs) {
-      const message = {
-        op: "service_stop",
+      const reply = await client.request(AGENT_OPS.service_stop, {
         name,
         ...(graceMs === undefined ? {} : { grace_ms: graceMs }),
-      };
-      return parseFromGuest(StopReply, await client.request(message));
+      });
+      return { exit_code: reply.exit_code, signal: reply.signal, killed: reply.killed };
     },
     async logs(name, tailLines) {
-      const chunks = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
-      const size = { stdout: 0, stderr: 0 };
-      const onData = (type: number, payload: Buffer) => {
-        const stream =
-          type === FrameType.stdout ? "stdout" : type === FrameType.stderr ? "stderr" : undefined;
-        if (!stream) return;
-        size[stream] += payload.length;
-        if (size[stream] <= LOG_TAIL_MAX_BYTES) chunks[stream].push(payload);
-      };
-      const reply = parseFromGuest(
-        LogsReply,
-        await client.request(
-          { op: "service_logs", name, tail_lines: tailLines, max_bytes: LOG_TAIL_MAX_BYTES },
-          { onData },
-        ),
-      );
-      if (size.stdout > LOG_TAIL_MAX_BYTES || size.stderr > LOG_TAIL_MAX_BYTES) {
-        throw new PyroError("guest_error", "the guest sent more service log than asked for");
-      }
+      const { result, stdout, stderr, stdout_dropped, stderr_dropped } =
+        await client.requestWithOutput(AGENT_OPS.service_logs, {
+          name,
+          tail_lines: tailLines,
+          max_bytes: LOG_TAIL_MAX_BYTES,
+        });
       return {
-        stdout: Buffer.concat(chunks.stdout).toString("utf8"),
-        stderr: Buffer.concat(chunks.stderr).toString("utf8"),
-        stdout_truncated: reply.stdout_truncated,
-        stderr_truncated: reply.stderr_truncated,
+        stdout: stdout.toString("utf8"),
+        stderr: stderr.toString("utf8"),
+        stdout_truncated: result.stdout_truncated || stdout_dropped,
+        stderr_truncated: result.stderr_truncated || stderr_dropped,
       };
     },
     async probe(argv, cwd, timeoutMs) {

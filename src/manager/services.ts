@@ -73,7 +73,7 @@ export class ServiceManager {
       const started = await agent
         .start({ name: params.service_name, argv: params.command, cwd })
         .catch((error: unknown) => {
-          throw duplicateAsConflict(error, id, params.service_name);
+          throw duplicateName(error, id, params.service_name);
         });
       const startedAt = new Date(started.started_at_ms).toISOString();
       let record: ServiceRecordValue = {
@@ -140,20 +140,23 @@ export class ServiceManager {
   }
 
   /**
-   * Stops every service of a started workspace before its VM goes away (workspace stop,
-   * reset, delete) and records why. Never throws: the power-off that follows must happen
-   * even when the guest does not answer; the records then say the VM ended them.
+   * Stops every service the guest runs before its VM goes away (workspace stop, reset,
+   * delete; `agent` is undefined when the VM is not running) and records why. Never
+   * throws: the power-off that follows must happen even when the guest does not answer;
+   * the records are closed all the same.
    */
-  async stopAll(workspaceId: string, reason: string): Promise<string[]> {
+  async stopAll(
+    workspaceId: string,
+    reason: string,
+    agent: ServiceAgent | undefined,
+  ): Promise<string[]> {
     const records = await listServiceRecords(workspaceId).catch(() => []);
     try {
-      const stopped = await this.host.withAgent(workspaceId, async (agent) => {
-        const running = (await agent.list()).filter((s) => s.state === "running");
-        await Promise.all(running.map((s) => this.stopGuestService(agent, s, records, reason)));
-        return running.map((s) => s.name);
-      });
-      await refreshServiceCounts(workspaceId);
-      return stopped;
+      if (!agent) throw new Error("the VM is not running");
+      const running = (await agent.list()).filter((s) => s.state === "running");
+      await Promise.all(running.map((s) => this.stopGuestService(agent, s, records, reason)));
+      await this.markEnded(workspaceId, await listServiceRecords(workspaceId), reason);
+      return running.map((s) => s.name);
     } catch {
       await this.markEnded(workspaceId, records, reason).catch(() => {});
       return records.filter(isLive).map((r) => r.service_name);
@@ -309,11 +312,12 @@ function refuseUnavailable(params: StartServiceParamsValue): void {
   }
 }
 
-/** The agent's `busy` for a name already running, as the caller's conflict with the fix. */
-function duplicateAsConflict(error: unknown, workspaceId: string, name: string): unknown {
-  if (!isPyroError(error) || !/already running/.test(error.message)) return error;
+/** The agent's `busy` for a name already running, with the workspace and the fix. */
+function duplicateName(error: unknown, workspaceId: string, name: string): unknown {
+  if (!isPyroError(error) || error.code !== "busy" || !/already running/.test(error.message))
+    return error;
   return new PyroError(
-    "conflict",
+    "busy",
     `service ${name} is already running in workspace ${workspaceId}; stop it first (service_stop) or choose another name`,
     { details: { workspace_id: workspaceId, service_name: name }, cause: error },
   );
@@ -324,8 +328,19 @@ function endedHow(record: ServiceRecordValue): string {
   return record.signal ? `signal ${record.signal}` : "it is gone";
 }
 
-/** The production host: the workspace manager, with the agent reached through the shim. */
-export function workspaceServiceHost(workspaces: WorkspaceManager): ServiceHost {
+/**
+ * The service manager of a workspace manager: the agent reached through the shim, and
+ * every service stopped (and recorded) before a workspace stop, reset or delete.
+ */
+export function workspaceServices(workspaces: WorkspaceManager): ServiceManager {
+  const services = new ServiceManager(workspaceServiceHost(workspaces));
+  workspaces.onBeforeStop(async ({ id, reason, guest }) => {
+    await services.stopAll(id, `workspace ${reason}`, guest && channelServiceAgent(guest));
+  });
+  return services;
+}
+
+function workspaceServiceHost(workspaces: WorkspaceManager): ServiceHost {
   return {
     status: (id) => workspaces.status({ workspace_id: id }),
     requireStarted: (id) => workspaces.requireStarted(id),

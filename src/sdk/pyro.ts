@@ -15,7 +15,7 @@ import { SandboxRuntime } from "../manager/runtime.js";
 import { VmManager, type RunOptions } from "../manager/vms.js";
 import { WorkspaceContent } from "../manager/workspace-content.js";
 import { WorkspaceManager } from "../manager/workspaces.js";
-import { ServiceManager, workspaceServiceHost } from "../manager/services.js";
+import { workspaceServices, type ServiceManager } from "../manager/services.js";
 import type * as ws from "../contract/workspace.js";
 import type * as svc from "../contract/services.js";
 import { silentProgress, type ProgressSink } from "../util/progress.js";
@@ -71,7 +71,7 @@ export class Pyro {
     this.vms = new VmManager(runtime);
     this.workspaces = new WorkspaceManager(runtime);
     this.content = new WorkspaceContent(this.workspaces);
-    this.services = new ServiceManager(workspaceServiceHost(this.workspaces));
+    this.services = workspaceServices(this.workspaces);
   }
 
   /**

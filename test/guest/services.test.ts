@@ -171,7 +171,7 @@ describe("services in a real guest", () => {
     expect((await errorOf(pyro.statusService(svc("nope"))))?.code).toBe("not_found");
     expect((await errorOf(pyro.stopService(svc("nope"))))?.code).toBe("not_found");
     const duplicate = await errorOf(pyro.startService({ ...svc("web"), command: ["true"] }));
-    expect(duplicate?.code).toBe("conflict");
+    expect(duplicate?.code).toBe("busy");
     expect(duplicate?.message).toMatch(/already running/);
     const badName = await errorOf(pyro.startService({ ...svc("a/b"), command: ["true"] }));
     expect(badName?.code).toBe("invalid_argument");

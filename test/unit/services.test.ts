@@ -36,7 +36,7 @@ class FakeAgent implements ServiceAgent {
   async start(request: StartRequest) {
     this.check("start");
     if (this.table.get(request.name)?.state === "running")
-      throw new PyroError("guest_error", `service ${request.name} is already running`);
+      throw new PyroError("busy", `service ${request.name} is already running`);
     const entry: AgentService = {
       name: request.name,
       pid: this.nextPid++,
@@ -191,10 +191,11 @@ describe("starting a service", () => {
     expect(record).toMatchObject({ state: "exited", exit_code: 2 });
   });
 
-  it("a duplicate running name is a conflict that says what to do", async () => {
+  it("a duplicate running name is busy, with the workspace and what to do", async () => {
     await start();
     const error = (await start().catch((e: unknown) => e)) as PyroError;
-    expect(error.code).toBe("conflict");
+    expect(error.code).toBe("busy");
+    expect(error.message).toContain(ID);
     expect(error.message).toMatch(/already running .* stop it first/);
   });
 
@@ -287,7 +288,7 @@ describe("stopping services", () => {
     await start();
     await services.start({ workspace_id: ID, service_name: "db", command: ["db"] });
     await agent.start({ name: "stray", argv: ["x"], cwd: "/workspace" });
-    const stopped = await services.stopAll(ID, "workspace stop");
+    const stopped = await services.stopAll(ID, "workspace stop", agent);
     expect(stopped.sort()).toEqual(["db", "stray", "web"]);
     expect([...agent.table.values()].every((s) => s.state === "exited")).toBe(true);
     const { services: list } = await services.list({ workspace_id: ID });
@@ -301,11 +302,17 @@ describe("stopping services", () => {
   it("stopAll with an unreachable guest still records the services as ended, and does not throw", async () => {
     await start();
     agent.unreachable = true;
-    expect(await services.stopAll(ID, "workspace reset")).toEqual(["web"]);
+    expect(await services.stopAll(ID, "workspace reset", agent)).toEqual(["web"]);
+    agent.unreachable = false;
+    await start({ service_name: "db" });
+    expect(await services.stopAll(ID, "workspace delete", undefined)).toEqual(["db"]);
     agent.unreachable = false;
     state = "stopped";
     const record = await services.status({ workspace_id: ID, service_name: "web" });
     expect(record).toMatchObject({ state: "stopped", stop_reason: "workspace reset" });
+    const db = await services.status({ workspace_id: ID, service_name: "db" });
+    expect(db).toMatchObject({ state: "stopped", stop_reason: "workspace delete" });
+    expect(await counts()).toEqual([2, 0]);
   });
 });
 
