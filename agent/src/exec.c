@@ -1,6 +1,8 @@
 #include "exec.h"
 
 #include "log.h"
+#include "ops.h"
+#include "proc.h"
 #include "request.h"
 #include "spawn.h"
 #include "sys.h"
@@ -69,19 +71,6 @@ const char *pyro_signal_name(int signo, char *buf, size_t len)
     return buf;
 }
 
-/* Signals the whole group. Between fork() and the child's setsid() the group does not
- * exist yet (ESRCH); the child then has no children of its own, so signalling it
- * directly is enough. */
-static void kill_group(pid_t pid, int signo)
-{
-    if (kill(-pid, signo) == 0)
-        return;
-    if (errno == ESRCH && kill(pid, signo) == 0)
-        return;
-    if (errno != ESRCH)
-        LOG_ERRNO("kill process group %d", (int)pid);
-}
-
 static struct exec_channel *find_exec(const struct pyro_conn *conn, uint32_t channel)
 {
     for (size_t i = 0; i < PYRO_MAX_EXECS; i++)
@@ -90,7 +79,7 @@ static struct exec_channel *find_exec(const struct pyro_conn *conn, uint32_t cha
     return NULL;
 }
 
-bool pyro_exec_channel_busy(const struct pyro_conn *conn, uint32_t channel)
+static bool exec_channel_busy(const struct pyro_conn *conn, uint32_t channel)
 {
     return find_exec(conn, channel) != NULL;
 }
@@ -115,6 +104,8 @@ static void close_stdin(struct exec_channel *e)
 
 static void release(struct exec_channel *e)
 {
+    if (e->used && !e->reaped)
+        pyro_proc_forget(e->pid);
     pyro_close(&e->out.fd);
     pyro_close(&e->err.fd);
     close_stdin(e);
@@ -130,8 +121,10 @@ static struct exec_channel *alloc_exec(void)
     return NULL;
 }
 
-void pyro_exec_start(struct pyro_conn *conn, uint32_t channel,
-                     const struct pyro_json_value *request)
+static void on_reaped(void *owner, pid_t pid, int status, int64_t now_ms);
+
+static void exec_start(struct pyro_conn *conn, uint32_t channel,
+                       const struct pyro_json_value *request)
 {
     struct pyro_spawn_request req;
     struct pyro_spawned child;
@@ -145,6 +138,15 @@ void pyro_exec_start(struct pyro_conn *conn, uint32_t channel,
     }
     int64_t start_ms = pyro_now_ms();
     if (!pyro_spawn_parse(request, &req, &e) || !pyro_spawn(&req, &child, &e)) {
+        pyro_send_error(conn, channel, &e);
+        return;
+    }
+    if (!pyro_proc_add(child.pid, PYRO_PROC_EXEC, conn, on_reaped, x)) {
+        pyro_proc_kill_group(child.pid, SIGKILL);
+        pyro_close(&child.stdout_fd);
+        pyro_close(&child.stderr_fd);
+        pyro_close(&child.stdin_fd);
+        pyro_error_set(&e, PYRO_ERR_BUSY, 0, "exec: the agent's process table is full");
         pyro_send_error(conn, channel, &e);
         return;
     }
@@ -210,8 +212,8 @@ static bool queue_stdin(struct exec_channel *e, const uint8_t *data, size_t len)
     return true;
 }
 
-bool pyro_exec_stdin(struct pyro_conn *conn, uint32_t channel, const uint8_t *data, size_t len,
-                     bool eof)
+static bool exec_take_stdin(struct pyro_conn *conn, uint32_t channel, const uint8_t *data,
+                            size_t len, bool eof)
 {
     struct exec_channel *e = find_exec(conn, channel);
     if (!e || e->stdin_fd < 0 || e->stdin_eof_pending)
@@ -234,22 +236,26 @@ int pyro_exec_signal(struct pyro_conn *conn, uint32_t target_channel, int signo)
     /* Once reaped, the group was already killed and the exit record is on its way;
      * the pid may even be reused, so do not signal it. */
     if (!e->reaped)
-        kill_group(e->pid, signo);
+        pyro_proc_kill_group(e->pid, signo);
     return 0;
 }
 
-void pyro_exec_poll_add(struct pyro_pollset *ps)
+enum { ROLE_STDIN, ROLE_STDOUT, ROLE_STDERR };
+
+static void exec_on_ready(const struct pyro_poll_tag *tag, short revents, int64_t now_ms);
+
+static void exec_poll_add(struct pyro_pollset *ps)
 {
     for (size_t i = 0; i < PYRO_MAX_EXECS; i++) {
         struct exec_channel *e = &execs[i];
         if (!e->used)
             continue;
         if (e->out.fd >= 0)
-            pyro_pollset_add(ps, e->out.fd, POLLIN, PYRO_POLL_EXEC_STDOUT, e);
+            pyro_pollset_watch(ps, e->out.fd, POLLIN, exec_on_ready, e, ROLE_STDOUT);
         if (e->err.fd >= 0)
-            pyro_pollset_add(ps, e->err.fd, POLLIN, PYRO_POLL_EXEC_STDERR, e);
+            pyro_pollset_watch(ps, e->err.fd, POLLIN, exec_on_ready, e, ROLE_STDERR);
         if (e->stdin_fd >= 0 && e->stdin_len > 0)
-            pyro_pollset_add(ps, e->stdin_fd, POLLOUT, PYRO_POLL_EXEC_STDIN, e);
+            pyro_pollset_watch(ps, e->stdin_fd, POLLOUT, exec_on_ready, e, ROLE_STDIN);
         pyro_pollset_timer(ps, e->reaped ? e->drain_until_ms : e->deadline_ms);
     }
 }
@@ -278,37 +284,35 @@ static void read_output(struct exec_channel *e, struct output_stream *s)
     }
 }
 
-void pyro_exec_on_ready(const struct pyro_poll_tag *tag, short revents)
+static void exec_on_ready(const struct pyro_poll_tag *tag, short revents, int64_t now_ms)
 {
     struct exec_channel *e = tag->object;
     (void)revents;
+    (void)now_ms;
     if (!e->used)
         return;
-    if (tag->kind == PYRO_POLL_EXEC_STDOUT && e->out.fd == tag->fd)
+    if (tag->role == ROLE_STDOUT && e->out.fd == tag->fd)
         read_output(e, &e->out);
-    else if (tag->kind == PYRO_POLL_EXEC_STDERR && e->err.fd == tag->fd)
+    else if (tag->role == ROLE_STDERR && e->err.fd == tag->fd)
         read_output(e, &e->err);
-    else if (tag->kind == PYRO_POLL_EXEC_STDIN && e->stdin_fd == tag->fd)
+    else if (tag->role == ROLE_STDIN && e->stdin_fd == tag->fd)
         flush_stdin(e);
 }
 
-void pyro_exec_on_reaped(pid_t pid, int status, int64_t now_ms)
+static void on_reaped(void *owner, pid_t pid, int status, int64_t now_ms)
 {
-    for (size_t i = 0; i < PYRO_MAX_EXECS; i++) {
-        struct exec_channel *e = &execs[i];
-        if (!e->used || e->reaped || e->pid != pid)
-            continue;
-        e->reaped = true;
-        e->status = status;
-        e->exit_ms = now_ms;
-        e->drain_until_ms = now_ms + PYRO_DRAIN_MS;
-        /* Background children must not outlive the command, and must not keep the
-         * output pipes open. The group id cannot be reused yet: it still has members
-         * or it is gone. */
-        kill_group(pid, SIGKILL);
-        close_stdin(e);
+    struct exec_channel *e = owner;
+    if (!e->used || e->reaped || e->pid != pid)
         return;
-    }
+    e->reaped = true;
+    e->status = status;
+    e->exit_ms = now_ms;
+    e->drain_until_ms = now_ms + PYRO_DRAIN_MS;
+    /* Background children must not outlive the command, and must not keep the output
+     * pipes open. The group id cannot be reused yet: it still has members or it is
+     * gone. */
+    pyro_proc_kill_group(pid, SIGKILL);
+    close_stdin(e);
 }
 
 static void send_exit(struct exec_channel *e)
@@ -354,7 +358,7 @@ static void send_exit(struct exec_channel *e)
     pyro_send_control(e->conn, e->channel, &w);
 }
 
-void pyro_exec_tick(int64_t now_ms)
+static void exec_tick(int64_t now_ms)
 {
     for (size_t i = 0; i < PYRO_MAX_EXECS; i++) {
         struct exec_channel *e = &execs[i];
@@ -363,7 +367,7 @@ void pyro_exec_tick(int64_t now_ms)
         if (!e->reaped && now_ms >= e->deadline_ms) {
             LOG_DEBUG("channel %u: timed out; killing process group %d", e->channel,
                       (int)e->pid);
-            kill_group(e->pid, SIGKILL);
+            pyro_proc_kill_group(e->pid, SIGKILL);
             e->timed_out = true;
             e->deadline_ms = INT64_MAX;
         }
@@ -375,26 +379,25 @@ void pyro_exec_tick(int64_t now_ms)
     }
 }
 
-void pyro_exec_drop_conn(struct pyro_conn *conn)
+/* The process table has killed the connection's process groups already. */
+static void exec_drop_conn(struct pyro_conn *conn)
 {
-    for (size_t i = 0; i < PYRO_MAX_EXECS; i++) {
-        struct exec_channel *e = &execs[i];
-        if (!e->used || e->conn != conn)
-            continue;
-        if (!e->reaped)
-            kill_group(e->pid, SIGKILL);
-        release(e);
-    }
+    for (size_t i = 0; i < PYRO_MAX_EXECS; i++)
+        if (execs[i].used && execs[i].conn == conn)
+            release(&execs[i]);
 }
 
-void pyro_exec_kill_all(void)
-{
-    for (size_t i = 0; i < PYRO_MAX_EXECS; i++) {
-        struct exec_channel *e = &execs[i];
-        if (!e->used)
-            continue;
-        if (!e->reaped)
-            kill_group(e->pid, SIGKILL);
-        release(e);
-    }
-}
+static const struct pyro_op ops[] = {
+    {"exec", exec_start},
+    {NULL, NULL},
+};
+
+const struct pyro_op_group pyro_exec_ops = {
+    .name = "exec",
+    .ops = ops,
+    .channel_busy = exec_channel_busy,
+    .take_stdin = exec_take_stdin,
+    .drop_conn = exec_drop_conn,
+    .poll_add = exec_poll_add,
+    .tick = exec_tick,
+};

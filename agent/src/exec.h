@@ -4,7 +4,6 @@
 #define PYRO_EXEC_H
 
 #include "json.h"
-#include "loop.h"
 #include "transport.h"
 
 #include <stdbool.h>
@@ -22,31 +21,14 @@
  * bound. */
 #define PYRO_STDIN_BACKLOG_BYTES (1024 * 1024)
 
-/* Handles an exec request on a fresh channel (replies with an error or, eventually,
- * an exit record). */
-void pyro_exec_start(struct pyro_conn *conn, uint32_t channel,
-                     const struct pyro_json_value *request);
+/* The exec op and its hooks are in pyro_exec_ops (ops.h). */
 
-bool pyro_exec_channel_busy(const struct pyro_conn *conn, uint32_t channel);
+/* A connection stops being read while one of its execs has PYRO_STDIN_BACKLOG_BYTES
+ * queued. */
 bool pyro_exec_conn_backlogged(const struct pyro_conn *conn);
-
-/* Feeds a stdin (or stdin_eof) frame; false when no exec on that channel takes stdin. */
-bool pyro_exec_stdin(struct pyro_conn *conn, uint32_t channel, const uint8_t *data, size_t len,
-                     bool eof);
 
 /* Signals the process group of the exec on target_channel; -1 if there is none. */
 int pyro_exec_signal(struct pyro_conn *conn, uint32_t target_channel, int signo);
-
-void pyro_exec_poll_add(struct pyro_pollset *ps);
-void pyro_exec_on_ready(const struct pyro_poll_tag *tag, short revents);
-/* A child was reaped (any child: as PID 1 the agent also reaps orphans). */
-void pyro_exec_on_reaped(pid_t pid, int status, int64_t now_ms);
-/* Enforces timeouts and drain deadlines and sends exit records that are due. */
-void pyro_exec_tick(int64_t now_ms);
-
-/* Kills and forgets the execs of a connection that went away (no frames are sent). */
-void pyro_exec_drop_conn(struct pyro_conn *conn);
-void pyro_exec_kill_all(void);
 
 /* Allowlisted request signal names (INT, TERM, KILL, HUP, QUIT, USR1, USR2) -> number,
  * or -1. */

@@ -4,10 +4,11 @@
  * virtio-serial port and vsock; as a host process (--listen) it serves a Unix socket
  * so the same binary can be tested without a VM. One thread, one poll loop. */
 #include "agent.h"
-#include "exec.h"
 #include "init.h"
 #include "log.h"
 #include "loop.h"
+#include "ops.h"
+#include "proc.h"
 #include "sys.h"
 #include "transport.h"
 
@@ -19,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -79,25 +79,6 @@ static void drain_signal_pipe(void)
     }
 }
 
-/* Reaps every child that has exited: exec processes and, as PID 1, any orphan that
- * the kernel re-parented to the agent. */
-static void reap_children(int64_t now_ms)
-{
-    for (;;) {
-        int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
-        if (pid > 0) {
-            pyro_exec_on_reaped(pid, status, now_ms);
-            continue;
-        }
-        if (pid < 0 && errno == EINTR)
-            continue;
-        if (pid < 0 && errno != ECHILD)
-            LOG_ERRNO("waitpid");
-        return;
-    }
-}
-
 static void dispatch(const struct pyro_pollset *ps, int64_t now_ms)
 {
     for (size_t i = 0; i < ps->count; i++) {
@@ -106,10 +87,8 @@ static void dispatch(const struct pyro_pollset *ps, int64_t now_ms)
         if (revents == 0)
             continue;
         switch (tag->kind) {
-        case PYRO_POLL_EXEC_STDOUT:
-        case PYRO_POLL_EXEC_STDERR:
-        case PYRO_POLL_EXEC_STDIN:
-            pyro_exec_on_ready(tag, revents);
+        case PYRO_POLL_OWNED:
+            tag->on_ready(tag, revents, now_ms);
             break;
         case PYRO_POLL_CONN:
         case PYRO_POLL_LISTENER:
@@ -133,7 +112,7 @@ static int poll_timeout(int64_t deadline_ms, int64_t now_ms)
 
 static void host_exit(int code)
 {
-    pyro_exec_kill_all();
+    pyro_proc_kill_all();
     pyro_transport_close_all();
     exit(code);
 }
@@ -144,6 +123,9 @@ static void handle_requests_to_stop(void)
     if (pyro_agent.guest_mode) {
         if (pyro_agent.shutdown_requested && pyro_agent.power_off_requested)
             pyro_init_power_off(); /* returns only if powering off failed */
+        /* Services and shells outlive their clients, but not a shutdown. */
+        if (pyro_agent.shutdown_requested)
+            pyro_proc_kill_all();
         pyro_agent.shutdown_requested = false;
         return;
     }
@@ -163,9 +145,9 @@ static void serve(void)
     for (;;) {
         int64_t now_ms = pyro_now_ms();
         pyro_pollset_reset(&ps);
-        /* Order matters: exec pipes are handled before requests that may create new
-         * descriptors, see loop.h. */
-        pyro_exec_poll_add(&ps);
+        /* Order matters: the capabilities' descriptors are handled before requests that
+         * may create new ones, see loop.h. */
+        pyro_ops_poll_add(&ps);
         pyro_transport_poll_add(&ps, now_ms);
         pyro_pollset_add(&ps, signal_pipe[0], POLLIN, PYRO_POLL_SIGNAL_PIPE, NULL);
         int n = poll(ps.fds, ps.count, poll_timeout(ps.deadline_ms, now_ms));
@@ -179,8 +161,9 @@ static void serve(void)
         now_ms = pyro_now_ms();
         if (n > 0)
             dispatch(&ps, now_ms);
-        reap_children(now_ms);
-        pyro_exec_tick(now_ms);
+        /* As PID 1 this also reaps the orphans the kernel re-parents to the agent. */
+        pyro_proc_reap(now_ms);
+        pyro_ops_tick(now_ms);
         pyro_transport_maintain(now_ms);
         handle_requests_to_stop();
     }

@@ -1,20 +1,13 @@
 #include "request.h"
 
-#include "agent.h"
-#include "exec.h"
-#include "file_list.h"
-#include "file_write.h"
-#include "files.h"
-#include "init.h"
 #include "log.h"
+#include "ops.h"
+#include "proc.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 static struct pyro_json_value json_values[PYRO_JSON_MAX_VALUES];
 static char json_strings[PYRO_MAX_CONTROL_BYTES + 1];
@@ -121,165 +114,69 @@ bool pyro_field_int(const struct pyro_json_value *req, const char *op, const cha
     return true;
 }
 
-/* Applies hello's time_ms and hostname (only a guest agent owns the clock) and creates
- * its workspace_root (in every mode). Everything is validated before anything is done. */
-static bool hello_apply(const struct pyro_json_value *req, struct pyro_error *e)
+/* ASCII only, whatever the locale. */
+static bool name_alnum(char c)
 {
-    int64_t time_ms = 0;
-    bool has_time = false, has_workspace = false;
-    char workspace[PATH_MAX];
-    if (!pyro_field_int(req, "hello", "time_ms", 0, INT64_MAX, &has_time, &time_ms, e))
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+bool pyro_name_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > PYRO_NAME_MAX || !name_alnum(s[0]))
         return false;
-    const struct pyro_json_value *host = pyro_json_get(req, "hostname");
-    if (host && (!pyro_json_is_cstring(host) || host->len == 0 || host->len > 64)) {
-        pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                       "hello: hostname must be a string of 1 to 64 bytes");
-        return false;
-    }
-    if (!pyro_files_parse_workspace_root(req, workspace, sizeof workspace, &has_workspace, e))
-        return false;
-    if (has_workspace && !pyro_files_make_workspace_root(workspace, e))
-        return false;
-    if (!pyro_agent.guest_mode)
-        return true;
-    if (has_time) {
-        struct timespec ts = {.tv_sec = time_ms / 1000, .tv_nsec = (time_ms % 1000) * 1000000};
-        if (clock_settime(CLOCK_REALTIME, &ts) != 0) {
-            pyro_error_set(e, PYRO_ERR_INTERNAL, errno, "hello: set clock: %s",
-                           strerror(errno));
+    for (size_t i = 1; i < len; i++)
+        if (!name_alnum(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
             return false;
-        }
-    }
-    if (host && sethostname(host->str, host->len) != 0) {
-        pyro_error_set(e, PYRO_ERR_INTERNAL, errno, "hello: sethostname: %s", strerror(errno));
-        return false;
-    }
     return true;
 }
 
-static void handle_hello(struct pyro_conn *conn, uint32_t channel,
-                         const struct pyro_json_value *req)
+bool pyro_field_name(const struct pyro_json_value *req, const char *op, const char *field,
+                     char *out, struct pyro_error *e)
 {
-    static const char *const fields[] = {"op", "time_ms", "hostname", "workspace_root", NULL};
-    struct pyro_error e;
-    if (!pyro_fields_known(req, "hello", fields, &e) || !hello_apply(req, &e)) {
-        pyro_send_error(conn, channel, &e);
-        return;
+    const struct pyro_json_value *v = pyro_json_get(req, field);
+    if (!v || v->type != PYRO_JSON_STRING || !pyro_name_valid(v->str, v->len)) {
+        pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
+                       "%s: %s must be 1 to %d characters of A-Z a-z 0-9 . _ - starting with "
+                       "a letter or digit",
+                       op, field, PYRO_NAME_MAX);
+        return false;
     }
-    struct pyro_json_writer w;
-    pyro_json_writer_init(&w, reply_buf, sizeof reply_buf);
-    pyro_json_object_begin(&w);
-    pyro_json_key(&w, "type");
-    pyro_json_string(&w, "result");
-    pyro_json_key(&w, "protocol");
-    pyro_json_int(&w, PYRO_PROTOCOL_VERSION);
-    pyro_json_key(&w, "agent_version");
-    pyro_json_string(&w, PYRO_AGENT_VERSION);
-    pyro_json_key(&w, "pid1");
-    pyro_json_bool(&w, pyro_agent.pid1);
-    pyro_json_key(&w, "init_errors");
-    pyro_json_array_begin(&w);
-    for (size_t i = 0; i < pyro_init_error_count(); i++)
-        pyro_json_string(&w, pyro_init_error_at(i));
-    pyro_json_array_end(&w);
-    pyro_json_object_end(&w);
-    pyro_send_control(conn, channel, &w);
-}
-
-static void handle_shutdown(struct pyro_conn *conn, uint32_t channel,
-                            const struct pyro_json_value *req)
-{
-    static const char *const fields[] = {"op", "power_off", NULL};
-    struct pyro_error e;
-    bool power_off = false;
-    if (!pyro_fields_known(req, "shutdown", fields, &e) ||
-        !pyro_field_bool(req, "shutdown", "power_off", &power_off, &e)) {
-        pyro_send_error(conn, channel, &e);
-        return;
-    }
-    sync();
-    pyro_send_result(conn, channel);
-    pyro_agent.shutdown_requested = true;
-    pyro_agent.power_off_requested = power_off;
-}
-
-static void handle_signal(struct pyro_conn *conn, uint32_t channel,
-                          const struct pyro_json_value *req)
-{
-    static const char *const fields[] = {"op", "target_channel", "signal", NULL};
-    struct pyro_error e;
-    int64_t target = 0;
-    bool has_target = false;
-    if (!pyro_fields_known(req, "signal", fields, &e) ||
-        !pyro_field_int(req, "signal", "target_channel", 1, UINT32_MAX, &has_target, &target,
-                        &e)) {
-        pyro_send_error(conn, channel, &e);
-        return;
-    }
-    const struct pyro_json_value *name = pyro_json_get(req, "signal");
-    int signo = pyro_json_is_cstring(name) ? pyro_signal_from_name(name->str) : -1;
-    if (!has_target || signo < 0) {
-        pyro_error_set(&e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                       has_target ? "signal: signal must be one of INT, TERM, KILL, HUP, "
-                                    "QUIT, USR1, USR2"
-                                  : "signal: target_channel is required");
-        pyro_send_error(conn, channel, &e);
-        return;
-    }
-    if (pyro_exec_signal(conn, (uint32_t)target, signo) != 0) {
-        pyro_error_set(&e, PYRO_ERR_NOT_FOUND, 0, "signal: no running exec on channel %lld",
-                       (long long)target);
-        pyro_send_error(conn, channel, &e);
-        return;
-    }
-    pyro_send_result(conn, channel);
+    memcpy(out, v->str, v->len + 1);
+    return true;
 }
 
 static void dispatch_op(struct pyro_conn *conn, uint32_t channel,
                         const struct pyro_json_value *req)
 {
-    const struct pyro_json_value *op = pyro_json_get(req, "op");
+    const struct pyro_json_value *name = pyro_json_get(req, "op");
     struct pyro_error e;
-    if (!pyro_json_is_cstring(op)) {
+    if (!pyro_json_is_cstring(name)) {
         pyro_error_set(&e, PYRO_ERR_INVALID_ARGUMENT, 0, "request needs an \"op\" string");
         pyro_send_error(conn, channel, &e);
         return;
     }
-    LOG_DEBUG("%s: channel %u: op %s", conn->name, channel, op->str);
-    if (strcmp(op->str, "hello") == 0)
-        handle_hello(conn, channel, req);
-    else if (strcmp(op->str, "exec") == 0)
-        pyro_exec_start(conn, channel, req);
-    else if (strcmp(op->str, "signal") == 0)
-        handle_signal(conn, channel, req);
-    else if (strcmp(op->str, "shutdown") == 0)
-        handle_shutdown(conn, channel, req);
-    else if (strcmp(op->str, "file_list") == 0)
-        pyro_file_list(conn, channel, req);
-    else if (strcmp(op->str, "file_read") == 0)
-        pyro_file_read(conn, channel, req);
-    else if (strcmp(op->str, "file_write") == 0)
-        pyro_file_write_start(conn, channel, req);
-    else if (strcmp(op->str, "file_delete") == 0)
-        pyro_file_delete(conn, channel, req);
-    else if (strcmp(op->str, "mkdir") == 0)
-        pyro_file_mkdir(conn, channel, req);
-    else {
-        pyro_error_set(&e, PYRO_ERR_INVALID_ARGUMENT, 0, "unknown op \"%.64s\"", op->str);
+    LOG_DEBUG("%s: channel %u: op %s", conn->name, channel, name->str);
+    const struct pyro_op *op = pyro_ops_find(name->str);
+    if (!op) {
+        /* unsupported, not invalid_argument: the host can tell an agent too old for an
+         * op from a malformed request. */
+        pyro_error_set(&e, PYRO_ERR_UNSUPPORTED, 0, "unknown op \"%.64s\"", name->str);
         pyro_send_error(conn, channel, &e);
+        return;
     }
+    op->handle(conn, channel, req);
 }
 
 static void handle_control(struct pyro_conn *conn, uint32_t channel, const uint8_t *payload,
                            uint32_t len)
 {
     struct pyro_error e;
-    if (pyro_exec_channel_busy(conn, channel) || pyro_file_write_channel_busy(conn, channel)) {
+    if (pyro_ops_channel_busy(conn, channel)) {
         /* A second terminal frame would break the channel's contract, and replying
          * nothing is the only other choice: the host sent on a busy channel. */
-        LOG_ERROR("%s: control frame on channel %u, which has a running exec or "
-                  "file_write; dropped (requests need a fresh channel; signal uses "
-                  "target_channel)",
+        LOG_ERROR("%s: control frame on channel %u, whose request has not ended (a "
+                  "running exec, a file_write waiting for content, a service_stop); "
+                  "dropped (requests need a fresh channel; signal uses target_channel)",
                   conn->name, channel);
         return;
     }
@@ -318,10 +215,8 @@ void pyro_request_frame(struct pyro_conn *conn, const struct pyro_frame_header *
         return;
     case PYRO_FRAME_STDIN:
     case PYRO_FRAME_STDIN_EOF:
-        if (!pyro_exec_stdin(conn, header->channel, payload, header->payload_len,
-                             header->type == PYRO_FRAME_STDIN_EOF) &&
-            !pyro_file_write_stdin(conn, header->channel, payload, header->payload_len,
-                                   header->type == PYRO_FRAME_STDIN_EOF))
+        if (!pyro_ops_take_stdin(conn, header->channel, payload, header->payload_len,
+                                 header->type == PYRO_FRAME_STDIN_EOF))
             LOG_DEBUG("%s: stdin frame for channel %u, which has no process reading "
                       "stdin and no file_write; dropped",
                       conn->name, header->channel);
@@ -335,6 +230,7 @@ void pyro_request_frame(struct pyro_conn *conn, const struct pyro_frame_header *
 
 void pyro_request_drop_conn(struct pyro_conn *conn)
 {
-    pyro_exec_drop_conn(conn);
-    pyro_file_write_drop_conn(conn);
+    /* Kill first: the owners forget their children's pids in drop_conn. */
+    pyro_proc_drop_conn(conn);
+    pyro_ops_drop_conn(conn);
 }

@@ -1,4 +1,5 @@
-/* Requests: routes incoming frames, validates control messages and sends replies.
+/* Requests: routes incoming frames to the handler table (ops.h), validates control
+ * messages and sends replies.
  *
  * Every request channel ends with exactly one terminal frame (result, exit or error);
  * the helpers here produce the result and error ones. */
@@ -19,6 +20,9 @@
 #define PYRO_ERR_BUSY "busy"
 #define PYRO_ERR_INTERNAL "internal"
 
+/* Service names and shell ids: ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$. */
+#define PYRO_NAME_MAX 64
+
 /* Enough for the largest request: argv and env entries plus the containers. */
 #define PYRO_JSON_MAX_VALUES 8192
 
@@ -36,7 +40,8 @@ void pyro_request_frame(struct pyro_conn *conn, const struct pyro_frame_header *
                         const uint8_t *payload);
 
 /* Forgets what a connection that went away had going: its execs' process groups are
- * killed, its pending file_writes discarded. No frames are sent. */
+ * killed (the process table decides by kind; services and shells live on), its pending
+ * file_writes and replies discarded. No frames are sent. */
 void pyro_request_drop_conn(struct pyro_conn *conn);
 
 void pyro_send_error(struct pyro_conn *conn, uint32_t channel, const struct pyro_error *e);
@@ -53,5 +58,11 @@ bool pyro_field_bool(const struct pyro_json_value *req, const char *op, const ch
 bool pyro_field_int(const struct pyro_json_value *req, const char *op, const char *field,
                     int64_t min, int64_t max, bool *present, int64_t *out,
                     struct pyro_error *e);
+/* A required name field (PYRO_NAME_MAX, regex above) copied into out (PYRO_NAME_MAX + 1
+ * bytes). */
+bool pyro_field_name(const struct pyro_json_value *req, const char *op, const char *field,
+                     char *out, struct pyro_error *e);
+/* Whether s matches the name regex. */
+bool pyro_name_valid(const char *s, size_t len);
 
 #endif

@@ -28,21 +28,25 @@ static char *envp_storage[PYRO_MAX_ENV_ENTRIES + DEFAULT_ENV_COUNT + 1];
 /* "KEY=VALUE" strings; the request's strings total less than one control message. */
 static char env_strings[PYRO_MAX_CONTROL_BYTES + 64];
 
-static bool parse_argv(const struct pyro_json_value *json, struct pyro_spawn_request *req,
-                       struct pyro_error *e)
+static bool parse_argv(const struct pyro_json_value *json, const char *op, bool required,
+                       struct pyro_spawn_request *req, struct pyro_error *e)
 {
     const struct pyro_json_value *argv = pyro_json_get(json, "argv");
+    req->argv = NULL;
+    if (!argv && !required)
+        return true;
     if (!argv || argv->type != PYRO_JSON_ARRAY || argv->count == 0 ||
         argv->count > PYRO_MAX_ARGV_ENTRIES) {
         pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                       "exec: argv must be an array of 1 to %d strings", PYRO_MAX_ARGV_ENTRIES);
+                       "%s: argv must be an array of 1 to %d strings", op,
+                       PYRO_MAX_ARGV_ENTRIES);
         return false;
     }
     size_t i = 0;
     for (const struct pyro_json_value *a = argv->child; a; a = a->next) {
         if (!pyro_json_is_cstring(a)) {
             pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                           "exec: argv[%zu] must be a string without NUL bytes", i);
+                           "%s: argv[%zu] must be a string without NUL bytes", op, i);
             return false;
         }
         argv_storage[i++] = (char *)a->str;
@@ -66,8 +70,8 @@ static int default_env_slot(const char *key, size_t key_len)
     return -1;
 }
 
-static bool parse_env(const struct pyro_json_value *json, struct pyro_spawn_request *req,
-                      struct pyro_error *e)
+static bool parse_env(const struct pyro_json_value *json, const char *op,
+                      struct pyro_spawn_request *req, struct pyro_error *e)
 {
     size_t n = DEFAULT_ENV_COUNT, used = 0;
     for (size_t i = 0; i < DEFAULT_ENV_COUNT; i++)
@@ -75,21 +79,21 @@ static bool parse_env(const struct pyro_json_value *json, struct pyro_spawn_requ
     const struct pyro_json_value *env = pyro_json_get(json, "env");
     if (env && (env->type != PYRO_JSON_OBJECT || env->count > PYRO_MAX_ENV_ENTRIES)) {
         pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                       "exec: env must be an object of at most %d strings",
+                       "%s: env must be an object of at most %d strings", op,
                        PYRO_MAX_ENV_ENTRIES);
         return false;
     }
     for (const struct pyro_json_value *m = env ? env->child : NULL; m; m = m->next) {
         if (!env_key_valid(m) || !pyro_json_is_cstring(m)) {
             pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                           "exec: env \"%.64s\": names must be non-empty without '=' or NUL "
+                           "%s: env \"%.64s\": names must be non-empty without '=' or NUL "
                            "and values strings without NUL",
-                           m->key);
+                           op, m->key);
             return false;
         }
         size_t need = m->key_len + 1 + m->len + 1;
         if (need > sizeof env_strings - used) {
-            pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0, "exec: env too large");
+            pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0, "%s: env too large", op);
             return false;
         }
         char *entry = env_strings + used;
@@ -103,15 +107,15 @@ static bool parse_env(const struct pyro_json_value *json, struct pyro_spawn_requ
     return true;
 }
 
-static bool parse_cwd(const struct pyro_json_value *json, struct pyro_spawn_request *req,
-                      struct pyro_error *e)
+static bool parse_cwd(const struct pyro_json_value *json, const char *op,
+                      struct pyro_spawn_request *req, struct pyro_error *e)
 {
     const struct pyro_json_value *cwd = pyro_json_get(json, "cwd");
     const char *path = "/";
     if (cwd) {
         if (!pyro_json_is_cstring(cwd) || cwd->str[0] != '/') {
-            pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
-                           "exec: cwd must be an absolute path");
+            pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0, "%s: cwd must be an absolute path",
+                           op);
             return false;
         }
         path = cwd->str;
@@ -119,7 +123,7 @@ static bool parse_cwd(const struct pyro_json_value *json, struct pyro_spawn_requ
     const char *root = pyro_agent.root_dir ? pyro_agent.root_dir : "";
     int n = snprintf(req->cwd, sizeof req->cwd, "%s%s", root, path);
     if (n < 0 || (size_t)n >= sizeof req->cwd) {
-        pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0, "exec: cwd is too long");
+        pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0, "%s: cwd is too long", op);
         return false;
     }
     struct stat st;
@@ -138,24 +142,32 @@ static bool parse_cwd(const struct pyro_json_value *json, struct pyro_spawn_requ
     return true;
 }
 
+bool pyro_spawn_parse_process(const struct pyro_json_value *json, const char *op,
+                              bool argv_required, struct pyro_spawn_request *req,
+                              struct pyro_error *e)
+{
+    req->timeout_ms = 0;
+    req->max_output_bytes = PYRO_DEFAULT_MAX_OUTPUT_BYTES;
+    req->stdin_pipe = false;
+    req->sync_after = false;
+    return parse_argv(json, op, argv_required, req, e) && parse_env(json, op, req, e) &&
+           parse_cwd(json, op, req, e);
+}
+
 bool pyro_spawn_parse(const struct pyro_json_value *json, struct pyro_spawn_request *req,
                       struct pyro_error *e)
 {
     static const char *const fields[] = {
         "op", "argv", "env", "cwd", "timeout_ms", "max_output_bytes", "stdin", "sync", NULL};
-    req->timeout_ms = 0;
-    req->max_output_bytes = PYRO_DEFAULT_MAX_OUTPUT_BYTES;
-    req->stdin_pipe = false;
-    req->sync_after = false;
-    return pyro_fields_known(json, "exec", fields, e) && parse_argv(json, req, e) &&
-           parse_env(json, req, e) &&
-           pyro_field_int(json, "exec", "timeout_ms", 1, INT64_MAX / 2, NULL, &req->timeout_ms,
+    if (!pyro_fields_known(json, "exec", fields, e) ||
+        !pyro_spawn_parse_process(json, "exec", true, req, e))
+        return false;
+    return pyro_field_int(json, "exec", "timeout_ms", 1, INT64_MAX / 2, NULL, &req->timeout_ms,
                           e) &&
            pyro_field_int(json, "exec", "max_output_bytes", 0, PYRO_MAX_OUTPUT_BYTES_LIMIT,
                           NULL, &req->max_output_bytes, e) &&
            pyro_field_bool(json, "exec", "stdin", &req->stdin_pipe, e) &&
-           pyro_field_bool(json, "exec", "sync", &req->sync_after, e) &&
-           parse_cwd(json, req, e);
+           pyro_field_bool(json, "exec", "sync", &req->sync_after, e);
 }
 
 /* The shell's message and status for a failed exec. */

@@ -33,6 +33,15 @@ struct pyro_spawn_request {
 bool pyro_spawn_parse(const struct pyro_json_value *json, struct pyro_spawn_request *req,
                       struct pyro_error *e);
 
+/* The part every process-starting op shares with exec (service_start, shell_open):
+ * argv (PATH lookup; when !argv_required and absent, req->argv is NULL for the caller to
+ * fill), env over the defaults, cwd (under --root in host mode; must be a directory).
+ * Messages start with "OP: ". Other fields get exec's defaults (no timeout, no stdin);
+ * the caller checks the request's field names itself. */
+bool pyro_spawn_parse_process(const struct pyro_json_value *json, const char *op,
+                              bool argv_required, struct pyro_spawn_request *req,
+                              struct pyro_error *e);
+
 struct pyro_spawned {
     pid_t pid;
     int stdout_fd; /* parent ends, non-blocking and close-on-exec */

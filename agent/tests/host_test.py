@@ -296,7 +296,7 @@ def test_bad_requests(c, root):
     cases = [
         (b"{not json", "invalid_argument", "malformed JSON"),
         (b"[1,2]", "invalid_argument", "non-object control message"),
-        (b'{"op":"fly"}', "invalid_argument", "unknown op"),
+        (b'{"op":"fly"}', "unsupported", "unknown op"),
         (b'{"argv":["x"]}', "invalid_argument", "missing op"),
         (b'{"op":"exec","argv":[]}', "invalid_argument", "empty argv"),
         (b'{"op":"exec","argv":["a",1]}', "invalid_argument", "non-string argv"),

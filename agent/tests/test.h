@@ -22,5 +22,8 @@ void test_init(void);
 void test_path(void);
 void test_confine(void);
 void test_guard(void);
+void test_proc(void);
+void test_names(void);
+void test_service_log(void);
 
 #endif

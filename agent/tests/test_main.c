@@ -14,6 +14,9 @@ int main(void)
     test_path();
     test_confine();
     test_guard();
+    test_proc();
+    test_names();
+    test_service_log();
     printf("%d checks, %d failures\n", test_checks, test_failures);
     return test_failures == 0 ? 0 : 1;
 }

@@ -129,9 +129,11 @@ describe("guest agent as a host process", () => {
     await expect(client.request({ op: "exec", argv: [] })).rejects.toMatchObject({
       code: "invalid_argument",
     });
-    await expect(client.request({ op: "launch-missiles" })).rejects.toMatchObject({
-      code: "invalid_argument",
-    });
+    // An unknown op is `unsupported` on the wire (asserted raw in services.test.ts); the
+    // host's mapping of that code is not this file's business.
+    await expect(client.request({ op: "launch-missiles" })).rejects.toThrow(
+      /unknown op "launch-missiles"/,
+    );
     expect((await client.exec({ argv: ["true"] })).exit_code).toBe(0);
   });
 
