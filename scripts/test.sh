@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a machine that has nothing: installs what it needs, builds
 # the kernel, agent and test environments (cached after the first run), then runs the
-# four tiers (unit, agent, guest, surface) plus lint, typecheck and the agent's C tests.
+# five tiers (unit, host, agent, guest, surface) plus lint, typecheck and the agent's C tests.
 #
 # It always ends with one plain line, `tests: N passed, N failed, N skipped`, whatever
 # happened: a step that fails before the tiers stops the run but still prints it (with
@@ -78,8 +78,10 @@ phase environments
 pyro env pull debian:12-base
 pyro env pull debian:12
 # Tiers one after another: guest and surface tests boot VMs, and a 2-core machine is
-# better used by one tier's VMs at a time.
-for tier in unit agent guest surface; do
+# better used by one tier's VMs at a time. `host` (the shim and managers around the agent
+# as a host process, PYRO_VMM=host in its vitest project) runs right after unit: it finds
+# a broken lifetime or content rule in seconds, before any VM boots.
+for tier in unit host agent guest surface; do
   phase vitest "tier=$tier"
   TIERS_RUN="$TIERS_RUN $tier"
   npx vitest run --project "$tier" --reporter=default --reporter=json \

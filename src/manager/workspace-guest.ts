@@ -23,7 +23,11 @@ export async function pushArchive(client: ChannelClient, archive: Buffer, destRe
   await makeDirectory(client, { root: WORKSPACE_ROOT, path: destRelative || "." });
   const result = await client.exec(
     {
-      argv: ["tar", "-x", "-f", "-", "-C", guestPath(destRelative)],
+      // Paths reach the guest only as the exec's cwd, never in argv: the agent confines a
+      // cwd (under the host-process driver it prefixes its root), but a `-C /workspace`
+      // would be the host's own /workspace there.
+      argv: ["tar", "-x", "-f", "-", "-C", "."],
+      cwd: guestPath(destRelative),
       timeout_ms: ARCHIVE_TIMEOUT_MS,
       max_output_bytes: 64 * 1024,
       sync: true,
@@ -60,7 +64,9 @@ export async function captureFromGuest(
     const sink = createWriteStream(archivePath, { mode: 0o600 });
     const result = await client.exec(
       {
-        argv: ["tar", "-c", "-f", "-", "-C", WORKSPACE_ROOT, "--", relative || "."],
+        // Relative to the cwd, for the reason given in pushArchive.
+        argv: ["tar", "-c", "-f", "-", "--", relative || "."],
+        cwd: WORKSPACE_ROOT,
         timeout_ms: ARCHIVE_TIMEOUT_MS,
         max_output_bytes: MAX_GUEST_ARCHIVE_BYTES,
       },

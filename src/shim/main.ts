@@ -4,10 +4,7 @@
  * manager; its stdout/stderr go to VM_DIR/shim.log.
  */
 import { readFile } from "node:fs/promises";
-import type { VmmDriver } from "../vmm/driver.js";
-import { FirecrackerDriver } from "../vmm/firecracker.js";
-import { QemuDriver } from "../vmm/qemu.js";
-import { findFirecracker } from "../vmm/select.js";
+import { createDriver } from "../vmm/select.js";
 import { vmFiles, type ShimLaunchConfig } from "./launch.js";
 import { Supervisor } from "./supervisor.js";
 
@@ -20,7 +17,7 @@ async function main(): Promise<void> {
   process.umask(0o077);
   const config = JSON.parse(await readFile(vmFiles(dir).launch, "utf8")) as ShimLaunchConfig;
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-  const supervisor = new Supervisor(dir, config, await driverFor(config), log);
+  const supervisor = new Supervisor(dir, config, await createDriver(config.vmm), log);
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
     process.on(
       signal,
@@ -32,13 +29,6 @@ async function main(): Promise<void> {
   await Promise.race([running.then(() => supervisor.ended), supervisor.ended]);
   // Clients may still hold connections; the VM is gone, so the shim goes too.
   setTimeout(() => process.exit(0), 50).unref();
-}
-
-/** The manager chose the VMM; the binary is looked up the same way it looked. */
-async function driverFor(config: ShimLaunchConfig): Promise<VmmDriver> {
-  if (config.vmm !== "firecracker") return new QemuDriver();
-  const { path } = await findFirecracker(process.env);
-  return new FirecrackerDriver(path ? { binary: path } : {});
 }
 
 main().catch((error: unknown) => {

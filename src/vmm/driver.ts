@@ -42,6 +42,7 @@ export interface VmmHandle {
 }
 
 export interface VmmDriver {
-  readonly name: "qemu" | "firecracker";
+  /** `host` runs the agent as a host process, without a VM: a test driver (`host-process.ts`). */
+  readonly name: "qemu" | "firecracker" | "host";
   launch(spec: VmmLaunchSpec): Promise<VmmHandle>;
 }

@@ -3,6 +3,9 @@ import { access, stat } from "node:fs/promises";
 import { delimiter, join, resolve } from "node:path";
 import { PyroError } from "../contract/errors.js";
 import type { Acceleration, VmmDriver } from "./driver.js";
+import { FirecrackerDriver } from "./firecracker.js";
+import { HostProcessDriver } from "./host-process.js";
+import { QemuDriver } from "./qemu.js";
 
 export type VmmName = VmmDriver["name"];
 
@@ -22,20 +25,27 @@ export interface VmmDecision {
   reason: string;
 }
 
+/** What `pyro doctor` says about the host-process driver: it is not a VM. */
+export const HOST_VMM_REASON =
+  "forced by PYRO_VMM=host: no VM, the agent runs as a host process with this user's " +
+  "rights (a test driver; it isolates nothing)";
+
 /**
  * QEMU unless Firecracker can really run: a `firecracker` binary and KVM (it has no
  * software emulation). `PYRO_VMM=qemu|firecracker` forces the choice; forcing Firecracker
- * where it cannot run is an error rather than a silent fallback.
+ * where it cannot run is an error rather than a silent fallback. `PYRO_VMM=host` (tests
+ * only) is never chosen by itself.
  */
 export function decideVmm(facts: VmmFacts): VmmDecision {
   const override = facts.override?.trim().toLowerCase();
-  if (override && override !== "qemu" && override !== "firecracker") {
+  if (override && override !== "qemu" && override !== "firecracker" && override !== "host") {
     throw new PyroError(
       "invalid_argument",
-      `PYRO_VMM must be "qemu" or "firecracker", not "${facts.override}"`,
+      `PYRO_VMM must be "qemu" or "firecracker" (or "host" in tests), not "${facts.override}"`,
     );
   }
   if (override === "qemu") return { vmm: "qemu", reason: "forced by PYRO_VMM=qemu" };
+  if (override === "host") return { vmm: "host", reason: HOST_VMM_REASON };
   const found = facts.firecrackerPath;
   if (override === "firecracker") {
     if (facts.acceleration !== "kvm") {
@@ -108,4 +118,28 @@ export async function chooseDriver(
     firecrackerPath: firecracker.path,
     firecrackerLookup: firecracker.lookup,
   });
+}
+
+/**
+ * The driver the shim boots its VM with, as the manager chose it (`launch.json`). The
+ * host-process driver runs guest commands unisolated on the host, so a launch config
+ * alone cannot ask for it: the shim's own environment must say `PYRO_VMM=host` too.
+ */
+export async function createDriver(
+  vmm: VmmName,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<VmmDriver> {
+  if (vmm === "qemu") return new QemuDriver();
+  if (vmm === "host") {
+    if (env.PYRO_VMM?.trim().toLowerCase() !== "host") {
+      throw new PyroError(
+        "unavailable",
+        "this VM was set up for the host-process test driver, which runs commands without " +
+          "a VM; set PYRO_VMM=host to allow it, or delete the VM and create it without it",
+      );
+    }
+    return new HostProcessDriver();
+  }
+  const { path } = await findFirecracker(env);
+  return new FirecrackerDriver(path ? { binary: path } : {});
 }
