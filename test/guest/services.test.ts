@@ -76,9 +76,12 @@ describe("services in a real guest", () => {
     ).toEqual(["cmd", "files", "tcp", "web"]);
     const served = await pyro.execWorkspace({
       workspace_id: id,
-      command: sh(
+      // bash: /dev/tcp is bash's, sh (dash) has none.
+      command: [
+        "bash",
+        "-c",
         "exec 3<>/dev/tcp/127.0.0.1/8000; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; head -1 <&3",
-      ),
+      ],
     });
     expect(served.stdout).toMatch(/^HTTP\/1\.0 200/);
     const workspace = await pyro.statusWorkspace({ workspace_id: id });
@@ -130,7 +133,13 @@ describe("services in a real guest", () => {
   });
 
   it("stop escalates TERM to KILL for a service that ignores TERM", async () => {
-    await pyro.startService({ ...svc("stubborn"), command: sh('trap "" TERM; sleep 100') });
+    await pyro.startService({
+      ...svc("stubborn"),
+      command: sh('trap "" TERM; touch stubborn.ready; sleep 100'),
+      // Ready once the trap is set: a TERM before that would end it at once.
+      readiness: { type: "file", path: "stubborn.ready" },
+      ready_interval_ms: 100,
+    });
     const stopped = await pyro.stopService(svc("stubborn"));
     expect(stopped).toMatchObject({
       state: "stopped",

@@ -98,7 +98,13 @@ describe("services through the real shim and agent", () => {
   });
 
   it("stop sends TERM, then KILL to a service that ignores it; duplicates are busy", async () => {
-    await pyro.startService({ ...svc("stubborn"), command: sh('trap "" TERM; sleep 100') });
+    await pyro.startService({
+      ...svc("stubborn"),
+      command: sh('trap "" TERM; touch stubborn.ready; sleep 100'),
+      // Ready once the trap is set: a TERM before that would end it at once.
+      readiness: { type: "file", path: "stubborn.ready" },
+      ready_interval_ms: 100,
+    });
     const duplicate = await errorOf(pyro.startService({ ...svc("stubborn"), command: ["true"] }));
     expect(duplicate?.code).toBe("busy");
     expect(duplicate?.message).toMatch(/already running/);
