@@ -142,6 +142,20 @@ describe("services through the real shim and agent", () => {
     // Logs went with the VM; the records stay.
     expect((await errorOf(pyro.logsService(svc("files"))))?.code).toBe("conflict");
   });
+
+  it("workspace reset stops the services of the old VM too", async () => {
+    await pyro.startWorkspace({ workspace_id: id });
+    // The VM is new: records of the old one stay stopped, and the name is free again.
+    expect((await pyro.statusService(svc("files"))).state).toBe("stopped");
+    await pyro.startService({ ...svc("files"), command: ["sleep", "300"] });
+    const reset = await pyro.resetWorkspace({ workspace_id: id });
+    expect([reset.service_count, reset.running_service_count]).toEqual([7, 0]);
+    expect(await pyro.statusService(svc("files"))).toMatchObject({
+      state: "stopped",
+      stop_reason: "workspace reset",
+      signal: "TERM",
+    });
+  });
 });
 
 describe("services and the idle TTL", () => {
