@@ -26,7 +26,12 @@ async function main() {
   const pyro = new Pyro();
   const { workspace_id } = await pyro.createWorkspace({ environment: "debian:12-build" });
   const web = { workspace_id, service_name: "web" };
-  const times = { ready: [] as number[], plain: [] as number[], stop: [] as number[] };
+  const times = {
+    ready: [] as number[],
+    file: [] as number[],
+    plain: [] as number[],
+    stop: [] as number[],
+  };
   const times2 = { list: [] as number[], logs: [] as number[] };
   try {
     for (let i = 0; i < RUNS; i++) {
@@ -47,6 +52,16 @@ async function main() {
       );
       times.plain.push(plainMs);
       await pyro.stopService(web);
+      const [fileMs] = await timed(() =>
+        pyro.startService({
+          ...web,
+          command: ["sh", "-c", `touch ready-${i}; exec sleep 1000`],
+          readiness: { type: "file", path: `ready-${i}` },
+          ready_interval_ms: 100,
+        }),
+      );
+      times.file.push(fileMs);
+      await pyro.stopService(web);
     }
   } finally {
     await pyro.deleteWorkspace({ workspace_id }).catch(() => {});
@@ -55,6 +70,7 @@ async function main() {
   const ms = (xs: number[]) => `${median(xs).toFixed(0)} ms`;
   console.log(`medians of ${RUNS} runs:`);
   console.log(`service start with HTTP readiness (python3 http.server): ${ms(times.ready)}`);
+  console.log(`service start with file readiness (sh touches it at once): ${ms(times.file)}`);
   console.log(`service start without readiness (sleep): ${ms(times.plain)}`);
   console.log(`service stop (TERM, exits at once): ${ms(times.stop)}`);
   console.log(`service list: ${ms(times2.list)}; service logs: ${ms(times2.logs)}`);
