@@ -170,6 +170,27 @@ bool pyro_spawn_parse(const struct pyro_json_value *json, struct pyro_spawn_requ
            pyro_field_bool(json, "exec", "sync", &req->sync_after, e);
 }
 
+pid_t pyro_spawn_fork(void)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid != 0) {
+        int saved = errno;
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        errno = saved;
+        return pid;
+    }
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int sig = 1; sig < NSIG; sig++)
+        sigaction(sig, &dfl, NULL); /* EINVAL for KILL, STOP and libc's own: fine */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    return 0;
+}
+
 /* The shell's message and status for a failed exec. */
 static void child_fail(const char *what, int err)
 {
@@ -187,12 +208,6 @@ static void child_fail(const char *what, int err)
 static void child_main(const struct pyro_spawn_request *req, const int in[2], const int out[2],
                        const int err[2])
 {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    struct sigaction dfl = {.sa_handler = SIG_DFL};
-    for (int sig = 1; sig < NSIG; sig++)
-        sigaction(sig, &dfl, NULL); /* EINVAL for KILL, STOP and libc's own: fine */
     if (setsid() < 0)
         child_fail("setsid", errno);
     pyro_guard_enter_child();
@@ -231,7 +246,7 @@ bool pyro_spawn(const struct pyro_spawn_request *req, struct pyro_spawned *out,
         close_pair(er);
         return false;
     }
-    pid_t pid = fork();
+    pid_t pid = pyro_spawn_fork();
     if (pid == 0)
         child_main(req, in, o, er);
     int fork_errno = errno;

@@ -42,6 +42,13 @@ bool pyro_spawn_parse_process(const struct pyro_json_value *json, const char *op
                               bool argv_required, struct pyro_spawn_request *req,
                               struct pyro_error *e);
 
+/* fork() for every child the agent starts. Signals are blocked across it, and the child
+ * resets every handler to the default before it unblocks them: a signal sent to the new
+ * pid at once (a service_stop right after service_start) must not run the agent's own
+ * handler in the child, which writes to the agent's self-pipe and so would look like a
+ * SIGTERM to the agent itself. */
+pid_t pyro_spawn_fork(void);
+
 struct pyro_spawned {
     pid_t pid;
     int stdout_fd; /* parent ends, non-blocking and close-on-exec */
