@@ -4,10 +4,10 @@ import { LIMITS } from "../contract/defaults.js";
 import { PyroError } from "../contract/errors.js";
 import { ShimClient } from "../shim/client.js";
 import { isProcessAlive, sleep } from "../util/process.js";
-import { bootSandbox, killQuietly, type BootedSandbox } from "./boot.js";
+import { bootSandbox, killSandboxProcesses } from "./boot.js";
 import { liveState } from "./records.js";
-import type { SandboxRuntime, SandboxSpec } from "./runtime.js";
-import type { SandboxRecord, SandboxStore } from "./sandbox-store.js";
+import type { SandboxRuntime } from "./runtime.js";
+import type { SandboxRecord, SandboxStore } from "./records.js";
 
 /** Host memory kept back from guests so the host itself keeps working. */
 const HOST_RESERVED_MIB = 512;
@@ -34,9 +34,6 @@ export interface BeforeStopEvent {
  */
 export type BeforeStopHook = (event: BeforeStopEvent) => Promise<void>;
 
-/** How one kind of sandbox boots: everything of the shim's launch config not in the record. */
-export type LaunchKind = Pick<SandboxSpec, "ttl_action" | "workspace_root">;
-
 /**
  * The sandbox core's lifecycle: boot, power-off and teardown of one kind of sandbox,
  * with the before-stop hooks of this manager instance.
@@ -47,55 +44,66 @@ export class Sandboxes<R extends SandboxRecord> {
   constructor(
     readonly store: SandboxStore<R>,
     private readonly runtime: SandboxRuntime,
-    private readonly launchKind: LaunchKind,
   ) {}
 
   onBeforeStop(hook: BeforeStopHook): void {
     this.beforeStopHooks.push(hook);
   }
 
+  /** Boots a sandbox that is not running; `runningHint` says what to do with a running one. */
+  async start(id: string, runningHint: string): Promise<R> {
+    return this.store.withLock(id, async () => {
+      await this.boot(await this.store.requireState(id, "not started", runningHint));
+      return this.store.load(id);
+    });
+  }
+
+  async stop(id: string): Promise<R> {
+    return this.store.withLock(id, async () => {
+      await this.store.requireState(id, "started", "there is nothing to stop");
+      await this.powerOff(id, "stop");
+      return this.store.update(id, (r) => this.store.stopped(r));
+    });
+  }
+
+  /** Under the state lock, so a start or reset in flight cannot boot it again after. */
+  async delete(id: string): Promise<void> {
+    await this.store.withLock(id, () => this.destroy(id, "delete"));
+  }
+
   /**
    * Boots the sandbox's VM on its state disk. With `claim`, the VM's life is tied to the
-   * returned connection (one-shot runs); otherwise the caller just closes it. With
+   * returned connection (one-shot runs); otherwise no connection is kept. With
    * `contentPending` the record stays as it is (failed, saying why) until the caller has
    * put the content in and calls {@link markStarted}: a crash in between must not look
    * like a healthy sandbox.
    */
-  async boot(
-    record: R,
-    options: { claim?: boolean; contentPending?: boolean } = {},
-  ): Promise<BootedSandbox & { acceleration: Acceleration }> {
+  async boot(record: R, options: { claim?: boolean; contentPending?: boolean } = {}) {
     const id = this.store.kind.idOf(record);
     const dir = this.store.dir(id);
     const claim = options.claim ?? false;
     const launch = await this.runtime.launchConfig({
       ...record,
-      ...this.launchKind,
+      ...this.store.kind.launch,
       id,
       dir,
       delete_on_exit: claim,
       ...(claim ? { owner_pid: process.pid } : {}),
     });
-    let booted: BootedSandbox;
-    try {
-      booted = await bootSandbox(dir, launch, { claim });
-    } catch (error) {
+    const booted = await bootSandbox(dir, launch, { claim }).catch(async (error: unknown) => {
       const message = error instanceof Error ? error.message : String(error);
       // A claimed VM that failed is already gone with its directory: nothing to record.
       await this.store
         .update(id, (r) => ({ ...r, state: "failed", error: message }))
         .catch(() => {});
       throw error;
-    }
-    const started = { ...booted, acceleration: launch.acceleration };
-    if (options.contentPending) return started;
+    });
     try {
-      await this.markStarted(id, launch.acceleration);
-    } catch (error) {
-      booted.client.destroy();
-      throw error;
+      if (!options.contentPending) await this.markStarted(id, launch.acceleration);
+    } finally {
+      if (!claim) booted.client.destroy();
     }
-    return started;
+    return { ...booted, acceleration: launch.acceleration };
   }
 
   async markStarted(id: string, acceleration: Acceleration, changes: Partial<R> = {}): Promise<R> {
@@ -128,10 +136,7 @@ export class Sandboxes<R extends SandboxRecord> {
   async destroy(id: string, reason: StopReason = "delete"): Promise<void> {
     const dir = this.store.dir(id);
     await this.endVm(id, reason, true).catch(() => {});
-    // A shim that did not answer, or one that crashed, leaves processes only we can end.
-    const after = await liveState(dir);
-    if (after.vmmAlive && after.shim?.vmm_pid) killQuietly(after.shim.vmm_pid);
-    if (after.shimAlive && after.shim) killQuietly(after.shim.shim_pid);
+    await killSandboxProcesses(dir);
     await rm(dir, { recursive: true, force: true });
   }
 

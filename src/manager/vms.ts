@@ -22,17 +22,16 @@ import { vmFiles } from "../shim/launch.js";
 import { isProcessAlive, sleep } from "../util/process.js";
 import type { ProgressSink } from "../util/progress.js";
 import { commandResult } from "./command-result.js";
-import { listIds, liveState, readRecord } from "./records.js";
 import { SandboxRuntime } from "./runtime.js";
 import { checkHostLimits, refuseUnbuiltFeatures, Sandboxes } from "./sandbox.js";
-import { expiresAt, newId, SandboxStore } from "./sandbox-store.js";
+import { expiresAt, listIds, liveState, newId, readRecord, SandboxStore } from "./records.js";
 
 export type VmRecord = z.output<typeof VmRecordSchema>;
 type CreateVmInput = z.input<typeof CreateVmParams>;
 
 export type RunOptions = ExecHandlers;
 
-const vmStore = new SandboxStore<VmRecord>({
+export const vmStore = new SandboxStore<VmRecord>({
   noun: "VM",
   idKind: "vm",
   root: "vms",
@@ -41,6 +40,7 @@ const vmStore = new SandboxStore<VmRecord>({
   endedError: "its supervisor process died",
   persistReconciled: false,
   endedFields: {},
+  launch: { ttl_action: "delete" },
   startedFields: (record, now) => ({
     started_at: now,
     expires_at: expiresAt(now, record.ttl_seconds),
@@ -54,7 +54,7 @@ export class VmManager {
 
   constructor(runtime: SandboxRuntime = new SandboxRuntime()) {
     this.progress = runtime.progress;
-    this.sandboxes = new Sandboxes(vmStore, runtime, { ttl_action: "delete" });
+    this.sandboxes = new Sandboxes(vmStore, runtime);
   }
 
   /** `pyro run`: boot a fresh VM, run one command, delete the VM on every path. */
@@ -75,28 +75,21 @@ export class VmManager {
       client = booted.client;
       const agentReadyMs = performance.now() - startedAt;
       emit("exec");
-      const { output, execMs } = await execCommand(
-        client,
-        params.command,
-        params.timeout_seconds,
-        handlers,
+      const { timings, ...result } = await execThenDelete(client, params, handlers, () =>
+        emit("teardown"),
       );
-      emit("teardown");
-      const teardownStarted = performance.now();
-      await client.stop(true);
       client.destroy();
       client = undefined;
       return {
         vm_id: record.vm_id,
-        ...commandResult(params.command, output),
+        ...result,
         environment: params.environment,
         acceleration: booted.acceleration,
         timings: {
           vmm_start_ms: booted.ready.timings.vmm_start_ms ?? 0,
           boot_ms: booted.ready.timings.boot_ms ?? 0,
           agent_ready_ms: Math.round(agentReadyMs),
-          exec_ms: execMs,
-          teardown_ms: Math.round(performance.now() - teardownStarted),
+          ...timings,
         },
       };
     } finally {
@@ -153,13 +146,7 @@ export class VmManager {
 
   async start(input: z.input<typeof VmIdParams>): Promise<VmRecord> {
     const { vm_id } = parseParams(VmIdParams, input);
-    return vmStore.withLock(vm_id, async () => {
-      const record = await vmStore.reconciled(vm_id);
-      vmStore.refuseStarted(record, "run a command in it with vm_exec (SDK: execVm)");
-      const booted = await this.sandboxes.boot(record);
-      booted.client.destroy();
-      return vmStore.reconciled(vm_id);
-    });
+    return this.sandboxes.start(vm_id, "run a command in it with vm_exec (SDK: execVm)");
   }
 
   /** Runs one command in a started VM, then deletes the VM (CONTRACT.md `execVm`). */
@@ -168,30 +155,21 @@ export class VmManager {
     handlers: ExecHandlers = {},
   ): Promise<z.output<typeof ExecVmResult>> {
     const params = parseParams(ExecVmParams, input);
-    const record = vmStore.requireStarted(
-      await vmStore.reconciled(params.vm_id),
+    const record = await vmStore.requireState(
+      params.vm_id,
+      "started",
       "start it with vm_start (SDK: startVm) first",
     );
     try {
-      return await this.sandboxes.withGuest(params.vm_id, async (client) => {
-        const { output, execMs } = await execCommand(
-          client,
-          params.command,
-          params.timeout_seconds,
-          handlers,
-        );
-        const teardownStarted = performance.now();
-        await client.stop(true);
-        return {
-          vm_id: record.vm_id,
-          ...commandResult(params.command, output),
-          acceleration: record.acceleration ?? "tcg",
-          timings: {
-            exec_ms: execMs,
-            teardown_ms: Math.round(performance.now() - teardownStarted),
-          },
-        };
-      });
+      const { timings, ...result } = await this.sandboxes.withGuest(params.vm_id, (client) =>
+        execThenDelete(client, params, handlers),
+      );
+      return {
+        vm_id: record.vm_id,
+        ...result,
+        acceleration: record.acceleration ?? "tcg",
+        timings,
+      };
     } finally {
       // On success the shim already removed the VM; on failure this stops what is left.
       await this.sandboxes.destroy(params.vm_id);
@@ -199,18 +177,12 @@ export class VmManager {
   }
 
   async stop(input: z.input<typeof VmIdParams>): Promise<VmRecord> {
-    const { vm_id } = parseParams(VmIdParams, input);
-    return vmStore.withLock(vm_id, async () => {
-      vmStore.requireStarted(await vmStore.reconciled(vm_id), "there is nothing to stop");
-      await this.sandboxes.powerOff(vm_id, "stop");
-      return vmStore.update(vm_id, (r) => vmStore.stopped(r));
-    });
+    return this.sandboxes.stop(parseParams(VmIdParams, input).vm_id);
   }
 
   async delete(input: z.input<typeof VmIdParams>): Promise<{ vm_id: string; deleted: true }> {
     const { vm_id } = parseParams(VmIdParams, input);
-    await vmStore.load(vm_id);
-    await this.sandboxes.destroy(vm_id);
+    await this.sandboxes.delete(vm_id);
     return { vm_id, deleted: true };
   }
 
@@ -247,18 +219,30 @@ export class VmManager {
   }
 }
 
-async function execCommand(
+/** Runs the one command of a one-shot VM, then has the shim delete the VM; times both. */
+async function execThenDelete(
   client: ShimClient,
-  command: string[],
-  timeoutSeconds: number,
+  params: { command: string[]; timeout_seconds: number },
   handlers: ExecHandlers,
+  onTeardown: () => void = () => {},
 ) {
   const started = performance.now();
   const output = await client.exec(
-    { argv: command, timeout_ms: timeoutSeconds * 1000, max_output_bytes: LIMITS.max_output_bytes },
+    {
+      argv: params.command,
+      timeout_ms: params.timeout_seconds * 1000,
+      max_output_bytes: LIMITS.max_output_bytes,
+    },
     handlers,
   );
-  return { output, execMs: Math.round(performance.now() - started) };
+  const executed = performance.now();
+  onTeardown();
+  await client.stop(true);
+  const timings = {
+    exec_ms: Math.round(executed - started),
+    teardown_ms: Math.round(performance.now() - executed),
+  };
+  return { ...commandResult(params.command, output), timings };
 }
 
 async function waitForRemoval(dir: string, timeoutMs: number): Promise<void> {

@@ -5,7 +5,8 @@ import type {
   JournalEntry,
   WorkspaceRecord as WorkspaceRecordSchema,
 } from "../contract/workspace.js";
-import { expiresAt, SandboxStore } from "./sandbox-store.js";
+import { WORKSPACE_ROOT } from "../workspace/paths.js";
+import { expiresAt, SandboxStore } from "./records.js";
 
 export type WorkspaceRecord = z.output<typeof WorkspaceRecordSchema>;
 export type JournalEntryValue = z.output<typeof JournalEntry>;
@@ -21,6 +22,7 @@ export const workspaceStore = new SandboxStore<WorkspaceRecord>({
   persistReconciled: true,
   // Services and shells end with the VM; their own records are reconciled by their managers.
   endedFields: { running_service_count: 0 },
+  launch: { ttl_action: "stop", workspace_root: WORKSPACE_ROOT },
   startedFields: activity,
 });
 

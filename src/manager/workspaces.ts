@@ -15,17 +15,15 @@ import {
 } from "../contract/workspace.js";
 import type { ExecHandlers } from "../guest/client.js";
 import type { ShimClient } from "../shim/client.js";
-import { vmFiles } from "../shim/launch.js";
 import {
   DEFAULT_ARCHIVE_LIMITS,
   detectSeed,
   extractArchive,
   packDirectory,
 } from "../workspace/archive.js";
-import { guestPath, normalizeWorkspacePath, WORKSPACE_ROOT } from "../workspace/paths.js";
+import { guestPath, normalizeWorkspacePath } from "../workspace/paths.js";
 import { createStateDisk } from "./boot.js";
 import { commandResult } from "./command-result.js";
-import { listIds } from "./records.js";
 import type { SandboxRuntime } from "./runtime.js";
 import {
   checkHostLimits,
@@ -33,7 +31,7 @@ import {
   Sandboxes,
   type BeforeStopHook,
 } from "./sandbox.js";
-import { newId } from "./sandbox-store.js";
+import { listIds, newId } from "./records.js";
 import { pushArchive } from "./workspace-guest.js";
 import {
   activity,
@@ -42,7 +40,6 @@ import {
   readJournal,
   reconciledWorkspace,
   updateWorkspaceRecord,
-  withWorkspaceLock,
   workspaceDir,
   workspaceFiles,
   workspaceStore,
@@ -58,10 +55,7 @@ export class WorkspaceManager {
   private readonly sandboxes: Sandboxes<WorkspaceRecord>;
 
   constructor(private readonly runtime: SandboxRuntime) {
-    this.sandboxes = new Sandboxes(workspaceStore, runtime, {
-      ttl_action: "stop",
-      workspace_root: WORKSPACE_ROOT,
-    });
+    this.sandboxes = new Sandboxes(workspaceStore, runtime);
   }
 
   /**
@@ -162,28 +156,16 @@ export class WorkspaceManager {
 
   async delete(input: { workspace_id: string }) {
     const id = workspaceIdOf(input);
-    // Under the state lock, so a reset or start in flight cannot boot it again after.
-    await withWorkspaceLock(id, () => this.sandboxes.destroy(id, "delete"));
+    await this.sandboxes.delete(id);
     return { workspace_id: id, deleted: true as const };
   }
 
-  async stop(input: { workspace_id: string }): Promise<WorkspaceRecord> {
-    const id = workspaceIdOf(input);
-    return withWorkspaceLock(id, async () => {
-      workspaceStore.requireStarted(await reconciledWorkspace(id), "there is nothing to stop");
-      await this.sandboxes.powerOff(id, "stop");
-      return updateWorkspaceRecord(id, (r) => workspaceStore.stopped(r));
-    });
+  stop(input: { workspace_id: string }): Promise<WorkspaceRecord> {
+    return this.sandboxes.stop(workspaceIdOf(input));
   }
 
-  async start(input: { workspace_id: string }): Promise<WorkspaceRecord> {
-    const id = workspaceIdOf(input);
-    return withWorkspaceLock(id, async () => {
-      const record = await reconciledWorkspace(id);
-      workspaceStore.refuseStarted(record, "run commands with workspace_exec");
-      (await this.sandboxes.boot(record)).client.destroy();
-      return loadWorkspace(id);
-    });
+  start(input: { workspace_id: string }): Promise<WorkspaceRecord> {
+    return this.sandboxes.start(workspaceIdOf(input), "run commands with workspace_exec");
   }
 
   /** Runs one command; the journal and the record's counters follow it. */
@@ -256,8 +238,9 @@ export class WorkspaceManager {
 
   /** Throws `conflict` (with the fix) unless the workspace's VM is running. */
   async requireStarted(workspaceId: string): Promise<WorkspaceRecord> {
-    return workspaceStore.requireStarted(
-      await reconciledWorkspace(workspaceId),
+    return workspaceStore.requireState(
+      workspaceId,
+      "started",
       `run \`pyro workspace start ${workspaceId}\` (MCP: workspace_start) first`,
     );
   }
@@ -293,9 +276,7 @@ export class WorkspaceManager {
       state: "failed",
       error: `a reset to "${snapshot}" did not finish; run workspace reset again`,
     }));
-    const dir = workspaceDir(workspaceId);
-    await rm(vmFiles(dir).stateDisk, { force: true });
-    await createStateDisk(dir);
+    await createStateDisk(workspaceDir(workspaceId));
     return this.bootWithContent(record, archive, {
       reset_count: record.reset_count + 1,
       last_reset_at: new Date().toISOString(),
@@ -309,10 +290,9 @@ export class WorkspaceManager {
     changes: Partial<WorkspaceRecord> = {},
   ): Promise<WorkspaceRecord> {
     const id = record.workspace_id;
-    const booted = await this.sandboxes.boot(record, { contentPending: true });
-    booted.client.destroy();
+    const { acceleration } = await this.sandboxes.boot(record, { contentPending: true });
     await this.withGuest(id, (client) => pushArchive(client, archive, ""));
-    return this.sandboxes.markStarted(id, booted.acceleration, changes);
+    return this.sandboxes.markStarted(id, acceleration, changes);
   }
 }
 

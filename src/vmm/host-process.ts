@@ -22,7 +22,8 @@ const HOST_ROOT_DISK_MARK = "host-root.disk";
 /** Where the agent binary sits in the agent cache, next to its initramfs (`env/agent.ts`). */
 const AGENT_BINARY_NAME = "pyro-agent";
 const CONNECT_RETRY_MS = 10;
-const STOP_GRACE_MS = 2_000;
+/** The agent's stderr closes with it; this only bounds the wait if it did not. */
+const LOG_DRAIN_MS = 2_000;
 
 /** ext4 superblock: 1024 bytes in; magic at +0x38, volume UUID at +0x68 (16 bytes). */
 const EXT4_SUPERBLOCK = { offset: 1024, magic: 0x38, uuid: 0x68, bytes: 0x78 } as const;
@@ -51,7 +52,7 @@ export class HostProcessDriver implements VmmDriver {
       child.on("exit", (code, signal) => resolve({ code, signal }));
       child.on("error", () => resolve({ code: 127, signal: null }));
     }).then(async (exit) => {
-      await Promise.race([logged, sleep(STOP_GRACE_MS)]);
+      await Promise.race([logged, sleep(LOG_DRAIN_MS)]);
       return exit;
     });
     if (!child.pid) {
@@ -60,7 +61,7 @@ export class HostProcessDriver implements VmmDriver {
     }
     const agentChannel = connectWhenListening(spec.agentSocketPath, exited);
     agentChannel.catch(() => {}); // the shim awaits it; this only keeps an early failure handled
-    return new HostProcessHandle(child.pid, exited, agentChannel, (signal) => child.kill(signal));
+    return new HostProcessHandle(child.pid, exited, agentChannel, () => child.kill("SIGKILL"));
   }
 }
 
@@ -170,22 +171,23 @@ class HostProcessHandle implements VmmHandle {
     readonly pid: number,
     readonly exited: Promise<VmmExit>,
     readonly agentChannel: Promise<Socket>,
-    private readonly signal: (signal: NodeJS.Signals) => void,
+    private readonly killNow: () => void,
   ) {
     void exited.then(() => (this.exitedFlag = true));
   }
 
-  /** TERM ends unshare, whose parting KILL ends the agent's namespace; KILL if it lingers. */
+  /**
+   * KILL at once: unshare blocks TERM while it waits for its child, and the shim asks for
+   * `stop` only after the agent's own `shutdown` (which ends its processes) had its chance.
+   * unshare's parting KILL then ends the agent's whole namespace.
+   */
   async stop(): Promise<void> {
-    if (this.exitedFlag) return;
-    const timer = setTimeout(() => this.kill(), STOP_GRACE_MS);
-    this.signal("SIGTERM");
+    this.kill();
     await this.exited;
-    clearTimeout(timer);
   }
 
   kill(): void {
-    if (!this.exitedFlag) this.signal("SIGKILL");
+    if (!this.exitedFlag) this.killNow();
   }
 
   status(): "running" | "exited" {

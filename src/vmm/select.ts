@@ -120,6 +120,11 @@ export async function chooseDriver(
   });
 }
 
+/** `PYRO_VMM=host`: the only way the host-process driver is ever used. */
+export function hostVmmForced(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.PYRO_VMM?.trim().toLowerCase() === "host";
+}
+
 /**
  * The driver the shim boots its VM with, as the manager chose it (`launch.json`). The
  * host-process driver runs guest commands unisolated on the host, so a launch config
@@ -131,7 +136,7 @@ export async function createDriver(
 ): Promise<VmmDriver> {
   if (vmm === "qemu") return new QemuDriver();
   if (vmm === "host") {
-    if (env.PYRO_VMM?.trim().toLowerCase() !== "host") {
+    if (!hostVmmForced(env)) {
       throw new PyroError(
         "unavailable",
         "this VM was set up for the host-process test driver, which runs commands without " +
