@@ -144,10 +144,7 @@ export class ChannelClient {
     message: unknown,
     options?: RequestOptions,
   ): Promise<OpResult<O>> {
-    const checked = op.request.safeParse(message);
-    if (!checked.success) {
-      throw new PyroError("invalid_argument", `${op.name}: ${describeIssue(checked.error)}`);
-    }
+    checkRequest(op, message);
     const reply = await this.send({ op: op.name, ...(message as object) }, options);
     return parseFromGuest(op.result, reply, op.name) as OpResult<O>;
   }
@@ -296,6 +293,13 @@ function missedDeadline(message: Record<string, unknown>, deadlineMs: number): P
     "timeout",
     `the guest did not answer ${op} within ${Math.round(deadlineMs / 1000)} s; the VM may be stuck: stop and start it (or delete it)`,
   );
+}
+
+/** A request's fields, checked against its op's schema: `invalid_argument` if they do not fit. */
+export function checkRequest<O extends AnyOp>(op: O, message: unknown): OpRequest<O> {
+  const checked = op.request.safeParse(message);
+  if (checked.success) return checked.data as OpRequest<O>;
+  throw new PyroError("invalid_argument", `${op.name}: ${describeIssue(checked.error)}`);
 }
 
 /** Parses what the guest (or shim) sent; anything that does not fit is a `guest_error`. */

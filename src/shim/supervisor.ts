@@ -2,7 +2,7 @@ import { chmod, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { PyroError } from "../contract/errors.js";
 import type { DeadlinePolicy } from "../guest/bounds.js";
-import { ChannelClient } from "../guest/client.js";
+import { ChannelClient, checkRequest } from "../guest/client.js";
 import {
   decodeControl,
   encodeControl,
@@ -16,7 +16,7 @@ import { isProcessAlive, lastLines } from "../util/process.js";
 import { readFileTail } from "../vmm/console-log.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
 import { ChannelMux } from "../guest/mux.js";
-import { AGENT_OPS } from "../guest/ops/index.js";
+import { AGENT_OPS, SHIM_OPS } from "../guest/ops/index.js";
 import { ForwardedRequest } from "./forward.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
 
@@ -376,10 +376,12 @@ class ClientConnection {
       case "shim.claim":
         this.owner = true;
         return this.reply(channel, { type: "result" });
-      case "shim.stop":
+      case "shim.stop": {
+        const { remove } = checkRequest(SHIM_OPS.stop, message);
         this.pendingStop = channel;
-        void this.shim.end({ remove: message.remove === true, reason: "stop requested" });
+        void this.shim.end({ remove, reason: "stop requested" });
         return;
+      }
       case "signal":
         return this.forward(channel, {
           ...message,

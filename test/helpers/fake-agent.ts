@@ -1,5 +1,7 @@
 import { once } from "node:events";
-import { rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import {
   decodeControl,
@@ -9,6 +11,7 @@ import {
   FrameType,
 } from "../../src/guest/frame.js";
 import type { VmmDriver, VmmExit, VmmHandle, VmmLaunchSpec } from "../../src/vmm/driver.js";
+import { ChannelClient, type ChannelClientOptions } from "../../src/guest/client.js";
 
 /** One request the fake agent received, with a way to answer on its channel. */
 export interface AgentCall {
@@ -17,6 +20,8 @@ export interface AgentCall {
   /** Sends a data frame, waiting while the peer does not read (like a blocked guest). */
   output(type: number, payload: Buffer): Promise<void>;
   reply(message: Record<string, unknown>): void;
+  /** Drops the whole connection, as a crashed agent would. */
+  hangUp(): void;
 }
 
 export type AgentScript = (call: AgentCall) => void | Promise<void>;
@@ -117,6 +122,9 @@ function callOn(socket: Socket, channel: number, message: Record<string, unknown
     reply(reply) {
       if (!socket.destroyed) socket.write(encodeControl(channel, reply));
     },
+    hangUp() {
+      socket.destroy();
+    },
   };
 }
 
@@ -134,4 +142,20 @@ export function exitRecord(fields: Record<string, unknown> = {}): Record<string,
     duration_ms: 1,
     ...fields,
   };
+}
+
+/**
+ * A ChannelClient connected straight to a fake agent (no shim between them): for tests of
+ * the client's own rules. `close` ends both and removes the socket's directory.
+ */
+export async function fakeAgentClient(script: AgentScript, options: ChannelClientOptions = {}) {
+  const agent = new FakeAgent(script);
+  const dir = await mkdtemp(join(tmpdir(), "pyro-fake-agent-"));
+  const vmm = await agent.driver.launch({ agentSocketPath: join(dir, "agent.sock") } as never);
+  const client = new ChannelClient(await vmm.agentChannel, options);
+  const close = async () => {
+    client.destroy();
+    await agent.close(dir);
+  };
+  return { agent, client, close };
 }

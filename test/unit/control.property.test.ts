@@ -3,7 +3,13 @@ import { ERROR_CODES, PyroError } from "../../src/contract/errors.js";
 import { MAX_OUTPUT_BYTES_LIMIT, MAX_TIMER_MS, requestBounds } from "../../src/guest/bounds.js";
 import { agentError, parseFromGuest } from "../../src/guest/client.js";
 import { decodeControl, MAX_CONTROL_BYTES, ProtocolError } from "../../src/guest/frame.js";
-import { ExitRecordSchema, HelloResultSchema } from "../../src/guest/ops/index.js";
+import {
+  AGENT_OPS,
+  ExitRecordSchema,
+  HelloResultSchema,
+  SHIM_OPS,
+  type AnyOp,
+} from "../../src/guest/ops/index.js";
 import { exitCodeOf } from "../../src/manager/command-result.js";
 import { exitRecord } from "../helpers/fake-agent.js";
 import { propertyRuns, propertySeed, random } from "../helpers/random.js";
@@ -115,6 +121,96 @@ function wireBytes(rng: Rng): Buffer {
   return Buffer.from(pick(rng, ["[]", "null", "42", '"exit"', "", "{", "\u0000", "{}"]));
 }
 
+const SERVICE = {
+  name: "web",
+  pid: 7,
+  state: "exited",
+  exit_code: 1,
+  signal: null,
+  started_at_ms: 1,
+  ended_at_ms: 2,
+};
+const SHELL = {
+  shell_id: "sh-1",
+  pid: 8,
+  state: "running",
+  cols: 120,
+  rows: 30,
+  available: 10,
+  exit_code: null,
+  signal: null,
+};
+const STATUS = {
+  shim_pid: 1,
+  vmm_pid: 2,
+  state: "ready",
+  acceleration: "tcg",
+  agent_version: "0.2.0",
+  timings: { boot_ms: 5 },
+  error: null,
+  stop_reason: null,
+  updated_at: "2026-01-01T00:00:00.000Z",
+};
+const ok = (fields: Record<string, unknown> = {}) => ({ type: "result", ...fields });
+
+/** A valid terminal frame of every op; an op added without one fails the property below. */
+const VALID_REPLIES: Record<string, Record<string, unknown>> = {
+  hello: VALID_HELLO,
+  shutdown: ok(),
+  signal: ok(),
+  exec: VALID_EXIT,
+  file_list: ok({ path: ".", count: 2, truncated: false }),
+  file_read: ok({ path: "a", size_bytes: 3, truncated: false }),
+  file_write: ok({ path: "a", bytes_written: 3 }),
+  file_delete: ok({ path: "a", deleted: true }),
+  mkdir: ok({ path: "a" }),
+  service_start: ok({ name: "web", pid: 7, started_at_ms: 1 }),
+  service_list: ok({ services: [SERVICE] }),
+  service_stop: ok({ name: "web", state: "exited", exit_code: null, signal: "KILL", killed: true }),
+  service_logs: ok({ name: "web", stdout_truncated: false, stderr_truncated: true }),
+  shell_open: ok({ shell_id: "sh-1", pid: 8 }),
+  shell_read: ok({
+    shell_id: "sh-1",
+    cursor: 2,
+    next_cursor: 5,
+    available: 9,
+    truncated: true,
+    state: "exited",
+    exit_code: 0,
+    signal: null,
+  }),
+  shell_write: ok({ shell_id: "sh-1", bytes_written: 3 }),
+  shell_signal: ok({ shell_id: "sh-1" }),
+  shell_close: ok({ shell_id: "sh-1", closed: true }),
+  shell_list: ok({ shells: [SHELL] }),
+  "shim.status": ok(STATUS),
+  "shim.wait_ready": ok(STATUS),
+  "shim.claim": ok(),
+  "shim.stop": ok(STATUS),
+};
+const ALL_OPS: AnyOp[] = [...Object.values(AGENT_OPS), ...Object.values(SHIM_OPS)];
+
+/** A valid reply with fields (or fields of its list entries) replaced, removed or added. */
+function mutatedReply(rng: Rng, base: Record<string, unknown>): Record<string, unknown> {
+  const reply: Record<string, unknown> = structuredClone(base);
+  for (let edits = int(rng, 4); edits > 0; edits--) {
+    const list = Object.values(reply).find(Array.isArray) as Record<string, unknown>[] | undefined;
+    const entry: unknown = list?.[0];
+    const isObject = typeof entry === "object" && entry !== null && !Array.isArray(entry);
+    const target = isObject && rng() < 0.4 ? (entry as Record<string, unknown>) : reply;
+    const key = pick(rng, [...Object.keys(target), ...KEYS]);
+    if (rng() < 0.2) delete target[key];
+    else
+      Object.defineProperty(target, key, {
+        value: rng() < 0.5 ? hostileNumber(rng) : hostileValue(rng),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+  }
+  return reply;
+}
+
 describe(`control message validation properties (seed ${SEED}, ${RUNS} runs)`, () => {
   it(
     "decodes to one plain object or refuses with ProtocolError",
@@ -205,6 +301,41 @@ describe(`control message validation properties (seed ${SEED}, ${RUNS} runs)`, (
       }
       // A "__proto__" key from the guest stays an own property of its message.
       expect(Object.keys(Object.prototype)).toEqual([]);
+    },
+    TIMEOUT_MS,
+  );
+
+  it(
+    "parses any reply of any op into that op's result or refuses it as a guest_error",
+    () => {
+      expect(Object.keys(VALID_REPLIES).sort()).toEqual(ALL_OPS.map((op) => op.name).sort());
+      for (const op of ALL_OPS)
+        expect(op.result.safeParse(VALID_REPLIES[op.name]).success, op.name).toBe(true);
+      const outcomes = new Map<string, { accepted: number; refused: number }>();
+      for (let run = 0; run < RUNS; run++) {
+        const rng = random(SEED + run);
+        const op = pick(rng, ALL_OPS);
+        const reply =
+          rng() < 0.1 ? VALID_REPLIES[op.name]! : mutatedReply(rng, VALID_REPLIES[op.name]!);
+        const where = `seed ${SEED + run}: ${op.name} ${JSON.stringify(reply).slice(0, 200)}`;
+        const outcome = outcomes.get(op.name) ?? { accepted: 0, refused: 0 };
+        outcomes.set(op.name, outcome);
+        let parsed: unknown;
+        try {
+          parsed = parseFromGuest(op.result, reply, op.name);
+        } catch (error) {
+          expect(error, where).toBeInstanceOf(PyroError);
+          expect((error as PyroError).code, where).toBe("guest_error");
+          expect((error as PyroError).message, where).toContain(op.name);
+          outcome.refused += 1;
+          continue;
+        }
+        outcome.accepted += 1;
+        // What was accepted is a value of the op's type: parsing it again changes nothing.
+        expect(op.result.parse(parsed), where).toEqual(parsed);
+      }
+      const neverRefused = [...outcomes].filter(([, o]) => o.refused === 0 && o.accepted > 20);
+      expect(neverRefused, `seed ${SEED}`).toEqual([]);
     },
     TIMEOUT_MS,
   );

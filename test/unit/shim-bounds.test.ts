@@ -5,14 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { PyroError } from "../../src/contract/errors.js";
-import { ChannelClient } from "../../src/guest/client.js";
 import { encodeControl, FrameReader, FrameType } from "../../src/guest/frame.js";
+import { AGENT_OPS } from "../../src/guest/ops/index.js";
 import { exitCodeOf } from "../../src/manager/command-result.js";
 import { ShimClient } from "../../src/shim/client.js";
 import { vmFiles, type ShimLaunchConfig } from "../../src/shim/launch.js";
 import { Supervisor } from "../../src/shim/supervisor.js";
 import { sleep } from "../../src/util/process.js";
-import { exitRecord, FakeAgent, type AgentScript } from "../helpers/fake-agent.js";
+import { exitRecord, fakeAgentClient, FakeAgent, type AgentScript } from "../helpers/fake-agent.js";
 
 /**
  * The shim and the client against a scripted hostile agent (issue 7, defects 5 and 6):
@@ -133,6 +133,48 @@ describe("shim bounds on a hostile guest", () => {
     expect(exit).toMatchObject({ type: "exit", stdout_truncated: true });
   });
 
+  it("passes service_logs stderr and shell_read output on within each op's own caps", async () => {
+    const logs: AgentScript = async (call) => {
+      const text = Buffer.from("0123456789");
+      await call.output(FrameType.stdout, text);
+      await call.output(FrameType.stderr, text);
+      if (call.message.op === "shell_read") {
+        return call.reply({
+          type: "result",
+          shell_id: "sh-1",
+          cursor: 0,
+          next_cursor: 10,
+          available: 10,
+          truncated: false,
+          state: "running",
+          exit_code: null,
+          signal: null,
+        });
+      }
+      call.reply({ type: "result", name: "web", stdout_truncated: false, stderr_truncated: false });
+    };
+    const { client } = await startShim(logs);
+    const whole = await client.requestWithOutput(AGENT_OPS.service_logs, { name: "web" });
+    expect([whole.stdout.toString(), whole.stderr.toString()]).toEqual([
+      "0123456789",
+      "0123456789",
+    ]);
+    expect(whole.result).toMatchObject({ stdout_truncated: false, stderr_truncated: false });
+    // Past max_bytes the shim drops the rest and says so in the stream's own flag.
+    const capped = await client.requestWithOutput(AGENT_OPS.service_logs, {
+      name: "web",
+      max_bytes: 4,
+    });
+    expect([capped.stdout.toString(), capped.stderr.toString()]).toEqual(["0123", "0123"]);
+    expect(capped.result).toMatchObject({ stdout_truncated: true, stderr_truncated: true });
+    // A shell has no stderr: what a guest sends there never reaches the client.
+    const shell = await client.requestWithOutput(AGENT_OPS.shell_read, {
+      shell_id: "sh-1",
+      cursor: 0,
+    });
+    expect([shell.stdout.toString(), shell.stderr.length]).toEqual(["0123456789", 0]);
+  });
+
   it("stops reading a flooding guest while a client does not read, and resumes after", async () => {
     const total = 64 << 20;
     let written = 0;
@@ -197,12 +239,8 @@ describe("a client that stops reading", () => {
 
 describe("client cancellation", () => {
   it("sends the kill for an exec aborted before it started after the exec itself", async () => {
-    const agent = new FakeAgent(silentGuest);
-    const dir = await mkdtemp(join(tmpdir(), "pyro-shim-test-"));
-    const vmm = await agent.driver.launch({ agentSocketPath: join(dir, "agent.sock") } as never);
-    cleanups.push(() => agent.close(dir));
-    const client = new ChannelClient(await vmm.agentChannel, { replyGraceMs: 200 });
-    cleanups.unshift(async () => client.destroy());
+    const { agent, client, close } = await fakeAgentClient(silentGuest, { replyGraceMs: 200 });
+    cleanups.push(close);
     const aborted = new AbortController();
     aborted.abort();
     const exec = client.exec(
@@ -218,15 +256,11 @@ describe("client cancellation", () => {
 
 describe("client deadline on a peer that never answers", () => {
   it("reports an exec as timed out, asks for the kill, and fails other requests with timeout", async () => {
-    const agent = new FakeAgent(silentGuest);
-    const dir = await mkdtemp(join(tmpdir(), "pyro-shim-test-"));
-    const vmm = await agent.driver.launch({ agentSocketPath: join(dir, "agent.sock") } as never);
-    cleanups.push(() => agent.close(dir));
-    const client = new ChannelClient(await vmm.agentChannel, {
+    const { agent, client, close } = await fakeAgentClient(silentGuest, {
       replyGraceMs: 200,
       defaultDeadlineMs: 200,
     });
-    cleanups.unshift(async () => client.destroy());
+    cleanups.push(close);
     const result = await settlesWithin(
       client.exec({ argv: ["sleep", "infinity"], timeout_ms: 100 }),
       10_000,
