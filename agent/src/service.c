@@ -126,11 +126,15 @@ static void finish(struct pyro_service *s)
     s->stopping = false;
 }
 
+/* Frees a slot. A slot never used holds zeroes, not -1 descriptors: nothing of it is
+ * closed, it is only made ready for use. */
 static void release(struct pyro_service *s)
 {
-    if (s->used && !s->reaped)
-        pyro_proc_forget(s->pid);
-    finish(s);
+    if (s->used) {
+        if (!s->reaped)
+            pyro_proc_forget(s->pid);
+        finish(s);
+    }
     memset(s, 0, sizeof *s);
     s->out.pipe_fd = s->err.pipe_fd = s->out.log.fd = s->err.log.fd = -1;
 }

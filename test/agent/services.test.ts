@@ -67,6 +67,29 @@ afterAll(async () => {
 });
 
 describe("services in the agent (host process)", () => {
+  // First, while the table's slots are fresh: a slot never used must not be mistaken
+  // for one holding descriptors (a regression closed descriptor 0, the first service's
+  // log, so its output went nowhere or into the next service's log).
+  it("keeps each service's output in its own logs as services come and go", async () => {
+    const loop = (word: string) => ["sh", "-c", `while :; do echo ${word}; sleep 0.01; done`];
+    await wire.result({ op: "service_start", name: "loop-a", argv: loop("a") });
+    await wire.result({ op: "service_start", name: "loop-b", argv: loop("b") });
+    await wire.result({ op: "service_start", name: "once-c", argv: ["echo", "c"] });
+    const lines = async (name: string) =>
+      (await wire.request({ op: "service_logs", name, tail_lines: 100_000 })).stdout
+        .toString()
+        .split("\n")
+        .filter(Boolean);
+    const seen = (await lines("loop-a")).length;
+    await eventually(async () => (await lines("loop-a")).length > seen + 5);
+    expect(new Set(await lines("loop-a"))).toEqual(new Set(["a"]));
+    expect(new Set(await lines("loop-b"))).toEqual(new Set(["b"]));
+    await eventually(async () => (await lines("once-c")).length > 0);
+    expect(await lines("once-c")).toEqual(["c"]);
+    for (const name of ["loop-a", "loop-b"])
+      await wire.result({ op: "service_stop", name, grace_ms: 0 });
+  });
+
   it("starts a service, lists it running and returns its logs per stream", async () => {
     const before = Date.now();
     const started = await wire.result({
