@@ -1,4 +1,4 @@
-import { mkdir, rm, stat } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import { PyroError } from "../contract/errors.js";
 import { ShimClient, spawnShim } from "../shim/client.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "../shim/launch.js";
@@ -10,12 +10,9 @@ import { liveState } from "./records.js";
 const STATE_DISK_SIZE = "8G";
 const STATE_DISK_LABEL = "pyro-state";
 
-export async function createSandboxDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-}
-
 /** A fresh, empty writable layer (the guest agent finds it by its label). */
 export async function createStateDisk(dir: string): Promise<void> {
+  await rm(vmFiles(dir).stateDisk, { force: true });
   await runChecked("create the VM's state disk", "mkfs.ext4", [
     "-q",
     "-F",
@@ -28,30 +25,31 @@ export async function createStateDisk(dir: string): Promise<void> {
   ]);
 }
 
-/**
- * A shim that died hard (SIGKILL, OOM) leaves its sockets, and maybe its VMM, behind;
- * both would stop the next boot, so they go first.
- */
-async function clearLeftovers(dir: string): Promise<void> {
+/** Kills a sandbox's shim and VMM if they still run: what a dead or mute shim leaves. */
+export async function killSandboxProcesses(dir: string): Promise<void> {
   const live = await liveState(dir);
   for (const pid of [
     live.shimAlive ? live.shim?.shim_pid : undefined,
     live.vmmAlive ? live.shim?.vmm_pid : undefined,
   ]) {
-    if (pid) killQuietly(pid);
+    try {
+      if (pid) process.kill(pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
   }
+}
+
+/**
+ * A shim that died hard (SIGKILL, OOM) leaves its sockets, and maybe its VMM, behind;
+ * both would stop the next boot, so they go first.
+ */
+async function clearLeftovers(dir: string): Promise<void> {
+  await killSandboxProcesses(dir);
   const files = vmFiles(dir);
   await Promise.all(
     [files.socket, files.agentSocket, files.controlSocket].map((path) => rm(path, { force: true })),
   );
-}
-
-export function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    // Already gone.
-  }
 }
 
 export interface BootedSandbox {

@@ -1,11 +1,15 @@
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { readdir } from "node:fs/promises";
+import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
+import type { z } from "zod";
 import { PyroError } from "../contract/errors.js";
-import { readJsonIfExists, writeJsonAtomic } from "../util/fs.js";
+import type { AccelerationMode } from "../contract/vm.js";
+import { vmFiles, type ShimStatus } from "../shim/launch.js";
+import { isErrno, readJsonIfExists, writeJsonAtomic } from "../util/fs.js";
+import { withLock } from "../util/lock.js";
 import { pyroHome } from "../util/paths.js";
 import { isProcessAlive } from "../util/process.js";
-import { vmFiles, type ShimStatus } from "../shim/launch.js";
 
 /** Where each kind of sandbox keeps its state directories. */
 export function sandboxRoot(kind: "vms" | "workspaces"): string {
@@ -13,19 +17,6 @@ export function sandboxRoot(kind: "vms" | "workspaces"): string {
 }
 
 const ID_PATTERN = /^(vm|ws)_[0-9a-f]{12}$/;
-
-/** Ids come from callers (and models): check the shape before it touches a path. */
-export function checkId(id: string, kind: "vm" | "workspace"): void {
-  if (!ID_PATTERN.test(id)) {
-    throw new PyroError(
-      "not_found",
-      `no ${kind} with id "${id}" (ids look like ${kind === "vm" ? "vm" : "ws"}_0123456789ab)`,
-      {
-        details: { [`${kind}_id`]: id },
-      },
-    );
-  }
-}
 
 export async function readRecord<T>(dir: string): Promise<T | undefined> {
   return readJsonIfExists<T>(vmFiles(dir).record);
@@ -64,5 +55,157 @@ function ownsPid(pid: number, dir: string): boolean {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir);
   } catch {
     return false;
+  }
+}
+
+/** The record fields every kind of sandbox (one-shot VM, workspace) has. */
+export interface SandboxRecord {
+  environment: string;
+  state: "created" | "started" | "stopped" | "failed";
+  vcpu_count: number;
+  mem_mib: number;
+  ttl_seconds: number;
+  expires_at: string;
+  acceleration: z.output<typeof AccelerationMode> | null;
+  error: string | null;
+}
+
+/** What one kind of sandbox says and does differently; everything else is shared. */
+export interface SandboxKind<R extends SandboxRecord> {
+  /** How messages name it: `VM`, `workspace`. */
+  noun: string;
+  idKind: "vm" | "workspace";
+  idOf(record: R): string;
+  root: "vms" | "workspaces";
+  /** Ends `no <noun> with id "X"; ...`: where such ids went or how to find real ones. */
+  missingHint: string;
+  /** The error of a started sandbox whose VM ended without its shim saying why. */
+  endedError: string;
+  /**
+   * Workspaces write the reconciled state back so every later reader agrees. A VM's record
+   * keeps `started`, which is how the reaper tells a VM that died from one that never booted.
+   */
+  persistReconciled: boolean;
+  /** What no longer holds once the VM has ended (counts of guest processes). */
+  endedFields: Partial<R>;
+  /** What the shim is told besides the record: what its TTL does, where /workspace is. */
+  launch: { ttl_action: "delete" | "stop"; workspace_root?: string };
+  /** The fields a successful boot sets besides state, error and acceleration. */
+  startedFields(record: R, nowIso: string): Partial<R>;
+}
+
+export function newId(prefix: "vm" | "ws"): string {
+  return `${prefix}_${randomBytes(6).toString("hex")}`;
+}
+
+export function expiresAt(fromIso: string, ttlSeconds: number): string {
+  return new Date(Date.parse(fromIso) + ttlSeconds * 1000).toISOString();
+}
+
+/**
+ * The records of one kind of sandbox: lookup (not_found), locked read-modify-write,
+ * the state lock, reconciliation with the shim, and the state refusals every operation
+ * starts with. Holds no per-caller state, so one instance serves a whole process.
+ */
+export class SandboxStore<R extends SandboxRecord> {
+  constructor(readonly kind: SandboxKind<R>) {}
+
+  dir(id: string): string {
+    return join(sandboxRoot(this.kind.root), id);
+  }
+
+  /** The record as stored, or not_found with the id. */
+  async load(id: string): Promise<R> {
+    const prefix = this.kind.idKind === "vm" ? "vm" : "ws";
+    // Ids come from callers (and models): check the shape before it touches a path.
+    const wellFormed = ID_PATTERN.test(id) && id.startsWith(`${prefix}_`);
+    const record = wellFormed ? await readRecord<R>(this.dir(id)) : undefined;
+    if (record) return record;
+    const hint = wellFormed ? this.kind.missingHint : `ids look like ${prefix}_0123456789ab`;
+    throw new PyroError("not_found", `no ${this.kind.noun} with id "${id}"; ${hint}`, {
+      details: { [`${this.kind.idKind}_id`]: id },
+    });
+  }
+
+  /** Makes the directory, lets `prepare` fill it, then writes the first record. */
+  async create(record: R, prepare: (dir: string) => Promise<void> = async () => {}): Promise<R> {
+    const dir = this.dir(this.kind.idOf(record));
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await prepare(dir);
+    await writeRecord(dir, record);
+    return record;
+  }
+
+  /** Read-modify-write of the record under its lock; returns what was written. */
+  async update(id: string, change: (record: R) => R): Promise<R> {
+    const dir = this.dir(id);
+    return this.inDir(id, () =>
+      withLock(
+        join(dir, "record.lock"),
+        async () => {
+          const next = change(await this.load(id));
+          await writeRecord(dir, next);
+          return next;
+        },
+        { createParent: false },
+      ),
+    );
+  }
+
+  /** Serialises state-changing operations on one sandbox, across processes. */
+  async withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    await this.load(id); // not_found before a lock file could create the directory
+    return this.inDir(id, () =>
+      withLock(join(this.dir(id), "state.lock"), fn, {
+        timeoutMs: 10 * 60_000,
+        createParent: false,
+      }),
+    );
+  }
+
+  /**
+   * The record reconciled with reality: a sandbox recorded as started whose VM ended is
+   * `stopped` when it ended cleanly (idle TTL) and `failed` otherwise.
+   */
+  async reconciled(id: string): Promise<R> {
+    const record = await this.load(id);
+    if (record.state !== "started") return record;
+    const live = await liveState(this.dir(id));
+    if (live.shimAlive) return record;
+    const ended = (current: R) =>
+      current.state === "started" ? this.ended(current, live.shim) : current;
+    return this.kind.persistReconciled ? this.update(id, ended) : ended(record);
+  }
+
+  /** The reconciled record, or `conflict` unless it is (or is `not started`) started. */
+  async requireState(id: string, wanted: "started" | "not started", fix: string): Promise<R> {
+    const record = await this.reconciled(id);
+    if ((record.state === "started") === (wanted === "started")) return record;
+    const state = wanted === "started" ? `${record.state}, not started` : "already started";
+    throw new PyroError("conflict", `${this.kind.noun} ${id} is ${state}; ${fix}`);
+  }
+
+  /** The record of a sandbox whose VM was powered off cleanly. */
+  stopped(record: R): R {
+    return { ...record, ...this.kind.endedFields, state: "stopped" };
+  }
+
+  /** A VM that idled out (TTL) ended cleanly; any other end unasked for is a failure. */
+  private ended(record: R, shim: ShimStatus | undefined): R {
+    if (shim?.state === "exited" && shim.stop_reason === "ttl") return this.stopped(record);
+    const error = shim?.error ?? this.kind.endedError;
+    return { ...record, ...this.kind.endedFields, state: "failed", error };
+  }
+
+  /** A sandbox deleted while we worked on it reads as not_found, not a raw ENOENT. */
+  private async inDir<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (!isErrno(error, "ENOENT") || (await readRecord(this.dir(id)))) throw error;
+      throw new PyroError("not_found", `${this.kind.noun} ${id} was deleted while this ran`, {
+        details: { [`${this.kind.idKind}_id`]: id },
+      });
+    }
   }
 }

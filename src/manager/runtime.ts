@@ -5,6 +5,7 @@ import { silentProgress, type ProgressSink } from "../util/progress.js";
 import { resolveAcceleration, type ResolvedAcceleration } from "../vmm/acceleration.js";
 import { probeKvm } from "../vmm/probe.js";
 import { chooseDriver, type VmmDecision } from "../vmm/select.js";
+import type { SandboxRecord } from "./records.js";
 
 export interface RuntimeOptions {
   progress?: ProgressSink;
@@ -14,13 +15,12 @@ export interface RuntimeOptions {
   extraKernelArgs?: string[];
 }
 
-export interface SandboxSpec {
+export type SandboxSpec = Pick<
+  SandboxRecord,
+  "environment" | "vcpu_count" | "mem_mib" | "ttl_seconds"
+> & {
   id: string;
   dir: string;
-  environment: string;
-  vcpu_count: number;
-  mem_mib: number;
-  ttl_seconds: number;
   /** VMs are deleted at their TTL; workspaces are stopped after idling that long. */
   ttl_action: ShimLaunchConfig["ttl_action"];
   delete_on_exit: boolean;
@@ -28,7 +28,7 @@ export interface SandboxSpec {
   workspace_root?: string;
   /** One-shot VMs: the process whose death ends the VM. */
   owner_pid?: number;
-}
+};
 
 /** What VMs and workspaces share: artifacts, acceleration, VMM and the shim's launch config. */
 export class SandboxRuntime {

@@ -34,7 +34,6 @@ import { readTree } from "../workspace/tree.js";
 import { captureFromGuest, capturedEntry, pushArchive } from "./workspace-guest.js";
 import {
   loadWorkspace,
-  updateWorkspaceRecord,
   withWorkspaceLock,
   workspaceDir,
   workspaceFiles,
@@ -298,25 +297,9 @@ export class WorkspaceContent {
         `no snapshot "${params.snapshot}"; list them with snapshot_list`,
       );
     }
-    return withWorkspaceLock(id, async () => {
-      const archive = await readFile(source);
-      await this.workspaces.powerOff(id);
-      // Until the archive is unpacked the workspace is not what it claims to be: say so,
-      // so an interrupted reset shows as failed with the way out.
-      await updateWorkspaceRecord(id, (r) => ({
-        ...r,
-        state: "failed",
-        error: `a reset to "${params.snapshot}" did not finish; run workspace reset again`,
-      }));
-      await this.workspaces.replaceStateDisk(id);
-      const booted = await this.workspaces.boot(await loadWorkspace(id), { contentPending: true });
-      await this.workspaces.withGuest(id, (client) => pushArchive(client, archive, ""));
-      return this.workspaces.markStarted(id, {
-        ...booted,
-        reset_count: (await loadWorkspace(id)).reset_count + 1,
-        last_reset_at: new Date().toISOString(),
-      });
-    });
+    return withWorkspaceLock(id, async () =>
+      this.workspaces.recreate(id, await readFile(source), params.snapshot),
+    );
   }
 }
 

@@ -1,17 +1,38 @@
 import { appendFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { z } from "zod";
-import { PyroError } from "../contract/errors.js";
 import type {
   JournalEntry,
   WorkspaceRecord as WorkspaceRecordSchema,
 } from "../contract/workspace.js";
-import { isErrno } from "../util/fs.js";
-import { withLock } from "../util/lock.js";
-import { checkId, liveState, readRecord, sandboxRoot, writeRecord } from "./records.js";
+import { WORKSPACE_ROOT } from "../workspace/paths.js";
+import { expiresAt, SandboxStore } from "./records.js";
 
 export type WorkspaceRecord = z.output<typeof WorkspaceRecordSchema>;
 export type JournalEntryValue = z.output<typeof JournalEntry>;
+
+/** Workspace records: the sandbox core's store, with what workspaces say and keep. */
+export const workspaceStore = new SandboxStore<WorkspaceRecord>({
+  noun: "workspace",
+  idKind: "workspace",
+  root: "workspaces",
+  idOf: (record) => record.workspace_id,
+  missingHint: "list them with workspace_list",
+  endedError: "the workspace's VM ended unexpectedly; start it again with workspace_start",
+  persistReconciled: true,
+  // Services and shells end with the VM; their own records are reconciled by their managers.
+  endedFields: { running_service_count: 0 },
+  launch: { ttl_action: "stop", workspace_root: WORKSPACE_ROOT },
+  startedFields: activity,
+});
+
+/** A call through pyro: the idle TTL counts from here. */
+export function activity(
+  record: Pick<WorkspaceRecord, "ttl_seconds">,
+  nowIso = new Date().toISOString(),
+) {
+  return { last_activity_at: nowIso, expires_at: expiresAt(nowIso, record.ttl_seconds) };
+}
 
 /** Files of a workspace beyond the ones every sandbox has (see shim/launch.ts vmFiles). */
 export function workspaceFiles(dir: string) {
@@ -20,100 +41,19 @@ export function workspaceFiles(dir: string) {
     snapshots: join(dir, "snapshots"),
     snapshot: (name: string) => join(dir, "snapshots", `${name}.tar`),
     journal: join(dir, "journal.jsonl"),
-    /** Serialises state changes (start, stop, reset, writes); held for their duration. */
-    stateLock: join(dir, "state.lock"),
-    /** Serialises read-modify-write of record.json; held for milliseconds. */
-    recordLock: join(dir, "record.lock"),
   };
 }
 
-export function workspaceDir(workspaceId: string): string {
-  return join(sandboxRoot("workspaces"), workspaceId);
-}
-
-/** The record as stored, or not_found with the id. */
-export async function loadWorkspace(workspaceId: string): Promise<WorkspaceRecord> {
-  checkId(workspaceId, "workspace");
-  const record = await readRecord<WorkspaceRecord>(workspaceDir(workspaceId));
-  if (!record) {
-    throw new PyroError(
-      "not_found",
-      `no workspace with id "${workspaceId}"; list them with workspace_list`,
-      {
-        details: { workspace_id: workspaceId },
-      },
-    );
-  }
-  return record;
-}
-
-/**
- * The record reconciled with reality: a workspace recorded as started whose VM ended is
- * `stopped` when it ended cleanly (idle TTL, stop) and `failed` otherwise. The
- * correction is written back so every later reader agrees.
- */
-export async function reconciledWorkspace(workspaceId: string): Promise<WorkspaceRecord> {
-  const record = await loadWorkspace(workspaceId);
-  if (record.state !== "started") return record;
-  const live = await liveState(workspaceDir(workspaceId));
-  if (live.shimAlive) return record;
-  const clean = live.shim?.state === "exited" && live.shim.stop_reason === "ttl";
-  return updateWorkspaceRecord(workspaceId, (current) =>
-    current.state !== "started"
-      ? current
-      : clean
-        ? { ...current, state: "stopped" }
-        : {
-            ...current,
-            state: "failed",
-            error:
-              live.shim?.error ??
-              "the workspace's VM ended unexpectedly; start it again with workspace_start",
-          },
-  );
-}
-
-/** Read-modify-write of the record under its lock; returns what was written. */
-export async function updateWorkspaceRecord(
-  workspaceId: string,
+// The store's operations by their workspace names, for the managers built on workspaces.
+export const workspaceDir = (id: string) => workspaceStore.dir(id);
+export const loadWorkspace = (id: string) => workspaceStore.load(id);
+export const reconciledWorkspace = (id: string) => workspaceStore.reconciled(id);
+export const updateWorkspaceRecord = (
+  id: string,
   change: (record: WorkspaceRecord) => WorkspaceRecord,
-): Promise<WorkspaceRecord> {
-  const dir = workspaceDir(workspaceId);
-  return inWorkspaceDir(workspaceId, () =>
-    withLock(
-      workspaceFiles(dir).recordLock,
-      async () => {
-        const next = change(await loadWorkspace(workspaceId));
-        await writeRecord(dir, next);
-        return next;
-      },
-      { createParent: false },
-    ),
-  );
-}
-
-/** Serialises state-changing operations on one workspace, across processes. */
-export async function withWorkspaceLock<T>(workspaceId: string, fn: () => Promise<T>): Promise<T> {
-  await loadWorkspace(workspaceId);
-  return inWorkspaceDir(workspaceId, () =>
-    withLock(workspaceFiles(workspaceDir(workspaceId)).stateLock, fn, {
-      timeoutMs: 10 * 60_000,
-      createParent: false,
-    }),
-  );
-}
-
-/** A workspace deleted while we worked on it reads as not_found, not a raw ENOENT. */
-async function inWorkspaceDir<T>(workspaceId: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (error) {
-    if (!isErrno(error, "ENOENT") || (await readRecord(workspaceDir(workspaceId)))) throw error;
-    throw new PyroError("not_found", `workspace ${workspaceId} was deleted while this ran`, {
-      details: { workspace_id: workspaceId },
-    });
-  }
-}
+) => workspaceStore.update(id, change);
+export const withWorkspaceLock = <T>(id: string, fn: () => Promise<T>) =>
+  workspaceStore.withLock(id, fn);
 
 export async function appendJournal(workspaceId: string, entry: JournalEntryValue): Promise<void> {
   await appendFile(

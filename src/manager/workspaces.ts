@@ -14,32 +14,37 @@ import {
   type ExecWorkspaceResult,
 } from "../contract/workspace.js";
 import type { ExecHandlers } from "../guest/client.js";
-import { ShimClient } from "../shim/client.js";
+import type { ShimClient } from "../shim/client.js";
 import {
   DEFAULT_ARCHIVE_LIMITS,
   detectSeed,
   extractArchive,
   packDirectory,
 } from "../workspace/archive.js";
-import { guestPath, normalizeWorkspacePath, WORKSPACE_ROOT } from "../workspace/paths.js";
-import { bootSandbox, createSandboxDir, createStateDisk } from "./boot.js";
-import { listIds, writeRecord } from "./records.js";
-import type { SandboxRuntime } from "./runtime.js";
+import { guestPath, normalizeWorkspacePath } from "../workspace/paths.js";
+import { createStateDisk } from "./boot.js";
 import { commandResult } from "./command-result.js";
-import { checkHostLimits, destroySandbox, newId } from "./vms.js";
+import type { SandboxRuntime } from "./runtime.js";
+import {
+  checkHostLimits,
+  refuseUnbuiltFeatures,
+  Sandboxes,
+  type BeforeStopHook,
+} from "./sandbox.js";
+import { listIds, newId } from "./records.js";
 import { pushArchive } from "./workspace-guest.js";
 import {
+  activity,
   appendJournal,
   loadWorkspace,
   readJournal,
   reconciledWorkspace,
   updateWorkspaceRecord,
-  withWorkspaceLock,
   workspaceDir,
   workspaceFiles,
+  workspaceStore,
   type WorkspaceRecord,
 } from "./workspace-store.js";
-import { vmFiles } from "../shim/launch.js";
 
 const JOURNAL_TAIL_BYTES = 4096;
 const workspaceIdOf = (input: z.input<typeof WorkspaceIdParams>) =>
@@ -47,7 +52,11 @@ const workspaceIdOf = (input: z.input<typeof WorkspaceIdParams>) =>
 
 /** Persistent workspaces: lifecycle, exec and the journal. Content operations build on it. */
 export class WorkspaceManager {
-  constructor(private readonly runtime: SandboxRuntime) {}
+  private readonly sandboxes: Sandboxes<WorkspaceRecord>;
+
+  constructor(private readonly runtime: SandboxRuntime) {
+    this.sandboxes = new Sandboxes(workspaceStore, runtime);
+  }
 
   /**
    * Validates everything on the host first (resources, seed path), captures the
@@ -68,49 +77,47 @@ export class WorkspaceManager {
         "unavailable",
         "workspace secrets are not available yet; create the workspace without secrets",
       );
-    if (params.allow_host_compat)
-      throw new PyroError("unavailable", "host compatibility mode is not available yet");
+    refuseUnbuiltFeatures(params);
     const seed = params.seed_path ? await detectSeed(params.seed_path) : undefined;
     const id = newId("ws");
-    const dir = workspaceDir(id);
     const now = new Date().toISOString();
-    const record: WorkspaceRecord = {
-      workspace_id: id,
-      name: params.name ?? null,
-      labels: params.labels,
-      environment: params.environment,
-      state: "failed",
-      vcpu_count: params.vcpu_count,
-      mem_mib: params.mem_mib,
-      ttl_seconds: params.ttl_seconds,
-      created_at: now,
-      expires_at: expiry(now, params.ttl_seconds),
-      last_activity_at: now,
-      network_policy: params.network_policy,
-      workspace_seed: { mode: seed?.mode ?? "empty", seed_path: seed?.path ?? null },
-      secrets: [],
-      command_count: 0,
-      last_command: null,
-      reset_count: 0,
-      last_reset_at: null,
-      service_count: 0,
-      running_service_count: 0,
-      execution_mode: "guest",
-      acceleration: null,
-      error: "workspace creation did not finish; delete it and create it again",
-    };
+    let baseline: Buffer = Buffer.alloc(0);
     try {
-      await createSandboxDir(dir);
-      await mkdir(workspaceFiles(dir).snapshots, { recursive: true, mode: 0o700 });
-      const baseline = await seedArchive(seed);
-      await writeFile(workspaceFiles(dir).baseline, baseline, { mode: 0o600 });
-      await writeRecord(dir, record);
+      const record = await workspaceStore.create(
+        {
+          workspace_id: id,
+          name: params.name ?? null,
+          labels: params.labels,
+          environment: params.environment,
+          state: "failed",
+          vcpu_count: params.vcpu_count,
+          mem_mib: params.mem_mib,
+          ttl_seconds: params.ttl_seconds,
+          created_at: now,
+          ...activity({ ttl_seconds: params.ttl_seconds }, now),
+          network_policy: params.network_policy,
+          workspace_seed: { mode: seed?.mode ?? "empty", seed_path: seed?.path ?? null },
+          secrets: [],
+          command_count: 0,
+          last_command: null,
+          reset_count: 0,
+          last_reset_at: null,
+          service_count: 0,
+          running_service_count: 0,
+          execution_mode: "guest",
+          acceleration: null,
+          error: "workspace creation did not finish; delete it and create it again",
+        },
+        async (dir) => {
+          await mkdir(workspaceFiles(dir).snapshots, { recursive: true, mode: 0o700 });
+          baseline = await seedArchive(seed);
+          await writeFile(workspaceFiles(dir).baseline, baseline, { mode: 0o600 });
+        },
+      );
       this.runtime.progress({ scope: "workspace", phase: "boot", fields: { workspace_id: id } });
-      const booted = await this.boot(record, { contentPending: true });
-      await this.withGuest(id, (client) => pushArchive(client, baseline, ""));
-      return await this.markStarted(id, booted);
+      return await this.bootWithContent(record, baseline);
     } catch (error) {
-      await destroySandbox(dir);
+      await this.sandboxes.destroy(id);
       throw error;
     }
   }
@@ -149,39 +156,16 @@ export class WorkspaceManager {
 
   async delete(input: { workspace_id: string }) {
     const id = workspaceIdOf(input);
-    // Under the state lock, so a reset or start in flight cannot boot it again after.
-    await withWorkspaceLock(id, () => destroySandbox(workspaceDir(id)));
+    await this.sandboxes.delete(id);
     return { workspace_id: id, deleted: true as const };
   }
 
-  async stop(input: { workspace_id: string }): Promise<WorkspaceRecord> {
-    const id = workspaceIdOf(input);
-    return withWorkspaceLock(id, async () => {
-      const record = await reconciledWorkspace(id);
-      if (record.state !== "started") {
-        throw new PyroError(
-          "conflict",
-          `workspace ${id} is ${record.state}, not started; there is nothing to stop`,
-        );
-      }
-      await this.powerOff(id);
-      return updateWorkspaceRecord(id, (r) => ({ ...r, state: "stopped" }));
-    });
+  stop(input: { workspace_id: string }): Promise<WorkspaceRecord> {
+    return this.sandboxes.stop(workspaceIdOf(input));
   }
 
-  async start(input: { workspace_id: string }): Promise<WorkspaceRecord> {
-    const id = workspaceIdOf(input);
-    return withWorkspaceLock(id, async () => {
-      const record = await reconciledWorkspace(id);
-      if (record.state === "started") {
-        throw new PyroError(
-          "conflict",
-          `workspace ${id} is already started; run commands with workspace_exec`,
-        );
-      }
-      await this.boot(record);
-      return loadWorkspace(id);
-    });
+  start(input: { workspace_id: string }): Promise<WorkspaceRecord> {
+    return this.sandboxes.start(workspaceIdOf(input), "run commands with workspace_exec");
   }
 
   /** Runs one command; the journal and the record's counters follow it. */
@@ -250,96 +234,65 @@ export class WorkspaceManager {
     return result;
   }
 
-  // ---- shared with the content operations ----
+  // ---- shared with the content operations and guest-process managers ----
 
   /** Throws `conflict` (with the fix) unless the workspace's VM is running. */
   async requireStarted(workspaceId: string): Promise<WorkspaceRecord> {
-    const record = await reconciledWorkspace(workspaceId);
-    if (record.state !== "started") {
-      throw new PyroError(
-        "conflict",
-        `workspace ${workspaceId} is ${record.state}; run \`pyro workspace start ${workspaceId}\` (MCP: workspace_start) first`,
-      );
-    }
-    return record;
+    return workspaceStore.requireState(
+      workspaceId,
+      "started",
+      `run \`pyro workspace start ${workspaceId}\` (MCP: workspace_start) first`,
+    );
   }
 
   /** One connection to the workspace's shim for the duration of `fn`. */
-  async withGuest<T>(workspaceId: string, fn: (client: ShimClient) => Promise<T>): Promise<T> {
-    const client = await ShimClient.connect(workspaceDir(workspaceId));
-    try {
-      return await fn(client);
-    } finally {
-      client.destroy();
-    }
+  withGuest<T>(workspaceId: string, fn: (client: ShimClient) => Promise<T>): Promise<T> {
+    return this.sandboxes.withGuest(workspaceId, fn);
   }
 
   async touch(workspaceId: string): Promise<void> {
     await updateWorkspaceRecord(workspaceId, (r) => ({ ...r, ...activity(r) }));
   }
 
-  /** Boots the workspace's VM on its existing state disk and marks it started. */
   /**
-   * Boots the workspace's VM on its existing state disk. With `contentPending` the record
-   * stays as it is (failed, saying why) until the caller has unpacked the content and
-   * calls {@link markStarted}: a crash in between must not look like a healthy workspace.
+   * Registers a hook that workspace stop, reset and delete run before the VM goes, under
+   * the workspace's state lock: where services and shells are stopped and recorded.
    */
-  async boot(
-    record: WorkspaceRecord,
-    options: { contentPending?: boolean } = {},
-  ): Promise<Pick<WorkspaceRecord, "acceleration">> {
-    const id = record.workspace_id;
-    const dir = workspaceDir(id);
-    const launch = await this.runtime.launchConfig({
-      ...record,
-      id,
-      dir,
-      ttl_action: "stop",
-      delete_on_exit: false,
-      workspace_root: WORKSPACE_ROOT,
-    });
-    try {
-      const { client } = await bootSandbox(dir, launch, { claim: false });
-      client.destroy();
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      await updateWorkspaceRecord(id, (r) => ({ ...r, state: "failed", error: message }));
-      throw error;
-    }
-    const booted = { acceleration: launch.acceleration };
-    if (!options.contentPending) await this.markStarted(id, booted);
-    return booted;
+  onBeforeStop(hook: BeforeStopHook): void {
+    this.sandboxes.onBeforeStop(hook);
   }
 
-  async markStarted(
-    workspaceId: string,
-    changes: Partial<WorkspaceRecord>,
-  ): Promise<WorkspaceRecord> {
-    return updateWorkspaceRecord(workspaceId, (r) => ({
+  /**
+   * Recreates the sandbox from an archive (reset): power off, a fresh writable layer,
+   * boot, unpack. The caller holds the state lock.
+   */
+  async recreate(workspaceId: string, archive: Buffer, snapshot: string): Promise<WorkspaceRecord> {
+    await this.sandboxes.powerOff(workspaceId, "reset");
+    // Until the archive is unpacked the workspace is not what it claims to be: say so,
+    // so an interrupted reset shows as failed with the way out.
+    const record = await updateWorkspaceRecord(workspaceId, (r) => ({
       ...r,
-      state: "started",
-      error: null,
-      ...activity(r),
-      ...changes,
+      ...workspaceStore.kind.endedFields,
+      state: "failed",
+      error: `a reset to "${snapshot}" did not finish; run workspace reset again`,
     }));
+    await createStateDisk(workspaceDir(workspaceId));
+    return this.bootWithContent(record, archive, {
+      reset_count: record.reset_count + 1,
+      last_reset_at: new Date().toISOString(),
+    });
   }
 
-  /** Syncs and powers the VM off, keeping its disk. */
-  async powerOff(workspaceId: string): Promise<void> {
-    const client = await ShimClient.connect(workspaceDir(workspaceId)).catch(() => undefined);
-    if (!client) return;
-    try {
-      await client.stop(false);
-    } finally {
-      client.destroy();
-    }
-  }
-
-  /** A fresh, empty writable layer: what `reset` starts from. */
-  async replaceStateDisk(workspaceId: string): Promise<void> {
-    const dir = workspaceDir(workspaceId);
-    await rm(vmFiles(dir).stateDisk, { force: true });
-    await createStateDisk(dir);
+  /** Boots, unpacks `archive` into /workspace, and only then marks the workspace started. */
+  private async bootWithContent(
+    record: WorkspaceRecord,
+    archive: Buffer,
+    changes: Partial<WorkspaceRecord> = {},
+  ): Promise<WorkspaceRecord> {
+    const id = record.workspace_id;
+    const { acceleration } = await this.sandboxes.boot(record, { contentPending: true });
+    await this.withGuest(id, (client) => pushArchive(client, archive, ""));
+    return this.sandboxes.markStarted(id, acceleration, changes);
   }
 }
 
@@ -358,13 +311,4 @@ async function seedArchive(
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
-}
-
-function activity(record: WorkspaceRecord) {
-  const now = new Date().toISOString();
-  return { last_activity_at: now, expires_at: expiry(now, record.ttl_seconds) };
-}
-
-function expiry(fromIso: string, ttlSeconds: number): string {
-  return new Date(Date.parse(fromIso) + ttlSeconds * 1000).toISOString();
 }
