@@ -10,6 +10,7 @@ static const struct pyro_op_group *const groups[] = {
     &pyro_exec_ops,
     &pyro_files_ops,
     &pyro_service_ops,
+    &pyro_shell_ops,
 };
 
 #define GROUP_COUNT (sizeof groups / sizeof groups[0])

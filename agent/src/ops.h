@@ -47,6 +47,7 @@ extern const struct pyro_op_group pyro_system_ops;  /* ops_system.c */
 extern const struct pyro_op_group pyro_exec_ops;    /* exec.c */
 extern const struct pyro_op_group pyro_files_ops;   /* ops_files.c */
 extern const struct pyro_op_group pyro_service_ops; /* service.c */
+extern const struct pyro_op_group pyro_shell_ops;   /* shell_ops.c */
 
 /* The op named name, or NULL. */
 const struct pyro_op *pyro_ops_find(const char *name);

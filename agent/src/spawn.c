@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,6 +151,8 @@ bool pyro_spawn_parse_process(const struct pyro_json_value *json, const char *op
     req->max_output_bytes = PYRO_DEFAULT_MAX_OUTPUT_BYTES;
     req->stdin_pipe = false;
     req->sync_after = false;
+    req->path = NULL;
+    req->tty_fd = -1;
     return parse_argv(json, op, argv_required, req, e) && parse_env(json, op, req, e) &&
            parse_cwd(json, op, req, e);
 }
@@ -168,6 +171,14 @@ bool pyro_spawn_parse(const struct pyro_json_value *json, struct pyro_spawn_requ
                           NULL, &req->max_output_bytes, e) &&
            pyro_field_bool(json, "exec", "stdin", &req->stdin_pipe, e) &&
            pyro_field_bool(json, "exec", "sync", &req->sync_after, e);
+}
+
+void pyro_spawn_default_term(struct pyro_spawn_request *req, const char *entry)
+{
+    int slot = default_env_slot("TERM", 4);
+    /* Still the default's own string: the request did not set TERM. */
+    if (slot >= 0 && req->envp[slot] == default_env[slot])
+        req->envp[slot] = (char *)entry;
 }
 
 pid_t pyro_spawn_fork(void)
@@ -203,14 +214,20 @@ static void child_fail(const char *what, int err)
     _exit(err == ENOENT ? 127 : 126);
 }
 
-/* Runs in the child between fork and exec; never returns. The agent is
- * single-threaded, so the non-async-signal-safe calls here (snprintf) are fine. */
-static void child_main(const struct pyro_spawn_request *req, const int in[2], const int out[2],
-                       const int err[2])
+/* A terminal child: the PTY slave becomes its controlling terminal (it just became a
+ * session leader) and its stdin, stdout and stderr. */
+static void child_take_terminal(int tty_fd)
 {
-    if (setsid() < 0)
-        child_fail("setsid", errno);
-    pyro_guard_enter_child();
+    if (ioctl(tty_fd, TIOCSCTTY, 0) != 0)
+        child_fail("TIOCSCTTY", errno);
+    if (dup2(tty_fd, STDIN_FILENO) < 0 || dup2(tty_fd, STDOUT_FILENO) < 0 ||
+        dup2(tty_fd, STDERR_FILENO) < 0)
+        _exit(126);
+}
+
+static void child_take_pipes(const struct pyro_spawn_request *req, const int in[2],
+                             const int out[2], const int err[2])
+{
     int stdin_fd = req->stdin_pipe ? in[0] : open("/dev/null", O_RDONLY);
     if (stdin_fd < 0)
         child_fail("/dev/null", errno);
@@ -219,12 +236,27 @@ static void child_main(const struct pyro_spawn_request *req, const int in[2], co
     if (dup2(stdin_fd, STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0 ||
         dup2(err[1], STDERR_FILENO) < 0)
         _exit(126);
+}
+
+/* Runs in the child between fork and exec; never returns. The agent is
+ * single-threaded, so the non-async-signal-safe calls here (snprintf) are fine. */
+static void child_main(const struct pyro_spawn_request *req, const int in[2], const int out[2],
+                       const int err[2])
+{
+    if (setsid() < 0)
+        child_fail("setsid", errno);
+    pyro_guard_enter_child();
+    if (req->tty_fd >= 0)
+        child_take_terminal(req->tty_fd);
+    else
+        child_take_pipes(req, in, out, err);
     if (chdir(req->cwd) != 0)
         child_fail(req->cwd, errno);
     /* execvpe looks PATH up in the caller's environment, not in envp. */
     environ = req->envp;
-    execvpe(req->argv[0], req->argv, req->envp);
-    child_fail(req->argv[0], errno);
+    const char *file = req->path ? req->path : req->argv[0];
+    execvpe(file, req->argv, req->envp);
+    child_fail(file, errno);
 }
 
 static void close_pair(int p[2])
@@ -233,13 +265,21 @@ static void close_pair(int p[2])
     pyro_close(&p[1]);
 }
 
+/* The pipes for the child's stdio; none for a terminal child. */
+static bool open_pipes(const struct pyro_spawn_request *req, int in[2], int o[2], int er[2])
+{
+    if (req->tty_fd >= 0)
+        return true;
+    return pipe2(o, O_CLOEXEC) == 0 && pipe2(er, O_CLOEXEC) == 0 &&
+           (!req->stdin_pipe || pipe2(in, O_CLOEXEC) == 0) && pyro_set_nonblock(o[0]) == 0 &&
+           pyro_set_nonblock(er[0]) == 0 && (!req->stdin_pipe || pyro_set_nonblock(in[1]) == 0);
+}
+
 bool pyro_spawn(const struct pyro_spawn_request *req, struct pyro_spawned *out,
                 struct pyro_error *e)
 {
     int in[2] = {-1, -1}, o[2] = {-1, -1}, er[2] = {-1, -1};
-    if (pipe2(o, O_CLOEXEC) != 0 || pipe2(er, O_CLOEXEC) != 0 ||
-        (req->stdin_pipe && pipe2(in, O_CLOEXEC) != 0) || pyro_set_nonblock(o[0]) != 0 ||
-        pyro_set_nonblock(er[0]) != 0 || (req->stdin_pipe && pyro_set_nonblock(in[1]) != 0)) {
+    if (!open_pipes(req, in, o, er)) {
         pyro_error_set(e, PYRO_ERR_INTERNAL, errno, "exec: pipe: %s", strerror(errno));
         close_pair(in);
         close_pair(o);

@@ -24,6 +24,7 @@ void test_confine(void);
 void test_guard(void);
 void test_proc(void);
 void test_names(void);
+void test_ring(void);
 void test_service_log(void);
 
 #endif

@@ -16,6 +16,7 @@ int main(void)
     test_guard();
     test_proc();
     test_names();
+    test_ring();
     test_service_log();
     printf("%d checks, %d failures\n", test_checks, test_failures);
     return test_failures == 0 ? 0 : 1;
