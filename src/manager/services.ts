@@ -155,10 +155,13 @@ export class ServiceManager {
       if (!agent) throw new Error("the VM is not running");
       const running = (await agent.list()).filter((s) => s.state === "running");
       await Promise.all(running.map((s) => this.stopGuestService(agent, s, records, reason)));
-      await this.markEnded(workspaceId, await listServiceRecords(workspaceId), reason);
+      // Records the stops did not close: services that had ended by themselves keep their
+      // own exit status; anything else ended with this VM.
+      const guest = await agent.list();
+      await this.closeRecords(workspaceId, await listServiceRecords(workspaceId), guest, reason);
       return running.map((s) => s.name);
     } catch {
-      await this.markEnded(workspaceId, records, reason).catch(() => {});
+      await this.closeRecords(workspaceId, records, [], reason).catch(() => {});
       return records.filter(isLive).map((r) => r.service_name);
     }
   }
@@ -174,9 +177,15 @@ export class ServiceManager {
     else await agent.stop(guest.name, this.stopGraceMs);
   }
 
-  private async markEnded(workspaceId: string, records: ServiceRecordValue[], reason: string) {
+  private async closeRecords(
+    workspaceId: string,
+    records: ServiceRecordValue[],
+    guest: AgentService[],
+    reason: string,
+  ) {
     for (const record of records.filter(isLive)) {
-      await writeServiceRecord(reconcileRecord(record, undefined, reason));
+      const entry = guest.find((s) => s.name === record.service_name);
+      await writeServiceRecord(reconcileRecord(record, entry, reason));
     }
     await refreshServiceCounts(workspaceId);
   }

@@ -299,6 +299,14 @@ describe("stopping services", () => {
     expect(await counts()).toEqual([2, 0]);
   });
 
+  it("stopAll keeps the exit status of a service that had ended by itself", async () => {
+    await start();
+    agent.exit("web", 4);
+    expect(await services.stopAll(ID, "workspace stop", agent)).toEqual([]);
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "exited", exit_code: 4, stop_reason: null });
+  });
+
   it("stopAll with an unreachable guest still records the services as ended, and does not throw", async () => {
     await start();
     agent.unreachable = true;
