@@ -11,7 +11,12 @@ import { WorkspaceIdParams } from "../contract/workspace.js";
 import { parseParams } from "../contract/validate.js";
 import { guestPath, normalizeWorkspacePath } from "../workspace/paths.js";
 import { channelServiceAgent, type AgentService, type ServiceAgent } from "./service-agent.js";
-import { describeReadiness, readinessArgv, waitUntilReady } from "./service-readiness.js";
+import {
+  describeReadiness,
+  readinessArgv,
+  waitUntilReady,
+  type ReadinessOutcome,
+} from "./service-readiness.js";
 import {
   isLive,
   listServiceRecords,
@@ -217,8 +222,7 @@ export class ServiceManager {
     record: ServiceRecordValue,
     params: StartServiceParamsValue,
   ): Promise<ServiceRecordValue> {
-    const readiness = params.readiness!;
-    const argv = readinessArgv(readiness);
+    const argv = readinessArgv(params.readiness!);
     let lastSeen: AgentService | undefined;
     const outcome = await waitUntilReady({
       probe: (timeoutMs) => agent.probe(argv, record.cwd, timeoutMs),
@@ -234,22 +238,35 @@ export class ServiceManager {
       await this.save(ready);
       return ready;
     }
-    const what = describeReadiness(readiness);
-    const ended =
-      outcome.reason === "exited"
-        ? reconcileRecord(record, lastSeen, "it ended before it was ready")
-        : await this.stopOne(
-            agent,
-            record,
-            `not ready after ${params.ready_timeout_seconds} s (${what})`,
-          );
-    if (outcome.reason === "exited") await this.save(ended);
-    const tail = await this.logTail(agent, record.service_name);
-    const message =
-      outcome.reason === "exited"
-        ? `service ${record.service_name} ended (${endedHow(ended)}) before it was ready (${what})`
-        : `service ${record.service_name} was not ready after ${params.ready_timeout_seconds} s (${what}); it was stopped`;
-    throw new PyroError(
+    throw await this.notReady(agent, record, params, outcome, lastSeen);
+  }
+
+  /**
+   * A start whose service did not become ready: a dead one is recorded as it ended, a
+   * live one is stopped. The error says which, with the last check and the log tail.
+   */
+  private async notReady(
+    agent: ServiceAgent,
+    record: ServiceRecordValue,
+    params: StartServiceParamsValue,
+    outcome: Extract<ReadinessOutcome, { ready: false }>,
+    lastSeen: AgentService | undefined,
+  ): Promise<PyroError> {
+    const name = record.service_name;
+    const what = describeReadiness(params.readiness!);
+    const seconds = params.ready_timeout_seconds;
+    let ended: ServiceRecordValue;
+    let message: string;
+    if (outcome.reason === "exited") {
+      ended = reconcileRecord(record, lastSeen, "it ended before it was ready");
+      await this.save(ended);
+      message = `service ${name} ended (${endedHow(ended)}) before it was ready (${what})`;
+    } else {
+      ended = await this.stopOne(agent, record, `not ready after ${seconds} s (${what})`);
+      message = `service ${name} was not ready after ${seconds} s (${what}); it was stopped`;
+    }
+    const tail = await this.logTail(agent, name);
+    return new PyroError(
       outcome.reason === "exited" ? "guest_error" : "timeout",
       `${message}. Last check: ${outcome.lastError.slice(0, 500)}${tail}`,
       { details: { service: ended, checks: outcome.checks } },
