@@ -1,4 +1,5 @@
 import * as environment from "./environment.js";
+import * as services from "./services.js";
 import * as shells from "./shells.js";
 import * as vm from "./vm.js";
 import * as ws from "./workspace.js";
@@ -41,6 +42,12 @@ export const OPERATIONS = [
   ws.createSnapshot,
   ws.listSnapshots,
   ws.deleteSnapshot,
+  // Services: tools of workspace-full only (docs/architecture.md says why).
+  services.startService,
+  services.listServices,
+  services.statusService,
+  services.logsService,
+  services.stopService,
   // shells (issue 8)
   shells.openShell,
   shells.readShell,

@@ -16,7 +16,9 @@ import { VmManager, type RunOptions } from "../manager/vms.js";
 import { ShellManager } from "../manager/shells.js";
 import { WorkspaceContent } from "../manager/workspace-content.js";
 import { WorkspaceManager } from "../manager/workspaces.js";
+import { workspaceServices, type ServiceManager } from "../manager/services.js";
 import type * as ws from "../contract/workspace.js";
+import type * as svc from "../contract/services.js";
 import type * as shell from "../contract/shells.js";
 import { silentProgress, type ProgressSink } from "../util/progress.js";
 
@@ -57,6 +59,7 @@ export class Pyro {
   private readonly vms: VmManager;
   private readonly workspaces: WorkspaceManager;
   private readonly content: WorkspaceContent;
+  private readonly services: ServiceManager;
   private readonly shells: ShellManager;
   private readonly hostPathRoots: HostPathRoots | undefined;
 
@@ -71,6 +74,7 @@ export class Pyro {
     this.vms = new VmManager(runtime);
     this.workspaces = new WorkspaceManager(runtime);
     this.content = new WorkspaceContent(this.workspaces);
+    this.services = workspaceServices(this.workspaces);
     this.shells = new ShellManager(this.workspaces);
   }
 
@@ -304,6 +308,44 @@ export class Pyro {
     options: In<typeof ws.deleteSnapshot.params>,
   ): Promise<Out<typeof ws.deleteSnapshot.result>> {
     return this.content.deleteSnapshot(options);
+  }
+
+  // ---- services: named long-running processes in a workspace ----
+
+  /**
+   * Starts a named process in a started workspace (cwd under /workspace, default
+   * /workspace) and waits for its `readiness` (file, tcp, http or command), checked every
+   * `ready_interval_ms` (default 500) for up to `ready_timeout_seconds` (default 30). A
+   * service that does not become ready is stopped and the error quotes its log tail.
+   * Services outlive the caller but do not keep the workspace from its idle TTL.
+   * @throws conflict when a service of that name is running
+   */
+  startService(options: In<typeof svc.StartServiceParams>): Promise<Out<typeof svc.ServiceRecord>> {
+    return this.services.start(options);
+  }
+
+  /** The workspace's services, checked against the guest (crashes show as `exited`). */
+  listServices(
+    options: In<typeof ws.WorkspaceIdParams>,
+  ): Promise<Out<typeof svc.listServices.result>> {
+    return this.services.list(options);
+  }
+
+  /** One service's record, checked against the guest. */
+  statusService(options: In<typeof svc.ServiceParams>): Promise<Out<typeof svc.ServiceRecord>> {
+    return this.services.status(options);
+  }
+
+  /** The last `tail_lines` (default 200) lines of the service's stdout and stderr. */
+  logsService(
+    options: In<typeof svc.logsService.params>,
+  ): Promise<Out<typeof svc.logsService.result>> {
+    return this.services.logs(options);
+  }
+
+  /** TERM to the service's process group, KILL after 5 s; returns its final record. */
+  stopService(options: In<typeof svc.ServiceParams>): Promise<Out<typeof svc.ServiceRecord>> {
+    return this.services.stop(options);
   }
 
   // ---- shells: interactive terminals in a started workspace ----

@@ -377,7 +377,7 @@ class ClientConnection {
         this.owner = true;
         return this.reply(channel, { type: "result" });
       case "shim.stop": {
-        const { remove } = checkRequest(SHIM_OPS.stop, message);
+        const { remove } = checkRequest(SHIM_OPS.stop, { remove: message.remove });
         this.pendingStop = channel;
         void this.shim.end({ remove, reason: "stop requested" });
         return;

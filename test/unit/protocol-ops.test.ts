@@ -81,11 +81,14 @@ describe("typed requests", () => {
       client.request(AGENT_OPS.shell_open, { shell_id: "sh-1", cols: 0 }),
       client.request(AGENT_OPS.shell_write, { shell_id: "sh-1", data: "é".repeat(20_000) }),
       client.request(AGENT_OPS.service_stop, { name: "web", grace_ms: -1 }),
+      // Strict, like the agent's field allowlists: a misspelt field is not silently sent.
+      client.request(AGENT_OPS.exec, { argv: ["true"], timeout_sec: 5 } as never),
     ];
     for (const request of refused)
       await expect(request).rejects.toMatchObject({ code: "invalid_argument" });
     await expect(refused[0]).rejects.toThrow(/^service_start: name: /);
     await expect(refused[2]).rejects.toThrow(/data is over 32768 bytes/);
+    await expect(refused[4]).rejects.toThrow(/timeout_sec/);
     await client.request(AGENT_OPS.service_list, {});
     expect(agent.ops).toEqual(["service_list"]);
   });

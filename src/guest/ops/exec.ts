@@ -15,7 +15,7 @@ import {
 export const DEFAULT_MAX_OUTPUT_BYTES = 1 << 20;
 export const MAX_OUTPUT_BYTES_LIMIT = 1 << 30;
 
-export const ExecRequestSchema = z.object({
+export const ExecRequestSchema = z.strictObject({
   argv,
   env: env.optional(),
   cwd: guestPath.optional(),

@@ -21,7 +21,7 @@ export type WireFileEntry = z.infer<typeof FileEntrySchema>;
 
 export const fileList = defineOp(
   "file_list",
-  z.object({
+  z.strictObject({
     ...target,
     recursive: z.boolean().optional(),
     max_entries: z.number().int().min(1).max(100_000).optional(),
@@ -32,7 +32,7 @@ export const fileList = defineOp(
 
 export const fileRead = defineOp(
   "file_read",
-  z.object({ ...target, max_bytes: z.number().int().min(1).max(MAX_FILE_BYTES).optional() }),
+  z.strictObject({ ...target, max_bytes: z.number().int().min(1).max(MAX_FILE_BYTES).optional() }),
   resultFrame({ path: guestText(), size_bytes: count, truncated: z.boolean() }),
   {
     stdoutCap: capFromField("max_bytes", DEFAULT_MAX_OUTPUT_BYTES, 1, MAX_OUTPUT_BYTES_LIMIT),
@@ -43,7 +43,7 @@ export const fileRead = defineOp(
 /** The content follows as `stdin` frames and `stdin_eof` (`RequestOptions.stdin`). */
 export const fileWrite = defineOp(
   "file_write",
-  z.object({
+  z.strictObject({
     ...target,
     size_bytes: z.number().int().min(0).max(MAX_FILE_BYTES),
     mode: z.number().int().min(0).max(0o7777).optional(),
@@ -54,8 +54,8 @@ export const fileWrite = defineOp(
 
 export const fileDelete = defineOp(
   "file_delete",
-  z.object({ ...target, recursive: z.boolean().optional() }),
+  z.strictObject({ ...target, recursive: z.boolean().optional() }),
   resultFrame({ path: guestText(), deleted: z.literal(true) }),
 );
 
-export const mkdir = defineOp("mkdir", z.object(target), resultFrame({ path: guestText() }));
+export const mkdir = defineOp("mkdir", z.strictObject(target), resultFrame({ path: guestText() }));

@@ -4,7 +4,8 @@ import { z } from "zod";
  * One operation of the framed protocol: its name on the wire, the schema of the request
  * the host sends and the schema of the terminal frame that ends it. The terminal frame
  * comes from the (untrusted) guest or shim, so it is always parsed with `result`, never
- * cast; the request schema is checked before anything is sent.
+ * cast; the request schema is checked before anything is sent. Request schemas are strict
+ * (an unknown field is refused), as the agent's own field allowlists are.
  */
 export class Op<Name extends string, Req extends z.ZodType, Res extends z.ZodType> {
   constructor(

@@ -23,7 +23,7 @@ export const MAX_LOG_READ_BYTES = 4 << 20;
 
 export const serviceStart = defineOp(
   "service_start",
-  z.object({
+  z.strictObject({
     name: processName,
     argv,
     env: env.optional(),
@@ -54,14 +54,14 @@ export type ServiceEntry = z.infer<typeof ServiceEntrySchema>;
 
 export const serviceList = defineOp(
   "service_list",
-  z.object({}),
+  z.strictObject({}),
   resultFrame({ services: z.array(ServiceEntrySchema).max(MAX_SERVICES) }),
 );
 
 /** The reply waits for the reap: TERM, then KILL after `grace_ms`. */
 export const serviceStop = defineOp(
   "service_stop",
-  z.object({ name: processName, grace_ms: z.number().int().min(0).max(60_000).optional() }),
+  z.strictObject({ name: processName, grace_ms: z.number().int().min(0).max(60_000).optional() }),
   resultFrame({
     name: processName,
     state: z.literal("exited"),
@@ -78,7 +78,7 @@ const logCap = capFromField("max_bytes", DEFAULT_LOG_MAX_BYTES, 1, MAX_LOG_READ_
 /** `stdout` frames with the stdout log's tail, `stderr` frames with stderr's, then this. */
 export const serviceLogs = defineOp(
   "service_logs",
-  z.object({
+  z.strictObject({
     name: processName,
     tail_lines: z.number().int().min(1).max(100_000).optional(),
     max_bytes: z.number().int().min(1).max(MAX_LOG_READ_BYTES).optional(),

@@ -26,7 +26,7 @@ const shellState = z.enum(["running", "exited"]);
 
 export const shellOpen = defineOp(
   "shell_open",
-  z.object({
+  z.strictObject({
     shell_id: shellId,
     /** @default root's login shell from /etc/passwd */
     argv: argv.optional(),
@@ -46,7 +46,7 @@ export const shellOpen = defineOp(
  */
 export const shellRead = defineOp(
   "shell_read",
-  z.object({
+  z.strictObject({
     shell_id: shellId,
     cursor: z.number().int().nonnegative(),
     max_bytes: z.number().int().min(1).max(SHELL_RING_BYTES).optional(),
@@ -72,7 +72,7 @@ export const shellRead = defineOp(
 
 export const shellWrite = defineOp(
   "shell_write",
-  z.object({
+  z.strictObject({
     shell_id: shellId,
     data: z.string().refine((data) => Buffer.byteLength(data, "utf8") <= MAX_SHELL_WRITE_BYTES, {
       message: `data is over ${MAX_SHELL_WRITE_BYTES} bytes of UTF-8`,
@@ -84,13 +84,13 @@ export const shellWrite = defineOp(
 /** Sent to the terminal's foreground process group (else the shell's own group). */
 export const shellSignal = defineOp(
   "shell_signal",
-  z.object({ shell_id: shellId, signal: z.enum(SIGNALS) }),
+  z.strictObject({ shell_id: shellId, signal: z.enum(SIGNALS) }),
   resultFrame({ shell_id: shellId }),
 );
 
 export const shellClose = defineOp(
   "shell_close",
-  z.object({ shell_id: shellId }),
+  z.strictObject({ shell_id: shellId }),
   resultFrame({ shell_id: shellId, closed: z.literal(true) }),
 );
 
@@ -108,6 +108,6 @@ export type ShellEntry = z.infer<typeof ShellEntrySchema>;
 
 export const shellList = defineOp(
   "shell_list",
-  z.object({}),
+  z.strictObject({}),
   resultFrame({ shells: z.array(ShellEntrySchema).max(MAX_SHELLS) }),
 );

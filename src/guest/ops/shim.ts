@@ -30,13 +30,17 @@ export type ShimState = ShimStatus["state"];
 
 const statusResult = resultFrame(ShimStatusSchema.shape);
 
-export const shimStatus = defineOp("shim.status", z.object({}), statusResult);
+export const shimStatus = defineOp("shim.status", z.strictObject({}), statusResult);
 
 /** Answers once the VM is ready or has failed. */
-export const shimWaitReady = defineOp("shim.wait_ready", z.object({}), statusResult);
+export const shimWaitReady = defineOp("shim.wait_ready", z.strictObject({}), statusResult);
 
 /** Ties the VM's life to this connection: if it closes, the shim deletes the VM. */
-export const shimClaim = defineOp("shim.claim", z.object({}), EmptyResultSchema);
+export const shimClaim = defineOp("shim.claim", z.strictObject({}), EmptyResultSchema);
 
 /** Powers the VM off (with `remove`, its state directory goes too); answers once it is gone. */
-export const shimStop = defineOp("shim.stop", z.object({ remove: z.boolean() }), statusResult);
+export const shimStop = defineOp(
+  "shim.stop",
+  z.strictObject({ remove: z.boolean() }),
+  statusResult,
+);

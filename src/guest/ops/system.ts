@@ -13,7 +13,7 @@ export type HelloResult = z.output<typeof HelloResultSchema>;
 
 export const hello = defineOp(
   "hello",
-  z.object({
+  z.strictObject({
     time_ms: z.number().int().nonnegative().optional(),
     hostname: z.string().max(64).optional(),
     workspace_root: guestPath.optional(),
@@ -25,13 +25,16 @@ export const EmptyResultSchema = resultFrame({});
 
 export const shutdown = defineOp(
   "shutdown",
-  z.object({ power_off: z.boolean() }),
+  z.strictObject({ power_off: z.boolean() }),
   EmptyResultSchema,
 );
 
 /** Signals the process group of the exec on `target_channel` of the same connection. */
 export const signal = defineOp(
   "signal",
-  z.object({ target_channel: z.number().int().min(0).max(0xffffffff), signal: z.enum(SIGNALS) }),
+  z.strictObject({
+    target_channel: z.number().int().min(0).max(0xffffffff),
+    signal: z.enum(SIGNALS),
+  }),
   EmptyResultSchema,
 );

@@ -5,6 +5,7 @@ import { registerCreate } from "./create.js";
 import { registerExec } from "./exec.js";
 import { registerFiles } from "./files.js";
 import { registerLifecycle } from "./lifecycle.js";
+import { registerService } from "./service.js";
 import { registerShell } from "./shell.js";
 
 /** `pyro workspace ...`: persistent workspaces. */
@@ -17,5 +18,6 @@ export function registerWorkspace(program: Command, pyro: () => Pyro): void {
   registerExec(workspace, pyro);
   registerFiles(workspace, pyro);
   registerContent(workspace, pyro);
+  registerService(workspace, pyro);
   registerShell(workspace, pyro);
 }

@@ -1,0 +1,119 @@
+import { mkdir, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { PyroError } from "../contract/errors.js";
+import { NAME_PATTERN } from "../contract/workspace.js";
+import { ServiceRecord, type ServiceRecordValue } from "../contract/services.js";
+import { isErrno, readJsonIfExists, writeJsonAtomic } from "../util/fs.js";
+import type { AgentService } from "./service-agent.js";
+import { updateWorkspaceRecord, workspaceDir } from "./workspace-store.js";
+
+/**
+ * Host records of a workspace's services: `services/<name>.json` in the workspace's
+ * directory, one contract service record each. The guest's own table (32 entries) is
+ * the truth about processes; these keep what the host knows across CLI invocations
+ * (command, readiness, why pyro stopped it) and outlive the VM.
+ */
+
+export function servicesDir(workspaceId: string): string {
+  return join(workspaceDir(workspaceId), "services");
+}
+
+function recordPath(workspaceId: string, name: string): string {
+  return join(servicesDir(workspaceId), `${name}.json`);
+}
+
+export async function readServiceRecord(
+  workspaceId: string,
+  name: string,
+): Promise<ServiceRecordValue | undefined> {
+  const raw = await readJsonIfExists<unknown>(recordPath(workspaceId, name));
+  const parsed = ServiceRecord.safeParse(raw);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** The record, or `not_found` naming the services that do exist. */
+export async function loadServiceRecord(
+  workspaceId: string,
+  name: string,
+): Promise<ServiceRecordValue> {
+  const record = await readServiceRecord(workspaceId, name);
+  if (record) return record;
+  const known = (await listServiceRecords(workspaceId)).map((r) => r.service_name);
+  throw new PyroError(
+    "not_found",
+    `workspace ${workspaceId} has no service "${name}"; ${known.length ? `its services: ${known.join(", ")}` : "start one with service_start"}`,
+    { details: { workspace_id: workspaceId, service_name: name, services: known } },
+  );
+}
+
+export async function writeServiceRecord(record: ServiceRecordValue): Promise<void> {
+  const dir = servicesDir(record.workspace_id);
+  // The workspace directory itself must exist: a record never brings back a deleted one.
+  await mkdir(dir, { mode: 0o700 }).catch((error: unknown) => {
+    if (!isErrno(error, "EEXIST")) throw error;
+  });
+  await writeJsonAtomic(recordPath(record.workspace_id, record.service_name), record, 0o600, {
+    createParent: false,
+  });
+}
+
+export async function listServiceRecords(workspaceId: string): Promise<ServiceRecordValue[]> {
+  const names = await readdir(servicesDir(workspaceId)).catch(() => [] as string[]);
+  const records: ServiceRecordValue[] = [];
+  for (const file of names.sort()) {
+    const name = file.replace(/\.json$/, "");
+    if (!file.endsWith(".json") || !NAME_PATTERN.test(name)) continue;
+    const record = await readServiceRecord(workspaceId, name);
+    if (record) records.push(record);
+  }
+  return records;
+}
+
+export async function clearServiceRecords(workspaceId: string): Promise<void> {
+  await rm(servicesDir(workspaceId), { recursive: true, force: true });
+}
+
+export const isLive = (record: ServiceRecordValue) =>
+  record.state === "running" || record.state === "starting";
+
+/** The workspace record's counters, recomputed from the service records (self-healing). */
+export async function refreshServiceCounts(workspaceId: string): Promise<void> {
+  const records = await listServiceRecords(workspaceId);
+  await updateWorkspaceRecord(workspaceId, (r) => ({
+    ...r,
+    service_count: records.length,
+    running_service_count: records.filter(isLive).length,
+  }));
+}
+
+const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/**
+ * A host record brought in line with the guest's table. A live record whose process the
+ * guest no longer has (the VM was stopped, reset or restarted since) was ended with the
+ * VM; one the guest reports exited ended by itself, with its exit status.
+ */
+export function reconcileRecord(
+  record: ServiceRecordValue,
+  guest: AgentService | undefined,
+  vmEndedReason: string,
+): ServiceRecordValue {
+  if (!isLive(record)) return record;
+  const same = guest !== undefined && guest.pid === record.pid;
+  if (!same) {
+    return {
+      ...record,
+      state: "stopped",
+      stop_reason: record.stop_reason ?? vmEndedReason,
+      ended_at: record.ended_at ?? new Date().toISOString(),
+    };
+  }
+  if (guest.state === "running") return record;
+  return {
+    ...record,
+    state: "exited",
+    exit_code: guest.exit_code,
+    signal: guest.signal,
+    ended_at: isoOrNull(guest.ended_at_ms) ?? new Date().toISOString(),
+  };
+}

@@ -1,0 +1,376 @@
+import type { z } from "zod";
+import { PyroError, isPyroError } from "../contract/errors.js";
+import {
+  logsService,
+  ServiceParams,
+  StartServiceParams,
+  type ServiceRecordValue,
+  type StartServiceParamsValue,
+} from "../contract/services.js";
+import { WorkspaceIdParams } from "../contract/workspace.js";
+import { parseParams } from "../contract/validate.js";
+import { guestPath, normalizeWorkspacePath } from "../workspace/paths.js";
+import { channelServiceAgent, type AgentService, type ServiceAgent } from "./service-agent.js";
+import {
+  describeReadiness,
+  readinessArgv,
+  waitUntilReady,
+  type ReadinessOutcome,
+} from "./service-readiness.js";
+import {
+  isLive,
+  listServiceRecords,
+  loadServiceRecord,
+  reconcileRecord,
+  refreshServiceCounts,
+  writeServiceRecord,
+} from "./service-records.js";
+import type { WorkspaceRecord } from "./workspace-store.js";
+import type { WorkspaceManager } from "./workspaces.js";
+
+/** What the service manager needs of the workspace layer (WorkspaceManager in production). */
+export interface ServiceHost {
+  /** The reconciled record, `not_found` for an unknown id. */
+  status(workspaceId: string): Promise<WorkspaceRecord>;
+  /** Throws `conflict` (with the fix) unless the workspace is started. */
+  requireStarted(workspaceId: string): Promise<WorkspaceRecord>;
+  withAgent<T>(workspaceId: string, fn: (agent: ServiceAgent) => Promise<T>): Promise<T>;
+  touch(workspaceId: string): Promise<void>;
+}
+
+export interface ServiceManagerOptions {
+  /** Time a service gets between TERM and KILL when pyro stops it. @default 5000 */
+  stopGraceMs?: number;
+  /** Lines of each log stream quoted in a failed start's error. @default 20 */
+  errorTailLines?: number;
+}
+
+/**
+ * Services: named long-running processes in a workspace's guest. The agent owns the
+ * processes and their logs; the host keeps a record per service and brings it in line with
+ * the guest's table whenever it is read (a crash or a VM stop is noticed then).
+ */
+export class ServiceManager {
+  private readonly stopGraceMs: number;
+  private readonly errorTailLines: number;
+
+  constructor(
+    private readonly host: ServiceHost,
+    options: ServiceManagerOptions = {},
+  ) {
+    this.stopGraceMs = options.stopGraceMs ?? 5_000;
+    this.errorTailLines = options.errorTailLines ?? 20;
+  }
+
+  /**
+   * Starts the service and waits for its readiness. Everything the host can check is
+   * checked before the guest is asked for anything. A service that does not become ready
+   * is stopped, and the error quotes the last check and the tail of its logs.
+   */
+  async start(input: z.input<typeof StartServiceParams>): Promise<ServiceRecordValue> {
+    const params = parseParams(StartServiceParams, input);
+    refuseUnavailable(params);
+    const cwd = guestPath(normalizeWorkspacePath(params.cwd, "cwd"));
+    const id = params.workspace_id;
+    await this.host.requireStarted(id);
+    await this.host.touch(id);
+    return this.host.withAgent(id, async (agent) => {
+      const started = await agent
+        .start({ name: params.service_name, argv: params.command, cwd })
+        .catch((error: unknown) => {
+          throw duplicateName(error, id, params.service_name);
+        });
+      const startedAt = new Date(started.started_at_ms).toISOString();
+      let record: ServiceRecordValue = {
+        workspace_id: id,
+        service_name: params.service_name,
+        state: params.readiness ? "starting" : "running",
+        command: params.command,
+        cwd,
+        started_at: startedAt,
+        ready_at: params.readiness ? null : startedAt,
+        ended_at: null,
+        exit_code: null,
+        signal: null,
+        pid: started.pid,
+        readiness: params.readiness ?? null,
+        stop_reason: null,
+        published_ports: params.published_ports,
+      };
+      await this.save(record);
+      if (params.readiness) record = await this.awaitReadiness(agent, record, params);
+      return record;
+    });
+  }
+
+  async list(input: z.input<typeof WorkspaceIdParams>) {
+    const { workspace_id: id } = parseParams(WorkspaceIdParams, input);
+    return { workspace_id: id, services: await this.reconciled(id) };
+  }
+
+  async status(input: z.input<typeof ServiceParams>): Promise<ServiceRecordValue> {
+    const params = parseParams(ServiceParams, input);
+    await loadServiceRecord(params.workspace_id, params.service_name);
+    const records = await this.reconciled(params.workspace_id);
+    return records.find((r) => r.service_name === params.service_name)!;
+  }
+
+  async logs(input: z.input<typeof logsService.params>) {
+    const params = parseParams(logsService.params, input);
+    const id = params.workspace_id;
+    await loadServiceRecord(id, params.service_name);
+    const workspace = await this.host.status(id);
+    if (workspace.state !== "started") {
+      throw new PyroError(
+        "conflict",
+        `workspace ${id} is ${workspace.state}; service logs live in the guest and ended with its VM. Start the workspace and the service again to get new logs`,
+      );
+    }
+    const logs = await this.host.withAgent(id, (agent) =>
+      agent.logs(params.service_name, params.tail_lines),
+    );
+    const record = await this.status(params);
+    return { workspace_id: id, service_name: params.service_name, state: record.state, ...logs };
+  }
+
+  /** TERM to the service's process group, KILL after the grace period; waits for the end. */
+  async stop(input: z.input<typeof ServiceParams>): Promise<ServiceRecordValue> {
+    const params = parseParams(ServiceParams, input);
+    const record = await this.status(params);
+    if (!isLive(record)) return record;
+    await this.host.touch(params.workspace_id);
+    return this.host.withAgent(params.workspace_id, (agent) =>
+      this.stopOne(agent, record, "stop requested"),
+    );
+  }
+
+  /**
+   * Stops every service the guest runs before its VM goes away (workspace stop, reset,
+   * delete; `agent` is undefined when the VM is not running) and records why. Never
+   * throws: the power-off that follows must happen even when the guest does not answer;
+   * the records are closed all the same.
+   */
+  async stopAll(
+    workspaceId: string,
+    reason: string,
+    agent: ServiceAgent | undefined,
+  ): Promise<string[]> {
+    const records = await listServiceRecords(workspaceId).catch(() => []);
+    try {
+      if (!agent) throw new Error("the VM is not running");
+      const running = (await agent.list()).filter((s) => s.state === "running");
+      await Promise.all(running.map((s) => this.stopGuestService(agent, s, records, reason)));
+      // Records the stops did not close: services that had ended by themselves keep their
+      // own exit status; anything else ended with this VM.
+      const guest = await agent.list();
+      await this.closeRecords(workspaceId, await listServiceRecords(workspaceId), guest, reason);
+      return running.map((s) => s.name);
+    } catch {
+      await this.closeRecords(workspaceId, records, [], reason).catch(() => {});
+      return records.filter(isLive).map((r) => r.service_name);
+    }
+  }
+
+  private async stopGuestService(
+    agent: ServiceAgent,
+    guest: AgentService,
+    records: ServiceRecordValue[],
+    reason: string,
+  ): Promise<void> {
+    const record = records.find((r) => r.service_name === guest.name && r.pid === guest.pid);
+    if (record && isLive(record)) await this.stopOne(agent, record, reason);
+    else await agent.stop(guest.name, this.stopGraceMs);
+  }
+
+  private async closeRecords(
+    workspaceId: string,
+    records: ServiceRecordValue[],
+    guest: AgentService[],
+    reason: string,
+  ) {
+    for (const record of records.filter(isLive)) {
+      const entry = guest.find((s) => s.name === record.service_name);
+      await writeServiceRecord(reconcileRecord(record, entry, reason));
+    }
+    await refreshServiceCounts(workspaceId);
+  }
+
+  private async stopOne(
+    agent: ServiceAgent,
+    record: ServiceRecordValue,
+    reason: string,
+  ): Promise<ServiceRecordValue> {
+    const stopped = await agent.stop(record.service_name, this.stopGraceMs).catch((error) => {
+      // The guest dropped the entry (its table keeps 32): nothing is left to stop.
+      if (isPyroError(error) && error.code === "not_found") return undefined;
+      throw error;
+    });
+    const next: ServiceRecordValue = {
+      ...record,
+      state: "stopped",
+      stop_reason: reason,
+      ended_at: new Date().toISOString(),
+      exit_code: stopped?.exit_code ?? null,
+      signal: stopped?.signal ?? null,
+    };
+    await this.save(next);
+    return next;
+  }
+
+  private async awaitReadiness(
+    agent: ServiceAgent,
+    record: ServiceRecordValue,
+    params: StartServiceParamsValue,
+  ): Promise<ServiceRecordValue> {
+    const argv = readinessArgv(params.readiness!);
+    let lastSeen: AgentService | undefined;
+    const outcome = await waitUntilReady({
+      probe: (timeoutMs) => agent.probe(argv, record.cwd, timeoutMs),
+      stillRunning: async () => {
+        lastSeen = (await agent.list()).find((s) => s.name === record.service_name);
+        return lastSeen?.pid === record.pid && lastSeen.state === "running";
+      },
+      timeoutMs: params.ready_timeout_seconds * 1000,
+      intervalMs: params.ready_interval_ms,
+    });
+    if (outcome.ready) {
+      const ready = { ...record, state: "running" as const, ready_at: new Date().toISOString() };
+      await this.save(ready);
+      return ready;
+    }
+    throw await this.notReady(agent, record, params, outcome, lastSeen);
+  }
+
+  /**
+   * A start whose service did not become ready: a dead one is recorded as it ended, a
+   * live one is stopped. The error says which, with the last check and the log tail.
+   */
+  private async notReady(
+    agent: ServiceAgent,
+    record: ServiceRecordValue,
+    params: StartServiceParamsValue,
+    outcome: Extract<ReadinessOutcome, { ready: false }>,
+    lastSeen: AgentService | undefined,
+  ): Promise<PyroError> {
+    const name = record.service_name;
+    const what = describeReadiness(params.readiness!);
+    const seconds = params.ready_timeout_seconds;
+    let ended: ServiceRecordValue;
+    let message: string;
+    if (outcome.reason === "exited") {
+      ended = reconcileRecord(record, lastSeen, "it ended before it was ready");
+      await this.save(ended);
+      message = `service ${name} ended (${endedHow(ended)}) before it was ready (${what})`;
+    } else {
+      ended = await this.stopOne(agent, record, `not ready after ${seconds} s (${what})`);
+      message = `service ${name} was not ready after ${seconds} s (${what}); it was stopped`;
+    }
+    const tail = await this.logTail(agent, name);
+    return new PyroError(
+      outcome.reason === "exited" ? "guest_error" : "timeout",
+      `${message}. Last check: ${outcome.lastError.slice(0, 500)}${tail}`,
+      { details: { service: ended, checks: outcome.checks } },
+    );
+  }
+
+  /** The end of both logs, for an error message; empty when the guest cannot give them. */
+  private async logTail(agent: ServiceAgent, name: string): Promise<string> {
+    try {
+      const logs = await agent.logs(name, this.errorTailLines);
+      const part = (label: string, text: string) =>
+        text.trim()
+          ? `\n--- ${label} (last ${this.errorTailLines} lines) ---\n${text.trimEnd()}`
+          : "";
+      return (
+        part("stdout", logs.stdout) + part("stderr", logs.stderr) ||
+        "\n(the service wrote no output)"
+      );
+    } catch {
+      return "";
+    }
+  }
+
+  /** Every record of the workspace, brought in line with the guest's table first. */
+  private async reconciled(workspaceId: string): Promise<ServiceRecordValue[]> {
+    const workspace = await this.host.status(workspaceId);
+    const records = await listServiceRecords(workspaceId);
+    if (!records.some(isLive)) return records;
+    const guest =
+      workspace.state === "started"
+        ? await this.host.withAgent(workspaceId, (agent) => agent.list())
+        : [];
+    const reason =
+      workspace.state === "started"
+        ? "the workspace's VM was restarted"
+        : `the workspace is ${workspace.state} (its VM ended)`;
+    const next = records.map((r) =>
+      reconcileRecord(
+        r,
+        guest.find((s) => s.name === r.service_name),
+        reason,
+      ),
+    );
+    const changed = next.filter((r, i) => r !== records[i]);
+    for (const record of changed) await writeServiceRecord(record);
+    if (changed.length) await refreshServiceCounts(workspaceId);
+    return next;
+  }
+
+  private async save(record: ServiceRecordValue): Promise<void> {
+    await writeServiceRecord(record);
+    await refreshServiceCounts(record.workspace_id);
+  }
+}
+
+/** Inputs accepted by the schema whose features are not there yet: refused, never ignored. */
+function refuseUnavailable(params: StartServiceParamsValue): void {
+  if (params.published_ports.length) {
+    throw new PyroError(
+      "unavailable",
+      "published_ports are not available yet (workspaces have no network); start the service without them",
+    );
+  }
+  if (Object.keys(params.secret_env).length) {
+    throw new PyroError(
+      "unavailable",
+      "secret_env is not available yet (workspaces have no secrets); start the service without it",
+    );
+  }
+}
+
+/** The agent's `busy` for a name already running, with the workspace and the fix. */
+function duplicateName(error: unknown, workspaceId: string, name: string): unknown {
+  if (!isPyroError(error) || error.code !== "busy" || !/already running/.test(error.message))
+    return error;
+  return new PyroError(
+    "busy",
+    `service ${name} is already running in workspace ${workspaceId}; stop it first (service_stop) or choose another name`,
+    { details: { workspace_id: workspaceId, service_name: name }, cause: error },
+  );
+}
+
+function endedHow(record: ServiceRecordValue): string {
+  if (record.exit_code !== null) return `exit code ${record.exit_code}`;
+  return record.signal ? `signal ${record.signal}` : "it is gone";
+}
+
+/**
+ * The service manager of a workspace manager: the agent reached through the shim, and
+ * every service stopped (and recorded) before a workspace stop, reset or delete.
+ */
+export function workspaceServices(workspaces: WorkspaceManager): ServiceManager {
+  const services = new ServiceManager(workspaceServiceHost(workspaces));
+  workspaces.onBeforeStop(async ({ id, reason, guest }) => {
+    await services.stopAll(id, `workspace ${reason}`, guest && channelServiceAgent(guest));
+  });
+  return services;
+}
+
+function workspaceServiceHost(workspaces: WorkspaceManager): ServiceHost {
+  return {
+    status: (id) => workspaces.status({ workspace_id: id }),
+    requireStarted: (id) => workspaces.requireStarted(id),
+    withAgent: (id, fn) => workspaces.withGuest(id, (client) => fn(channelServiceAgent(client))),
+    touch: (id) => workspaces.touch(id),
+  };
+}

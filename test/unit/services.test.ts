@@ -1,0 +1,397 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { PyroError } from "../../src/contract/errors.js";
+import type { ServiceRecordValue } from "../../src/contract/services.js";
+import type {
+  AgentService,
+  ProbeResult,
+  ServiceAgent,
+  StartRequest,
+} from "../../src/manager/service-agent.js";
+import { reconcileRecord } from "../../src/manager/service-records.js";
+import { ServiceManager, type ServiceHost } from "../../src/manager/services.js";
+import { loadWorkspace, type WorkspaceRecord } from "../../src/manager/workspace-store.js";
+import { parsePublish, readinessFlag } from "../../src/cli/commands/workspace/service.js";
+
+/**
+ * The service manager's own rules (records, reconciliation, readiness failures, refusals)
+ * against a stand-in agent that keeps a table like the real one. That the real agent and
+ * guest behave so is test/guest/services.test.ts's job.
+ */
+class FakeAgent implements ServiceAgent {
+  table = new Map<string, AgentService>();
+  calls: string[] = [];
+  nextPid = 100;
+  probeAnswer: (argv: string[]) => ProbeResult = () => ({ exit_code: 0, output: "" });
+  logText = { stdout: "listening\n", stderr: "warning: x\n" };
+  unreachable = false;
+
+  private check(op: string) {
+    this.calls.push(op);
+    if (this.unreachable) throw new PyroError("unavailable", "the VM's supervisor is not running");
+  }
+
+  async start(request: StartRequest) {
+    this.check("start");
+    if (this.table.get(request.name)?.state === "running")
+      throw new PyroError("busy", `service ${request.name} is already running`);
+    const entry: AgentService = {
+      name: request.name,
+      pid: this.nextPid++,
+      state: "running",
+      exit_code: null,
+      signal: null,
+      started_at_ms: Date.now(),
+      ended_at_ms: null,
+    };
+    this.table.set(request.name, entry);
+    return { pid: entry.pid, started_at_ms: entry.started_at_ms };
+  }
+  async list() {
+    this.check("list");
+    return [...this.table.values()];
+  }
+  async stop(name: string) {
+    this.check("stop");
+    const entry = this.table.get(name);
+    if (!entry) throw new PyroError("not_found", `no service ${name}`);
+    const wasRunning = entry.state === "running";
+    if (wasRunning) this.exit(name, null, "TERM");
+    return {
+      type: "result" as const,
+      name,
+      state: "exited" as const,
+      exit_code: entry.exit_code,
+      signal: entry.signal,
+      killed: false,
+    };
+  }
+  async logs() {
+    this.check("logs");
+    return { ...this.logText, stdout_truncated: false, stderr_truncated: false };
+  }
+  async probe(argv: string[]) {
+    this.check("probe");
+    return this.probeAnswer(argv);
+  }
+  exit(name: string, code: number | null, signal: string | null = null) {
+    const entry = this.table.get(name)!;
+    Object.assign(entry, { state: "exited", exit_code: code, signal, ended_at_ms: Date.now() });
+  }
+}
+
+const ID = "ws_0123456789ab";
+let home: string;
+let agent: FakeAgent;
+let state: WorkspaceRecord["state"];
+let services: ServiceManager;
+
+function writeWorkspace() {
+  const dir = join(home, "workspaces", ID);
+  mkdirSync(dir, { recursive: true });
+  const record = { workspace_id: ID, state: "started", service_count: 0, running_service_count: 0 };
+  writeFileSync(join(dir, "record.json"), JSON.stringify(record));
+}
+
+beforeEach(() => {
+  home = mkdtempSync(join(tmpdir(), "pyro-services-unit-"));
+  process.env.PYRO_HOME = home;
+  writeWorkspace();
+  agent = new FakeAgent();
+  state = "started";
+  const host: ServiceHost = {
+    status: async () => ({ ...(await loadWorkspace(ID)), state }),
+    requireStarted: async () => {
+      if (state !== "started") throw new PyroError("conflict", `workspace ${ID} is ${state}`);
+      return loadWorkspace(ID);
+    },
+    withAgent: (_id, fn) => fn(agent),
+    touch: async () => {},
+  };
+  services = new ServiceManager(host, { stopGraceMs: 10 });
+});
+
+afterEach(() => {
+  delete process.env.PYRO_HOME;
+});
+
+const start = (extra: Record<string, unknown> = {}) =>
+  services.start({ workspace_id: ID, service_name: "web", command: ["srv"], ...extra });
+const counts = async () => {
+  const r = await loadWorkspace(ID);
+  return [r.service_count, r.running_service_count];
+};
+
+describe("starting a service", () => {
+  it("without readiness: running at once, recorded on disk, counted in the workspace", async () => {
+    const record = await start({ cwd: "app" });
+    expect(record).toMatchObject({
+      state: "running",
+      cwd: "/workspace/app",
+      pid: 100,
+      exit_code: null,
+      stop_reason: null,
+    });
+    expect(record.ready_at).toBe(record.started_at);
+    const onDisk = JSON.parse(
+      readFileSync(join(home, "workspaces", ID, "services", "web.json"), "utf8"),
+    );
+    expect(onDisk).toEqual(record);
+    expect(await counts()).toEqual([1, 1]);
+  });
+
+  it("with readiness: waits for the check, then running with ready_at", async () => {
+    let checks = 0;
+    agent.probeAnswer = () => ({ exit_code: ++checks >= 3 ? 0 : 1, output: "refused" });
+    const record = await start({
+      readiness: { type: "tcp", address: "127.0.0.1:8000" },
+      ready_interval_ms: 50,
+    });
+    expect(checks).toBe(3);
+    expect(record.state).toBe("running");
+    expect(record.ready_at).not.toBeNull();
+  });
+
+  it("not ready in time: stopped, recorded why, and the error quotes the check and the log tail", async () => {
+    agent.probeAnswer = () => ({ exit_code: 1, output: "connection refused" });
+    const error = await start({
+      readiness: { type: "http", url: "http://127.0.0.1:8000/" },
+      ready_timeout_seconds: 1,
+      ready_interval_ms: 200,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PyroError);
+    expect((error as PyroError).code).toBe("timeout");
+    const message = (error as PyroError).message;
+    expect(message).toMatch(/not ready after 1 s .*it was stopped/);
+    expect(message).toContain("connection refused");
+    expect(message).toContain("listening");
+    expect(message).toContain("warning: x");
+    expect(agent.table.get("web")?.state).toBe("exited");
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "stopped", signal: "TERM" });
+    expect(record.stop_reason).toMatch(/^not ready after 1 s/);
+    expect(await counts()).toEqual([1, 0]);
+  });
+
+  it("a service that dies while waiting fails at once with its exit code", async () => {
+    agent.probeAnswer = () => {
+      agent.exit("web", 2);
+      return { exit_code: 1, output: "no file" };
+    };
+    const error = (await start({
+      readiness: { type: "file", path: "ready" },
+      ready_timeout_seconds: 600,
+    }).catch((e: unknown) => e)) as PyroError;
+    expect(error.code).toBe("guest_error");
+    expect(error.message).toMatch(/ended \(exit code 2\) before it was ready/);
+    expect(agent.calls.filter((c) => c === "probe")).toHaveLength(1);
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "exited", exit_code: 2 });
+  });
+
+  it("a duplicate running name is busy, with the workspace and what to do", async () => {
+    await start();
+    const error = (await start().catch((e: unknown) => e)) as PyroError;
+    expect(error.code).toBe("busy");
+    expect(error.message).toContain(ID);
+    expect(error.message).toMatch(/already running .* stop it first/);
+  });
+
+  it.each([
+    [{ service_name: "../etc" }, "invalid_argument", /service_name/],
+    [{ service_name: "-x" }, "invalid_argument", /service_name/],
+    [{ cwd: "/etc" }, "invalid_argument", /cwd .* outside \/workspace/],
+    [{ cwd: "../up" }, "invalid_argument", /cwd/],
+    [{ command: [] }, "invalid_argument", /command/],
+    [{ readiness: { type: "tcp", address: "nope" } }, "invalid_argument", /HOST:PORT/],
+    [{ ready_interval_ms: -5 }, "invalid_argument", /ready_interval_ms/],
+    [{ published_ports: [{ guest_port: 80 }] }, "unavailable", /published_ports/],
+    [{ secret_env: { TOKEN: "t" } }, "unavailable", /secret_env/],
+  ])("refuses %j before any guest work", async (extra, code, pattern) => {
+    const error = (await start(extra).catch((e: unknown) => e)) as PyroError;
+    expect(error.code).toBe(code);
+    expect(error.message).toMatch(pattern);
+    expect(agent.calls).toEqual([]);
+  });
+
+  it("refuses a workspace that is not started, with the way out", async () => {
+    state = "stopped";
+    await expect(start()).rejects.toMatchObject({ code: "conflict" });
+    expect(agent.calls).toEqual([]);
+  });
+});
+
+describe("reading services back", () => {
+  it("a service that exited by itself is recorded with its exit code and end time", async () => {
+    await start();
+    agent.exit("web", 3);
+    const { services: list } = await services.list({ workspace_id: ID });
+    expect(list).toHaveLength(1);
+    expect(list[0]).toMatchObject({ state: "exited", exit_code: 3, stop_reason: null });
+    expect(list[0]!.ended_at).not.toBeNull();
+    expect(await counts()).toEqual([1, 0]);
+  });
+
+  it("after the workspace stopped behind pyro's back (idle TTL), running services read as stopped", async () => {
+    await start();
+    state = "stopped";
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "stopped" });
+    expect(record.stop_reason).toMatch(/workspace is stopped/);
+    expect(agent.calls).toEqual(["start"]);
+  });
+
+  it("unknown names are not_found and name the services that exist", async () => {
+    await start();
+    const error = (await services
+      .status({ workspace_id: ID, service_name: "db" })
+      .catch((e: unknown) => e)) as PyroError;
+    expect(error.code).toBe("not_found");
+    expect(error.message).toContain("its services: web");
+    await expect(services.stop({ workspace_id: ID, service_name: "db" })).rejects.toMatchObject({
+      code: "not_found",
+    });
+    await expect(services.logs({ workspace_id: ID, service_name: "db" })).rejects.toMatchObject({
+      code: "not_found",
+    });
+  });
+
+  it("logs come from the guest with the service's state; a stopped workspace has none", async () => {
+    await start();
+    const logs = await services.logs({ workspace_id: ID, service_name: "web" });
+    expect(logs).toMatchObject({ state: "running", stdout: "listening\n", stderr: "warning: x\n" });
+    state = "stopped";
+    await expect(services.logs({ workspace_id: ID, service_name: "web" })).rejects.toMatchObject({
+      code: "conflict",
+    });
+  });
+});
+
+describe("stopping services", () => {
+  it("stop records the end and the reason; stopping again answers with the record", async () => {
+    await start();
+    const stopped = await services.stop({ workspace_id: ID, service_name: "web" });
+    expect(stopped).toMatchObject({
+      state: "stopped",
+      stop_reason: "stop requested",
+      signal: "TERM",
+    });
+    const again = await services.stop({ workspace_id: ID, service_name: "web" });
+    expect(again).toEqual(stopped);
+    expect(agent.calls.filter((c) => c === "stop")).toHaveLength(1);
+    expect(await counts()).toEqual([1, 0]);
+  });
+
+  it("stopAll stops every running service (also ones without a host record) and records why", async () => {
+    await start();
+    await services.start({ workspace_id: ID, service_name: "db", command: ["db"] });
+    await agent.start({ name: "stray", argv: ["x"], cwd: "/workspace" });
+    const stopped = await services.stopAll(ID, "workspace stop", agent);
+    expect(stopped.sort()).toEqual(["db", "stray", "web"]);
+    expect([...agent.table.values()].every((s) => s.state === "exited")).toBe(true);
+    const { services: list } = await services.list({ workspace_id: ID });
+    expect(list.map((s) => [s.service_name, s.state, s.stop_reason])).toEqual([
+      ["db", "stopped", "workspace stop"],
+      ["web", "stopped", "workspace stop"],
+    ]);
+    expect(await counts()).toEqual([2, 0]);
+  });
+
+  it("stopAll keeps the exit status of a service that had ended by itself", async () => {
+    await start();
+    agent.exit("web", 4);
+    expect(await services.stopAll(ID, "workspace stop", agent)).toEqual([]);
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "exited", exit_code: 4, stop_reason: null });
+  });
+
+  it("stopAll with an unreachable guest still records the services as ended, and does not throw", async () => {
+    await start();
+    agent.unreachable = true;
+    expect(await services.stopAll(ID, "workspace reset", agent)).toEqual(["web"]);
+    agent.unreachable = false;
+    await start({ service_name: "db" });
+    expect(await services.stopAll(ID, "workspace delete", undefined)).toEqual(["db"]);
+    agent.unreachable = false;
+    state = "stopped";
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "stopped", stop_reason: "workspace reset" });
+    const db = await services.status({ workspace_id: ID, service_name: "db" });
+    expect(db).toMatchObject({ state: "stopped", stop_reason: "workspace delete" });
+    expect(await counts()).toEqual([2, 0]);
+  });
+});
+
+describe("reconcileRecord", () => {
+  const base: ServiceRecordValue = {
+    workspace_id: ID,
+    service_name: "web",
+    state: "running",
+    command: ["srv"],
+    cwd: "/workspace",
+    started_at: "2026-11-30T00:00:00.000Z",
+    ready_at: null,
+    ended_at: null,
+    exit_code: null,
+    signal: null,
+    pid: 7,
+    readiness: null,
+    stop_reason: null,
+    published_ports: [],
+  };
+  const guest = (over: Partial<AgentService>): AgentService => ({
+    name: "web",
+    pid: 7,
+    state: "running",
+    exit_code: null,
+    signal: null,
+    started_at_ms: 0,
+    ended_at_ms: null,
+    ...over,
+  });
+
+  it("keeps a running record the guest still runs, and ended records as they are", () => {
+    expect(reconcileRecord(base, guest({}), "x")).toBe(base);
+    const ended = { ...base, state: "exited" as const };
+    expect(reconcileRecord(ended, undefined, "x")).toBe(ended);
+  });
+
+  it("a same-named process with another pid is not this service: it ended with the VM", () => {
+    expect(reconcileRecord(base, guest({ pid: 8 }), "vm restarted")).toMatchObject({
+      state: "stopped",
+      stop_reason: "vm restarted",
+    });
+  });
+
+  it("takes the guest's exit status and end time", () => {
+    expect(
+      reconcileRecord(base, guest({ state: "exited", signal: "SEGV", ended_at_ms: 1000 }), "x"),
+    ).toMatchObject({
+      state: "exited",
+      exit_code: null,
+      signal: "SEGV",
+      ended_at: "1970-01-01T00:00:01.000Z",
+    });
+  });
+});
+
+describe("CLI flag parsing", () => {
+  it("turns one --ready-* flag into the readiness union and refuses two", () => {
+    expect(readinessFlag({ readyHttp: "http://localhost:8000/" })).toEqual({
+      type: "http",
+      url: "http://localhost:8000/",
+    });
+    expect(readinessFlag({})).toBeUndefined();
+    expect(() => readinessFlag({ readyFile: "a", readyTcp: "b:1" })).toThrow(
+      /at most one readiness flag, not --ready-file and --ready-tcp/,
+    );
+  });
+
+  it("reads --publish [HOST_PORT:]GUEST_PORT", () => {
+    expect(parsePublish("8000")).toEqual({ guest_port: 8000 });
+    expect(parsePublish("18000:8000")).toEqual({ guest_port: 8000, host_port: 18000 });
+    expect(() => parsePublish("a:b")).toThrow(/HOST_PORT/);
+  });
+});
