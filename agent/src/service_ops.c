@@ -1,6 +1,5 @@
 /* service_list and service_logs: read-only views of the service table. */
 #include "exec.h"
-#include "log.h"
 #include "service_table.h"
 
 #include <stdlib.h>
@@ -84,8 +83,7 @@ static bool send_tail(struct pyro_conn *conn, uint32_t channel, uint8_t frame_ty
                       int64_t max_bytes, bool *truncated, struct pyro_error *e)
 {
     struct pyro_log_tail tail;
-    if (!pyro_service_log_tail(st->log.path, (uint64_t)tail_lines, (size_t)max_bytes, &tail,
-                               e))
+    if (!pyro_service_log_tail(st->log.path, (uint64_t)tail_lines, (size_t)max_bytes, &tail, e))
         return false;
     for (size_t off = 0; off < tail.len; off += PYRO_OUTPUT_CHUNK_BYTES) {
         size_t n = tail.len - off;
@@ -97,26 +95,33 @@ static bool send_tail(struct pyro_conn *conn, uint32_t channel, uint8_t frame_ty
     return true;
 }
 
-void pyro_service_logs(struct pyro_conn *conn, uint32_t channel,
-                       const struct pyro_json_value *req)
+/* The service a service_logs request names, with its limits; NULL with e set. */
+static struct pyro_service *parse_logs(const struct pyro_json_value *req, int64_t *tail_lines,
+                                       int64_t *max_bytes, struct pyro_error *e)
 {
     static const char *const fields[] = {"op", "name", "tail_lines", "max_bytes", NULL};
     char name[PYRO_NAME_MAX + 1];
+    if (!pyro_fields_known(req, "service_logs", fields, e) ||
+        !pyro_field_name(req, "service_logs", "name", name, e) ||
+        !pyro_field_int(req, "service_logs", "tail_lines", 1, PYRO_SERVICE_MAX_TAIL_LINES, NULL,
+                        tail_lines, e) ||
+        !pyro_field_int(req, "service_logs", "max_bytes", 1, PYRO_SERVICE_MAX_LOG_READ_BYTES,
+                        NULL, max_bytes, e))
+        return NULL;
+    struct pyro_service *s = pyro_service_find(name);
+    if (!s)
+        pyro_error_set(e, PYRO_ERR_NOT_FOUND, 0, "no service named %s", name);
+    return s;
+}
+
+void pyro_service_logs(struct pyro_conn *conn, uint32_t channel,
+                       const struct pyro_json_value *req)
+{
     int64_t tail_lines = PYRO_SERVICE_DEFAULT_TAIL_LINES;
     int64_t max_bytes = PYRO_SERVICE_DEFAULT_LOG_READ_BYTES;
     bool out_truncated = false, err_truncated = false;
     struct pyro_error e;
-    struct pyro_service *s = NULL;
-    if (pyro_fields_known(req, "service_logs", fields, &e) &&
-        pyro_field_name(req, "service_logs", "name", name, &e) &&
-        pyro_field_int(req, "service_logs", "tail_lines", 1, PYRO_SERVICE_MAX_TAIL_LINES, NULL,
-                       &tail_lines, &e) &&
-        pyro_field_int(req, "service_logs", "max_bytes", 1, PYRO_SERVICE_MAX_LOG_READ_BYTES,
-                       NULL, &max_bytes, &e)) {
-        s = pyro_service_find(name);
-        if (!s)
-            pyro_error_set(&e, PYRO_ERR_NOT_FOUND, 0, "no service named %s", name);
-    }
+    struct pyro_service *s = parse_logs(req, &tail_lines, &max_bytes, &e);
     if (s)
         pyro_service_pump_now(s, PYRO_SERVICE_MAX_LOG_READ_BYTES);
     /* Frames may already be out when stderr fails; the error still ends the channel. */

@@ -60,8 +60,6 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  // A graceful end, so no service outlives the file even if a test failed midway.
-  await wire?.request({ op: "shutdown", power_off: false }, 2000).catch(() => undefined);
   await wire?.close();
   await agent?.stop();
 });
@@ -167,6 +165,19 @@ describe("services in the agent (host process)", () => {
       signal: "TERM",
       killed: false,
     });
+  });
+
+  it("a stop right after the start ends the service, never the agent", async () => {
+    // Both requests go out in one write, so the agent handles the stop in the same turn
+    // as the fork: the TERM reaches the child before exec, while it would still run the
+    // agent's own handlers unless they are reset with signals blocked.
+    for (let i = 0; i < 20; i++) {
+      const start = wire.result({ op: "service_start", name: "quick", argv: ["sleep", "100"] });
+      const stop = wire.result({ op: "service_stop", name: "quick", grace_ms: 5000 });
+      await start;
+      expect(await stop).toMatchObject({ state: "exited", signal: "TERM", killed: false });
+    }
+    expect((await wire.result({ op: "hello" })).protocol).toBe(1);
   });
 
   it("escalates to KILL when the process ignores TERM through the grace period", async () => {
