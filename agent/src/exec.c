@@ -306,8 +306,10 @@ static void on_reaped(void *owner, pid_t pid, int status, int64_t now_ms)
         return;
     e->reaped = true;
     e->status = status;
-    e->exit_ms = now_ms;
-    e->drain_until_ms = now_ms + PYRO_DRAIN_MS;
+    /* now_ms was read before this turn's requests ran: an exec started and killed in
+     * the same turn (a cancel right behind the exec) would end before it began. */
+    e->exit_ms = now_ms > e->start_ms ? now_ms : e->start_ms;
+    e->drain_until_ms = e->exit_ms + PYRO_DRAIN_MS;
     /* Background children must not outlive the command, and must not keep the output
      * pipes open. The group id cannot be reused yet: it still has members or it is
      * gone. */

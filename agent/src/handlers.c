@@ -5,6 +5,8 @@
 
 /* Adding a capability: define its group in its own file, declare it in ops.h and list
  * it here. Order is the order of poll_add and tick. */
+/* One group per line, so adding a capability stays a one-line change. */
+/* clang-format off */
 static const struct pyro_op_group *const groups[] = {
     &pyro_system_ops,
     &pyro_exec_ops,
@@ -12,6 +14,7 @@ static const struct pyro_op_group *const groups[] = {
     &pyro_service_ops,
     &pyro_shell_ops,
 };
+/* clang-format on */
 
 #define GROUP_COUNT (sizeof groups / sizeof groups[0])
 

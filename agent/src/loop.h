@@ -19,7 +19,12 @@
 /* CONN, LISTENER and SIGNAL_PIPE are routed by main.c; a capability's own descriptors
  * (exec and service pipes, PTY masters) are OWNED: the loop calls the tag's on_ready,
  * so a new capability needs no edit here or in main.c. */
-enum pyro_poll_kind { PYRO_POLL_OWNED, PYRO_POLL_CONN, PYRO_POLL_LISTENER, PYRO_POLL_SIGNAL_PIPE };
+enum pyro_poll_kind {
+    PYRO_POLL_OWNED,
+    PYRO_POLL_CONN,
+    PYRO_POLL_LISTENER,
+    PYRO_POLL_SIGNAL_PIPE
+};
 
 struct pyro_poll_tag;
 typedef void pyro_poll_ready_fn(const struct pyro_poll_tag *tag, short revents, int64_t now_ms);
@@ -28,7 +33,7 @@ struct pyro_poll_tag {
     enum pyro_poll_kind kind;
     void *object;
     int fd;
-    int role;                   /* OWNED: which of object's descriptors this is */
+    int role;                     /* OWNED: which of object's descriptors this is */
     pyro_poll_ready_fn *on_ready; /* OWNED only */
 };
 

@@ -222,8 +222,8 @@ static bool parse_log_dir(const struct pyro_json_value *req, char *out, size_t c
 static bool parse_start(const struct pyro_json_value *json, struct start_request *r,
                         struct pyro_error *e)
 {
-    static const char *const fields[] = {"op",      "name",          "argv", "env", "cwd",
-                                         "log_dir", "max_log_bytes", NULL};
+    static const char *const fields[] = {"op",  "name",    "argv",          "env",
+                                         "cwd", "log_dir", "max_log_bytes", NULL};
     r->max_log_bytes = PYRO_SERVICE_DEFAULT_LOG_BYTES;
     return pyro_fields_known(json, "service_start", fields, e) &&
            pyro_field_name(json, "service_start", "name", r->name, e) &&
@@ -288,8 +288,7 @@ static bool open_log(struct pyro_service_log *log, const struct start_request *r
 }
 
 /* Creates the log directory and both logs, then the process. */
-static bool launch(struct pyro_service *s, const struct start_request *r,
-                   struct pyro_error *e)
+static bool launch(struct pyro_service *s, const struct start_request *r, struct pyro_error *e)
 {
     if (pyro_mkdir_p(r->log_dir, PYRO_SERVICE_LOG_DIR_MODE) != 0) {
         pyro_error_set(e, errno == ENOTDIR ? PYRO_ERR_INVALID_ARGUMENT : PYRO_ERR_INTERNAL,
@@ -406,8 +405,10 @@ static void service_drop_conn(struct pyro_conn *conn)
 }
 
 static const struct pyro_op ops[] = {
-    {"service_start", service_start}, {"service_list", pyro_service_list},
-    {"service_stop", service_stop},   {"service_logs", pyro_service_logs},
+    {"service_start", service_start},
+    {"service_list", pyro_service_list},
+    {"service_stop", service_stop},
+    {"service_logs", pyro_service_logs},
     {NULL, NULL},
 };
 

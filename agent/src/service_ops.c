@@ -83,8 +83,7 @@ static bool send_tail(struct pyro_conn *conn, uint32_t channel, uint8_t frame_ty
                       int64_t max_bytes, bool *truncated, struct pyro_error *e)
 {
     struct pyro_log_tail tail;
-    if (!pyro_service_log_tail(st->log.path, (uint64_t)tail_lines, (size_t)max_bytes, &tail,
-                               e))
+    if (!pyro_service_log_tail(st->log.path, (uint64_t)tail_lines, (size_t)max_bytes, &tail, e))
         return false;
     for (size_t off = 0; off < tail.len; off += PYRO_OUTPUT_CHUNK_BYTES) {
         size_t n = tail.len - off;

@@ -21,10 +21,10 @@ struct pyro_service_stream {
 struct pyro_service {
     bool used;
     char name[PYRO_NAME_MAX + 1];
-    pid_t pid; /* also its process group id */
-    uint64_t seq, ended_seq; /* start and exit order */
+    pid_t pid;                          /* also its process group id */
+    uint64_t seq, ended_seq;            /* start and exit order */
     int64_t started_at_ms, ended_at_ms; /* Unix ms */
-    bool reaped; /* exited: status is valid */
+    bool reaped;                        /* exited: status is valid */
     int status;
     int64_t drain_until_ms;
     struct pyro_service_stream out, err;

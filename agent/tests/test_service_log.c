@@ -16,12 +16,12 @@ static size_t tail_of(const char *s, uint64_t lines)
 
 static void tail_start(void)
 {
-    CHECK(tail_of("a\nb\nc\n", 2) == 2);  /* "b\nc\n" */
-    CHECK(tail_of("a\nb\nc", 2) == 2);    /* a last line without \n counts */
+    CHECK(tail_of("a\nb\nc\n", 2) == 2); /* "b\nc\n" */
+    CHECK(tail_of("a\nb\nc", 2) == 2);   /* a last line without \n counts */
     CHECK(tail_of("a\nb\nc\n", 3) == 0);
     CHECK(tail_of("a\nb\nc\n", 100) == 0);
     CHECK(tail_of("a\nb\nc\n", 1) == 4);
-    CHECK(tail_of("\n\n\n", 1) == 2);     /* empty lines are lines */
+    CHECK(tail_of("\n\n\n", 1) == 2); /* empty lines are lines */
     CHECK(tail_of("", 5) == 0);
     CHECK(tail_of("no newline", 1) == 0);
 }

@@ -60,8 +60,6 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  // A graceful end, so no service outlives the file even if a test failed midway.
-  await wire?.request({ op: "shutdown", power_off: false }, 2000).catch(() => undefined);
   await wire?.close();
   await agent?.stop();
 });

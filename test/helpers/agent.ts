@@ -50,8 +50,18 @@ export class HostAgent {
     return this.tryConnect();
   }
 
+  /**
+   * SIGTERM first: the agent then kills every child it started, services and shells
+   * included, which SIGKILL would leave running. SIGKILL if it has not exited in 5 s.
+   */
   async stop(): Promise<void> {
-    this.process.kill("SIGKILL");
+    if (this.process.exitCode === null && this.process.signalCode === null) {
+      const exited = new Promise((resolve) => this.process.once("exit", resolve));
+      this.process.kill("SIGTERM");
+      const timer = setTimeout(() => this.process.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
     await rm(this.workDir, { recursive: true, force: true });
   }
 
