@@ -368,21 +368,21 @@ class ClientConnection {
 
   private async handle(channel: number, message: Record<string, unknown>): Promise<void> {
     switch (message.op) {
-      case "shim.status":
+      case SHIM_OPS.status.name:
         return this.reply(channel, { type: "result", ...this.shim.statusSnapshot() });
-      case "shim.wait_ready":
+      case SHIM_OPS.wait_ready.name:
         await this.shim.whenSettled();
         return this.reply(channel, { type: "result", ...this.shim.statusSnapshot() });
-      case "shim.claim":
+      case SHIM_OPS.claim.name:
         this.owner = true;
         return this.reply(channel, { type: "result" });
-      case "shim.stop": {
+      case SHIM_OPS.stop.name: {
         const { remove } = checkRequest(SHIM_OPS.stop, { remove: message.remove });
         this.pendingStop = channel;
         void this.shim.end({ remove, reason: "stop requested" });
         return;
       }
-      case "signal":
+      case AGENT_OPS.signal.name:
         return this.forward(channel, {
           ...message,
           target_channel: this.forwarded.get(Number(message.target_channel))?.agentChannel ?? 0,
