@@ -45,6 +45,7 @@ export function workspaceFiles(dir: string) {
 
 // The store's operations that services and shells build on, by their workspace names.
 export const workspaceDir = (id: string) => workspaceStore.dir(id);
+export const loadWorkspace = (id: string) => workspaceStore.load(id);
 export const updateWorkspaceRecord = (
   id: string,
   change: (record: WorkspaceRecord) => WorkspaceRecord,
