@@ -11,11 +11,6 @@ import { withLock } from "../util/lock.js";
 import { pyroHome } from "../util/paths.js";
 import { isProcessAlive } from "../util/process.js";
 
-/** Where each kind of sandbox keeps its state directories. */
-export function sandboxRoot(kind: "vms" | "workspaces"): string {
-  return join(pyroHome(), kind);
-}
-
 const ID_PATTERN = /^(vm|ws)_[0-9a-f]{12}$/;
 
 export async function readRecord<T>(dir: string): Promise<T | undefined> {
@@ -24,11 +19,6 @@ export async function readRecord<T>(dir: string): Promise<T | undefined> {
 
 export async function writeRecord(dir: string, record: object): Promise<void> {
   await writeJsonAtomic(vmFiles(dir).record, record, 0o600, { createParent: false });
-}
-
-export async function listIds(kind: "vms" | "workspaces"): Promise<string[]> {
-  const entries = await readdir(sandboxRoot(kind)).catch(() => [] as string[]);
-  return entries.filter((e) => ID_PATTERN.test(e)).sort();
 }
 
 /** What the VM's processes say, as opposed to what its record says. */
@@ -76,7 +66,6 @@ export interface SandboxKind<R extends SandboxRecord> {
   noun: string;
   idKind: "vm" | "workspace";
   idOf(record: R): string;
-  root: "vms" | "workspaces";
   /** Ends `no <noun> with id "X"; ...`: where such ids went or how to find real ones. */
   missingHint: string;
   /** The error of a started sandbox whose VM ended without its shim saying why. */
@@ -94,10 +83,6 @@ export interface SandboxKind<R extends SandboxRecord> {
   startedFields(record: R, nowIso: string): Partial<R>;
 }
 
-export function newId(prefix: "vm" | "ws"): string {
-  return `${prefix}_${randomBytes(6).toString("hex")}`;
-}
-
 export function expiresAt(fromIso: string, ttlSeconds: number): string {
   return new Date(Date.parse(fromIso) + ttlSeconds * 1000).toISOString();
 }
@@ -110,18 +95,28 @@ export function expiresAt(fromIso: string, ttlSeconds: number): string {
 export class SandboxStore<R extends SandboxRecord> {
   constructor(readonly kind: SandboxKind<R>) {}
 
+  /** State directories live in `PYRO_HOME/vms` and `PYRO_HOME/workspaces`. */
   dir(id: string): string {
-    return join(sandboxRoot(this.kind.root), id);
+    return join(pyroHome(), `${this.kind.idKind}s`, id);
+  }
+
+  newId(): string {
+    return `${this.prefix}_${randomBytes(6).toString("hex")}`;
+  }
+
+  /** The ids of every sandbox of this kind, by their directories. */
+  async ids(): Promise<string[]> {
+    const entries = await readdir(join(pyroHome(), `${this.kind.idKind}s`)).catch(() => []);
+    return entries.filter((e) => ID_PATTERN.test(e) && e.startsWith(`${this.prefix}_`)).sort();
   }
 
   /** The record as stored, or not_found with the id. */
   async load(id: string): Promise<R> {
-    const prefix = this.kind.idKind === "vm" ? "vm" : "ws";
     // Ids come from callers (and models): check the shape before it touches a path.
-    const wellFormed = ID_PATTERN.test(id) && id.startsWith(`${prefix}_`);
+    const wellFormed = ID_PATTERN.test(id) && id.startsWith(`${this.prefix}_`);
     const record = wellFormed ? await readRecord<R>(this.dir(id)) : undefined;
     if (record) return record;
-    const hint = wellFormed ? this.kind.missingHint : `ids look like ${prefix}_0123456789ab`;
+    const hint = wellFormed ? this.kind.missingHint : `ids look like ${this.prefix}_0123456789ab`;
     throw new PyroError("not_found", `no ${this.kind.noun} with id "${id}"; ${hint}`, {
       details: { [`${this.kind.idKind}_id`]: id },
     });
@@ -195,6 +190,10 @@ export class SandboxStore<R extends SandboxRecord> {
     if (shim?.state === "exited" && shim.stop_reason === "ttl") return this.stopped(record);
     const error = shim?.error ?? this.kind.endedError;
     return { ...record, ...this.kind.endedFields, state: "failed", error };
+  }
+
+  private get prefix(): string {
+    return this.kind.idKind === "vm" ? "vm" : "ws";
   }
 
   /** A sandbox deleted while we worked on it reads as not_found, not a raw ENOENT. */

@@ -5,7 +5,7 @@ import { silentProgress, type ProgressSink } from "../util/progress.js";
 import { resolveAcceleration, type ResolvedAcceleration } from "../vmm/acceleration.js";
 import { probeKvm } from "../vmm/probe.js";
 import { chooseDriver, type VmmDecision } from "../vmm/select.js";
-import type { SandboxRecord } from "./records.js";
+import type { SandboxKind, SandboxRecord } from "./records.js";
 
 export interface RuntimeOptions {
   progress?: ProgressSink;
@@ -15,18 +15,11 @@ export interface RuntimeOptions {
   extraKernelArgs?: string[];
 }
 
-export type SandboxSpec = Pick<
-  SandboxRecord,
-  "environment" | "vcpu_count" | "mem_mib" | "ttl_seconds"
-> & {
+/** Where a sandbox lives and how its shim treats it (see {@link SandboxKind} `launch`). */
+export type LaunchSpec = SandboxKind<SandboxRecord>["launch"] & {
   id: string;
   dir: string;
-  /** VMs are deleted at their TTL; workspaces are stopped after idling that long. */
-  ttl_action: ShimLaunchConfig["ttl_action"];
-  delete_on_exit: boolean;
-  /** Created by the agent at boot. */
-  workspace_root?: string;
-  /** One-shot VMs: the process whose death ends the VM. */
+  /** One-shot VMs: the process whose death ends the VM, which is deleted when it ends. */
   owner_pid?: number;
 };
 
@@ -45,8 +38,8 @@ export class SandboxRuntime {
   }
 
   /** Builds what the environment needs (first use only) and says how to boot it. */
-  async launchConfig(spec: SandboxSpec): Promise<ShimLaunchConfig> {
-    const artifacts = await bootArtifacts(spec.environment, this.progress);
+  async launchConfig(record: SandboxRecord, spec: LaunchSpec): Promise<ShimLaunchConfig> {
+    const artifacts = await bootArtifacts(record.environment, this.progress);
     this.acceleration ??= resolveAcceleration(cachePaths.accel(), () =>
       probeKvm(artifacts.kernel.path, artifacts.agent.initramfs),
     );
@@ -59,16 +52,16 @@ export class SandboxRuntime {
       initrd_path: artifacts.agent.initramfs,
       rootfs_path: artifacts.rootfs,
       state_disk_path: vmFiles(spec.dir).stateDisk,
-      vcpu_count: spec.vcpu_count,
-      mem_mib: spec.mem_mib,
+      vcpu_count: record.vcpu_count,
+      mem_mib: record.mem_mib,
       acceleration,
       vmm,
       hostname: spec.id.replace(/_/g, "-"),
       kernel_args: this.extraKernelArgs,
-      ttl_seconds: spec.ttl_seconds,
+      ttl_seconds: record.ttl_seconds,
       ttl_action: spec.ttl_action,
       boot_timeout_ms: this.bootTimeoutMs,
-      delete_on_exit: spec.delete_on_exit,
+      delete_on_exit: spec.owner_pid !== undefined,
       workspace_root: spec.workspace_root ?? null,
       owner_pid: spec.owner_pid ?? null,
     };

@@ -82,12 +82,10 @@ export class Sandboxes<R extends SandboxRecord> {
     const id = this.store.kind.idOf(record);
     const dir = this.store.dir(id);
     const claim = options.claim ?? false;
-    const launch = await this.runtime.launchConfig({
-      ...record,
+    const launch = await this.runtime.launchConfig(record, {
       ...this.store.kind.launch,
       id,
       dir,
-      delete_on_exit: claim,
       ...(claim ? { owner_pid: process.pid } : {}),
     });
     const booted = await bootSandbox(dir, launch, { claim }).catch(async (error: unknown) => {
@@ -100,9 +98,11 @@ export class Sandboxes<R extends SandboxRecord> {
     });
     try {
       if (!options.contentPending) await this.markStarted(id, launch.acceleration);
-    } finally {
-      if (!claim) booted.client.destroy();
+    } catch (error) {
+      booted.client.destroy();
+      throw error;
     }
+    if (!claim) booted.client.destroy();
     return { ...booted, acceleration: launch.acceleration };
   }
 

@@ -24,7 +24,7 @@ import type { ProgressSink } from "../util/progress.js";
 import { commandResult } from "./command-result.js";
 import { SandboxRuntime } from "./runtime.js";
 import { checkHostLimits, refuseUnbuiltFeatures, Sandboxes } from "./sandbox.js";
-import { expiresAt, listIds, liveState, newId, readRecord, SandboxStore } from "./records.js";
+import { expiresAt, liveState, readRecord, SandboxStore } from "./records.js";
 
 export type VmRecord = z.output<typeof VmRecordSchema>;
 type CreateVmInput = z.input<typeof CreateVmParams>;
@@ -34,7 +34,6 @@ export type RunOptions = ExecHandlers;
 export const vmStore = new SandboxStore<VmRecord>({
   noun: "VM",
   idKind: "vm",
-  root: "vms",
   idOf: (record) => record.vm_id,
   missingHint: "it may have been deleted or reached its ttl",
   endedError: "its supervisor process died",
@@ -116,7 +115,7 @@ export class VmManager {
     const now = new Date().toISOString();
     const record = await vmStore.create(
       {
-        vm_id: newId("vm"),
+        vm_id: vmStore.newId(),
         environment: params.environment,
         state: "created",
         vcpu_count: params.vcpu_count,
@@ -200,7 +199,7 @@ export class VmManager {
   /** Deletes VMs past their TTL and VMs whose supervisor died (with their VMM). */
   async reapExpired(): Promise<z.output<typeof ReapResult>> {
     const removed: z.output<typeof ReapResult>["removed"] = [];
-    for (const vmId of await listIds("vms")) {
+    for (const vmId of await vmStore.ids()) {
       const dir = vmStore.dir(vmId);
       const record = await readRecord<VmRecord>(dir);
       const live = await liveState(dir);

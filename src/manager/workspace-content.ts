@@ -32,12 +32,7 @@ import { checkWritableText, decodeUtf8Text } from "../workspace/text.js";
 import { countTree, replacePath } from "../workspace/host-tree.js";
 import { readTree } from "../workspace/tree.js";
 import { captureFromGuest, capturedEntry, pushArchive } from "./workspace-guest.js";
-import {
-  loadWorkspace,
-  withWorkspaceLock,
-  workspaceDir,
-  workspaceFiles,
-} from "./workspace-store.js";
+import { workspaceDir, workspaceFiles, workspaceStore } from "./workspace-store.js";
 import type { WorkspaceManager } from "./workspaces.js";
 
 const MAX_LIST_ENTRIES = 10_000;
@@ -87,7 +82,7 @@ export class WorkspaceContent {
     const path = requireFilePath(params.path);
     checkWritableText(params.text, guestPath(path));
     await this.workspaces.requireStarted(params.workspace_id);
-    const written = await withWorkspaceLock(params.workspace_id, () =>
+    const written = await workspaceStore.withLock(params.workspace_id, () =>
       this.workspaces.withGuest(params.workspace_id, (client) =>
         writeFileBytes(client, {
           root: WORKSPACE_ROOT,
@@ -104,7 +99,7 @@ export class WorkspaceContent {
   async applyPatch(input: z.input<typeof applyWorkspacePatch.params>) {
     const params = parseParams(applyWorkspacePatch.params, input);
     await this.workspaces.requireStarted(params.workspace_id);
-    return withWorkspaceLock(params.workspace_id, () =>
+    return workspaceStore.withLock(params.workspace_id, () =>
       this.workspaces.withGuest(params.workspace_id, async (client) => {
         const current = new Map<string, string | undefined>();
         for (const path of patchedPaths(params.patch)) {
@@ -187,7 +182,7 @@ export class WorkspaceContent {
       const root = staged?.root ?? seed.path;
       const archive = await packDirectory(root);
       const counts = await countTree(root);
-      await withWorkspaceLock(params.workspace_id, () =>
+      await workspaceStore.withLock(params.workspace_id, () =>
         this.workspaces.withGuest(params.workspace_id, (client) =>
           pushArchive(client, archive, dest),
         ),
@@ -215,7 +210,7 @@ export class WorkspaceContent {
     }
     await this.workspaces.requireStarted(params.workspace_id);
     const target = workspaceFiles(workspaceDir(params.workspace_id)).snapshot(params.snapshot_name);
-    return withWorkspaceLock(params.workspace_id, async () => {
+    return workspaceStore.withLock(params.workspace_id, async () => {
       if (await exists(target)) {
         throw new PyroError(
           "conflict",
@@ -240,7 +235,7 @@ export class WorkspaceContent {
 
   async listSnapshots(input: z.input<typeof WorkspaceIdParams>) {
     const { workspace_id } = parseParams(WorkspaceIdParams, input);
-    await loadWorkspace(workspace_id);
+    await workspaceStore.load(workspace_id);
     const files = workspaceFiles(workspaceDir(workspace_id));
     const names = (await readdir(files.snapshots).catch(() => [] as string[]))
       .filter((f) => f.endsWith(".tar"))
@@ -261,9 +256,9 @@ export class WorkspaceContent {
         "the baseline snapshot cannot be deleted; it is what workspace_diff compares against",
       );
     }
-    await loadWorkspace(params.workspace_id);
+    await workspaceStore.load(params.workspace_id);
     const target = workspaceFiles(workspaceDir(params.workspace_id)).snapshot(params.snapshot_name);
-    return withWorkspaceLock(params.workspace_id, async () => {
+    return workspaceStore.withLock(params.workspace_id, async () => {
       if (!(await exists(target)))
         throw new PyroError(
           "not_found",
@@ -285,7 +280,7 @@ export class WorkspaceContent {
   async reset(input: z.input<typeof resetWorkspace.params>) {
     const params = parseParams(resetWorkspace.params, input);
     const id = params.workspace_id;
-    await loadWorkspace(id);
+    await workspaceStore.load(id);
     const files = workspaceFiles(workspaceDir(id));
     const source = params.snapshot === BASELINE ? files.baseline : files.snapshot(params.snapshot);
     if (
@@ -297,7 +292,7 @@ export class WorkspaceContent {
         `no snapshot "${params.snapshot}"; list them with snapshot_list`,
       );
     }
-    return withWorkspaceLock(id, async () =>
+    return workspaceStore.withLock(id, async () =>
       this.workspaces.recreate(id, await readFile(source), params.snapshot),
     );
   }

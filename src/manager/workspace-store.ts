@@ -15,7 +15,6 @@ export type JournalEntryValue = z.output<typeof JournalEntry>;
 export const workspaceStore = new SandboxStore<WorkspaceRecord>({
   noun: "workspace",
   idKind: "workspace",
-  root: "workspaces",
   idOf: (record) => record.workspace_id,
   missingHint: "list them with workspace_list",
   endedError: "the workspace's VM ended unexpectedly; start it again with workspace_start",
@@ -44,16 +43,13 @@ export function workspaceFiles(dir: string) {
   };
 }
 
-// The store's operations by their workspace names, for the managers built on workspaces.
+// The store's operations that services and shells build on, by their workspace names.
 export const workspaceDir = (id: string) => workspaceStore.dir(id);
 export const loadWorkspace = (id: string) => workspaceStore.load(id);
-export const reconciledWorkspace = (id: string) => workspaceStore.reconciled(id);
 export const updateWorkspaceRecord = (
   id: string,
   change: (record: WorkspaceRecord) => WorkspaceRecord,
 ) => workspaceStore.update(id, change);
-export const withWorkspaceLock = <T>(id: string, fn: () => Promise<T>) =>
-  workspaceStore.withLock(id, fn);
 
 export async function appendJournal(workspaceId: string, entry: JournalEntryValue): Promise<void> {
   await appendFile(

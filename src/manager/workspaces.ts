@@ -31,14 +31,11 @@ import {
   Sandboxes,
   type BeforeStopHook,
 } from "./sandbox.js";
-import { listIds, newId } from "./records.js";
 import { pushArchive } from "./workspace-guest.js";
 import {
   activity,
   appendJournal,
-  loadWorkspace,
   readJournal,
-  reconciledWorkspace,
   updateWorkspaceRecord,
   workspaceDir,
   workspaceFiles,
@@ -79,7 +76,7 @@ export class WorkspaceManager {
       );
     refuseUnbuiltFeatures(params);
     const seed = params.seed_path ? await detectSeed(params.seed_path) : undefined;
-    const id = newId("ws");
+    const id = workspaceStore.newId();
     const now = new Date().toISOString();
     let baseline: Buffer = Buffer.alloc(0);
     try {
@@ -124,20 +121,20 @@ export class WorkspaceManager {
 
   async list() {
     const workspaces: WorkspaceRecord[] = [];
-    for (const id of await listIds("workspaces")) {
-      const record = await reconciledWorkspace(id).catch(() => undefined);
+    for (const id of await workspaceStore.ids()) {
+      const record = await workspaceStore.reconciled(id).catch(() => undefined);
       if (record) workspaces.push(record);
     }
     return { workspaces };
   }
 
   status(input: { workspace_id: string }): Promise<WorkspaceRecord> {
-    return reconciledWorkspace(workspaceIdOf(input));
+    return workspaceStore.reconciled(workspaceIdOf(input));
   }
 
   async update(input: z.input<typeof updateWorkspace.params>): Promise<WorkspaceRecord> {
     const params = parseParams(updateWorkspace.params, input);
-    await reconciledWorkspace(params.workspace_id);
+    await workspaceStore.reconciled(params.workspace_id);
     return updateWorkspaceRecord(params.workspace_id, (record) => {
       const labels = { ...record.labels, ...params.labels };
       for (const key of params.clear_labels) delete labels[key];
@@ -147,7 +144,7 @@ export class WorkspaceManager {
 
   async logs(input: z.input<typeof logsWorkspace.params>) {
     const params = parseParams(logsWorkspace.params, input);
-    await loadWorkspace(params.workspace_id);
+    await workspaceStore.load(params.workspace_id);
     return {
       workspace_id: params.workspace_id,
       ...(await readJournal(params.workspace_id, params.limit)),
