@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { createServer as createTcpServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -54,6 +54,7 @@ describe("readiness commands (run with the host's bash)", () => {
     expect((await run(argv, dir)).status).not.toBe(0);
     writeFileSync(join(dir, "ready.flag"), "");
     expect((await run(argv, dir)).status).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it("tcp: ready when something listens, not when nothing does", async () => {

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -115,6 +115,7 @@ beforeEach(() => {
 
 afterEach(() => {
   delete process.env.PYRO_HOME;
+  rmSync(home, { recursive: true, force: true });
 });
 
 const start = (extra: Record<string, unknown> = {}) =>
