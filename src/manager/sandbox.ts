@@ -127,27 +127,26 @@ export class Sandboxes<R extends SandboxRecord> {
     }
   }
 
-  /** Runs the before-stop hooks, then powers the VM off and waits for its shim to exit. */
-  async powerOff(id: string, reason: StopReason): Promise<void> {
-    await this.endVm(id, reason, false);
+  /**
+   * Runs the before-stop hooks, then has the shim power the VM off (with `remove`, and
+   * delete its directory) and waits for the shim to exit.
+   */
+  async powerOff(id: string, reason: StopReason, options: { remove?: boolean } = {}) {
+    const live = await liveState(this.store.dir(id));
+    if (!live.shimAlive || !live.shim) return this.beforeStop({ id, reason, guest: undefined });
+    await this.withGuest(id, async (guest) => {
+      await this.beforeStop({ id, reason, guest });
+      await guest.stop(options.remove ?? false);
+    });
+    await waitForExit(live.shim.shim_pid, SHIM_EXIT_MS);
   }
 
   /** Ends whatever runs for the sandbox (hooks first, then by force) and removes it. */
   async destroy(id: string, reason: StopReason = "delete"): Promise<void> {
     const dir = this.store.dir(id);
-    await this.endVm(id, reason, true).catch(() => {});
+    await this.powerOff(id, reason, { remove: true }).catch(() => {});
     await killSandboxProcesses(dir);
     await rm(dir, { recursive: true, force: true });
-  }
-
-  private async endVm(id: string, reason: StopReason, remove: boolean): Promise<void> {
-    const live = await liveState(this.store.dir(id));
-    if (!live.shimAlive || !live.shim) return this.beforeStop({ id, reason, guest: undefined });
-    await this.withGuest(id, async (guest) => {
-      await this.beforeStop({ id, reason, guest });
-      await guest.stop(remove);
-    });
-    await waitForExit(live.shim.shim_pid, SHIM_EXIT_MS);
   }
 
   /**
