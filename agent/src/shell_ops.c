@@ -163,8 +163,9 @@ static void shell_write(struct pyro_conn *conn, uint32_t channel,
                        "shell_write: data must be a string of at most %d bytes",
                        PYRO_SHELL_MAX_WRITE_BYTES);
     } else if (sh->reaped || sh->master_fd < 0) {
-        pyro_error_set(&e, PYRO_ERR_INVALID_ARGUMENT, 0, "shell_write: shell %s has exited",
-                       sh->id);
+        /* A running shell without a terminal closed every descriptor of it. */
+        pyro_error_set(&e, PYRO_ERR_INVALID_ARGUMENT, 0, "shell_write: shell %s has %s", sh->id,
+                       sh->reaped ? "exited" : "closed its terminal");
     } else if (queue_input(sh, data->str, data->len, &e)) {
         char buf[256];
         struct pyro_json_writer w;

@@ -303,6 +303,15 @@ describe("agent shells (host process)", () => {
     await closeShell(killed);
   });
 
+  it("hangs up a shell whose processes all closed the terminal; writes are refused", async () => {
+    const id = await openShell({ argv: ["sh", "-c", "exec <&- >&- 2>&-; sleep 100"] });
+    // The agent sees EIO and closes the terminal: the session gets SIGHUP.
+    expect(await readUntilExited(id)).toMatchObject({ exit_code: null, signal: "HUP" });
+    const refused = await wire.send({ op: "shell_write", shell_id: id, data: "x" });
+    expect(refused.message).toMatchObject({ type: "error", code: "invalid_argument" });
+    await closeShell(id);
+  });
+
   it("a program that cannot be started says why on the terminal and exits 127", async () => {
     const id = await openShell({ argv: ["no-such-program-pyro"] });
     const { text } = await readUntil(id, 0, /pyro-agent: no-such-program-pyro: [^\n]*\n/);
