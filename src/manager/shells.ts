@@ -314,10 +314,12 @@ function explainGuestError(
       where,
     );
   }
-  if (guestCode === "invalid_argument" && /exited/.test(error.message)) {
+  // The agent refuses input to a shell that exited or closed its terminal (protocol/README.md).
+  if (guestCode === "invalid_argument" && /exited|closed its terminal/.test(error.message)) {
+    const what = /exited/.test(error.message) ? "exited" : "closed its terminal";
     return new PyroError(
       "conflict",
-      `shell ${record.shell_id} has exited; read its last output, then close it and open a new one`,
+      `shell ${record.shell_id} has ${what}; read its last output, then close it and open a new one`,
       where,
     );
   }

@@ -276,6 +276,14 @@ describe("ShellManager against a scripted guest", () => {
       code: "conflict",
       message: expect.stringContaining("open a new one"),
     });
+    guest.refuse.shell_write = {
+      code: "invalid_argument",
+      message: `shell_write: shell ${record.shell_id} has closed its terminal`,
+    };
+    await expect(shells.write({ ...id, input: "x" })).rejects.toMatchObject({
+      code: "conflict",
+      message: expect.stringContaining("has closed its terminal; read its last output"),
+    });
     guest.refuse.shell_write = { code: "busy", message: "input queue full" };
     await expect(shells.write({ ...id, input: "x" })).rejects.toMatchObject({
       message: expect.stringContaining("not taking input"),
