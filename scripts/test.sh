@@ -77,6 +77,8 @@ make -s -C agent test test-host
 phase environments
 pyro env pull debian:12-base
 pyro env pull debian:12
+# Services and shells tests need python3 (an HTTP server, a REPL).
+pyro env pull debian:12-build
 # Tiers one after another: guest and surface tests boot VMs, and a 2-core machine is
 # better used by one tier's VMs at a time. `host` (the shim and managers around the agent
 # as a host process, PYRO_VMM=host in its vitest project) runs right after unit: it finds
