@@ -71,6 +71,23 @@ const char *pyro_signal_name(int signo, char *buf, size_t len)
     return buf;
 }
 
+void pyro_write_wait_state(struct pyro_json_writer *w, bool reaped, int status)
+{
+    char signame[16];
+    pyro_json_key(w, "state");
+    pyro_json_string(w, reaped ? "exited" : "running");
+    pyro_json_key(w, "exit_code");
+    if (reaped && WIFEXITED(status))
+        pyro_json_int(w, WEXITSTATUS(status));
+    else
+        pyro_json_null(w);
+    pyro_json_key(w, "signal");
+    if (reaped && WIFSIGNALED(status))
+        pyro_json_string(w, pyro_signal_name(WTERMSIG(status), signame, sizeof signame));
+    else
+        pyro_json_null(w);
+}
+
 static struct exec_channel *find_exec(const struct pyro_conn *conn, uint32_t channel)
 {
     for (size_t i = 0; i < PYRO_MAX_EXECS; i++)

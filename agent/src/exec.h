@@ -35,5 +35,8 @@ int pyro_exec_signal(struct pyro_conn *conn, uint32_t target_channel, int signo)
 int pyro_signal_from_name(const char *name);
 /* Name for an exit record ("TERM", "SEGV"; "SIG<n>" for others) in buf. */
 const char *pyro_signal_name(int signo, char *buf, size_t len);
+/* Adds "state" ("running" or "exited"), "exit_code" and "signal" (null unless the
+ * process was reaped and exited, or was killed, that way) for a service or shell. */
+void pyro_write_wait_state(struct pyro_json_writer *w, bool reaped, int status);
 
 #endif

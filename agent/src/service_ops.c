@@ -3,23 +3,10 @@
 #include "service_table.h"
 
 #include <stdlib.h>
-#include <sys/wait.h>
 
 void pyro_service_write_exit(struct pyro_json_writer *w, const struct pyro_service *s)
 {
-    char signame[16];
-    pyro_json_key(w, "state");
-    pyro_json_string(w, s->reaped ? "exited" : "running");
-    pyro_json_key(w, "exit_code");
-    if (s->reaped && WIFEXITED(s->status))
-        pyro_json_int(w, WEXITSTATUS(s->status));
-    else
-        pyro_json_null(w);
-    pyro_json_key(w, "signal");
-    if (s->reaped && WIFSIGNALED(s->status))
-        pyro_json_string(w, pyro_signal_name(WTERMSIG(s->status), signame, sizeof signame));
-    else
-        pyro_json_null(w);
+    pyro_write_wait_state(w, s->reaped, s->status);
     pyro_json_key(w, "ended_at_ms");
     if (s->reaped)
         pyro_json_int(w, s->ended_at_ms);

@@ -9,29 +9,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <termios.h>
 
 /* Output frames of a read hold at most this much each. */
 #define READ_FRAME_BYTES 65536
-
-/* state, exit_code and signal: the part of a reply that says how the shell is. */
-static void write_state(struct pyro_json_writer *w, const struct pyro_shell *sh)
-{
-    char signame[16];
-    pyro_json_key(w, "state");
-    pyro_json_string(w, sh->reaped ? "exited" : "running");
-    pyro_json_key(w, "exit_code");
-    if (sh->reaped && WIFEXITED(sh->status))
-        pyro_json_int(w, WEXITSTATUS(sh->status));
-    else
-        pyro_json_null(w);
-    pyro_json_key(w, "signal");
-    if (sh->reaped && WIFSIGNALED(sh->status))
-        pyro_json_string(w, pyro_signal_name(WTERMSIG(sh->status), signame, sizeof signame));
-    else
-        pyro_json_null(w);
-}
 
 /* Starts a {"type":"result","shell_id":ID ... reply; the caller adds fields and ends it. */
 static void result_begin(struct pyro_json_writer *w, char *buf, size_t cap, const char *id)
@@ -123,7 +104,7 @@ static void shell_read(struct pyro_conn *conn, uint32_t channel,
     pyro_json_int(&w, (int64_t)sh->ring.end);
     pyro_json_key(&w, "truncated");
     pyro_json_bool(&w, span.truncated);
-    write_state(&w, sh);
+    pyro_write_wait_state(&w, sh->reaped, sh->status);
     pyro_json_object_end(&w);
     pyro_send_control(conn, channel, &w);
 }
@@ -239,7 +220,7 @@ static void write_entry(struct pyro_json_writer *w, struct pyro_shell *sh)
     pyro_json_int(w, sh->rows);
     pyro_json_key(w, "available");
     pyro_json_int(w, (int64_t)sh->ring.end);
-    write_state(w, sh);
+    pyro_write_wait_state(w, sh->reaped, sh->status);
     pyro_json_object_end(w);
 }
 
