@@ -56,6 +56,17 @@ void pyro_send_error(struct pyro_conn *conn, uint32_t channel, const struct pyro
     pyro_send_control(conn, channel, &w);
 }
 
+void pyro_result_begin(struct pyro_json_writer *w, char *buf, size_t cap, const char *key,
+                       const char *value)
+{
+    pyro_json_writer_init(w, buf, cap);
+    pyro_json_object_begin(w);
+    pyro_json_key(w, "type");
+    pyro_json_string(w, "result");
+    pyro_json_key(w, key);
+    pyro_json_string(w, value);
+}
+
 void pyro_send_result(struct pyro_conn *conn, uint32_t channel)
 {
     static const char result[] = "{\"type\":\"result\"}";

@@ -48,6 +48,10 @@ void pyro_send_error(struct pyro_conn *conn, uint32_t channel, const struct pyro
 /* Sends the document in w as a control frame (an internal error if it overflowed). */
 void pyro_send_control(struct pyro_conn *conn, uint32_t channel, struct pyro_json_writer *w);
 void pyro_send_result(struct pyro_conn *conn, uint32_t channel);
+/* Starts a {"type":"result","KEY":"VALUE" reply in buf (a service name, a shell id); the
+ * caller adds its fields, ends the object and sends it with pyro_send_control. */
+void pyro_result_begin(struct pyro_json_writer *w, char *buf, size_t cap, const char *key,
+                       const char *value);
 
 /* Field helpers for request validation; on failure they fill e (invalid_argument)
  * with "OP: FIELD must be ..." and return false. An absent field leaves *out as is. */

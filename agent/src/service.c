@@ -101,12 +101,7 @@ static void send_stop_reply(struct pyro_service *s)
 {
     static char buf[1024];
     struct pyro_json_writer w;
-    pyro_json_writer_init(&w, buf, sizeof buf);
-    pyro_json_object_begin(&w);
-    pyro_json_key(&w, "type");
-    pyro_json_string(&w, "result");
-    pyro_json_key(&w, "name");
-    pyro_json_string(&w, s->name);
+    pyro_result_begin(&w, buf, sizeof buf, "name", s->name);
     pyro_service_write_exit(&w, s);
     pyro_json_key(&w, "killed");
     pyro_json_bool(&w, s->killed);
@@ -333,12 +328,7 @@ static void service_start(struct pyro_conn *conn, uint32_t channel,
     LOG_DEBUG("service %s: started %s as pid %d", s->name, r.spawn.argv[0], (int)s->pid);
     static char buf[512];
     struct pyro_json_writer w;
-    pyro_json_writer_init(&w, buf, sizeof buf);
-    pyro_json_object_begin(&w);
-    pyro_json_key(&w, "type");
-    pyro_json_string(&w, "result");
-    pyro_json_key(&w, "name");
-    pyro_json_string(&w, s->name);
+    pyro_result_begin(&w, buf, sizeof buf, "name", s->name);
     pyro_json_key(&w, "pid");
     pyro_json_int(&w, s->pid);
     pyro_json_key(&w, "started_at_ms");

@@ -122,12 +122,7 @@ void pyro_service_logs(struct pyro_conn *conn, uint32_t channel,
     }
     static char buf[512];
     struct pyro_json_writer w;
-    pyro_json_writer_init(&w, buf, sizeof buf);
-    pyro_json_object_begin(&w);
-    pyro_json_key(&w, "type");
-    pyro_json_string(&w, "result");
-    pyro_json_key(&w, "name");
-    pyro_json_string(&w, s->name);
+    pyro_result_begin(&w, buf, sizeof buf, "name", s->name);
     pyro_json_key(&w, "stdout_truncated");
     pyro_json_bool(&w, out_truncated);
     pyro_json_key(&w, "stderr_truncated");

@@ -179,12 +179,7 @@ void pyro_shell_open(struct pyro_conn *conn, uint32_t channel,
     LOG_DEBUG("shell %s: started %s as pid %d", sh->id, r.spawn.argv[0], (int)sh->pid);
     char buf[256];
     struct pyro_json_writer w;
-    pyro_json_writer_init(&w, buf, sizeof buf);
-    pyro_json_object_begin(&w);
-    pyro_json_key(&w, "type");
-    pyro_json_string(&w, "result");
-    pyro_json_key(&w, "shell_id");
-    pyro_json_string(&w, sh->id);
+    pyro_result_begin(&w, buf, sizeof buf, "shell_id", sh->id);
     pyro_json_key(&w, "pid");
     pyro_json_int(&w, sh->pid);
     pyro_json_object_end(&w);

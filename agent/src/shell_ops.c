@@ -14,22 +14,11 @@
 /* Output frames of a read hold at most this much each. */
 #define READ_FRAME_BYTES 65536
 
-/* Starts a {"type":"result","shell_id":ID ... reply; the caller adds fields and ends it. */
-static void result_begin(struct pyro_json_writer *w, char *buf, size_t cap, const char *id)
-{
-    pyro_json_writer_init(w, buf, cap);
-    pyro_json_object_begin(w);
-    pyro_json_key(w, "type");
-    pyro_json_string(w, "result");
-    pyro_json_key(w, "shell_id");
-    pyro_json_string(w, id);
-}
-
 static void send_id_result(struct pyro_conn *conn, uint32_t channel, const char *id)
 {
     char buf[256];
     struct pyro_json_writer w;
-    result_begin(&w, buf, sizeof buf, id);
+    pyro_result_begin(&w, buf, sizeof buf, "shell_id", id);
     pyro_json_object_end(&w);
     pyro_send_control(conn, channel, &w);
 }
@@ -95,7 +84,7 @@ static void shell_read(struct pyro_conn *conn, uint32_t channel,
     send_span(conn, channel, sh, span);
     char buf[512];
     struct pyro_json_writer w;
-    result_begin(&w, buf, sizeof buf, sh->id);
+    pyro_result_begin(&w, buf, sizeof buf, "shell_id", sh->id);
     pyro_json_key(&w, "cursor");
     pyro_json_int(&w, (int64_t)span.start);
     pyro_json_key(&w, "next_cursor");
@@ -150,7 +139,7 @@ static void shell_write(struct pyro_conn *conn, uint32_t channel,
     } else if (queue_input(sh, data->str, data->len, &e)) {
         char buf[256];
         struct pyro_json_writer w;
-        result_begin(&w, buf, sizeof buf, sh->id);
+        pyro_result_begin(&w, buf, sizeof buf, "shell_id", sh->id);
         pyro_json_key(&w, "bytes_written");
         pyro_json_int(&w, (int64_t)data->len);
         pyro_json_object_end(&w);
@@ -197,7 +186,7 @@ static void shell_close(struct pyro_conn *conn, uint32_t channel,
         return;
     char buf[256];
     struct pyro_json_writer w;
-    result_begin(&w, buf, sizeof buf, sh->id);
+    pyro_result_begin(&w, buf, sizeof buf, "shell_id", sh->id);
     pyro_json_key(&w, "closed");
     pyro_json_bool(&w, true);
     pyro_json_object_end(&w);
