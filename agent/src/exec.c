@@ -186,25 +186,11 @@ static void exec_start(struct pyro_conn *conn, uint32_t channel,
 /* Writes as much queued stdin as the pipe takes now; closes it on EOF or EPIPE. */
 static void flush_stdin(struct exec_channel *e)
 {
-    size_t off = 0;
-    while (off < e->stdin_len && e->stdin_fd >= 0) {
-        ssize_t n = write(e->stdin_fd, e->stdin_buf + off, e->stdin_len - off);
-        if (n > 0) {
-            off += (size_t)n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && errno == EAGAIN) {
-            break;
-        } else {
-            if (errno != EPIPE) /* EPIPE: the process closed its stdin; not an error */
-                LOG_ERRNO("channel %u: write stdin", e->channel);
-            close_stdin(e);
-            return;
-        }
-    }
-    if (off > 0) {
-        memmove(e->stdin_buf, e->stdin_buf + off, e->stdin_len - off);
-        e->stdin_len -= off;
+    if (e->stdin_fd >= 0 && !pyro_write_queued(e->stdin_fd, e->stdin_buf, &e->stdin_len)) {
+        if (errno != EPIPE) /* EPIPE: the process closed its stdin; not an error */
+            LOG_ERRNO("channel %u: write stdin", e->channel);
+        close_stdin(e);
+        return;
     }
     if (e->stdin_len == 0 && e->stdin_eof_pending)
         close_stdin(e);

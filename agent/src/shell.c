@@ -91,25 +91,11 @@ void pyro_shell_pump(struct pyro_shell *sh)
 
 void pyro_shell_flush(struct pyro_shell *sh)
 {
-    size_t off = 0;
-    while (off < sh->queue_len && sh->master_fd >= 0) {
-        ssize_t n = write(sh->master_fd, sh->queue + off, sh->queue_len - off);
-        if (n > 0) {
-            off += (size_t)n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && errno == EAGAIN) {
-            break;
-        } else {
-            if (errno != EIO) /* EIO: nobody holds the terminal any more */
-                LOG_ERRNO("shell %s: write terminal", sh->id);
-            sh->queue_len = off = 0;
-        }
-    }
-    if (off > 0) {
-        memmove(sh->queue, sh->queue + off, sh->queue_len - off);
-        sh->queue_len -= off;
-    }
+    if (sh->master_fd < 0 || pyro_write_queued(sh->master_fd, sh->queue, &sh->queue_len))
+        return;
+    if (errno != EIO) /* EIO: nobody holds the terminal any more */
+        LOG_ERRNO("shell %s: write terminal", sh->id);
+    sh->queue_len = 0;
 }
 
 static void on_shell_reaped(void *owner, pid_t pid, int status, int64_t now_ms)

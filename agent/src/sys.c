@@ -39,6 +39,30 @@ void pyro_close(int *fd)
     *fd = -1;
 }
 
+bool pyro_write_queued(int fd, uint8_t *queue, size_t *len)
+{
+    size_t off = 0;
+    bool ok = true;
+    while (off < *len) {
+        ssize_t n = write(fd, queue + off, *len - off);
+        if (n > 0) {
+            off += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            break;
+        } else {
+            ok = false;
+            break;
+        }
+    }
+    if (off > 0) {
+        memmove(queue, queue + off, *len - off); /* memmove leaves errno as the write set it */
+        *len -= off;
+    }
+    return ok;
+}
+
 void pyro_ensure_stdio(void)
 {
     for (int fd = 0; fd <= 2; fd++) {
