@@ -77,6 +77,12 @@ export const signalName = z
   .max(16)
   .regex(/^[A-Z0-9]+$/);
 export const exitCode = z.number().int().min(0).max(255);
+/** How a service or shell is: the agent writes these three together (pyro_write_wait_state). */
+export const waitState = {
+  state: z.enum(["running", "exited"]),
+  exit_code: exitCode.nullable(),
+  signal: signalName.nullable(),
+};
 /** Service names and shell ids (issue8-protocol.md "Names"). */
 export const processName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/);
 export const SIGNALS = ["INT", "TERM", "HUP", "KILL", "QUIT", "USR1", "USR2"] as const;

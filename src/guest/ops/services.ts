@@ -4,12 +4,11 @@ import {
   capFromField,
   defineOp,
   env,
-  exitCode,
   guestPath,
   processName,
   resultFrame,
-  signalName,
   unixMs,
+  waitState,
 } from "./op.js";
 
 /** The agent's service ops (protocol/README.md "Services", issue8-protocol.md). */
@@ -44,9 +43,7 @@ export const serviceStart = defineOp(
 export const ServiceEntrySchema = z.object({
   name: processName,
   pid: z.number().int().positive(),
-  state: z.enum(["running", "exited"]),
-  exit_code: exitCode.nullable(),
-  signal: signalName.nullable(),
+  ...waitState,
   started_at_ms: unixMs,
   ended_at_ms: unixMs.nullable(),
 });
@@ -64,9 +61,8 @@ export const serviceStop = defineOp(
   z.strictObject({ name: processName, grace_ms: z.number().int().min(0).max(60_000).optional() }),
   resultFrame({
     name: processName,
+    ...waitState,
     state: z.literal("exited"),
-    exit_code: exitCode.nullable(),
-    signal: signalName.nullable(),
     /** KILL was needed. */
     killed: z.boolean(),
   }),

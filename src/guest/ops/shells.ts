@@ -5,12 +5,11 @@ import {
   count,
   defineOp,
   env,
-  exitCode,
   guestPath,
   processName,
   resultFrame,
-  signalName,
   SIGNALS,
+  waitState,
 } from "./op.js";
 
 /** The agent's PTY shell ops (protocol/README.md "Shells", issue8-protocol.md). */
@@ -22,7 +21,6 @@ export const MAX_SHELL_WRITE_BYTES = 32768;
 
 const shellId = processName;
 const terminalSize = z.number().int().min(1).max(1000);
-const shellState = z.enum(["running", "exited"]);
 
 export const shellOpen = defineOp(
   "shell_open",
@@ -58,9 +56,7 @@ export const shellRead = defineOp(
     available: count,
     /** The asked cursor was older than the ring's oldest byte. */
     truncated: z.boolean(),
-    state: shellState,
-    exit_code: exitCode.nullable(),
-    signal: signalName.nullable(),
+    ...waitState,
   }).refine((r) => r.cursor <= r.next_cursor && r.next_cursor <= r.available, {
     message: "shell_read cursors out of order",
   }),
@@ -97,12 +93,10 @@ export const shellClose = defineOp(
 export const ShellEntrySchema = z.object({
   shell_id: shellId,
   pid: z.number().int().positive(),
-  state: shellState,
   cols: terminalSize,
   rows: terminalSize,
   available: count,
-  exit_code: exitCode.nullable(),
-  signal: signalName.nullable(),
+  ...waitState,
 });
 export type ShellEntry = z.infer<typeof ShellEntrySchema>;
 
