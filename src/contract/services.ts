@@ -127,6 +127,16 @@ const SERVICE_ERRORS = [
   "guest_error",
   "internal",
 ] as const;
+/** logs and stop: what can go wrong with one named service that already exists. */
+const ONE_SERVICE_ERRORS = [
+  "invalid_argument",
+  "not_found",
+  "conflict",
+  "unavailable",
+  "unsupported",
+  "guest_error",
+  "internal",
+] as const;
 
 export const startService = op({
   sdkMethod: "startService",
@@ -189,15 +199,7 @@ export const logsService = op({
     stdout_truncated: z.boolean().describe("Older output exists that was not returned."),
     stderr_truncated: z.boolean(),
   }),
-  errors: [
-    "invalid_argument",
-    "not_found",
-    "conflict",
-    "unavailable",
-    "unsupported",
-    "guest_error",
-    "internal",
-  ],
+  errors: ONE_SERVICE_ERRORS,
 });
 
 export const stopService = op({
@@ -208,15 +210,7 @@ export const stopService = op({
     "Stop a service: TERM to its process group, then KILL when it has not ended after a grace period.",
   params: ServiceParams,
   result: ServiceRecord,
-  errors: [
-    "invalid_argument",
-    "not_found",
-    "conflict",
-    "unavailable",
-    "unsupported",
-    "guest_error",
-    "internal",
-  ],
+  errors: ONE_SERVICE_ERRORS,
 });
 
 export type ServiceRecordValue = z.output<typeof ServiceRecord>;
