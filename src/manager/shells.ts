@@ -133,12 +133,10 @@ export class ShellManager {
 
   async write(input: z.input<typeof WriteShellParams>) {
     const params = parseParams(WriteShellParams, input);
-    const record = await this.liveRecord(params);
     const data = params.append_newline ? `${params.input}\n` : params.input;
-    const written = await this.guestCall(record, "write", (client) =>
-      writeGuestShell(client, { shell_id: record.shell_id, data }),
+    const [record, written] = await this.liveCall(params, "write", (client, shell_id) =>
+      writeGuestShell(client, { shell_id, data }),
     );
-    await this.workspaces.touch(record.workspace_id);
     return {
       workspace_id: record.workspace_id,
       shell_id: record.shell_id,
@@ -148,11 +146,9 @@ export class ShellManager {
 
   async signal(input: z.input<typeof SignalShellParams>) {
     const params = parseParams(SignalShellParams, input);
-    const record = await this.liveRecord(params);
-    await this.guestCall(record, "signal", (client) =>
-      signalGuestShell(client, { shell_id: record.shell_id, signal: params.signal_name }),
+    const [record] = await this.liveCall(params, "signal", (client, shell_id) =>
+      signalGuestShell(client, { shell_id, signal: params.signal_name }),
     );
-    await this.workspaces.touch(record.workspace_id);
     return {
       workspace_id: record.workspace_id,
       shell_id: record.shell_id,
@@ -194,6 +190,18 @@ export class ShellManager {
       throw shellGone(record, `its workspace is ${workspace.state}`);
     }
     return record;
+  }
+
+  /** One guest call on a live shell, counted as the workspace's activity. */
+  private async liveCall<T>(
+    params: { workspace_id: string; shell_id: string },
+    op: ShellOp,
+    fn: (client: ChannelClient, shellId: string) => Promise<T>,
+  ): Promise<[ShellRecord, T]> {
+    const record = await this.liveRecord(params);
+    const result = await this.guestCall(record, op, (client) => fn(client, record.shell_id));
+    await this.workspaces.touch(record.workspace_id);
+    return [record, result];
   }
 
   /** One guest call for a known shell; the guest not knowing it means it is gone. */
