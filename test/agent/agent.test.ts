@@ -1,43 +1,21 @@
-import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeControl, FRAME_HEADER_BYTES, MAX_PAYLOAD_BYTES } from "../../src/guest/frame.js";
 import type { ChannelClient } from "../../src/guest/client.js";
-import { HostAgent } from "../helpers/agent.js";
-
-/** Alive and not a zombie (a killed child waits for its new parent to reap it). */
-function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
-
-/** Polls until check holds; the generous bound only limits how long a failure waits. */
-async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return true;
-}
+import {
+  eventually,
+  HostAgent,
+  processAlive,
+  startAgentClient,
+  stopAgentClient,
+} from "../helpers/agent.js";
 
 let agent: HostAgent;
 let client: ChannelClient;
 
-beforeAll(async () => {
-  agent = await HostAgent.start();
-  client = await agent.connect();
-}, 120_000);
-
-afterAll(async () => {
-  client?.destroy();
-  await agent?.stop();
-});
+beforeAll(async () => ({ agent, client } = await startAgentClient()), 120_000);
+afterAll(() => stopAgentClient(agent, client));
 
 describe("guest agent as a host process", () => {
   it("answers hello with its protocol and version", async () => {

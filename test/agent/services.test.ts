@@ -1,19 +1,8 @@
-import { readFileSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HostAgent } from "../helpers/agent.js";
+import { HostAgent, processAlive } from "../helpers/agent.js";
 import { AgentWire } from "./wire.js";
-
-/** Alive and not a zombie. */
-function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 /** Polls until check resolves truthy; the bound only limits how long a failure waits. */
 async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000) {

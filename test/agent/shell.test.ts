@@ -5,7 +5,7 @@ import type { Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeControl, encodeControl, FrameReader, FrameType } from "../../src/guest/frame.js";
-import { HostAgent } from "../helpers/agent.js";
+import { eventually, HostAgent, processAlive } from "../helpers/agent.js";
 
 /**
  * The agent's shell_* ops (protocol/README.md, Shells) spoken frame by frame to the real
@@ -130,15 +130,6 @@ async function write(shell_id: string, data: string) {
   return (await wire.ok({ op: "shell_write", shell_id, data })).message;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
-
 /** The command lines of pid's children, from /proc. */
 function childCommands(pid: number): string[] {
   const commands: string[] = [];
@@ -153,15 +144,6 @@ function childCommands(pid: number): string[] {
     }
   }
   return commands;
-}
-
-async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return true;
 }
 
 async function shellPid(shell_id: string): Promise<number> {

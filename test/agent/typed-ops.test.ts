@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChannelClient } from "../../src/guest/client.js";
 import { AGENT_OPS } from "../../src/guest/ops/index.js";
-import { HostAgent } from "../helpers/agent.js";
+import { HostAgent, startAgentClient, stopAgentClient } from "../helpers/agent.js";
 
 /**
  * The host's op schemas (src/guest/ops) against the real agent binary: what the agent
@@ -12,15 +12,8 @@ import { HostAgent } from "../helpers/agent.js";
 let agent: HostAgent;
 let client: ChannelClient;
 
-beforeAll(async () => {
-  agent = await HostAgent.start();
-  client = await agent.connect();
-}, 120_000);
-
-afterAll(async () => {
-  client?.destroy();
-  await agent?.stop();
-});
+beforeAll(async () => ({ agent, client } = await startAgentClient()), 120_000);
+afterAll(() => stopAgentClient(agent, client));
 
 describe("typed ops against the real agent", () => {
   it("start, list, read logs of and stop a service with parsed replies", async () => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ChannelClient } from "../../src/guest/client.js";
 import { AGENT_OPS } from "../../src/guest/ops/index.js";
 import { readShellOutput } from "../../src/guest/shells.js";
-import { HostAgent } from "../helpers/agent.js";
+import { HostAgent, startAgentClient, stopAgentClient } from "../helpers/agent.js";
 
 /**
  * The host's shell op schemas (src/guest/ops/shells.ts) against the real agent binary:
@@ -13,15 +13,8 @@ import { HostAgent } from "../helpers/agent.js";
 let agent: HostAgent;
 let client: ChannelClient;
 
-beforeAll(async () => {
-  agent = await HostAgent.start();
-  client = await agent.connect();
-}, 120_000);
-
-afterAll(async () => {
-  client?.destroy();
-  await agent?.stop();
-});
+beforeAll(async () => ({ agent, client } = await startAgentClient()), 120_000);
+afterAll(() => stopAgentClient(agent, client));
 
 /** Reads from 0 until the output contains `text`, following next_cursor (cursors checked). */
 async function readUntil(shellId: string, text: string) {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
@@ -72,4 +73,36 @@ export class HostAgent {
       socket.once("error", () => resolve(undefined));
     });
   }
+}
+
+/** A test file's agent and one client connected to it (for beforeAll). */
+export async function startAgentClient(): Promise<{ agent: HostAgent; client: ChannelClient }> {
+  const agent = await HostAgent.start();
+  return { agent, client: await agent.connect() };
+}
+
+/** Undoes startAgentClient (for afterAll); either is missing when beforeAll failed. */
+export async function stopAgentClient(agent?: HostAgent, client?: ChannelClient): Promise<void> {
+  client?.destroy();
+  await agent?.stop();
+}
+
+/** Alive and not a zombie (a killed child waits for its new parent to reap it). */
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Polls until check holds; the generous bound only limits how long a failure waits. */
+export async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
 }
