@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Pyro, PyroError } from "../../src/index.js";
-import { sleep } from "../../src/util/process.js";
+import { Pyro } from "../../src/index.js";
 import { runCli } from "../helpers/cli.js";
 import { eventually, isolatedHome, processesMentioning } from "../helpers/guest.js";
+import { errorOf, recordAfterRunning } from "../helpers/services.js";
 
 /**
  * Services in a real guest: the agent's process table and logs, readiness checked from
@@ -15,11 +15,6 @@ let id = "";
 
 const svc = (service_name: string) => ({ workspace_id: id, service_name });
 const sh = (script: string) => ["sh", "-c", script];
-const errorOf = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (error: unknown) => error as PyroError,
-  );
 
 beforeAll(async () => {
   const created = await pyro.createWorkspace({ environment: "debian:12-build", mem_mib: 512 });
@@ -117,11 +112,7 @@ describe("services in a real guest", () => {
 
   it("a crashing service is recorded with its exit code, and its logs stay readable", async () => {
     await pyro.startService({ ...svc("crash"), command: sh("echo bye-marker >&2; exit 7") });
-    let record = await pyro.statusService(svc("crash"));
-    for (let i = 0; i < 50 && record.state === "running"; i += 1) {
-      await sleep(200);
-      record = await pyro.statusService(svc("crash"));
-    }
+    const record = await recordAfterRunning(pyro, svc("crash"), 200);
     expect(record).toMatchObject({ state: "exited", exit_code: 7, stop_reason: null });
     expect(record.ended_at).not.toBeNull();
     const logs = await pyro.logsService(svc("crash"));

@@ -1,9 +1,10 @@
 import { createServer, type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Pyro, type PyroError } from "../../src/index.js";
+import { Pyro } from "../../src/index.js";
 import { sleep } from "../../src/util/process.js";
 import { eventually, processesMentioning } from "../helpers/guest.js";
 import { HOST_ENVIRONMENT, hostTierHome } from "../helpers/host.js";
+import { errorOf, recordAfterRunning } from "../helpers/services.js";
 
 /**
  * The service manager through the real shim and agent (host-process VMM): records,
@@ -15,11 +16,6 @@ const pyro = new Pyro();
 let id = "";
 const svc = (service_name: string) => ({ workspace_id: id, service_name });
 const sh = (script: string) => ["sh", "-c", script];
-const errorOf = (promise: Promise<unknown>) =>
-  promise.then(
-    () => undefined,
-    (error: unknown) => error as PyroError,
-  );
 
 /** A port nothing listens on right now (services here share the host's network). */
 async function freePort(): Promise<number> {
@@ -88,11 +84,7 @@ describe("services through the real shim and agent", () => {
 
   it("a crash is recorded with its exit code; logs keep its output", async () => {
     await pyro.startService({ ...svc("crash"), command: sh("echo bye-marker >&2; exit 7") });
-    let record = await pyro.statusService(svc("crash"));
-    for (let i = 0; i < 50 && record.state === "running"; i += 1) {
-      await sleep(100);
-      record = await pyro.statusService(svc("crash"));
-    }
+    const record = await recordAfterRunning(pyro, svc("crash"), 100);
     expect(record).toMatchObject({ state: "exited", exit_code: 7 });
     expect((await pyro.logsService(svc("crash"))).stderr).toBe("bye-marker\n");
   });
