@@ -1,4 +1,5 @@
 import type { VmmLaunchSpec } from "../../src/vmm/driver.js";
+import type { VmmFacts } from "../../src/vmm/select.js";
 
 /** A launch spec with recognisable paths, for drivers' pure command-line/config tests. */
 export function sampleLaunchSpec(overrides: Partial<VmmLaunchSpec> = {}): VmmLaunchSpec {
@@ -20,3 +21,12 @@ export function sampleLaunchSpec(overrides: Partial<VmmLaunchSpec> = {}): VmmLau
     ...overrides,
   };
 }
+
+/** What the VMM choice sees on a KVM host with firecracker on PATH, plus overrides. */
+export const vmmFacts = (over: Partial<VmmFacts>): VmmFacts => ({
+  override: undefined,
+  acceleration: "kvm",
+  firecrackerPath: "/usr/bin/firecracker",
+  firecrackerLookup: "PATH",
+  ...over,
+});

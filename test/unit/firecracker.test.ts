@@ -22,8 +22,8 @@ import {
 } from "../../src/vmm/firecracker.js";
 import { connectVsock } from "../../src/vmm/vsock.js";
 import { GUEST_KERNEL_ARGS } from "../../src/vmm/kernel-args.js";
-import { decideVmm, findFirecracker, type VmmFacts } from "../../src/vmm/select.js";
-import { sampleLaunchSpec } from "../helpers/vmm-spec.js";
+import { decideVmm, findFirecracker } from "../../src/vmm/select.js";
+import { sampleLaunchSpec, vmmFacts as facts } from "../helpers/vmm-spec.js";
 
 const spec = sampleLaunchSpec({ acceleration: "kvm" });
 
@@ -162,14 +162,6 @@ describe("Firecracker config file", () => {
 });
 
 describe("choosing the VMM", () => {
-  const facts = (over: Partial<VmmFacts>): VmmFacts => ({
-    override: undefined,
-    acceleration: "kvm",
-    firecrackerPath: "/usr/bin/firecracker",
-    firecrackerLookup: "PATH",
-    ...over,
-  });
-
   it("picks Firecracker when its binary is there and KVM is usable", () => {
     expect(decideVmm(facts({}))).toMatchObject({ vmm: "firecracker" });
   });

@@ -3,15 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ext4Uuid, hostAgentCommand } from "../../src/vmm/host-process.js";
-import { createDriver, decideVmm, type VmmFacts } from "../../src/vmm/select.js";
-
-const facts = (over: Partial<VmmFacts>): VmmFacts => ({
-  override: undefined,
-  acceleration: "kvm",
-  firecrackerPath: "/usr/bin/firecracker",
-  firecrackerLookup: "PATH",
-  ...over,
-});
+import { createDriver, decideVmm } from "../../src/vmm/select.js";
+import { vmmFacts as facts } from "../helpers/vmm-spec.js";
 
 describe("the host-process driver is for tests only", () => {
   it("is never chosen without PYRO_VMM=host, on any host", () => {
