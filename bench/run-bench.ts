@@ -15,10 +15,10 @@ import { encodeControl, FrameReader } from "../src/guest/frame.js";
 import { runChecked, sleep } from "../src/util/process.js";
 import { hostTscKhz, qemuArgs, qemuInheritedFiles } from "../src/vmm/qemu.js";
 import { readAccelerationFacts, decideAcceleration } from "../src/vmm/acceleration.js";
+import { median } from "./measure.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const CLI = resolve("dist/cli/main.js");
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function floorRun(work: string, artifacts: Awaited<ReturnType<typeof bootArtifacts>>) {
   const dir = await mkdtemp(join(work, "floor-"));
