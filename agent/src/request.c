@@ -67,6 +67,25 @@ void pyro_result_begin(struct pyro_json_writer *w, char *buf, size_t cap, const 
     pyro_json_string(w, value);
 }
 
+bool pyro_list_begin(struct pyro_conn *conn, uint32_t channel,
+                     const struct pyro_json_value *req, const char *op,
+                     struct pyro_json_writer *w, char *buf, size_t cap, const char *key)
+{
+    static const char *const fields[] = {"op", NULL};
+    struct pyro_error e;
+    if (!pyro_fields_known(req, op, fields, &e)) {
+        pyro_send_error(conn, channel, &e);
+        return false;
+    }
+    pyro_json_writer_init(w, buf, cap);
+    pyro_json_object_begin(w);
+    pyro_json_key(w, "type");
+    pyro_json_string(w, "result");
+    pyro_json_key(w, key);
+    pyro_json_array_begin(w);
+    return true;
+}
+
 void pyro_send_result(struct pyro_conn *conn, uint32_t channel)
 {
     static const char result[] = "{\"type\":\"result\"}";

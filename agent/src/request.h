@@ -48,6 +48,12 @@ void pyro_send_error(struct pyro_conn *conn, uint32_t channel, const struct pyro
 /* Sends the document in w as a control frame (an internal error if it overflowed). */
 void pyro_send_control(struct pyro_conn *conn, uint32_t channel, struct pyro_json_writer *w);
 void pyro_send_result(struct pyro_conn *conn, uint32_t channel);
+/* For a list op (it takes no field but "op"): starts a {"type":"result","KEY":[ reply in
+ * buf; the caller adds the entries, ends the array and the object and sends it. False,
+ * with the error sent, when the request has another field. */
+bool pyro_list_begin(struct pyro_conn *conn, uint32_t channel,
+                     const struct pyro_json_value *req, const char *op,
+                     struct pyro_json_writer *w, char *buf, size_t cap, const char *key);
 /* Starts a {"type":"result","KEY":"VALUE" reply in buf (a service name, a shell id); the
  * caller adds its fields, ends the object and sends it with pyro_send_control. */
 void pyro_result_begin(struct pyro_json_writer *w, char *buf, size_t cap, const char *key,

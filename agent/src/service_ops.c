@@ -43,20 +43,10 @@ static const struct pyro_service *next_started(uint64_t after)
 void pyro_service_list(struct pyro_conn *conn, uint32_t channel,
                        const struct pyro_json_value *req)
 {
-    static const char *const fields[] = {"op", NULL};
     static char buf[PYRO_MAX_CONTROL_BYTES];
-    struct pyro_error e;
-    if (!pyro_fields_known(req, "service_list", fields, &e)) {
-        pyro_send_error(conn, channel, &e);
-        return;
-    }
     struct pyro_json_writer w;
-    pyro_json_writer_init(&w, buf, sizeof buf);
-    pyro_json_object_begin(&w);
-    pyro_json_key(&w, "type");
-    pyro_json_string(&w, "result");
-    pyro_json_key(&w, "services");
-    pyro_json_array_begin(&w);
+    if (!pyro_list_begin(conn, channel, req, "service_list", &w, buf, sizeof buf, "services"))
+        return;
     for (const struct pyro_service *s = next_started(0); s; s = next_started(s->seq))
         write_entry(&w, s);
     pyro_json_array_end(&w);

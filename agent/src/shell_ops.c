@@ -216,20 +216,10 @@ static void write_entry(struct pyro_json_writer *w, struct pyro_shell *sh)
 static void shell_list(struct pyro_conn *conn, uint32_t channel,
                        const struct pyro_json_value *req)
 {
-    static const char *const fields[] = {"op", NULL};
     static char buf[PYRO_MAX_SHELLS * 512];
-    struct pyro_error e;
-    if (!pyro_fields_known(req, "shell_list", fields, &e)) {
-        pyro_send_error(conn, channel, &e);
-        return;
-    }
     struct pyro_json_writer w;
-    pyro_json_writer_init(&w, buf, sizeof buf);
-    pyro_json_object_begin(&w);
-    pyro_json_key(&w, "type");
-    pyro_json_string(&w, "result");
-    pyro_json_key(&w, "shells");
-    pyro_json_array_begin(&w);
+    if (!pyro_list_begin(conn, channel, req, "shell_list", &w, buf, sizeof buf, "shells"))
+        return;
     for (size_t i = 0; i < PYRO_MAX_SHELLS; i++)
         if (pyro_shell_at(i))
             write_entry(&w, pyro_shell_at(i));
