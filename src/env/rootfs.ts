@@ -2,12 +2,12 @@ import { mkdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { runChecked } from "../util/process.js";
 import type { ProgressSink } from "../util/progress.js";
+import { debianMirror } from "./apt-mirror.js";
 import { sha256File } from "./artifacts.js";
 import { isolatedCommand, removeBuildDir } from "./build-dir.js";
 import type { Recipe } from "./catalog.js";
 
 export const BASE_IMAGE_LABEL = "pyro-base";
-const DEFAULT_MIRROR = "http://deb.debian.org/debian";
 /** Docs, manuals and translations are dead weight in an agent's sandbox. */
 const EXCLUDED_PATHS = [
   "/usr/share/doc/*",
@@ -30,7 +30,7 @@ export async function buildRootfsImage(
   workDir: string,
   progress: ProgressSink,
 ): Promise<BuiltImage> {
-  const mirror = process.env.PYRO_DEBIAN_MIRROR || DEFAULT_MIRROR;
+  const mirror = await debianMirror(recipe.suite);
   const tree = join(workDir, "tree");
   const emit = (phase: string, detail?: string) =>
     progress({
