@@ -25,7 +25,8 @@ struct pyro_service_log {
 };
 
 /* Starts a stream's log at path: the file is created or truncated (0600) and an old
- * path.1 removed. */
+ * path.1 removed. A link or anything but a regular file at path is refused
+ * (invalid_argument), never followed or blocked on. */
 bool pyro_service_log_open(struct pyro_service_log *log, const char *path, uint64_t max_bytes,
                            struct pyro_error *e);
 
