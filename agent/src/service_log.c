@@ -28,8 +28,9 @@ static int open_log_file(const char *path)
 {
     struct stat st;
     int fd = open(path, LOG_OPEN_FLAGS, 0600);
-    if (fd < 0 && errno == ENXIO)
-        errno = EINVAL; /* a FIFO nobody reads, or a device without a driver */
+    /* ENXIO: a FIFO nobody reads, or a device without a driver; ELOOP: a link. */
+    if (fd < 0 && (errno == ENXIO || errno == ELOOP))
+        errno = EINVAL;
     if (fd < 0)
         return -1;
     int err = fstat(fd, &st) != 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostAgent } from "../helpers/agent.js";
@@ -37,5 +37,25 @@ describe("the agent against a hostile guest", () => {
     expect(reply).toMatchObject({ type: "error", code: "invalid_argument" });
     expect(String(reply.message)).toMatch(/trap\.stdout.*not a regular file/);
     expect((await wire.result({ op: "service_list" })).services).toEqual([]);
+  });
+
+  it("refuses a link planted at a service's log name and leaves its target alone", async () => {
+    const logDir = join(agent.root, "link-logs");
+    const target = join(agent.root, "precious");
+    await mkdir(logDir);
+    await writeFile(target, "keep me\n");
+    await symlink(target, join(logDir, "bait.stderr"));
+    const { reply } = await wire.request(
+      {
+        op: "service_start",
+        name: "bait",
+        argv: ["sh", "-c", "echo gotcha >&2"],
+        log_dir: "/link-logs",
+      },
+      5_000,
+    );
+    expect(reply).toMatchObject({ type: "error", code: "invalid_argument" });
+    expect(String(reply.message)).toMatch(/bait\.stderr.*not a regular file/);
+    expect(await readFile(target, "utf8")).toBe("keep me\n");
   });
 });
