@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostAgent } from "../helpers/agent.js";
@@ -23,6 +24,48 @@ afterAll(async () => {
   await wire?.close();
   await agent?.stop();
 });
+
+/** Runs `program` and sleeps: past its exec, whose closing of descriptors comes after
+ * the switch of /proc/PID/exe. */
+function settledIn(pid: number, program: string): boolean {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  return readlinkSync(`/proc/${pid}/exe`).endsWith(`/${program}`) && state === "S";
+}
+
+/** Descriptor number -> what it points at, once the process sleeps in `program`. */
+async function openDescriptors(pid: number, program: string): Promise<Record<string, string>> {
+  // The pid is answered right after fork, before the exec that closes the descriptors
+  // the agent marked close-on-exec.
+  for (let i = 0; !settledIn(pid, program); i++) {
+    if (i > 500) throw new Error(`${pid} never ran ${program}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const dir = `/proc/${pid}/fd`;
+  const inherited = inheritedByAgent();
+  return Object.fromEntries(
+    readdirSync(dir)
+      .filter((fd) => !inherited.has(fd))
+      .map((fd) => [fd, readlinkSync(join(dir, fd))]),
+  );
+}
+
+/**
+ * Descriptors above 2 the host agent got from whoever started it and keeps open across
+ * exec (a test runner's own): not the agent's doing, and absent in a guest, where the
+ * agent is PID 1.
+ */
+function inheritedByAgent(): Set<string> {
+  const pid = agent.process.pid;
+  const closeOnExec = 0o2000000;
+  return new Set(
+    readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+      const info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8");
+      const flags = parseInt(/^flags:\s*(\d+)/m.exec(info)?.[1] ?? "0", 8);
+      return Number(fd) > 2 && (flags & closeOnExec) === 0;
+    }),
+  );
+}
 
 describe("the agent against a hostile guest", () => {
   it("refuses a FIFO planted at a service's log name instead of blocking on it", async () => {
@@ -57,5 +100,21 @@ describe("the agent against a hostile guest", () => {
     expect(reply).toMatchObject({ type: "error", code: "invalid_argument" });
     expect(String(reply.message)).toMatch(/bait\.stderr.*not a regular file/);
     expect(await readFile(target, "utf8")).toBe("keep me\n");
+  });
+
+  it("gives a service only its stdin, stdout and stderr", async () => {
+    const started = await wire.result({ op: "service_start", name: "fds", argv: ["sleep", "30"] });
+    const fds = await openDescriptors(Number(started.pid), "sleep");
+    await wire.result({ op: "service_stop", name: "fds", grace_ms: 0 });
+    expect(Object.keys(fds).sort()).toEqual(["0", "1", "2"]);
+    expect(fds["0"]).toBe("/dev/null");
+  });
+
+  it("gives a shell's program only its terminal", async () => {
+    const opened = await wire.result({ op: "shell_open", shell_id: "fds", argv: ["sleep", "30"] });
+    const fds = await openDescriptors(Number(opened.pid), "sleep");
+    await wire.result({ op: "shell_close", shell_id: "fds" });
+    expect(Object.keys(fds).sort()).toEqual(["0", "1", "2"]);
+    expect(new Set(Object.values(fds)).size).toBe(1);
   });
 });
