@@ -122,6 +122,19 @@ void pyro_service_log_close(struct pyro_service_log *log)
     pyro_close(&log->fd);
 }
 
+void pyro_service_log_remove(struct pyro_service_log *log)
+{
+    char old[PATH_MAX + 2];
+    pyro_close(&log->fd);
+    if (log->path[0] == '\0')
+        return;
+    rotated_path(log->path, old, sizeof old);
+    if (unlink(log->path) != 0 && errno != ENOENT)
+        LOG_ERRNO("remove %s", log->path);
+    if (unlink(old) != 0 && errno != ENOENT)
+        LOG_ERRNO("remove %s", old);
+}
+
 size_t pyro_log_tail_start(const uint8_t *buf, size_t len, uint64_t tail_lines)
 {
     size_t end = len > 0 && buf[len - 1] == '\n' ? len - 1 : len;

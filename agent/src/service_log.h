@@ -36,6 +36,10 @@ void pyro_service_log_append(struct pyro_service_log *log, const uint8_t *data, 
 
 void pyro_service_log_close(struct pyro_service_log *log);
 
+/* Closes the log and deletes its files (path and path.1); links are removed, not
+ * followed. */
+void pyro_service_log_remove(struct pyro_service_log *log);
+
 /* The last tail_lines lines of the log at path (path.1 then path), at most max_bytes of
  * them (the newest win). data is malloc'd (NULL when empty); truncated says older
  * output exists on disk that is not in data. Missing files read as empty. */

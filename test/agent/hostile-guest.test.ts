@@ -117,4 +117,32 @@ describe("the agent against a hostile guest", () => {
     expect(Object.keys(fds).sort()).toEqual(["0", "1", "2"]);
     expect(new Set(Object.values(fds)).size).toBe(1);
   });
+
+  // Last: it fills the service table. A dropped entry's logs can no longer be read
+  // (service_logs answers not_found), so leaving them would let a loop of new names
+  // fill the guest's /run (memory) without bound.
+  it("removes the logs of the exited entry the 33rd service pushes out", async () => {
+    const logDir = join(agent.root, "churn-logs");
+    const names = Array.from({ length: 33 }, (_, i) => `churn-${i}`);
+    for (const name of names) {
+      await wire.result({
+        op: "service_start",
+        name,
+        argv: ["echo", name],
+        log_dir: "/churn-logs",
+      });
+      for (let i = 0; ; i++) {
+        const { services } = await wire.result({ op: "service_list" });
+        const entry = (services as { name: string; state: string }[]).find((s) => s.name === name);
+        if (entry?.state === "exited") break;
+        if (i > 500) throw new Error(`${name} never exited`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+    const files = readdirSync(logDir).sort();
+    expect(files).toHaveLength(64);
+    expect(files).not.toContain("churn-0.stdout");
+    expect(files).not.toContain("churn-0.stderr");
+    expect(files).toContain("churn-1.stdout");
+  }, 60_000);
 });
