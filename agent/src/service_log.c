@@ -23,17 +23,22 @@ static void rotated_path(const char *path, char *out, size_t cap)
 }
 
 /* The empty regular file at path, created if missing; -1 with errno (EINVAL: something
- * other than a regular file is there). */
+ * other than a regular file of one name is there). */
 static int open_log_file(const char *path)
 {
     struct stat st;
     int fd = open(path, LOG_OPEN_FLAGS, 0600);
-    /* ENXIO: a FIFO nobody reads, or a device without a driver; ELOOP: a link. */
-    if (fd < 0 && (errno == ENXIO || errno == ELOOP))
+    /* ENXIO: a FIFO nobody reads, or a device without a driver; ELOOP: a symbolic link;
+     * EISDIR: a directory. */
+    if (fd < 0 && (errno == ENXIO || errno == ELOOP || errno == EISDIR))
         errno = EINVAL;
     if (fd < 0)
         return -1;
-    int err = fstat(fd, &st) != 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+    /* A second name (a hard link) would have the truncation and the output land in a
+     * file the log does not own. */
+    int err = fstat(fd, &st) != 0                        ? errno
+              : !S_ISREG(st.st_mode) || st.st_nlink != 1 ? EINVAL
+                                                         : 0;
     if (err == 0 && ftruncate(fd, 0) != 0)
         err = errno;
     if (err != 0) {
@@ -60,7 +65,9 @@ bool pyro_service_log_open(struct pyro_service_log *log, const char *path, uint6
     log->fd = open_log_file(path);
     if (log->fd < 0 && errno == EINVAL) {
         pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, errno,
-                       "service log %.256s is not a regular file; remove it", path);
+                       "service log %.256s is not a regular file of its own (a link, a "
+                       "FIFO, a directory...); remove it",
+                       path);
         return false;
     }
     if (log->fd < 0) {

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -100,6 +100,24 @@ describe("the agent against a hostile guest", () => {
     expect(reply).toMatchObject({ type: "error", code: "invalid_argument" });
     expect(String(reply.message)).toMatch(/bait\.stderr.*not a regular file/);
     expect(await readFile(target, "utf8")).toBe("keep me\n");
+  });
+
+  it("refuses a hard link or a directory at a log's name; the linked file keeps its bytes", async () => {
+    const logDir = join(agent.root, "hardlink-logs");
+    const target = join(agent.root, "also-precious");
+    await mkdir(logDir);
+    await writeFile(target, "keep me too\n");
+    await link(target, join(logDir, "hard.stdout"));
+    await mkdir(join(logDir, "dir.stdout"));
+    for (const name of ["hard", "dir"]) {
+      const { reply } = await wire.request(
+        { op: "service_start", name, argv: ["echo", "gotcha"], log_dir: "/hardlink-logs" },
+        5_000,
+      );
+      expect(reply).toMatchObject({ type: "error", code: "invalid_argument" });
+      expect(String(reply.message)).toMatch(new RegExp(`${name}\\.stdout.*not a regular file`));
+    }
+    expect(await readFile(target, "utf8")).toBe("keep me too\n");
   });
 
   it("gives a service only its stdin, stdout and stderr", async () => {
