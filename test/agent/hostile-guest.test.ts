@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { link, mkdir, readFile, symlink, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -134,6 +134,20 @@ describe("the agent against a hostile guest", () => {
     await wire.result({ op: "shell_close", shell_id: "fds" });
     expect(Object.keys(fds).sort()).toEqual(["0", "1", "2"]);
     expect(new Set(Object.values(fds)).size).toBe(1);
+  });
+
+  it("opens the fallback shell when /etc/passwd is a FIFO instead of blocking on it", async () => {
+    await mkdir(join(agent.root, "etc"));
+    execFileSync("mkfifo", [join(agent.root, "etc/passwd")]);
+    try {
+      const { reply } = await wire.request({ op: "shell_open", shell_id: "fifo-passwd" }, 5_000);
+      expect(reply).toMatchObject({ type: "result", shell_id: "fifo-passwd" });
+      const { shells } = await wire.result({ op: "shell_list" });
+      expect(shells).toMatchObject([{ shell_id: "fifo-passwd" }]);
+      await wire.result({ op: "shell_close", shell_id: "fifo-passwd" });
+    } finally {
+      await rm(join(agent.root, "etc"), { recursive: true });
+    }
   });
 
   // Last: it fills the service table. A dropped entry's logs can no longer be read
