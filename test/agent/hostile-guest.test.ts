@@ -7,9 +7,11 @@ import { HostAgent } from "../helpers/agent.js";
 import { AgentWire } from "./wire.js";
 
 /**
- * The agent against what a hostile guest process can do to it: files planted where the
- * agent writes logs, and what a service or shell inherits from the agent. The agent runs
- * as a host process (--root), so the test reads /proc of its children directly.
+ * The agent against what a guest process can do to it: files planted where the agent
+ * writes service logs or reads /etc/passwd (none may block or redirect it), what a
+ * service or shell inherits from the agent, and log files piling up as services come and
+ * go. The agent runs as a host process (--root), so the test reads /proc of its children
+ * directly.
  */
 
 let agent: HostAgent;
