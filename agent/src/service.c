@@ -266,6 +266,13 @@ static struct pyro_service *claim_slot(const char *name, struct pyro_error *e)
                        PYRO_MAX_SERVICES);
         return NULL;
     }
+    /* Nothing can read the old entry's logs once it is gone; kept, they would pile up
+     * (in /run: memory) with every new name. A new entry of the same name and log_dir
+     * starts them again anyway. */
+    if (slot->used) {
+        pyro_service_log_remove(&slot->out.log);
+        pyro_service_log_remove(&slot->err.log);
+    }
     release(slot);
     return slot;
 }

@@ -12,12 +12,41 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* O_NOFOLLOW: a link planted at a log's name is refused rather than followed. */
-#define LOG_OPEN_FLAGS (O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW)
+/* O_NOFOLLOW: a link planted at a log's name is refused rather than followed.
+ * O_NONBLOCK: a FIFO planted there would block the open (and the agent) forever; it is
+ * refused as not a regular file, and only a regular file is truncated. */
+#define LOG_OPEN_FLAGS (O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
 
 static void rotated_path(const char *path, char *out, size_t cap)
 {
     snprintf(out, cap, "%s.1", path);
+}
+
+/* The empty regular file at path, created if missing; -1 with errno (EINVAL: something
+ * other than a regular file of one name is there). */
+static int open_log_file(const char *path)
+{
+    struct stat st;
+    int fd = open(path, LOG_OPEN_FLAGS, 0600);
+    /* ENXIO: a FIFO nobody reads, or a device without a driver; ELOOP: a symbolic link;
+     * EISDIR: a directory. */
+    if (fd < 0 && (errno == ENXIO || errno == ELOOP || errno == EISDIR))
+        errno = EINVAL;
+    if (fd < 0)
+        return -1;
+    /* A second name (a hard link) would have the truncation and the output land in a
+     * file the log does not own. */
+    int err = fstat(fd, &st) != 0                        ? errno
+              : !S_ISREG(st.st_mode) || st.st_nlink != 1 ? EINVAL
+                                                         : 0;
+    if (err == 0 && ftruncate(fd, 0) != 0)
+        err = errno;
+    if (err != 0) {
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
 }
 
 bool pyro_service_log_open(struct pyro_service_log *log, const char *path, uint64_t max_bytes,
@@ -33,7 +62,14 @@ bool pyro_service_log_open(struct pyro_service_log *log, const char *path, uint6
     rotated_path(path, old, sizeof old);
     if (unlink(old) != 0 && errno != ENOENT)
         LOG_ERRNO("remove %s", old);
-    log->fd = open(path, LOG_OPEN_FLAGS, 0600);
+    log->fd = open_log_file(path);
+    if (log->fd < 0 && errno == EINVAL) {
+        pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, errno,
+                       "service log %.256s is not a regular file of its own (a link, a "
+                       "FIFO, a directory...); remove it",
+                       path);
+        return false;
+    }
     if (log->fd < 0) {
         pyro_error_set(e, PYRO_ERR_INTERNAL, errno, "service log %.256s: %s", path,
                        strerror(errno));
@@ -53,7 +89,7 @@ static void rotate(struct pyro_service_log *log)
     pyro_close(&log->fd);
     if (rename(log->path, old) != 0)
         LOG_ERRNO("rotate %s", log->path);
-    log->fd = open(log->path, LOG_OPEN_FLAGS, 0600);
+    log->fd = open_log_file(log->path);
     if (log->fd < 0)
         LOG_ERRNO("open %s", log->path);
     log->size = 0;
@@ -93,6 +129,19 @@ void pyro_service_log_close(struct pyro_service_log *log)
     pyro_close(&log->fd);
 }
 
+void pyro_service_log_remove(struct pyro_service_log *log)
+{
+    char old[PATH_MAX + 2];
+    pyro_close(&log->fd);
+    if (log->path[0] == '\0')
+        return;
+    rotated_path(log->path, old, sizeof old);
+    if (unlink(log->path) != 0 && errno != ENOENT)
+        LOG_ERRNO("remove %s", log->path);
+    if (unlink(old) != 0 && errno != ENOENT)
+        LOG_ERRNO("remove %s", old);
+}
+
 size_t pyro_log_tail_start(const uint8_t *buf, size_t len, uint64_t tail_lines)
 {
     size_t end = len > 0 && buf[len - 1] == '\n' ? len - 1 : len;
@@ -109,7 +158,8 @@ static ssize_t read_end(const char *path, uint8_t *buf, size_t want)
 {
     if (want == 0)
         return 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO swapped in since the caller's lstat must not block. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return errno == ENOENT ? 0 : -1;
     struct stat st;
@@ -118,6 +168,10 @@ static ssize_t read_end(const char *path, uint8_t *buf, size_t want)
         close(fd);
         errno = saved;
         return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return 0; /* not a log any more: read as empty, like file_size does */
     }
     uint64_t size = (uint64_t)st.st_size;
     size_t n = size < want ? (size_t)size : want;

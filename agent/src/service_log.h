@@ -25,7 +25,8 @@ struct pyro_service_log {
 };
 
 /* Starts a stream's log at path: the file is created or truncated (0600) and an old
- * path.1 removed. */
+ * path.1 removed. A link or anything but a regular file at path is refused
+ * (invalid_argument), never followed or blocked on. */
 bool pyro_service_log_open(struct pyro_service_log *log, const char *path, uint64_t max_bytes,
                            struct pyro_error *e);
 
@@ -34,6 +35,10 @@ bool pyro_service_log_open(struct pyro_service_log *log, const char *path, uint6
 void pyro_service_log_append(struct pyro_service_log *log, const uint8_t *data, size_t len);
 
 void pyro_service_log_close(struct pyro_service_log *log);
+
+/* Closes the log and deletes its files (path and path.1); links are removed, not
+ * followed. */
+void pyro_service_log_remove(struct pyro_service_log *log);
 
 /* The last tail_lines lines of the log at path (path.1 then path), at most max_bytes of
  * them (the newest win). data is malloc'd (NULL when empty); truncated says older

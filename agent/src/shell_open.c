@@ -15,9 +15,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define FALLBACK_SHELL "/bin/sh"
+
+/* The regular file at path for reading, or NULL. Non-blocking open: a FIFO a guest
+ * process put there would block the agent forever. */
+static FILE *open_regular(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "r") : NULL;
+    if (!f)
+        close(fd);
+    return f;
+}
 
 /* The 7th field of the uid-0 line of (root-prefixed) /etc/passwd, when it names an
  * executable file; otherwise /bin/sh. */
@@ -27,7 +42,7 @@ static void root_login_shell(char *out, size_t cap)
     snprintf(out, cap, "%s", FALLBACK_SHELL);
     snprintf(path, sizeof path, "%s/etc/passwd",
              pyro_agent.root_dir ? pyro_agent.root_dir : "");
-    FILE *f = fopen(path, "re");
+    FILE *f = open_regular(path);
     if (!f)
         return;
     while (fgets(line, sizeof line, f)) {

@@ -228,7 +228,9 @@ static void child_take_terminal(int tty_fd)
 static void child_take_pipes(const struct pyro_spawn_request *req, const int in[2],
                              const int out[2], const int err[2])
 {
-    int stdin_fd = req->stdin_pipe ? in[0] : open("/dev/null", O_RDONLY);
+    /* Close-on-exec: only its copy at 0 may reach the program (a service kept a stray
+     * /dev/null descriptor). */
+    int stdin_fd = req->stdin_pipe ? in[0] : open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (stdin_fd < 0)
         child_fail("/dev/null", errno);
     /* Descriptors 0-2 are always open in the agent, so pipe ends are >= 3 and these
