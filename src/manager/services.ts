@@ -71,6 +71,8 @@ export class ServiceManager {
     const params = parseParams(StartServiceParams, input);
     refuseUnavailable(params);
     const cwd = guestPath(normalizeWorkspacePath(params.cwd, "cwd"));
+    // Built before the start: a check that cannot be built must not leave a service behind.
+    const check = params.readiness && readinessArgv(params.readiness);
     const id = params.workspace_id;
     await this.host.requireStarted(id);
     await this.host.touch(id);
@@ -98,7 +100,7 @@ export class ServiceManager {
         published_ports: params.published_ports,
       };
       await this.save(record);
-      if (params.readiness) record = await this.awaitReadiness(agent, record, params);
+      if (check) record = await this.awaitReadiness(agent, record, params, check);
       return record;
     });
   }
@@ -221,8 +223,8 @@ export class ServiceManager {
     agent: ServiceAgent,
     record: ServiceRecordValue,
     params: StartServiceParamsValue,
+    argv: string[],
   ): Promise<ServiceRecordValue> {
-    const argv = readinessArgv(params.readiness!);
     let lastSeen: AgentService | undefined;
     const outcome = await waitUntilReady({
       probe: (timeoutMs) => agent.probe(argv, record.cwd, timeoutMs),
