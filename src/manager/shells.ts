@@ -13,7 +13,12 @@ import { parseParams } from "../contract/validate.js";
 import type { ChannelClient } from "../guest/client.js";
 import { sleep } from "../util/process.js";
 import { guestPath, normalizeWorkspacePath } from "../workspace/paths.js";
-import { cutUtf8, plainText, unfinishedEscapeLength } from "../workspace/terminal-text.js";
+import {
+  cutUtf8,
+  leadingEscapeLength,
+  plainText,
+  unfinishedEscapeLength,
+} from "../workspace/terminal-text.js";
 import {
   closeGuestShell,
   MAX_GUEST_READ_BYTES,
@@ -43,6 +48,9 @@ export interface ShellManagerOptions {
 }
 
 type ReadResult = z.output<typeof ReadShellResult>;
+
+/** Bytes a plain read fetches at least: longer than any escape sequence seen in practice. */
+const PLAIN_MIN_BYTES = 64 * 1024;
 
 /**
  * Interactive shells in a workspace: a PTY in the guest, driven by the agent's shell ops.
@@ -104,7 +112,13 @@ export class ShellManager {
   async read(input: z.input<typeof ReadShellParams>): Promise<ReadResult> {
     const params = parseParams(ReadShellParams, input);
     const record = await this.liveRecord(params);
-    const maxBytes = Math.min(params.max_chars * 4, MAX_GUEST_READ_BYTES);
+    // With plain, escape sequences take bytes but no characters: a small max_chars still
+    // fetches enough to see one to its end (shellText consumes it whole).
+    const wanted = params.max_chars * 4;
+    const maxBytes = Math.min(
+      params.plain ? Math.max(wanted, PLAIN_MIN_BYTES) : wanted,
+      MAX_GUEST_READ_BYTES,
+    );
     const chunk = await this.guestCall(record, "read", async (client) => {
       if (params.wait_for_idle_ms > 0)
         await this.waitForIdle(client, record, params.cursor, params.wait_for_idle_ms);
@@ -275,9 +289,31 @@ export function shellText(
   const held = atEnd ? 0 : unfinishedEscapeLength(cut.text);
   if (held > 0) {
     const keep = [...cut.text.slice(0, cut.text.length - held)].length;
+    if (keep === 0) return skipLeadingEscape(chunk);
     cut = cutUtf8(chunk.data, keep, { atEnd });
   }
   return { output: plainText(cut.text), bytes: cut.bytes, has_more };
+}
+
+/**
+ * A plain chunk that starts with an escape sequence longer than `max_chars`: holding it
+ * back would return no bytes, and a caller reading from `next_cursor` would never move
+ * on. It shows as nothing, so it is consumed whole; one that does not end within the
+ * bytes fetched while the guest has more is dropped as far as it goes. Only one that the
+ * shell has not finished printing yet waits for the next read.
+ */
+function skipLeadingEscape(chunk: Pick<GuestShellChunk, "data" | "next_cursor" | "available">): {
+  output: string;
+  bytes: number;
+  has_more: boolean;
+} {
+  const all = cutUtf8(chunk.data, chunk.data.length);
+  const skipped = all.bytes - Buffer.byteLength(all.text);
+  const end = leadingEscapeLength(all.text);
+  const more = chunk.next_cursor < chunk.available;
+  if (end === -1 && !more) return { output: "", bytes: 0, has_more: false };
+  const bytes = end === -1 ? all.bytes : skipped + Buffer.byteLength(all.text.slice(0, end));
+  return { output: "", bytes, has_more: more || bytes < chunk.data.length };
 }
 
 function shellGone(record: ShellRecord, why: string): PyroError {

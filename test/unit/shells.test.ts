@@ -210,6 +210,24 @@ describe("ShellManager against a scripted guest", () => {
     expect(second.output).toBe("done");
   });
 
+  it("with plain and a max_chars shorter than an escape, reads still move past it", async () => {
+    const guest = await scriptedGuest();
+    const { shells, record } = await openedShell(guest);
+    const title = `\x1b]0;${"t".repeat(300)}\x07`;
+    guest.emit(`\x1b[38;5;196mred\x1b[0m ${title}ok`);
+    const id = { workspace_id: WS, shell_id: record.shell_id, plain: true, max_chars: 3 };
+    let cursor = 0;
+    let text = "";
+    for (let reads = 0; cursor < guest.output.length; reads++) {
+      expect(reads).toBeLessThan(50);
+      const read = await shells.read({ ...id, cursor });
+      expect(read.next_cursor).toBeGreaterThan(cursor);
+      text += read.output;
+      cursor = read.next_cursor;
+    }
+    expect(text).toBe("red ok");
+  });
+
   it("wait_for_idle_ms returns the output of a command that prints in bursts", async () => {
     const guest = await scriptedGuest();
     const { shells, record } = await openedShell(guest);
@@ -395,6 +413,23 @@ describe("shellText", () => {
     expect(shellText(chunk("bye\x1b["), 100, true)).toEqual({
       output: "bye",
       bytes: 3,
+      has_more: false,
+    });
+  });
+
+  it("with plain, an escape longer than max_chars is consumed as nothing, not held forever", () => {
+    expect(shellText(chunk("\x1b[38;5;196mred"), 5, true)).toEqual({
+      output: "",
+      bytes: 11,
+      has_more: true,
+    });
+    // Unfinished in every byte fetched while the guest has more: it is dropped, not held.
+    const long = { ...chunk("\x1b]0;tttt"), available: 1000 };
+    expect(shellText(long, 3, true)).toMatchObject({ output: "", bytes: 8, has_more: true });
+    // Unfinished with nothing more printed yet: it waits for the rest, as before.
+    expect(shellText(chunk("\x1b]0;tttt"), 3, true)).toEqual({
+      output: "",
+      bytes: 0,
       has_more: false,
     });
   });
