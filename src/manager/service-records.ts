@@ -4,6 +4,7 @@ import { PyroError } from "../contract/errors.js";
 import { NAME_PATTERN } from "../contract/workspace.js";
 import { ServiceRecord, type ServiceRecordValue } from "../contract/services.js";
 import { isErrno, readJsonIfExists, writeJsonAtomic } from "../util/fs.js";
+import { isProcessAlive } from "../util/process.js";
 import type { AgentService } from "./service-agent.js";
 import { updateWorkspaceRecord, workspaceDir } from "./workspace-store.js";
 
@@ -55,6 +56,59 @@ export async function writeServiceRecord(record: ServiceRecordValue): Promise<vo
   await writeJsonAtomic(recordPath(record.workspace_id, record.service_name), record, 0o600, {
     createParent: false,
   });
+}
+
+/**
+ * `starting` means a process is waiting for the service's readiness. That process leaves
+ * `<name>.starting` (its pid and the latest time it can still be waiting) next to the
+ * record, so others can tell a start in progress from one whose CLI was killed.
+ */
+function waiterPath(workspaceId: string, name: string): string {
+  return join(servicesDir(workspaceId), `${name}.starting`);
+}
+
+interface Waiter {
+  pid: number;
+  deadline_ms: number;
+}
+
+/** Time past the readiness timeout a waiter may need: the last check, a stop, the log tail. */
+const WAITER_SLACK_MS = 60_000;
+
+export async function markWaiting(
+  workspaceId: string,
+  name: string,
+  timeoutMs: number,
+): Promise<void> {
+  const waiter: Waiter = {
+    pid: process.pid,
+    deadline_ms: Date.now() + timeoutMs + WAITER_SLACK_MS,
+  };
+  await mkdir(servicesDir(workspaceId), { mode: 0o700 }).catch((error: unknown) => {
+    if (!isErrno(error, "EEXIST")) throw error;
+  });
+  await writeJsonAtomic(waiterPath(workspaceId, name), waiter, 0o600, { createParent: false });
+}
+
+/** Removed only after the record left `starting`, so a missing waiter means no one waits. */
+export async function clearWaiting(workspaceId: string, name: string): Promise<void> {
+  await rm(waiterPath(workspaceId, name), { force: true });
+}
+
+/** A `starting` record that no process waits for any more (its CLI was killed). */
+export async function isAbandonedStart(record: ServiceRecordValue): Promise<boolean> {
+  if (record.state !== "starting") return false;
+  const raw = await readJsonIfExists<Partial<Waiter>>(
+    waiterPath(record.workspace_id, record.service_name),
+  ).catch(() => undefined);
+  if (raw && typeof raw.pid === "number" && typeof raw.deadline_ms === "number") {
+    if (isProcessAlive(raw.pid) && Date.now() <= raw.deadline_ms) return false;
+    return true;
+  }
+  // No waiter: either it was killed before writing one, or it just finished and removed
+  // it after writing the record; the record on disk now says which.
+  const now = await readServiceRecord(record.workspace_id, record.service_name);
+  return now?.state === "starting" && now.pid === record.pid;
 }
 
 export async function listServiceRecords(workspaceId: string): Promise<ServiceRecordValue[]> {

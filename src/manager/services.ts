@@ -18,9 +18,12 @@ import {
   type ReadinessOutcome,
 } from "./service-readiness.js";
 import {
+  clearWaiting,
+  isAbandonedStart,
   isLive,
   listServiceRecords,
   loadServiceRecord,
+  markWaiting,
   reconcileRecord,
   refreshServiceCounts,
   writeServiceRecord,
@@ -83,7 +86,7 @@ export class ServiceManager {
           throw duplicateName(error, id, params.service_name);
         });
       const startedAt = new Date(started.started_at_ms).toISOString();
-      let record: ServiceRecordValue = {
+      const record: ServiceRecordValue = {
         workspace_id: id,
         service_name: params.service_name,
         state: params.readiness ? "starting" : "running",
@@ -99,9 +102,17 @@ export class ServiceManager {
         stop_reason: null,
         published_ports: params.published_ports,
       };
-      await this.save(record);
-      if (check) record = await this.awaitReadiness(agent, record, params, check);
-      return record;
+      if (!check) {
+        await this.save(record);
+        return record;
+      }
+      await markWaiting(id, params.service_name, params.ready_timeout_seconds * 1000);
+      try {
+        await this.save(record);
+        return await this.awaitReadiness(agent, record, params, check);
+      } finally {
+        await clearWaiting(id, params.service_name).catch(() => {});
+      }
     });
   }
 
@@ -312,6 +323,13 @@ export class ServiceManager {
         reason,
       ),
     );
+    for (const [i, record] of next.entries()) {
+      if (await isAbandonedStart(record)) {
+        next[i] = await this.host.withAgent(workspaceId, (agent) =>
+          this.stopOne(agent, record, ABANDONED_START),
+        );
+      }
+    }
     const changed = next.filter((r, i) => r !== records[i]);
     for (const record of changed) await writeServiceRecord(record);
     if (changed.length) await refreshServiceCounts(workspaceId);
@@ -323,6 +341,13 @@ export class ServiceManager {
     await refreshServiceCounts(record.workspace_id);
   }
 }
+
+/**
+ * Why a service whose start nobody waits for any more is stopped when it is next read: a
+ * start ends ready or with the service stopped, also when its CLI was killed midway.
+ */
+const ABANDONED_START =
+  "its start was abandoned before it was ready (the process waiting for readiness ended)";
 
 /** Inputs accepted by the schema whose features are not there yet: refused, never ignored. */
 function refuseUnavailable(params: StartServiceParamsValue): void {

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { PyroError } from "../../src/contract/errors.js";
 import type { ServiceRecordValue } from "../../src/contract/services.js";
 import type {
@@ -247,6 +247,31 @@ describe("reading services back", () => {
     expect(record).toMatchObject({ state: "stopped" });
     expect(record.stop_reason).toMatch(/workspace is stopped/);
     expect(agent.calls).toEqual(["start"]);
+  });
+
+  it("a start whose waiter is gone (CLI killed mid-readiness) does not stay starting: it is stopped", async () => {
+    // The first check never answers: on disk, this is what a CLI killed while waiting leaves.
+    agent.probe = () => {
+      agent.calls.push("probe");
+      return new Promise<ProbeResult>(() => {});
+    };
+    void start({ readiness: { type: "file", path: "ready" }, ready_timeout_seconds: 60 });
+    await vi.waitFor(() => expect(agent.calls).toContain("probe"));
+    // Its waiter is alive and within its wait: nobody else may end the start.
+    expect(await services.status({ workspace_id: ID, service_name: "web" })).toMatchObject({
+      state: "starting",
+    });
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now() + 3 * 3600_000);
+      const record = await services.status({ workspace_id: ID, service_name: "web" });
+      expect(record).toMatchObject({ state: "stopped", signal: "TERM" });
+      expect(record.stop_reason).toMatch(/abandoned/);
+      expect(agent.table.get("web")?.state).toBe("exited");
+      expect(await counts()).toEqual([1, 0]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("unknown names are not_found and name the services that exist", async () => {
