@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -272,6 +273,21 @@ describe("reading services back", () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it("a start whose waiting process died is stopped at once, before its deadline", async () => {
+    agent.probe = () => {
+      agent.calls.push("probe");
+      return new Promise<ProbeResult>(() => {});
+    };
+    void start({ readiness: { type: "file", path: "ready" }, ready_timeout_seconds: 60 });
+    await vi.waitFor(() => expect(agent.calls).toContain("probe"));
+    const waiter = join(home, "workspaces", ID, "services", "web.starting");
+    const dead = spawnSync("true").pid;
+    writeFileSync(waiter, JSON.stringify({ pid: dead, deadline_ms: Date.now() + 3600_000 }));
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "stopped" });
+    expect(record.stop_reason).toMatch(/abandoned/);
   });
 
   it("unknown names are not_found and name the services that exist", async () => {
