@@ -123,6 +123,8 @@ export class ServiceManager {
 
   async status(input: z.input<typeof ServiceParams>): Promise<ServiceRecordValue> {
     const params = parseParams(ServiceParams, input);
+    // The workspace first: its id is checked there before it becomes part of a path.
+    await this.host.status(params.workspace_id);
     await loadServiceRecord(params.workspace_id, params.service_name);
     const records = await this.reconciled(params.workspace_id);
     return records.find((r) => r.service_name === params.service_name)!;
@@ -131,8 +133,8 @@ export class ServiceManager {
   async logs(input: z.input<typeof logsService.params>) {
     const params = parseParams(logsService.params, input);
     const id = params.workspace_id;
-    await loadServiceRecord(id, params.service_name);
     const workspace = await this.host.status(id);
+    await loadServiceRecord(id, params.service_name);
     if (workspace.state !== "started") {
       throw new PyroError(
         "conflict",

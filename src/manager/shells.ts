@@ -182,8 +182,9 @@ export class ShellManager {
       shell_id: params.shell_id,
       closed: true as const,
     };
+    // The workspace first: its id is checked there before it becomes part of a path.
+    const workspace = await this.workspaces.status({ workspace_id: params.workspace_id });
     const record = await readShellRecord(params.workspace_id, params.shell_id);
-    const workspace = await this.workspaces.status({ workspace_id: record.workspace_id });
     if (workspace.state === "started") {
       await this.workspaces
         .withGuest(record.workspace_id, (client) => closeGuestShell(client, record.shell_id))
@@ -201,8 +202,9 @@ export class ShellManager {
    * before the VM stopped (an idle TTL stop) is removed: that shell ended with the VM.
    */
   private async liveRecord(params: { workspace_id: string; shell_id: string }) {
-    const record = await readShellRecord(params.workspace_id, params.shell_id);
+    // The workspace first: its id is checked there before it becomes part of a path.
     const workspace = await this.workspaces.status({ workspace_id: params.workspace_id });
+    const record = await readShellRecord(params.workspace_id, params.shell_id);
     if (workspace.state !== "started") {
       await removeShellRecord(record.workspace_id, record.shell_id);
       throw shellGone(record, `its workspace is ${workspace.state}`);
