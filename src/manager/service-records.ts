@@ -68,43 +68,55 @@ function waiterPath(workspaceId: string, name: string): string {
 }
 
 interface Waiter {
+  /** The host process that waits. */
   pid: number;
   deadline_ms: number;
+  /** The guest pid of the service it waits for: a later start of the name has its own. */
+  service_pid: number | null;
 }
 
 /** Time past the readiness timeout a waiter may need: the last check, a stop, the log tail. */
 const WAITER_SLACK_MS = 60_000;
 
-export async function markWaiting(
-  workspaceId: string,
-  name: string,
-  timeoutMs: number,
-): Promise<void> {
+export async function markWaiting(record: ServiceRecordValue, timeoutMs: number): Promise<void> {
   const waiter: Waiter = {
     pid: process.pid,
     deadline_ms: Date.now() + timeoutMs + WAITER_SLACK_MS,
+    service_pid: record.pid,
   };
-  await mkdir(servicesDir(workspaceId), { mode: 0o700 }).catch((error: unknown) => {
+  await mkdir(servicesDir(record.workspace_id), { mode: 0o700 }).catch((error: unknown) => {
     if (!isErrno(error, "EEXIST")) throw error;
   });
-  await writeJsonAtomic(waiterPath(workspaceId, name), waiter, 0o600, { createParent: false });
+  await writeJsonAtomic(waiterPath(record.workspace_id, record.service_name), waiter, 0o600, {
+    createParent: false,
+  });
 }
 
-/** Removed only after the record left `starting`, so a missing waiter means no one waits. */
-export async function clearWaiting(workspaceId: string, name: string): Promise<void> {
-  await rm(waiterPath(workspaceId, name), { force: true });
+async function readWaiter(record: ServiceRecordValue): Promise<Waiter | undefined> {
+  const raw = await readJsonIfExists<Partial<Waiter>>(
+    waiterPath(record.workspace_id, record.service_name),
+  ).catch(() => undefined);
+  const valid =
+    typeof raw?.pid === "number" &&
+    typeof raw.deadline_ms === "number" &&
+    raw.service_pid === record.pid;
+  return valid ? (raw as Waiter) : undefined;
+}
+
+/**
+ * Removed only after the record left `starting`, so a missing waiter means no one waits;
+ * and only the waiter of this start, not that of a later start of the same name.
+ */
+export async function clearWaiting(record: ServiceRecordValue): Promise<void> {
+  if (await readWaiter(record))
+    await rm(waiterPath(record.workspace_id, record.service_name), { force: true });
 }
 
 /** A `starting` record that no process waits for any more (its CLI was killed). */
 export async function isAbandonedStart(record: ServiceRecordValue): Promise<boolean> {
   if (record.state !== "starting") return false;
-  const raw = await readJsonIfExists<Partial<Waiter>>(
-    waiterPath(record.workspace_id, record.service_name),
-  ).catch(() => undefined);
-  if (raw && typeof raw.pid === "number" && typeof raw.deadline_ms === "number") {
-    if (isProcessAlive(raw.pid) && Date.now() <= raw.deadline_ms) return false;
-    return true;
-  }
+  const waiter = await readWaiter(record);
+  if (waiter) return !isProcessAlive(waiter.pid) || Date.now() > waiter.deadline_ms;
   // No waiter: either it was killed before writing one, or it just finished and removed
   // it after writing the record; the record on disk now says which.
   const now = await readServiceRecord(record.workspace_id, record.service_name);

@@ -24,6 +24,7 @@ import {
   listServiceRecords,
   loadServiceRecord,
   markWaiting,
+  readServiceRecord,
   reconcileRecord,
   refreshServiceCounts,
   writeServiceRecord,
@@ -106,12 +107,12 @@ export class ServiceManager {
         await this.save(record);
         return record;
       }
-      await markWaiting(id, params.service_name, params.ready_timeout_seconds * 1000);
+      await markWaiting(record, params.ready_timeout_seconds * 1000);
       try {
         await this.save(record);
         return await this.awaitReadiness(agent, record, params, check);
       } finally {
-        await clearWaiting(id, params.service_name).catch(() => {});
+        await clearWaiting(record).catch(() => {});
       }
     });
   }
@@ -338,7 +339,13 @@ export class ServiceManager {
     return next;
   }
 
+  /**
+   * Writes the record unless a later start of the same name (another process, after this
+   * one's service ended) has written its own since: that one's record is the true one.
+   */
   private async save(record: ServiceRecordValue): Promise<void> {
+    const current = await readServiceRecord(record.workspace_id, record.service_name);
+    if (current && current.pid !== record.pid && current.started_at >= record.started_at) return;
     await writeServiceRecord(record);
     await refreshServiceCounts(record.workspace_id);
   }

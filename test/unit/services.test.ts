@@ -193,6 +193,44 @@ describe("starting a service", () => {
     expect(record).toMatchObject({ state: "exited", exit_code: 2 });
   });
 
+  it("a failed start does not overwrite the record of a newer start of the same name", async () => {
+    // A's service dies while A waits; B (another process) starts the name again meanwhile.
+    let second: ServiceRecordValue | undefined;
+    agent.probe = async () => {
+      agent.calls.push("probe");
+      if (!second) {
+        agent.exit("web", 1);
+        second = await start();
+      }
+      return { exit_code: 1, output: "no file" };
+    };
+    const error = (await start({ readiness: { type: "file", path: "ready" } }).catch(
+      (e: unknown) => e,
+    )) as PyroError;
+    expect(error.code).toBe("guest_error");
+    expect(second).toMatchObject({ state: "running", pid: 101 });
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "running", pid: 101 });
+    expect(await counts()).toEqual([1, 1]);
+  });
+
+  it("a failed start leaves the waiter of a newer start of the same name alone", async () => {
+    let probes = 0;
+    agent.probe = async () => {
+      agent.calls.push("probe");
+      if (++probes > 1) return new Promise<ProbeResult>(() => {}); // B waits on
+      agent.exit("web", 1);
+      void start({ readiness: { type: "file", path: "ready" } });
+      await vi.waitFor(() => expect(probes).toBe(2));
+      return { exit_code: 1, output: "no file" };
+    };
+    await expect(start({ readiness: { type: "file", path: "ready" } })).rejects.toMatchObject({
+      code: "guest_error",
+    });
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "starting", pid: 101 });
+  });
+
   it("a duplicate running name is busy, with the workspace and what to do", async () => {
     await start();
     const error = (await start().catch((e: unknown) => e)) as PyroError;
@@ -284,7 +322,10 @@ describe("reading services back", () => {
     await vi.waitFor(() => expect(agent.calls).toContain("probe"));
     const waiter = join(home, "workspaces", ID, "services", "web.starting");
     const dead = spawnSync("true").pid;
-    writeFileSync(waiter, JSON.stringify({ pid: dead, deadline_ms: Date.now() + 3600_000 }));
+    writeFileSync(
+      waiter,
+      JSON.stringify({ pid: dead, deadline_ms: Date.now() + 3600_000, service_pid: 100 }),
+    );
     const record = await services.status({ workspace_id: ID, service_name: "web" });
     expect(record).toMatchObject({ state: "stopped" });
     expect(record.stop_reason).toMatch(/abandoned/);
