@@ -293,10 +293,13 @@ export class ServiceManager {
   private async logTail(agent: ServiceAgent, name: string): Promise<string> {
     try {
       const logs = await agent.logs(name, this.errorTailLines);
-      const part = (label: string, text: string) =>
-        text.trim()
-          ? `\n--- ${label} (last ${this.errorTailLines} lines) ---\n${text.trimEnd()}`
-          : "";
+      const part = (label: string, text: string) => {
+        const tail = text.trimEnd();
+        if (!tail.trim()) return "";
+        // Lines can be any length: an error message stays readable, not megabytes.
+        const cut = tail.length > ERROR_TAIL_CHARS ? `...${tail.slice(-ERROR_TAIL_CHARS)}` : tail;
+        return `\n--- ${label} (last ${this.errorTailLines} lines) ---\n${cut}`;
+      };
       return (
         part("stdout", logs.stdout) + part("stderr", logs.stderr) ||
         "\n(the service wrote no output)"
@@ -350,6 +353,9 @@ export class ServiceManager {
     await refreshServiceCounts(record.workspace_id);
   }
 }
+
+/** Characters of each log stream quoted in a failed start's error, at most. */
+const ERROR_TAIL_CHARS = 4_000;
 
 /**
  * Why a service whose start nobody waits for any more is stopped when it is next read: a

@@ -177,6 +177,19 @@ describe("starting a service", () => {
     expect(await counts()).toEqual([1, 0]);
   });
 
+  it("a failed start quotes a bounded log tail, however long the service's lines are", async () => {
+    agent.logText = { stdout: `${"x".repeat(1 << 20)}END`, stderr: "y".repeat(1 << 20) };
+    agent.probeAnswer = () => ({ exit_code: 1, output: "refused" });
+    const error = (await start({
+      readiness: { type: "tcp", address: "127.0.0.1:8000" },
+      ready_timeout_seconds: 1,
+      ready_interval_ms: 500,
+    }).catch((e: unknown) => e)) as PyroError;
+    expect(error.code).toBe("timeout");
+    expect(error.message).toContain("END");
+    expect(error.message.length).toBeLessThan(20_000);
+  });
+
   it("a service that dies while waiting fails at once with its exit code", async () => {
     agent.probeAnswer = () => {
       agent.exit("web", 2);
