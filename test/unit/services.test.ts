@@ -11,6 +11,7 @@ import type {
   ServiceAgent,
   StartRequest,
 } from "../../src/manager/service-agent.js";
+import { AGENT_OPS } from "../../src/guest/ops/index.js";
 import { reconcileRecord } from "../../src/manager/service-records.js";
 import { ServiceManager, type ServiceHost } from "../../src/manager/services.js";
 import { loadWorkspace, type WorkspaceRecord } from "../../src/manager/workspace-store.js";
@@ -494,5 +495,32 @@ describe("CLI flag parsing", () => {
     expect(parsePublish("8000")).toEqual({ guest_port: 8000 });
     expect(parsePublish("18000:8000")).toEqual({ guest_port: 8000, host_port: 18000 });
     expect(() => parsePublish("a:b")).toThrow(/HOST_PORT/);
+  });
+});
+
+describe("a guest's service replies are bounded before the host uses them", () => {
+  const entry = {
+    name: "web",
+    pid: 7,
+    state: "exited",
+    exit_code: 0,
+    signal: null,
+    started_at_ms: 1_700_000_000_000,
+    ended_at_ms: 1_700_000_000_001,
+  };
+
+  it("refuses times a Date cannot hold (they would throw a RangeError after the start)", () => {
+    const list = (e: object) =>
+      AGENT_OPS.service_list.result.safeParse({ type: "result", services: [e] }).success;
+    expect(list(entry)).toBe(true);
+    expect(list({ ...entry, started_at_ms: 9e15 })).toBe(false);
+    expect(list({ ...entry, ended_at_ms: 8.64e15 + 1 })).toBe(false);
+    const started = AGENT_OPS.service_start.result.safeParse({
+      type: "result",
+      name: "web",
+      pid: 7,
+      started_at_ms: 9e15,
+    });
+    expect(started.success).toBe(false);
   });
 });
