@@ -229,8 +229,7 @@ export class ServiceManager {
       exit_code: stopped?.exit_code ?? null,
       signal: stopped?.signal ?? null,
     };
-    await this.save(next);
-    return next;
+    return this.save(next);
   }
 
   private async awaitReadiness(
@@ -251,8 +250,7 @@ export class ServiceManager {
     });
     if (outcome.ready) {
       const ready = { ...record, state: "running" as const, ready_at: new Date().toISOString() };
-      await this.save(ready);
-      return ready;
+      return this.save(ready);
     }
     throw await this.notReady(agent, record, params, outcome, lastSeen);
   }
@@ -274,9 +272,15 @@ export class ServiceManager {
     let ended: ServiceRecordValue;
     let message: string;
     if (outcome.reason === "exited") {
-      ended = reconcileRecord(record, lastSeen, "it ended before it was ready");
-      await this.save(ended);
-      message = `service ${name} ended (${endedHow(ended)}) before it was ready (${what})`;
+      const own = reconcileRecord(record, lastSeen, "it ended before it was ready");
+      const saved = await this.save(own);
+      // Another process stopped it meanwhile (its record wins), or a newer start of the
+      // name keeps its own record: this error is about this service either way.
+      const stoppedMeanwhile = saved !== own && saved.pid === record.pid;
+      ended = stoppedMeanwhile ? saved : own;
+      message = stoppedMeanwhile
+        ? `service ${name} was stopped (${ended.stop_reason}) before it was ready (${what})`
+        : `service ${name} ended (${endedHow(ended)}) before it was ready (${what})`;
     } else {
       ended = await this.stopOne(agent, record, `not ready after ${seconds} s (${what})`);
       message = `service ${name} was not ready after ${seconds} s (${what}); it was stopped`;
@@ -343,14 +347,17 @@ export class ServiceManager {
   }
 
   /**
-   * Writes the record unless a later start of the same name (another process, after this
-   * one's service ended) has written its own since: that one's record is the true one.
+   * Writes the record and returns it, unless another process has written a record that
+   * must win (then that one is returned): a later start of the same name (after this
+   * one's service ended), or the end of this same service (a stop during the readiness
+   * wait): an ended service is never made live again, and `stopped` keeps its reason.
    */
-  private async save(record: ServiceRecordValue): Promise<void> {
+  private async save(record: ServiceRecordValue): Promise<ServiceRecordValue> {
     const current = await readServiceRecord(record.workspace_id, record.service_name);
-    if (current && current.pid !== record.pid && current.started_at >= record.started_at) return;
+    if (current && supersedes(current, record)) return current;
     await writeServiceRecord(record);
     await refreshServiceCounts(record.workspace_id);
+    return record;
   }
 }
 
@@ -389,6 +396,12 @@ function duplicateName(error: unknown, workspaceId: string, name: string): unkno
     `service ${name} is already running in workspace ${workspaceId}; stop it first (service_stop) or choose another name`,
     { details: { workspace_id: workspaceId, service_name: name }, cause: error },
   );
+}
+
+function supersedes(current: ServiceRecordValue, next: ServiceRecordValue): boolean {
+  if (current.pid !== next.pid) return current.started_at >= next.started_at;
+  if (isLive(current)) return false;
+  return isLive(next) || (current.state === "stopped" && next.state === "exited");
 }
 
 function endedHow(record: ServiceRecordValue): string {

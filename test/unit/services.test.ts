@@ -245,6 +245,22 @@ describe("starting a service", () => {
     expect(record).toMatchObject({ state: "starting", pid: 101 });
   });
 
+  it("a stop from another process during the readiness wait is not undone by the waiter", async () => {
+    let stopped: ServiceRecordValue | undefined;
+    agent.probe = async () => {
+      agent.calls.push("probe");
+      // The check passes just as someone else stops the service.
+      stopped = await services.stop({ workspace_id: ID, service_name: "web" });
+      return { exit_code: 0, output: "" };
+    };
+    const returned = await start({ readiness: { type: "file", path: "ready" } });
+    expect(stopped).toMatchObject({ state: "stopped", stop_reason: "stop requested" });
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "stopped", stop_reason: "stop requested" });
+    expect(returned).toEqual(record);
+    expect(await counts()).toEqual([1, 0]);
+  });
+
   it("a duplicate running name is busy, with the workspace and what to do", async () => {
     await start();
     const error = (await start().catch((e: unknown) => e)) as PyroError;
