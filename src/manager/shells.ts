@@ -21,6 +21,7 @@ import {
 } from "../workspace/terminal-text.js";
 import {
   closeGuestShell,
+  listGuestShells,
   MAX_GUEST_READ_BYTES,
   openGuestShell,
   readGuestShell,
@@ -30,6 +31,7 @@ import {
 } from "./shell-guest.js";
 import {
   clearShellRecords,
+  hasShellRecord,
   readShellRecord,
   removeShellRecord,
   writeShellRecord,
@@ -94,17 +96,15 @@ export class ShellManager {
       exit_code: null,
       signal: null,
     };
-    await this.workspaces.withGuest(workspaceId, async (client) => {
-      const { shell_id, cols, rows } = record;
-      await openGuestShell(client, { shell_id, cwd, cols, rows }).catch((error: unknown) => {
-        throw explainGuestError(error, record, "open");
-      });
-      // A shell nobody can find again is a leak: without its record, it is closed.
-      await writeShellRecord(record).catch(async (error: unknown) => {
-        await closeGuestShell(client, shell_id).catch(() => {});
-        throw error;
-      });
-    });
+    // The record comes first: a guest shell without one was opened by a caller that
+    // vanished before it could keep it, and nobody can name it again (see openInGuest).
+    await writeShellRecord(record);
+    try {
+      await this.workspaces.withGuest(workspaceId, (client) => openInGuest(client, record));
+    } catch (error) {
+      await removeShellRecord(workspaceId, record.shell_id).catch(() => {});
+      throw error;
+    }
     await this.workspaces.touch(workspaceId);
     return record;
   }
@@ -269,6 +269,37 @@ export class ShellManager {
       signal: chunk.signal,
     });
   }
+}
+
+/**
+ * Opens the shell in the guest. A full table (16) may hold shells of callers killed
+ * between the guest's open and their record: those have no record (records are written
+ * before the open), nobody can name them, and they are closed to make room.
+ */
+async function openInGuest(client: ChannelClient, record: ShellRecord): Promise<void> {
+  const { shell_id, cwd, cols, rows } = record;
+  const open = () => openGuestShell(client, { shell_id, cwd, cols, rows });
+  try {
+    await open();
+  } catch (error) {
+    const full = error instanceof PyroError && error.details.guest_code === "busy";
+    // When the guest cannot list its shells, its refusal stands as it is.
+    const freed = full ? await closeUnnamedShells(client, record.workspace_id).catch(() => 0) : 0;
+    if (freed === 0) throw explainGuestError(error, record, "open");
+    await open().catch((again: unknown) => {
+      throw explainGuestError(again, record, "open");
+    });
+  }
+}
+
+async function closeUnnamedShells(client: ChannelClient, workspaceId: string): Promise<number> {
+  let closed = 0;
+  for (const shell of await listGuestShells(client)) {
+    if (await hasShellRecord(workspaceId, shell.shell_id)) continue;
+    await closeGuestShell(client, shell.shell_id).catch(() => {});
+    closed += 1;
+  }
+  return closed;
 }
 
 /**
