@@ -152,12 +152,51 @@ export class ServiceManager {
   /** TERM to the service's process group, KILL after the grace period; waits for the end. */
   async stop(input: z.input<typeof ServiceParams>): Promise<ServiceRecordValue> {
     const params = parseParams(ServiceParams, input);
-    const record = await this.status(params);
+    let reason = "stop requested";
+    const record = await this.status(params).catch((error: unknown) => {
+      if (!isPyroError(error) || error.code !== "not_found" || !("service_name" in error.details))
+        throw error;
+      reason = UNRECORDED;
+      return this.unrecorded(params.workspace_id, params.service_name, error);
+    });
     if (!isLive(record)) return record;
     await this.host.touch(params.workspace_id);
-    return this.host.withAgent(params.workspace_id, (agent) =>
-      this.stopOne(agent, record, "stop requested"),
+    return this.host.withAgent(params.workspace_id, (agent) => this.stopOne(agent, record, reason));
+  }
+
+  /**
+   * A running guest service without a host record: its start was interrupted between the
+   * guest's start and the record (a killed CLI). Start refuses the name as running and
+   * says to stop it first, so stop must find it: it gets a record, from what the guest
+   * knows, to be stopped through. Anything else stays `not_found`.
+   */
+  private async unrecorded(
+    workspaceId: string,
+    name: string,
+    notFound: PyroError,
+  ): Promise<ServiceRecordValue> {
+    const workspace = await this.host.status(workspaceId);
+    if (workspace.state !== "started") throw notFound;
+    const guest = (await this.host.withAgent(workspaceId, (agent) => agent.list())).find(
+      (s) => s.name === name && s.state === "running",
     );
+    if (!guest) throw notFound;
+    return {
+      workspace_id: workspaceId,
+      service_name: name,
+      state: "running",
+      command: [],
+      cwd: "",
+      started_at: new Date(guest.started_at_ms).toISOString(),
+      ready_at: null,
+      ended_at: null,
+      exit_code: null,
+      signal: null,
+      pid: guest.pid,
+      readiness: null,
+      stop_reason: null,
+      published_ports: [],
+    };
   }
 
   /**
@@ -360,6 +399,10 @@ export class ServiceManager {
     return record;
   }
 }
+
+/** Why a service pyro had no record of was stopped (see ServiceManager.unrecorded). */
+const UNRECORDED =
+  "stop requested (pyro had no record of it: the command that started it was interrupted)";
 
 /** Characters of each log stream quoted in a failed start's error, at most. */
 const ERROR_TAIL_CHARS = 4_000;

@@ -261,6 +261,16 @@ describe("starting a service", () => {
     expect(await counts()).toEqual([1, 0]);
   });
 
+  it("a service started by a CLI killed before it kept a record can be stopped, then started again", async () => {
+    await agent.start({ name: "web", argv: ["srv"], cwd: "/workspace" });
+    await expect(start()).rejects.toMatchObject({ code: "busy" });
+    const stopped = await services.stop({ workspace_id: ID, service_name: "web" });
+    expect(stopped).toMatchObject({ state: "stopped", pid: 100, signal: "TERM" });
+    expect(stopped.stop_reason).toMatch(/no record/);
+    expect(agent.table.get("web")?.state).toBe("exited");
+    expect(await start()).toMatchObject({ state: "running", pid: 101 });
+  });
+
   it("a duplicate running name is busy, with the workspace and what to do", async () => {
     await start();
     const error = (await start().catch((e: unknown) => e)) as PyroError;
