@@ -142,9 +142,16 @@ export class ServiceManager {
         `workspace ${id} is ${workspace.state}; service logs live in the guest and ended with its VM. Start the workspace and the service again to get new logs`,
       );
     }
-    const logs = await this.host.withAgent(id, (agent) =>
-      agent.logs(params.service_name, params.tail_lines),
-    );
+    const logs = await this.host
+      .withAgent(id, (agent) => agent.logs(params.service_name, params.tail_lines))
+      .catch((error: unknown) => {
+        if (!isPyroError(error) || error.code !== "not_found") throw error;
+        throw new PyroError(
+          "not_found",
+          `the logs of service ${params.service_name} are gone: the guest no longer has it (its VM was restarted since, or 32 newer services took its place); start it again for new logs`,
+          { details: { workspace_id: id, service_name: params.service_name }, cause: error },
+        );
+      });
     const record = await this.status(params);
     return { workspace_id: id, service_name: params.service_name, state: record.state, ...logs };
   }

@@ -70,8 +70,9 @@ class FakeAgent implements ServiceAgent {
       killed: false,
     };
   }
-  async logs() {
+  async logs(name: string) {
     this.check("logs");
+    if (!this.table.has(name)) throw new PyroError("not_found", `no service named ${name}`);
     return { ...this.logText, stdout_truncated: false, stderr_truncated: false };
   }
   async probe(argv: string[]) {
@@ -369,6 +370,16 @@ describe("reading services back", () => {
     const record = await services.status({ workspace_id: ID, service_name: "web" });
     expect(record).toMatchObject({ state: "stopped" });
     expect(record.stop_reason).toMatch(/abandoned/);
+  });
+
+  it("logs of a service the guest no longer has say why they are gone and what to do", async () => {
+    await start();
+    agent.table.delete("web"); // its VM restarted, or 32 newer services took its place
+    const error = (await services
+      .logs({ workspace_id: ID, service_name: "web" })
+      .catch((e: unknown) => e)) as PyroError;
+    expect(error.code).toBe("not_found");
+    expect(error.message).toMatch(/web.*no longer has it.*start it again/);
   });
 
   it("unknown names are not_found and name the services that exist", async () => {
