@@ -19,6 +19,17 @@ export const SERVICE_LIMITS = {
   max_tail_lines: 100_000,
 } as const;
 
+const isPort = (text: string) => /^\d+$/.test(text) && Number(text) >= 1 && Number(text) <= 65535;
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.hostname !== "" && (url.port === "" || isPort(url.port));
+  } catch {
+    return false;
+  }
+}
+
 export const Readiness = z
   .discriminatedUnion("type", [
     z.object({
@@ -30,6 +41,9 @@ export const Readiness = z
       address: z
         .string()
         .regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, "tcp readiness needs HOST:PORT, e.g. 127.0.0.1:8000")
+        .refine((address) => isPort(address.slice(address.lastIndexOf(":") + 1)), {
+          message: "tcp readiness needs a port from 1 to 65535",
+        })
         .describe("Ready once a TCP connection to HOST:PORT (in the guest) succeeds."),
     }),
     z.object({
@@ -37,6 +51,9 @@ export const Readiness = z
       url: z
         .string()
         .regex(/^http:\/\/[^\s/]+(\/\S*)?$/, "http readiness needs an http:// URL")
+        // The host builds the request from the parsed URL after the service started: a
+        // URL it cannot parse must be refused here, not leave a service behind.
+        .refine(isHttpUrl, "http readiness needs a valid url with a port from 1 to 65535")
         .describe("Ready once a GET of this http:// URL (in the guest) answers 2xx or 3xx."),
     }),
     z.object({

@@ -4,6 +4,7 @@ import { PyroError } from "../contract/errors.js";
 import { NAME_PATTERN } from "../contract/workspace.js";
 import { ServiceRecord, type ServiceRecordValue } from "../contract/services.js";
 import { isErrno, readJsonIfExists, writeJsonAtomic } from "../util/fs.js";
+import { isProcessAlive } from "../util/process.js";
 import type { AgentService } from "./service-agent.js";
 import { updateWorkspaceRecord, workspaceDir } from "./workspace-store.js";
 
@@ -55,6 +56,71 @@ export async function writeServiceRecord(record: ServiceRecordValue): Promise<vo
   await writeJsonAtomic(recordPath(record.workspace_id, record.service_name), record, 0o600, {
     createParent: false,
   });
+}
+
+/**
+ * `starting` means a process is waiting for the service's readiness. That process leaves
+ * `<name>.starting` (its pid and the latest time it can still be waiting) next to the
+ * record, so others can tell a start in progress from one whose CLI was killed.
+ */
+function waiterPath(workspaceId: string, name: string): string {
+  return join(servicesDir(workspaceId), `${name}.starting`);
+}
+
+interface Waiter {
+  /** The host process that waits. */
+  pid: number;
+  deadline_ms: number;
+  /** The guest pid of the service it waits for: a later start of the name has its own. */
+  service_pid: number | null;
+}
+
+/** Time past the readiness timeout a waiter may need: the last check, a stop, the log tail. */
+const WAITER_SLACK_MS = 60_000;
+
+export async function markWaiting(record: ServiceRecordValue, timeoutMs: number): Promise<void> {
+  const waiter: Waiter = {
+    pid: process.pid,
+    deadline_ms: Date.now() + timeoutMs + WAITER_SLACK_MS,
+    service_pid: record.pid,
+  };
+  await mkdir(servicesDir(record.workspace_id), { mode: 0o700 }).catch((error: unknown) => {
+    if (!isErrno(error, "EEXIST")) throw error;
+  });
+  await writeJsonAtomic(waiterPath(record.workspace_id, record.service_name), waiter, 0o600, {
+    createParent: false,
+  });
+}
+
+async function readWaiter(record: ServiceRecordValue): Promise<Waiter | undefined> {
+  const raw = await readJsonIfExists<Partial<Waiter>>(
+    waiterPath(record.workspace_id, record.service_name),
+  ).catch(() => undefined);
+  const valid =
+    typeof raw?.pid === "number" &&
+    typeof raw.deadline_ms === "number" &&
+    raw.service_pid === record.pid;
+  return valid ? (raw as Waiter) : undefined;
+}
+
+/**
+ * Removed only after the record left `starting`, so a missing waiter means no one waits;
+ * and only the waiter of this start, not that of a later start of the same name.
+ */
+export async function clearWaiting(record: ServiceRecordValue): Promise<void> {
+  if (await readWaiter(record))
+    await rm(waiterPath(record.workspace_id, record.service_name), { force: true });
+}
+
+/** A `starting` record that no process waits for any more (its CLI was killed). */
+export async function isAbandonedStart(record: ServiceRecordValue): Promise<boolean> {
+  if (record.state !== "starting") return false;
+  const waiter = await readWaiter(record);
+  if (waiter) return !isProcessAlive(waiter.pid) || Date.now() > waiter.deadline_ms;
+  // No waiter: either it was killed before writing one, or it just finished and removed
+  // it after writing the record; the record on disk now says which.
+  const now = await readServiceRecord(record.workspace_id, record.service_name);
+  return now?.state === "starting" && now.pid === record.pid;
 }
 
 export async function listServiceRecords(workspaceId: string): Promise<ServiceRecordValue[]> {

@@ -18,9 +18,13 @@ import {
   type ReadinessOutcome,
 } from "./service-readiness.js";
 import {
+  clearWaiting,
+  isAbandonedStart,
   isLive,
   listServiceRecords,
   loadServiceRecord,
+  markWaiting,
+  readServiceRecord,
   reconcileRecord,
   refreshServiceCounts,
   writeServiceRecord,
@@ -71,6 +75,8 @@ export class ServiceManager {
     const params = parseParams(StartServiceParams, input);
     refuseUnavailable(params);
     const cwd = guestPath(normalizeWorkspacePath(params.cwd, "cwd"));
+    // Built before the start: a check that cannot be built must not leave a service behind.
+    const check = params.readiness && readinessArgv(params.readiness);
     const id = params.workspace_id;
     await this.host.requireStarted(id);
     await this.host.touch(id);
@@ -81,7 +87,7 @@ export class ServiceManager {
           throw duplicateName(error, id, params.service_name);
         });
       const startedAt = new Date(started.started_at_ms).toISOString();
-      let record: ServiceRecordValue = {
+      const record: ServiceRecordValue = {
         workspace_id: id,
         service_name: params.service_name,
         state: params.readiness ? "starting" : "running",
@@ -97,9 +103,17 @@ export class ServiceManager {
         stop_reason: null,
         published_ports: params.published_ports,
       };
-      await this.save(record);
-      if (params.readiness) record = await this.awaitReadiness(agent, record, params);
-      return record;
+      if (!check) {
+        await this.save(record);
+        return record;
+      }
+      await markWaiting(record, params.ready_timeout_seconds * 1000);
+      try {
+        await this.save(record);
+        return await this.awaitReadiness(agent, record, params, check);
+      } finally {
+        await clearWaiting(record).catch(() => {});
+      }
     });
   }
 
@@ -110,6 +124,8 @@ export class ServiceManager {
 
   async status(input: z.input<typeof ServiceParams>): Promise<ServiceRecordValue> {
     const params = parseParams(ServiceParams, input);
+    // The workspace first: its id is checked there before it becomes part of a path.
+    await this.host.status(params.workspace_id);
     await loadServiceRecord(params.workspace_id, params.service_name);
     const records = await this.reconciled(params.workspace_id);
     return records.find((r) => r.service_name === params.service_name)!;
@@ -118,17 +134,24 @@ export class ServiceManager {
   async logs(input: z.input<typeof logsService.params>) {
     const params = parseParams(logsService.params, input);
     const id = params.workspace_id;
-    await loadServiceRecord(id, params.service_name);
     const workspace = await this.host.status(id);
+    await loadServiceRecord(id, params.service_name);
     if (workspace.state !== "started") {
       throw new PyroError(
         "conflict",
         `workspace ${id} is ${workspace.state}; service logs live in the guest and ended with its VM. Start the workspace and the service again to get new logs`,
       );
     }
-    const logs = await this.host.withAgent(id, (agent) =>
-      agent.logs(params.service_name, params.tail_lines),
-    );
+    const logs = await this.host
+      .withAgent(id, (agent) => agent.logs(params.service_name, params.tail_lines))
+      .catch((error: unknown) => {
+        if (!isPyroError(error) || error.code !== "not_found") throw error;
+        throw new PyroError(
+          "not_found",
+          `the logs of service ${params.service_name} are gone: the guest no longer has it (its VM was restarted since, or 32 newer services took its place); start it again for new logs`,
+          { details: { workspace_id: id, service_name: params.service_name }, cause: error },
+        );
+      });
     const record = await this.status(params);
     return { workspace_id: id, service_name: params.service_name, state: record.state, ...logs };
   }
@@ -136,12 +159,51 @@ export class ServiceManager {
   /** TERM to the service's process group, KILL after the grace period; waits for the end. */
   async stop(input: z.input<typeof ServiceParams>): Promise<ServiceRecordValue> {
     const params = parseParams(ServiceParams, input);
-    const record = await this.status(params);
+    let reason = "stop requested";
+    const record = await this.status(params).catch((error: unknown) => {
+      if (!isPyroError(error) || error.code !== "not_found" || !("service_name" in error.details))
+        throw error;
+      reason = UNRECORDED;
+      return this.unrecorded(params.workspace_id, params.service_name, error);
+    });
     if (!isLive(record)) return record;
     await this.host.touch(params.workspace_id);
-    return this.host.withAgent(params.workspace_id, (agent) =>
-      this.stopOne(agent, record, "stop requested"),
+    return this.host.withAgent(params.workspace_id, (agent) => this.stopOne(agent, record, reason));
+  }
+
+  /**
+   * A running guest service without a host record: its start was interrupted between the
+   * guest's start and the record (a killed CLI). Start refuses the name as running and
+   * says to stop it first, so stop must find it: it gets a record, from what the guest
+   * knows, to be stopped through. Anything else stays `not_found`.
+   */
+  private async unrecorded(
+    workspaceId: string,
+    name: string,
+    notFound: PyroError,
+  ): Promise<ServiceRecordValue> {
+    const workspace = await this.host.status(workspaceId);
+    if (workspace.state !== "started") throw notFound;
+    const guest = (await this.host.withAgent(workspaceId, (agent) => agent.list())).find(
+      (s) => s.name === name && s.state === "running",
     );
+    if (!guest) throw notFound;
+    return {
+      workspace_id: workspaceId,
+      service_name: name,
+      state: "running",
+      command: [],
+      cwd: "",
+      started_at: new Date(guest.started_at_ms).toISOString(),
+      ready_at: null,
+      ended_at: null,
+      exit_code: null,
+      signal: null,
+      pid: guest.pid,
+      readiness: null,
+      stop_reason: null,
+      published_ports: [],
+    };
   }
 
   /**
@@ -213,16 +275,15 @@ export class ServiceManager {
       exit_code: stopped?.exit_code ?? null,
       signal: stopped?.signal ?? null,
     };
-    await this.save(next);
-    return next;
+    return this.save(next);
   }
 
   private async awaitReadiness(
     agent: ServiceAgent,
     record: ServiceRecordValue,
     params: StartServiceParamsValue,
+    argv: string[],
   ): Promise<ServiceRecordValue> {
-    const argv = readinessArgv(params.readiness!);
     let lastSeen: AgentService | undefined;
     const outcome = await waitUntilReady({
       probe: (timeoutMs) => agent.probe(argv, record.cwd, timeoutMs),
@@ -235,8 +296,7 @@ export class ServiceManager {
     });
     if (outcome.ready) {
       const ready = { ...record, state: "running" as const, ready_at: new Date().toISOString() };
-      await this.save(ready);
-      return ready;
+      return this.save(ready);
     }
     throw await this.notReady(agent, record, params, outcome, lastSeen);
   }
@@ -258,9 +318,15 @@ export class ServiceManager {
     let ended: ServiceRecordValue;
     let message: string;
     if (outcome.reason === "exited") {
-      ended = reconcileRecord(record, lastSeen, "it ended before it was ready");
-      await this.save(ended);
-      message = `service ${name} ended (${endedHow(ended)}) before it was ready (${what})`;
+      const own = reconcileRecord(record, lastSeen, "it ended before it was ready");
+      const saved = await this.save(own);
+      // Another process stopped it meanwhile (its record wins), or a newer start of the
+      // name keeps its own record: this error is about this service either way.
+      const stoppedMeanwhile = saved !== own && saved.pid === record.pid;
+      ended = stoppedMeanwhile ? saved : own;
+      message = stoppedMeanwhile
+        ? `service ${name} was stopped (${ended.stop_reason}) before it was ready (${what})`
+        : `service ${name} ended (${endedHow(ended)}) before it was ready (${what})`;
     } else {
       ended = await this.stopOne(agent, record, `not ready after ${seconds} s (${what})`);
       message = `service ${name} was not ready after ${seconds} s (${what}); it was stopped`;
@@ -277,10 +343,13 @@ export class ServiceManager {
   private async logTail(agent: ServiceAgent, name: string): Promise<string> {
     try {
       const logs = await agent.logs(name, this.errorTailLines);
-      const part = (label: string, text: string) =>
-        text.trim()
-          ? `\n--- ${label} (last ${this.errorTailLines} lines) ---\n${text.trimEnd()}`
-          : "";
+      const part = (label: string, text: string) => {
+        const tail = text.trimEnd();
+        if (!tail.trim()) return "";
+        // Lines can be any length: an error message stays readable, not megabytes.
+        const cut = tail.length > ERROR_TAIL_CHARS ? `...${tail.slice(-ERROR_TAIL_CHARS)}` : tail;
+        return `\n--- ${label} (last ${this.errorTailLines} lines) ---\n${cut}`;
+      };
       return (
         part("stdout", logs.stdout) + part("stderr", logs.stderr) ||
         "\n(the service wrote no output)"
@@ -310,17 +379,47 @@ export class ServiceManager {
         reason,
       ),
     );
+    for (const [i, record] of next.entries()) {
+      if (await isAbandonedStart(record)) {
+        next[i] = await this.host.withAgent(workspaceId, (agent) =>
+          this.stopOne(agent, record, ABANDONED_START),
+        );
+      }
+    }
     const changed = next.filter((r, i) => r !== records[i]);
     for (const record of changed) await writeServiceRecord(record);
     if (changed.length) await refreshServiceCounts(workspaceId);
     return next;
   }
 
-  private async save(record: ServiceRecordValue): Promise<void> {
+  /**
+   * Writes the record and returns it, unless another process has written a record that
+   * must win (then that one is returned): a later start of the same name (after this
+   * one's service ended), or the end of this same service (a stop during the readiness
+   * wait): an ended service is never made live again, and `stopped` keeps its reason.
+   */
+  private async save(record: ServiceRecordValue): Promise<ServiceRecordValue> {
+    const current = await readServiceRecord(record.workspace_id, record.service_name);
+    if (current && supersedes(current, record)) return current;
     await writeServiceRecord(record);
     await refreshServiceCounts(record.workspace_id);
+    return record;
   }
 }
+
+/** Why a service pyro had no record of was stopped (see ServiceManager.unrecorded). */
+const UNRECORDED =
+  "stop requested (pyro had no record of it: the command that started it was interrupted)";
+
+/** Characters of each log stream quoted in a failed start's error, at most. */
+const ERROR_TAIL_CHARS = 4_000;
+
+/**
+ * Why a service whose start nobody waits for any more is stopped when it is next read: a
+ * start ends ready or with the service stopped, also when its CLI was killed midway.
+ */
+const ABANDONED_START =
+  "its start was abandoned before it was ready (the process waiting for readiness ended)";
 
 /** Inputs accepted by the schema whose features are not there yet: refused, never ignored. */
 function refuseUnavailable(params: StartServiceParamsValue): void {
@@ -347,6 +446,12 @@ function duplicateName(error: unknown, workspaceId: string, name: string): unkno
     `service ${name} is already running in workspace ${workspaceId}; stop it first (service_stop) or choose another name`,
     { details: { workspace_id: workspaceId, service_name: name }, cause: error },
   );
+}
+
+function supersedes(current: ServiceRecordValue, next: ServiceRecordValue): boolean {
+  if (current.pid !== next.pid) return current.started_at >= next.started_at;
+  if (isLive(current)) return false;
+  return isLive(next) || (current.state === "stopped" && next.state === "exited");
 }
 
 function endedHow(record: ServiceRecordValue): string {

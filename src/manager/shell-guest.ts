@@ -50,3 +50,7 @@ export async function signalGuestShell(
 export async function closeGuestShell(client: ChannelClient, shellId: string): Promise<void> {
   await client.request(AGENT_OPS.shell_close, { shell_id: shellId });
 }
+
+export async function listGuestShells(client: ChannelClient) {
+  return (await client.request(AGENT_OPS.shell_list, {})).shells;
+}

@@ -38,6 +38,10 @@ export async function readShellRecord(workspaceId: string, shellId: string): Pro
   return record;
 }
 
+export async function hasShellRecord(workspaceId: string, shellId: string): Promise<boolean> {
+  return (await readJsonIfExists<unknown>(shellFile(workspaceId, shellId))) !== undefined;
+}
+
 export async function writeShellRecord(record: ShellRecord): Promise<void> {
   const dir = shellsDir(record.workspace_id);
   // Not recursive: a workspace deleted meanwhile must not get its directory back.

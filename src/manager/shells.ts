@@ -13,9 +13,15 @@ import { parseParams } from "../contract/validate.js";
 import type { ChannelClient } from "../guest/client.js";
 import { sleep } from "../util/process.js";
 import { guestPath, normalizeWorkspacePath } from "../workspace/paths.js";
-import { cutUtf8, plainText, unfinishedEscapeLength } from "../workspace/terminal-text.js";
+import {
+  cutUtf8,
+  leadingEscapeLength,
+  plainText,
+  unfinishedEscapeLength,
+} from "../workspace/terminal-text.js";
 import {
   closeGuestShell,
+  listGuestShells,
   MAX_GUEST_READ_BYTES,
   openGuestShell,
   readGuestShell,
@@ -25,6 +31,7 @@ import {
 } from "./shell-guest.js";
 import {
   clearShellRecords,
+  hasShellRecord,
   readShellRecord,
   removeShellRecord,
   writeShellRecord,
@@ -43,6 +50,9 @@ export interface ShellManagerOptions {
 }
 
 type ReadResult = z.output<typeof ReadShellResult>;
+
+/** Bytes a plain read fetches at least: longer than any escape sequence seen in practice. */
+const PLAIN_MIN_BYTES = 64 * 1024;
 
 /**
  * Interactive shells in a workspace: a PTY in the guest, driven by the agent's shell ops.
@@ -86,17 +96,15 @@ export class ShellManager {
       exit_code: null,
       signal: null,
     };
-    await this.workspaces.withGuest(workspaceId, async (client) => {
-      const { shell_id, cols, rows } = record;
-      await openGuestShell(client, { shell_id, cwd, cols, rows }).catch((error: unknown) => {
-        throw explainGuestError(error, record, "open");
-      });
-      // A shell nobody can find again is a leak: without its record, it is closed.
-      await writeShellRecord(record).catch(async (error: unknown) => {
-        await closeGuestShell(client, shell_id).catch(() => {});
-        throw error;
-      });
-    });
+    // The record comes first: a guest shell without one was opened by a caller that
+    // vanished before it could keep it, and nobody can name it again (see openInGuest).
+    await writeShellRecord(record);
+    try {
+      await this.workspaces.withGuest(workspaceId, (client) => openInGuest(client, record));
+    } catch (error) {
+      await removeShellRecord(workspaceId, record.shell_id).catch(() => {});
+      throw error;
+    }
     await this.workspaces.touch(workspaceId);
     return record;
   }
@@ -104,7 +112,13 @@ export class ShellManager {
   async read(input: z.input<typeof ReadShellParams>): Promise<ReadResult> {
     const params = parseParams(ReadShellParams, input);
     const record = await this.liveRecord(params);
-    const maxBytes = Math.min(params.max_chars * 4, MAX_GUEST_READ_BYTES);
+    // With plain, escape sequences take bytes but no characters: a small max_chars still
+    // fetches enough to see one to its end (shellText consumes it whole).
+    const wanted = params.max_chars * 4;
+    const maxBytes = Math.min(
+      params.plain ? Math.max(wanted, PLAIN_MIN_BYTES) : wanted,
+      MAX_GUEST_READ_BYTES,
+    );
     const chunk = await this.guestCall(record, "read", async (client) => {
       if (params.wait_for_idle_ms > 0)
         await this.waitForIdle(client, record, params.cursor, params.wait_for_idle_ms);
@@ -164,8 +178,9 @@ export class ShellManager {
       shell_id: params.shell_id,
       closed: true as const,
     };
+    // The workspace first: its id is checked there before it becomes part of a path.
+    const workspace = await this.workspaces.status({ workspace_id: params.workspace_id });
     const record = await readShellRecord(params.workspace_id, params.shell_id);
-    const workspace = await this.workspaces.status({ workspace_id: record.workspace_id });
     if (workspace.state === "started") {
       await this.workspaces
         .withGuest(record.workspace_id, (client) => closeGuestShell(client, record.shell_id))
@@ -183,8 +198,9 @@ export class ShellManager {
    * before the VM stopped (an idle TTL stop) is removed: that shell ended with the VM.
    */
   private async liveRecord(params: { workspace_id: string; shell_id: string }) {
-    const record = await readShellRecord(params.workspace_id, params.shell_id);
+    // The workspace first: its id is checked there before it becomes part of a path.
     const workspace = await this.workspaces.status({ workspace_id: params.workspace_id });
+    const record = await readShellRecord(params.workspace_id, params.shell_id);
     if (workspace.state !== "started") {
       await removeShellRecord(record.workspace_id, record.shell_id);
       throw shellGone(record, `its workspace is ${workspace.state}`);
@@ -264,6 +280,37 @@ export class ShellManager {
 }
 
 /**
+ * Opens the shell in the guest. A full table (16) may hold shells of callers killed
+ * between the guest's open and their record: those have no record (records are written
+ * before the open), nobody can name them, and they are closed to make room.
+ */
+async function openInGuest(client: ChannelClient, record: ShellRecord): Promise<void> {
+  const { shell_id, cwd, cols, rows } = record;
+  const open = () => openGuestShell(client, { shell_id, cwd, cols, rows });
+  try {
+    await open();
+  } catch (error) {
+    const full = error instanceof PyroError && error.details.guest_code === "busy";
+    // When the guest cannot list its shells, its refusal stands as it is.
+    const freed = full ? await closeUnnamedShells(client, record.workspace_id).catch(() => 0) : 0;
+    if (freed === 0) throw explainGuestError(error, record, "open");
+    await open().catch((again: unknown) => {
+      throw explainGuestError(again, record, "open");
+    });
+  }
+}
+
+async function closeUnnamedShells(client: ChannelClient, workspaceId: string): Promise<number> {
+  let closed = 0;
+  for (const shell of await listGuestShells(client)) {
+    if (await hasShellRecord(workspaceId, shell.shell_id)) continue;
+    await closeGuestShell(client, shell.shell_id).catch(() => {});
+    closed += 1;
+  }
+  return closed;
+}
+
+/**
  * The text of a chunk: at most `maxChars` whole characters. With `plain`, an escape
  * sequence cut off at the end waits for the next read (unless the shell is done), so its
  * tail never shows up as text. `has_more`: the guest has output past this chunk, or
@@ -283,9 +330,31 @@ export function shellText(
   const held = atEnd ? 0 : unfinishedEscapeLength(cut.text);
   if (held > 0) {
     const keep = [...cut.text.slice(0, cut.text.length - held)].length;
+    if (keep === 0) return skipLeadingEscape(chunk);
     cut = cutUtf8(chunk.data, keep, { atEnd });
   }
   return { output: plainText(cut.text), bytes: cut.bytes, has_more };
+}
+
+/**
+ * A plain chunk that starts with an escape sequence longer than `max_chars`: holding it
+ * back would return no bytes, and a caller reading from `next_cursor` would never move
+ * on. It shows as nothing, so it is consumed whole; one that does not end within the
+ * bytes fetched while the guest has more is dropped as far as it goes. Only one that the
+ * shell has not finished printing yet waits for the next read.
+ */
+function skipLeadingEscape(chunk: Pick<GuestShellChunk, "data" | "next_cursor" | "available">): {
+  output: string;
+  bytes: number;
+  has_more: boolean;
+} {
+  const all = cutUtf8(chunk.data, chunk.data.length);
+  const skipped = all.bytes - Buffer.byteLength(all.text);
+  const end = leadingEscapeLength(all.text);
+  const more = chunk.next_cursor < chunk.available;
+  if (end === -1 && !more) return { output: "", bytes: 0, has_more: false };
+  const bytes = end === -1 ? all.bytes : skipped + Buffer.byteLength(all.text.slice(0, end));
+  return { output: "", bytes, has_more: more || bytes < chunk.data.length };
 }
 
 function shellGone(record: ShellRecord, why: string): PyroError {

@@ -66,6 +66,14 @@ export function unfinishedEscapeLength(text: string, window = 256): number {
   return 0;
 }
 
+/**
+ * Length in UTF-16 units of the escape sequence at the start of `text` (which starts with
+ * ESC), or -1 when it is not finished within `text`.
+ */
+export function leadingEscapeLength(text: string): number {
+  return escapeEnd(text, 0);
+}
+
 /** One screen line being drawn: characters and the cursor's column. */
 class Line {
   cells: string[] = [];

@@ -1,7 +1,8 @@
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { PyroError } from "../../src/contract/errors.js";
 import type { ServiceRecordValue } from "../../src/contract/services.js";
 import type {
@@ -10,6 +11,7 @@ import type {
   ServiceAgent,
   StartRequest,
 } from "../../src/manager/service-agent.js";
+import { AGENT_OPS } from "../../src/guest/ops/index.js";
 import { reconcileRecord } from "../../src/manager/service-records.js";
 import { ServiceManager, type ServiceHost } from "../../src/manager/services.js";
 import { loadWorkspace, type WorkspaceRecord } from "../../src/manager/workspace-store.js";
@@ -68,8 +70,9 @@ class FakeAgent implements ServiceAgent {
       killed: false,
     };
   }
-  async logs() {
+  async logs(name: string) {
     this.check("logs");
+    if (!this.table.has(name)) throw new PyroError("not_found", `no service named ${name}`);
     return { ...this.logText, stdout_truncated: false, stderr_truncated: false };
   }
   async probe(argv: string[]) {
@@ -176,6 +179,19 @@ describe("starting a service", () => {
     expect(await counts()).toEqual([1, 0]);
   });
 
+  it("a failed start quotes a bounded log tail, however long the service's lines are", async () => {
+    agent.logText = { stdout: `${"x".repeat(1 << 20)}END`, stderr: "y".repeat(1 << 20) };
+    agent.probeAnswer = () => ({ exit_code: 1, output: "refused" });
+    const error = (await start({
+      readiness: { type: "tcp", address: "127.0.0.1:8000" },
+      ready_timeout_seconds: 1,
+      ready_interval_ms: 500,
+    }).catch((e: unknown) => e)) as PyroError;
+    expect(error.code).toBe("timeout");
+    expect(error.message).toContain("END");
+    expect(error.message.length).toBeLessThan(20_000);
+  });
+
   it("a service that dies while waiting fails at once with its exit code", async () => {
     agent.probeAnswer = () => {
       agent.exit("web", 2);
@@ -190,6 +206,70 @@ describe("starting a service", () => {
     expect(agent.calls.filter((c) => c === "probe")).toHaveLength(1);
     const record = await services.status({ workspace_id: ID, service_name: "web" });
     expect(record).toMatchObject({ state: "exited", exit_code: 2 });
+  });
+
+  it("a failed start does not overwrite the record of a newer start of the same name", async () => {
+    // A's service dies while A waits; B (another process) starts the name again meanwhile.
+    let second: ServiceRecordValue | undefined;
+    agent.probe = async () => {
+      agent.calls.push("probe");
+      if (!second) {
+        agent.exit("web", 1);
+        second = await start();
+      }
+      return { exit_code: 1, output: "no file" };
+    };
+    const error = (await start({ readiness: { type: "file", path: "ready" } }).catch(
+      (e: unknown) => e,
+    )) as PyroError;
+    expect(error.code).toBe("guest_error");
+    expect(second).toMatchObject({ state: "running", pid: 101 });
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "running", pid: 101 });
+    expect(await counts()).toEqual([1, 1]);
+  });
+
+  it("a failed start leaves the waiter of a newer start of the same name alone", async () => {
+    let probes = 0;
+    agent.probe = async () => {
+      agent.calls.push("probe");
+      if (++probes > 1) return new Promise<ProbeResult>(() => {}); // B waits on
+      agent.exit("web", 1);
+      void start({ readiness: { type: "file", path: "ready" } });
+      await vi.waitFor(() => expect(probes).toBe(2));
+      return { exit_code: 1, output: "no file" };
+    };
+    await expect(start({ readiness: { type: "file", path: "ready" } })).rejects.toMatchObject({
+      code: "guest_error",
+    });
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "starting", pid: 101 });
+  });
+
+  it("a stop from another process during the readiness wait is not undone by the waiter", async () => {
+    let stopped: ServiceRecordValue | undefined;
+    agent.probe = async () => {
+      agent.calls.push("probe");
+      // The check passes just as someone else stops the service.
+      stopped = await services.stop({ workspace_id: ID, service_name: "web" });
+      return { exit_code: 0, output: "" };
+    };
+    const returned = await start({ readiness: { type: "file", path: "ready" } });
+    expect(stopped).toMatchObject({ state: "stopped", stop_reason: "stop requested" });
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "stopped", stop_reason: "stop requested" });
+    expect(returned).toEqual(record);
+    expect(await counts()).toEqual([1, 0]);
+  });
+
+  it("a service started by a CLI killed before it kept a record can be stopped, then started again", async () => {
+    await agent.start({ name: "web", argv: ["srv"], cwd: "/workspace" });
+    await expect(start()).rejects.toMatchObject({ code: "busy" });
+    const stopped = await services.stop({ workspace_id: ID, service_name: "web" });
+    expect(stopped).toMatchObject({ state: "stopped", pid: 100, signal: "TERM" });
+    expect(stopped.stop_reason).toMatch(/no record/);
+    expect(agent.table.get("web")?.state).toBe("exited");
+    expect(await start()).toMatchObject({ state: "running", pid: 101 });
   });
 
   it("a duplicate running name is busy, with the workspace and what to do", async () => {
@@ -207,6 +287,11 @@ describe("starting a service", () => {
     [{ cwd: "../up" }, "invalid_argument", /cwd/],
     [{ command: [] }, "invalid_argument", /command/],
     [{ readiness: { type: "tcp", address: "nope" } }, "invalid_argument", /HOST:PORT/],
+    [{ readiness: { type: "tcp", address: "127.0.0.1:99999" } }, "invalid_argument", /port/],
+    [{ readiness: { type: "tcp", address: "127.0.0.1:0" } }, "invalid_argument", /port/],
+    [{ readiness: { type: "http", url: "http://127.0.0.1:99999/" } }, "invalid_argument", /url/],
+    [{ readiness: { type: "http", url: "http://[::1/" } }, "invalid_argument", /url/],
+    [{ readiness: { type: "http", url: "http://a%zz/" } }, "invalid_argument", /url/],
     [{ ready_interval_ms: -5 }, "invalid_argument", /ready_interval_ms/],
     [{ published_ports: [{ guest_port: 80 }] }, "unavailable", /published_ports/],
     [{ secret_env: { TOKEN: "t" } }, "unavailable", /secret_env/],
@@ -242,6 +327,59 @@ describe("reading services back", () => {
     expect(record).toMatchObject({ state: "stopped" });
     expect(record.stop_reason).toMatch(/workspace is stopped/);
     expect(agent.calls).toEqual(["start"]);
+  });
+
+  it("a start whose waiter is gone (CLI killed mid-readiness) does not stay starting: it is stopped", async () => {
+    // The first check never answers: on disk, this is what a CLI killed while waiting leaves.
+    agent.probe = () => {
+      agent.calls.push("probe");
+      return new Promise<ProbeResult>(() => {});
+    };
+    void start({ readiness: { type: "file", path: "ready" }, ready_timeout_seconds: 60 });
+    await vi.waitFor(() => expect(agent.calls).toContain("probe"));
+    // Its waiter is alive and within its wait: nobody else may end the start.
+    expect(await services.status({ workspace_id: ID, service_name: "web" })).toMatchObject({
+      state: "starting",
+    });
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now() + 3 * 3600_000);
+      const record = await services.status({ workspace_id: ID, service_name: "web" });
+      expect(record).toMatchObject({ state: "stopped", signal: "TERM" });
+      expect(record.stop_reason).toMatch(/abandoned/);
+      expect(agent.table.get("web")?.state).toBe("exited");
+      expect(await counts()).toEqual([1, 0]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("a start whose waiting process died is stopped at once, before its deadline", async () => {
+    agent.probe = () => {
+      agent.calls.push("probe");
+      return new Promise<ProbeResult>(() => {});
+    };
+    void start({ readiness: { type: "file", path: "ready" }, ready_timeout_seconds: 60 });
+    await vi.waitFor(() => expect(agent.calls).toContain("probe"));
+    const waiter = join(home, "workspaces", ID, "services", "web.starting");
+    const dead = spawnSync("true").pid;
+    writeFileSync(
+      waiter,
+      JSON.stringify({ pid: dead, deadline_ms: Date.now() + 3600_000, service_pid: 100 }),
+    );
+    const record = await services.status({ workspace_id: ID, service_name: "web" });
+    expect(record).toMatchObject({ state: "stopped" });
+    expect(record.stop_reason).toMatch(/abandoned/);
+  });
+
+  it("logs of a service the guest no longer has say why they are gone and what to do", async () => {
+    await start();
+    agent.table.delete("web"); // its VM restarted, or 32 newer services took its place
+    const error = (await services
+      .logs({ workspace_id: ID, service_name: "web" })
+      .catch((e: unknown) => e)) as PyroError;
+    expect(error.code).toBe("not_found");
+    expect(error.message).toMatch(/web.*no longer has it.*start it again/);
   });
 
   it("unknown names are not_found and name the services that exist", async () => {
@@ -394,5 +532,32 @@ describe("CLI flag parsing", () => {
     expect(parsePublish("8000")).toEqual({ guest_port: 8000 });
     expect(parsePublish("18000:8000")).toEqual({ guest_port: 8000, host_port: 18000 });
     expect(() => parsePublish("a:b")).toThrow(/HOST_PORT/);
+  });
+});
+
+describe("a guest's service replies are bounded before the host uses them", () => {
+  const entry = {
+    name: "web",
+    pid: 7,
+    state: "exited",
+    exit_code: 0,
+    signal: null,
+    started_at_ms: 1_700_000_000_000,
+    ended_at_ms: 1_700_000_000_001,
+  };
+
+  it("refuses times a Date cannot hold (they would throw a RangeError after the start)", () => {
+    const list = (e: object) =>
+      AGENT_OPS.service_list.result.safeParse({ type: "result", services: [e] }).success;
+    expect(list(entry)).toBe(true);
+    expect(list({ ...entry, started_at_ms: 9e15 })).toBe(false);
+    expect(list({ ...entry, ended_at_ms: 8.64e15 + 1 })).toBe(false);
+    const started = AGENT_OPS.service_start.result.safeParse({
+      type: "result",
+      name: "web",
+      pid: 7,
+      started_at_ms: 9e15,
+    });
+    expect(started.success).toBe(false);
   });
 });

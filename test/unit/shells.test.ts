@@ -210,6 +210,24 @@ describe("ShellManager against a scripted guest", () => {
     expect(second.output).toBe("done");
   });
 
+  it("with plain and a max_chars shorter than an escape, reads still move past it", async () => {
+    const guest = await scriptedGuest();
+    const { shells, record } = await openedShell(guest);
+    const title = `\x1b]0;${"t".repeat(300)}\x07`;
+    guest.emit(`\x1b[38;5;196mred\x1b[0m ${title}ok`);
+    const id = { workspace_id: WS, shell_id: record.shell_id, plain: true, max_chars: 3 };
+    let cursor = 0;
+    let text = "";
+    for (let reads = 0; cursor < guest.output.length; reads++) {
+      expect(reads).toBeLessThan(50);
+      const read = await shells.read({ ...id, cursor });
+      expect(read.next_cursor).toBeGreaterThan(cursor);
+      text += read.output;
+      cursor = read.next_cursor;
+    }
+    expect(text).toBe("red ok");
+  });
+
   it("wait_for_idle_ms returns the output of a command that prints in bursts", async () => {
     const guest = await scriptedGuest();
     const { shells, record } = await openedShell(guest);
@@ -339,6 +357,64 @@ describe("ShellManager against a scripted guest", () => {
   );
 });
 
+/** A guest with the agent's table of 16 shells, some left by callers that vanished. */
+class TableGuest extends ScriptedGuest {
+  readonly live = new Set<string>();
+
+  override answer(message: Record<string, unknown>) {
+    const id = String(message.shell_id);
+    if (message.op === "shell_open" && this.live.size >= 16) {
+      this.requests.push(message);
+      return { reply: { type: "error", code: "busy", message: "too many shells (16)" } };
+    }
+    if (message.op === "shell_open") this.live.add(id);
+    if (message.op === "shell_close") this.live.delete(id);
+    if (message.op === "shell_list") {
+      this.requests.push(message);
+      const entry = (shell_id: string) => ({
+        shell_id,
+        pid: 42,
+        state: "running",
+        cols: 120,
+        rows: 30,
+        available: 0,
+        exit_code: null,
+        signal: null,
+      });
+      return { reply: { type: "result", shells: [...this.live].map(entry) } };
+    }
+    return super.answer(message);
+  }
+}
+
+describe("shells whose opener vanished", () => {
+  it("a full table of shells nobody can name does not refuse new shells forever", async () => {
+    const guest = new TableGuest();
+    guest.client = await connectScripted((message) => guest.answer(message));
+    const { shells, record } = await openedShell(guest);
+    // Opened in the guest by CLIs killed before they could keep a record.
+    for (let i = 0; i < 15; i++) guest.live.add(`sh-orphan${i}`);
+    const next = await shells.open({ workspace_id: WS });
+    expect(guest.live.has(next.shell_id)).toBe(true);
+    // A shell somebody can still name is never closed for room.
+    expect(guest.live.has(record.shell_id)).toBe(true);
+    expect(readdirSync(shellsDir()).sort()).toEqual(
+      [`${record.shell_id}.json`, `${next.shell_id}.json`].sort(),
+    );
+  });
+
+  it("a full table of named shells is still busy, with what to do", async () => {
+    const guest = new TableGuest();
+    guest.client = await connectScripted((message) => guest.answer(message));
+    const { shells } = await openedShell(guest);
+    for (let i = 0; i < 15; i++) await shells.open({ workspace_id: WS });
+    const error = (await shells.open({ workspace_id: WS }).catch((e: unknown) => e)) as PyroError;
+    expect(error.code).toBe("busy");
+    expect(error.message).toMatch(/close one/);
+    expect(readdirSync(shellsDir())).toHaveLength(16);
+  });
+});
+
 describe("readGuestShell does not trust the guest's cursors", () => {
   const call = async (reply: Record<string, unknown>, bytes: string, cursor = 0) => {
     const client = await connectScripted(() => ({
@@ -395,6 +471,23 @@ describe("shellText", () => {
     expect(shellText(chunk("bye\x1b["), 100, true)).toEqual({
       output: "bye",
       bytes: 3,
+      has_more: false,
+    });
+  });
+
+  it("with plain, an escape longer than max_chars is consumed as nothing, not held forever", () => {
+    expect(shellText(chunk("\x1b[38;5;196mred"), 5, true)).toEqual({
+      output: "",
+      bytes: 11,
+      has_more: true,
+    });
+    // Unfinished in every byte fetched while the guest has more: it is dropped, not held.
+    const long = { ...chunk("\x1b]0;tttt"), available: 1000 };
+    expect(shellText(long, 3, true)).toMatchObject({ output: "", bytes: 8, has_more: true });
+    // Unfinished with nothing more printed yet: it waits for the rest, as before.
+    expect(shellText(chunk("\x1b]0;tttt"), 3, true)).toEqual({
+      output: "",
+      bytes: 0,
       has_more: false,
     });
   });

@@ -70,7 +70,8 @@ export function resultFrame<T extends z.ZodRawShape>(shape: T) {
 /** Guest text the host keeps or shows: bounded so a hostile guest cannot bloat the host. */
 export const guestText = (max = 4096) => z.string().max(max);
 export const count = z.number().int().nonnegative();
-export const unixMs = z.number().int().nonnegative();
+/** The latest time a JavaScript Date holds: the host turns these into ISO strings. */
+export const unixMs = z.number().int().nonnegative().max(8.64e15);
 /** Signal names are an allowlist on the agent's side; the host still bounds what it reads. */
 export const signalName = z
   .string()
