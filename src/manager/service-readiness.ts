@@ -19,6 +19,9 @@ const HTTP_SCRIPT = [
   'exec 3<>"/dev/tcp/$0/$1" || exit 1',
   'printf \'GET %s HTTP/1.0\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n\' "$2" "$3" >&3',
   "IFS= read -r status <&3",
+  // Read (a bounded part of) the rest: closing mid-response makes servers such as
+  // python's http.server log a broken-pipe traceback into the service's own log.
+  "for ((i = 0; i < 1000; i++)); do IFS= read -r -t 1 _ <&3 || break; done",
   'case "$status" in "HTTP/"*" "[23][0-9][0-9]*) exit 0 ;; esac',
   "printf 'HTTP status line: %s\\n' \"${status%$'\\r'}\" >&2",
   "exit 1",

@@ -75,7 +75,7 @@ describe("services in a real guest", () => {
       command: [
         "bash",
         "-c",
-        "exec 3<>/dev/tcp/127.0.0.1/8000; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; head -1 <&3",
+        "exec 3<>/dev/tcp/127.0.0.1/8000; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; sed -n 1p <&3",
       ],
     });
     expect(served.stdout).toMatch(/^HTTP\/1\.0 200/);
