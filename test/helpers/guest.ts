@@ -1,14 +1,14 @@
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sleep } from "../../src/util/process.js";
+import { tempDir } from "./temp.js";
 
 /**
  * Points PYRO_HOME at a fresh temp dir for this test file, so leftovers can be counted
  * exactly. The artifact cache stays shared: building a kernel per test file is not a test.
  */
 export function isolatedHome(): string {
-  const home = mkdtempSync(join(tmpdir(), "pyro-home-"));
+  const home = tempDir("pyro-home-");
   process.env.PYRO_HOME = home;
   return home;
 }

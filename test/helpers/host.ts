@@ -1,9 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { CLI_ENTRY } from "./cli.js";
 import { isolatedHome } from "./guest.js";
+import { tempDir } from "./temp.js";
 
 /**
  * A test file of the `host` tier: its own PYRO_HOME and the host-process driver
@@ -19,7 +17,7 @@ export const HOST_ENVIRONMENT = "debian:12-base";
 
 /** A fresh host directory for seeds and exports. */
 export function scratchDir(): string {
-  return mkdtempSync(join(tmpdir(), "pyro-host-tier-"));
+  return tempDir("pyro-host-tier-");
 }
 
 /** The built CLI as a separate process (a client that can die), with the test's env. */

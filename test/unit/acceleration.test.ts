@@ -1,5 +1,9 @@
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { decideAcceleration, type AccelerationFacts } from "../../src/vmm/acceleration.js";
+import { tempDir } from "../helpers/temp.js";
+
+const tempCache = () => join(tempDir("pyro-accel-"), "acceleration.json");
 
 const hardwareKvm: AccelerationFacts = {
   override: undefined,
@@ -42,15 +46,9 @@ describe("acceleration decision", () => {
 });
 
 describe("acceleration probe and cache", () => {
-  const tempCache = async () => {
-    const { mkdtemp } = await import("node:fs/promises");
-    const { tmpdir } = await import("node:os");
-    return `${await mkdtemp(`${tmpdir()}/pyro-accel-`)}/acceleration.json`;
-  };
-
   it("uses KVM when the boot probe passes and asks only once per host kernel", async () => {
     const { resolveAcceleration } = await import("../../src/vmm/acceleration.js");
-    const cache = await tempCache();
+    const cache = tempCache();
     let probes = 0;
     const probe = async () => {
       probes += 1;
@@ -63,7 +61,7 @@ describe("acceleration probe and cache", () => {
 
   it("falls back to TCG, and says why, when the boot probe fails", async () => {
     const { resolveAcceleration } = await import("../../src/vmm/acceleration.js");
-    const cache = await tempCache();
+    const cache = tempCache();
     const failing = async () => ({ ok: false, detail: "failed to set MSR 0x10a" });
     const resolved = await resolveAcceleration(cache, failing, hardwareKvm);
     expect(resolved.acceleration).toBe("tcg");
@@ -74,9 +72,7 @@ describe("acceleration probe and cache", () => {
 describe("a probe that only timed out", () => {
   it("falls back to TCG now but is asked again next time", async () => {
     const { resolveAcceleration } = await import("../../src/vmm/acceleration.js");
-    const { mkdtemp } = await import("node:fs/promises");
-    const { tmpdir } = await import("node:os");
-    const cache = `${await mkdtemp(`${tmpdir()}/pyro-accel-`)}/acceleration.json`;
+    const cache = tempCache();
     let probes = 0;
     const slow = async () => {
       probes += 1;
@@ -94,9 +90,8 @@ describe("a cached probe answer and the host kernel", () => {
 
   it("probes again after the host kernel changes, and caches the new kernel's answer", async () => {
     const { resolveAcceleration } = await import("../../src/vmm/acceleration.js");
-    const { mkdtemp, readFile } = await import("node:fs/promises");
-    const { tmpdir } = await import("node:os");
-    const cache = `${await mkdtemp(`${tmpdir()}/pyro-accel-`)}/acceleration.json`;
+    const { readFile } = await import("node:fs/promises");
+    const cache = tempCache();
     const probed: string[] = [];
     // KVM broken on kernel A, fixed on kernel B: the old answer must not stick.
     const probeOn = (kernel: string, ok: boolean) => async () => {

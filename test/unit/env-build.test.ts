@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { mountsBelow } from "../../src/env/build-dir.js";
 import { findRecipe } from "../../src/env/catalog.js";
 import { withBuildLock } from "../../src/env/environments.js";
 import { cachePaths, slug } from "../../src/env/artifacts.js";
+import { tempDir } from "../helpers/temp.js";
 
 /** Lines shaped like /proc/self/mountinfo (field 5 is the mount point, `\ooo`-escaped). */
 const MOUNTINFO = [
@@ -56,7 +56,7 @@ describe("a build of an environment held by another live process", () => {
   let saved: string | undefined;
   beforeEach(() => {
     saved = process.env.PYRO_CACHE_DIR;
-    process.env.PYRO_CACHE_DIR = mkdtempSync(join(tmpdir(), "pyro-env-lock-"));
+    process.env.PYRO_CACHE_DIR = tempDir("pyro-env-lock-");
   });
   afterEach(() => {
     if (saved === undefined) delete process.env.PYRO_CACHE_DIR;

@@ -3,8 +3,7 @@
  * wait_for_idle_ms and the guest's refusals. A real guest proves the PTY itself
  * (test/guest/shells.test.ts); these pin the logic that lives on the host.
  */
-import { existsSync, mkdtempSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PyroError } from "../../src/contract/errors.js";
@@ -23,6 +22,7 @@ import { ShellManager, shellText } from "../../src/manager/shells.js";
 import type { BeforeStopHook } from "../../src/manager/sandbox.js";
 import type { WorkspaceManager } from "../../src/manager/workspaces.js";
 import { Pyro } from "../../src/sdk/pyro.js";
+import { tempDir } from "../helpers/temp.js";
 
 const WS = "ws_0123456789ab";
 
@@ -101,7 +101,7 @@ const servers: Server[] = [];
 async function connectScripted(
   answer: (message: Record<string, unknown>) => { stdout?: Buffer; reply: Record<string, unknown> },
 ): Promise<ChannelClient> {
-  const path = join(mkdtempSync(join(tmpdir(), "pyro-shells-sock-")), "agent.sock");
+  const path = join(tempDir("pyro-shells-sock-"), "agent.sock");
   const server = createServer((socket) => {
     const reader = new FrameReader();
     socket.on("data", (chunk: Buffer) => {
@@ -144,7 +144,7 @@ let home = "";
 let hooks: BeforeStopHook[] = [];
 beforeEach(() => {
   hooks = [];
-  home = mkdtempSync(join(tmpdir(), "pyro-shells-unit-"));
+  home = tempDir("pyro-shells-unit-");
   process.env.PYRO_HOME = home;
 });
 afterEach(() => {
