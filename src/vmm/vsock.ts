@@ -23,6 +23,9 @@ export interface VsockConnectOptions {
 /** The reply was not Firecracker's handshake: retrying cannot help. */
 class VsockProtocolError extends PyroError {}
 
+/** One attempt got no reply within its bound. */
+class AttemptTimeout extends Error {}
+
 /**
  * Opens a host-initiated vsock connection through Firecracker's Unix socket (docs/vsock.md):
  * connect, send `CONNECT <port>\n`, read `OK <host port>\n`; after that line the socket
@@ -45,11 +48,15 @@ export async function connectVsock(
     }
     const remaining = deadline - Date.now();
     if (remaining <= 0) break;
+    const cutShort = remaining < attemptTimeoutMs;
     try {
       return await vsockHandshake(udsPath, port, Math.min(attemptTimeoutMs, remaining));
     } catch (error) {
       if (error instanceof VsockProtocolError) throw error;
-      lastFailure = (error as Error).message;
+      // An attempt the overall deadline cut short tells nothing new: keep the reason before it.
+      const tellsNothing =
+        error instanceof AttemptTimeout && cutShort && lastFailure !== "no attempt";
+      if (!tellsNothing) lastFailure = (error as Error).message;
     }
     await sleep(Math.max(0, Math.min(retryIntervalMs, deadline - Date.now())));
   }
@@ -66,7 +73,10 @@ function vsockHandshake(udsPath: string, port: number, timeoutMs: number): Promi
   return new Promise((resolve, reject) => {
     const socket = createConnection(udsPath, () => socket.write(`CONNECT ${port}\n`));
     let received = Buffer.alloc(0);
-    const timer = setTimeout(() => fail(new Error(`no reply in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new AttemptTimeout(`no reply in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const closedEarly = () => new Error("closed before OK (nothing listening in the guest yet)");
     // A close that races our CONNECT write surfaces as EPIPE or ECONNRESET: the same case.
     const onError = (error: NodeJS.ErrnoException) =>

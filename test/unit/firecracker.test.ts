@@ -354,6 +354,20 @@ describe("host-initiated vsock handshake", () => {
     });
   });
 
+  it("keeps the last real reason when the deadline cuts the final attempt short", async () => {
+    // Refused while the guest boots, then a connection that never answers: on a loaded
+    // host the last attempt is often still waiting when the deadline comes.
+    const path = join(dir, "v.sock");
+    const start = Date.now();
+    await fakeVsock(path, (socket) => {
+      if (Date.now() - start < 150) socket.destroy();
+    });
+    await expect(connectVsock(path, 5005, 400, { retryIntervalMs: 10 })).rejects.toMatchObject({
+      code: "timeout",
+      message: expect.stringContaining("closed before OK"),
+    });
+  });
+
   it("stops retrying when the VMM is gone", async () => {
     const gone = new AbortController();
     setTimeout(() => gone.abort(), 50);
