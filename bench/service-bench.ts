@@ -1,7 +1,7 @@
 /**
  * Service operation costs, measured in one run on one workspace:
  *
- *   npx tsx bench/service-bench.ts          (BENCH_RUNS=10 by default)
+ *   npm run bench:service          (BENCH_RUNS=10 by default)
  *
  * "start with readiness" is the whole call a user waits for: the agent starting
  * `python3 -m http.server` plus the HTTP readiness checks (every 100 ms) until it answers.
