@@ -29,6 +29,7 @@ type JsonSchema = {
   items?: JsonSchema;
   additionalProperties?: JsonSchema | boolean;
   anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
   enum?: unknown[];
   const?: unknown;
   default?: unknown;
@@ -153,12 +154,18 @@ function nestedObject(prop: JsonSchema): { schema: JsonSchema; suffix: string } 
 }
 
 function typeName(s: JsonSchema): string {
-  if (s.anyOf) {
-    // Several object variants are told apart by their fields: `{name, value} | {name, file_path}`.
-    const objects = s.anyOf.filter((v) => v.properties).length;
+  const variants = s.anyOf ?? s.oneOf;
+  if (variants) {
+    // Several object variants are told apart by their fields, `{name, value} | {name,
+    // file_path}`, or by a tag: `{type: "file", path} | {type: "tcp", address}`.
+    const objects = variants.filter((v) => v.properties).length;
+    const field = ([key, prop]: [string, JsonSchema]) =>
+      prop.const === undefined ? key : `${key}: ${JSON.stringify(prop.const)}`;
     const variant = (v: JsonSchema) =>
-      v.properties && objects > 1 ? `{${Object.keys(v.properties).join(", ")}}` : typeName(v);
-    return s.anyOf.map(variant).join(" | ");
+      v.properties && objects > 1
+        ? `{${Object.entries(v.properties).map(field).join(", ")}}`
+        : typeName(v);
+    return variants.map(variant).join(" | ");
   }
   if (s.enum) return s.enum.map((v) => JSON.stringify(v)).join(" | ");
   if (s.const !== undefined) return JSON.stringify(s.const);
