@@ -3,13 +3,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeControl, FRAME_HEADER_BYTES, MAX_PAYLOAD_BYTES } from "../../src/guest/frame.js";
 import type { ChannelClient } from "../../src/guest/client.js";
-import {
-  eventually,
-  HostAgent,
-  processAlive,
-  startAgentClient,
-  stopAgentClient,
-} from "../helpers/agent.js";
+import { HostAgent, processAlive, startAgentClient, stopAgentClient } from "../helpers/agent.js";
+import { eventually } from "../helpers/guest.js";
 
 let agent: HostAgent;
 let client: ChannelClient;

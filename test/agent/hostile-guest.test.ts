@@ -3,8 +3,8 @@ import { link, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises"
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HostAgent } from "../helpers/agent.js";
-import { AgentWire } from "./wire.js";
+import type { HostAgent } from "../helpers/agent.js";
+import { startAgentWire, stopAgentWire, type AgentWire } from "./wire.js";
 
 /**
  * The agent against what a guest process can do to it: files planted where the agent
@@ -17,15 +17,8 @@ import { AgentWire } from "./wire.js";
 let agent: HostAgent;
 let wire: AgentWire;
 
-beforeAll(async () => {
-  agent = await HostAgent.start();
-  wire = await AgentWire.connect(agent.socketPath);
-}, 120_000);
-
-afterAll(async () => {
-  await wire?.close();
-  await agent?.stop();
-});
+beforeAll(async () => ({ agent, wire } = await startAgentWire()), 120_000);
+afterAll(() => stopAgentWire(agent, wire));
 
 /** Runs `program` and sleeps: past its exec, whose closing of descriptors comes after
  * the switch of /proc/PID/exe. */

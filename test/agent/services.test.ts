@@ -1,8 +1,8 @@
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HostAgent, processAlive } from "../helpers/agent.js";
-import { AgentWire } from "./wire.js";
+import { processAlive, type HostAgent } from "../helpers/agent.js";
+import { AgentWire, startAgentWire, stopAgentWire } from "./wire.js";
 
 /** Polls until check resolves truthy; the bound only limits how long a failure waits. */
 async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000) {
@@ -43,15 +43,8 @@ function exited(name: string) {
   });
 }
 
-beforeAll(async () => {
-  agent = await HostAgent.start();
-  wire = await AgentWire.connect(agent.socketPath);
-}, 120_000);
-
-afterAll(async () => {
-  await wire?.close();
-  await agent?.stop();
-});
+beforeAll(async () => ({ agent, wire } = await startAgentWire()), 120_000);
+afterAll(() => stopAgentWire(agent, wire));
 
 describe("services in the agent (host process)", () => {
   // First, while the table's slots are fresh: a slot never used must not be mistaken

@@ -5,7 +5,8 @@ import type { Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeControl, encodeControl, FrameReader, FrameType } from "../../src/guest/frame.js";
-import { eventually, HostAgent, processAlive } from "../helpers/agent.js";
+import { HostAgent, processAlive } from "../helpers/agent.js";
+import { eventually } from "../helpers/guest.js";
 
 /**
  * The agent's shell_* ops (protocol/README.md, Shells) spoken frame by frame to the real

@@ -1,4 +1,5 @@
 import { createConnection, type Socket } from "node:net";
+import { HostAgent } from "../helpers/agent.js";
 
 /** What one request produced: its output frames and its terminal control message. */
 export interface WireReply {
@@ -118,4 +119,16 @@ export class AgentWire {
     for (const waiter of this.waiters.values()) waiter.reject(error);
     this.waiters.clear();
   }
+}
+
+/** A test file's agent and one bare wire client connected to it (for beforeAll). */
+export async function startAgentWire(): Promise<{ agent: HostAgent; wire: AgentWire }> {
+  const agent = await HostAgent.start();
+  return { agent, wire: await AgentWire.connect(agent.socketPath) };
+}
+
+/** Undoes startAgentWire (for afterAll); either is missing when beforeAll failed. */
+export async function stopAgentWire(agent?: HostAgent, wire?: AgentWire): Promise<void> {
+  await wire?.close();
+  await agent?.stop();
 }

@@ -96,13 +96,3 @@ export function processAlive(pid: number): boolean {
     return false;
   }
 }
-
-/** Polls until check holds; the generous bound only limits how long a failure waits. */
-export async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return true;
-}

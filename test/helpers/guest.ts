@@ -36,12 +36,19 @@ export function vmDirs(home: string): string[] {
   }
 }
 
-/** Waits until `check` holds (VM teardown is asynchronous after a client dies). */
-export async function eventually(check: () => boolean, timeoutMs = 15_000): Promise<boolean> {
+/**
+ * Waits until `check` holds (teardown is asynchronous after a client dies); the generous
+ * bound only limits how long a failure waits.
+ */
+export async function eventually(
+  check: () => boolean,
+  timeoutMs = 15_000,
+  intervalMs = 50,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (check()) return true;
-    await sleep(100);
+    await sleep(intervalMs);
   }
   return check();
 }

@@ -1,19 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CappedLog } from "../../src/vmm/console-log.js";
 import { propertyRuns, propertySeed, random } from "../helpers/random.js";
+import { tempDir } from "../helpers/temp.js";
 
 describe("capped console log (property)", () => {
-  const temps: string[] = [];
-  const tempDir = () => {
-    const dir = mkdtempSync(join(tmpdir(), "pyro-test-console-"));
-    temps.push(dir);
-    return dir;
-  };
-  afterEach(() => temps.splice(0).forEach((dir) => rmSync(dir, { recursive: true, force: true })));
-
   it("keeps the beginning and the latest output of a guest that prints forever", () => {
     const seed = propertySeed(7);
     const next = random(seed);
@@ -22,7 +14,7 @@ describe("capped console log (property)", () => {
         headBytes: 1 + Math.floor(next() * 3000),
         tailBytes: 1 + Math.floor(next() * 3000),
       };
-      const path = join(tempDir(), "console.log");
+      const path = join(tempDir("pyro-test-console-"), "console.log");
       const log = new CappedLog(path, limits);
       // Numbered lines, so any byte's position in the output is recognisable.
       const chunks: Buffer[] = [];

@@ -1,21 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { appendFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CappedLog, readFileTail } from "../../src/vmm/console-log.js";
+import { tempDir } from "../helpers/temp.js";
 
 describe("capped console log", () => {
-  const temps: string[] = [];
-  const tempDir = () => {
-    const dir = mkdtempSync(join(tmpdir(), "pyro-test-console-"));
-    temps.push(dir);
-    return dir;
-  };
-  afterEach(() => temps.splice(0).forEach((dir) => rmSync(dir, { recursive: true, force: true })));
-
   it("bounds the file however much is written (10 MiB in, at most ~3 KiB out)", () => {
-    const path = join(tempDir(), "console.log");
+    const path = join(tempDir("pyro-test-console-"), "console.log");
     const log = new CappedLog(path, { headBytes: 1024, tailBytes: 1024 });
     const chunk = Buffer.alloc(64 * 1024, "y");
     for (let i = 0; i < 160; i += 1) log.write(chunk);
@@ -26,7 +18,7 @@ describe("capped console log", () => {
   });
 
   it("reads only the end of a huge log", async () => {
-    const path = join(tempDir(), "console.log");
+    const path = join(tempDir("pyro-test-console-"), "console.log");
     writeFileSync(path, "");
     truncateSync(path, 4 * 1024 * 1024 * 1024); // sparse: 4 GiB without using the disk
     await appendFile(path, "kernel panic: the end\n");
@@ -35,6 +27,6 @@ describe("capped console log", () => {
     expect(tail.endsWith("kernel panic: the end\n")).toBe(true);
     expect(Buffer.byteLength(tail)).toBe(64);
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 1024 * 1024);
-    expect(await readFileTail(join(tempDir(), "missing.log"), 64)).toBe("");
+    expect(await readFileTail(join(tempDir("pyro-test-console-"), "missing.log"), 64)).toBe("");
   });
 });
