@@ -1,13 +1,11 @@
 import { PyroError } from "../contract/errors.js";
 import type { ChannelClient } from "../guest/client.js";
 import { AGENT_OPS, SHELL_RING_BYTES } from "../guest/ops/index.js";
-import { readShellOutput, type ShellReadResult } from "../guest/shells.js";
 
 /**
  * The agent's shell ops (protocol/README.md, Shells) as the shell manager uses them. The
- * replies are parsed by the ops' schemas, and a read's cursors are checked against its
- * bytes (guest/shells.ts): a cursor that skipped or repeated output would silently
- * corrupt what a caller reads.
+ * replies are parsed by the ops' schemas; reads go through guest/shells.ts
+ * `readShellOutput`, which checks a read's cursors against its bytes.
  */
 
 /** The agent's largest `max_bytes` of one `shell_read` (its whole ring). */
@@ -24,11 +22,6 @@ export interface GuestShellOpen {
 export function openGuestShell(client: ChannelClient, request: GuestShellOpen) {
   return client.request(AGENT_OPS.shell_open, request);
 }
-
-export type GuestShellChunk = ShellReadResult;
-
-/** Bytes `[cursor, next_cursor)` of the shell's output ring, checked against the reply. */
-export const readGuestShell = readShellOutput;
 
 export async function writeGuestShell(
   client: ChannelClient,

@@ -19,15 +19,14 @@ import {
   plainText,
   unfinishedEscapeLength,
 } from "../workspace/terminal-text.js";
+import { readShellOutput, type ShellReadResult } from "../guest/shells.js";
 import {
   closeGuestShell,
   listGuestShells,
   MAX_GUEST_READ_BYTES,
   openGuestShell,
-  readGuestShell,
   signalGuestShell,
   writeGuestShell,
-  type GuestShellChunk,
 } from "./shell-guest.js";
 import {
   clearShellRecords,
@@ -122,7 +121,7 @@ export class ShellManager {
     const chunk = await this.guestCall(record, "read", async (client) => {
       if (params.wait_for_idle_ms > 0)
         await this.waitForIdle(client, record, params.cursor, params.wait_for_idle_ms);
-      return readGuestShell(client, {
+      return readShellOutput(client, {
         shell_id: record.shell_id,
         cursor: params.cursor,
         max_bytes: maxBytes,
@@ -252,7 +251,7 @@ export class ShellManager {
     let available = -1;
     let grewAt = performance.now();
     for (;;) {
-      const probe = await readGuestShell(client, {
+      const probe = await readShellOutput(client, {
         shell_id: record.shell_id,
         cursor: Math.max(available, cursor),
         max_bytes: 1,
@@ -268,7 +267,7 @@ export class ShellManager {
   }
 
   /** Keeps the record's state in step with the guest's: an exited shell says how it ended. */
-  private async noteState(record: ShellRecord, chunk: GuestShellChunk): Promise<void> {
+  private async noteState(record: ShellRecord, chunk: ShellReadResult): Promise<void> {
     if (record.state === chunk.state) return;
     await writeShellRecord({
       ...record,
@@ -317,7 +316,7 @@ async function closeUnnamedShells(client: ChannelClient, workspaceId: string): P
  * `maxChars` stopped the text early; a held-back fragment alone does not count.
  */
 export function shellText(
-  chunk: Pick<GuestShellChunk, "data" | "state" | "next_cursor" | "available">,
+  chunk: Pick<ShellReadResult, "data" | "state" | "next_cursor" | "available">,
   maxChars: number,
   plain: boolean,
 ): { output: string; bytes: number; has_more: boolean } {
@@ -343,7 +342,7 @@ export function shellText(
  * bytes fetched while the guest has more is dropped as far as it goes. Only one that the
  * shell has not finished printing yet waits for the next read.
  */
-function skipLeadingEscape(chunk: Pick<GuestShellChunk, "data" | "next_cursor" | "available">): {
+function skipLeadingEscape(chunk: Pick<ShellReadResult, "data" | "next_cursor" | "available">): {
   output: string;
   bytes: number;
   has_more: boolean;

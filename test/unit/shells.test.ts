@@ -17,7 +17,7 @@ import {
   FrameReader,
   FrameType,
 } from "../../src/guest/frame.js";
-import { readGuestShell } from "../../src/manager/shell-guest.js";
+import { readShellOutput } from "../../src/guest/shells.js";
 import { ShellManager, shellText } from "../../src/manager/shells.js";
 import type { BeforeStopHook } from "../../src/manager/sandbox.js";
 import type { WorkspaceManager } from "../../src/manager/workspaces.js";
@@ -415,7 +415,7 @@ describe("shells whose opener vanished", () => {
   });
 });
 
-describe("readGuestShell does not trust the guest's cursors", () => {
+describe("readShellOutput does not trust the guest's cursors", () => {
   const call = async (reply: Record<string, unknown>, bytes: string, cursor = 0) => {
     const client = await connectScripted(() => ({
       stdout: Buffer.from(bytes),
@@ -429,7 +429,7 @@ describe("readGuestShell does not trust the guest's cursors", () => {
       },
     }));
     try {
-      return await readGuestShell(client, { shell_id: "sh-1", cursor, max_bytes: 8 });
+      return await readShellOutput(client, { shell_id: "sh-1", cursor, max_bytes: 8 });
     } finally {
       client.destroy();
     }
