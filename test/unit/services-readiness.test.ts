@@ -33,6 +33,17 @@ beforeAll(async () => {
   http = createServer((req, res) => {
     if (req.url === "/ok") return res.writeHead(200).end("ok");
     if (req.url === "/moved") return res.writeHead(302, { location: "/ok" }).end();
+    // A 200 whose body never ends, and one that never stops coming.
+    if (req.url === "/hang") return void res.writeHead(200).write("partial\n");
+    if (req.url === "/flood") {
+      res.writeHead(200);
+      const line = "y".repeat(99) + "\n";
+      const more = () => {
+        while (!res.destroyed && res.write(line.repeat(100)));
+        if (!res.destroyed) res.once("drain", more);
+      };
+      return more();
+    }
     if (req.headers.host !== `127.0.0.1:${httpPort}`) return res.writeHead(400).end();
     res.writeHead(503).end("busy");
   });
@@ -78,6 +89,12 @@ describe("readiness commands (run with the host's bash)", () => {
     expect(
       (await run(readinessArgv({ type: "http", url: `http://127.0.0.1:${closedPort}/` }))).status,
     ).not.toBe(0);
+  });
+
+  it("http: a 200 whose body hangs or never ends is still ready, within the check's bound", async () => {
+    const url = (path: string) => `http://127.0.0.1:${httpPort}${path}`;
+    expect((await run(readinessArgv({ type: "http", url: url("/hang") }))).status).toBe(0);
+    expect((await run(readinessArgv({ type: "http", url: url("/flood") }))).status).toBe(0);
   });
 
   it("command: its exit status decides", async () => {
