@@ -159,7 +159,7 @@ static void exec_start(struct pyro_conn *conn, uint32_t channel,
         return;
     }
     if (!pyro_proc_add(child.pid, PYRO_PROC_EXEC, conn, on_reaped, x)) {
-        pyro_proc_kill_group(child.pid, SIGKILL);
+        pyro_proc_kill_session(child.pid, SIGKILL);
         pyro_close(&child.stdout_fd);
         pyro_close(&child.stderr_fd);
         pyro_close(&child.stdin_fd);
@@ -314,9 +314,9 @@ static void on_reaped(void *owner, pid_t pid, int status, int64_t now_ms)
     e->exit_ms = now_ms > e->start_ms ? now_ms : e->start_ms;
     e->drain_until_ms = e->exit_ms + PYRO_DRAIN_MS;
     /* Background children must not outlive the command, and must not keep the output
-     * pipes open. The group id cannot be reused yet: it still has members or it is
+     * pipes open. The session id cannot be reused yet: it still has members or it is
      * gone. */
-    pyro_proc_kill_group(pid, SIGKILL);
+    pyro_proc_kill_session(pid, SIGKILL);
     close_stdin(e);
 }
 
@@ -372,7 +372,7 @@ static void exec_tick(int64_t now_ms)
         if (!e->reaped && now_ms >= e->deadline_ms) {
             LOG_DEBUG("channel %u: timed out; killing process group %d", e->channel,
                       (int)e->pid);
-            pyro_proc_kill_group(e->pid, SIGKILL);
+            pyro_proc_kill_session(e->pid, SIGKILL);
             e->timed_out = true;
             e->deadline_ms = INT64_MAX;
         }

@@ -2,8 +2,12 @@
 
 #include "log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 struct proc_entry {
@@ -52,6 +56,57 @@ void pyro_proc_kill_group(pid_t pid, int signo)
         LOG_ERRNO("kill process group %d", (int)pid);
 }
 
+/* The session of a live process (field 6 of /proc/PID/stat), or 0 for a zombie or a
+ * process that is already gone: signalling either is pointless. */
+static pid_t live_session_of(long pid)
+{
+    char path[32], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* comm may hold spaces and parentheses: the fields resume after the last ')'. */
+    const char *rest = strrchr(buf, ')');
+    char state;
+    int session;
+    if (!rest || sscanf(rest + 1, " %c %*d %*d %d", &state, &session) != 2)
+        return 0;
+    return state == 'Z' || state == 'X' ? 0 : (pid_t)session;
+}
+
+/* Signals every live process in session sid; the number signalled. */
+static int signal_session_members(pid_t sid, int signo)
+{
+    DIR *proc = opendir("/proc");
+    if (!proc)
+        return 0;
+    int signalled = 0;
+    struct dirent *entry;
+    while ((entry = readdir(proc))) {
+        char *end;
+        long pid = strtol(entry->d_name, &end, 10);
+        if (*end == '\0' && pid > 0 && live_session_of(pid) == sid &&
+            kill((pid_t)pid, signo) == 0)
+            signalled++;
+    }
+    closedir(proc);
+    return signalled;
+}
+
+void pyro_proc_kill_session(pid_t pid, int signo)
+{
+    pyro_proc_kill_group(pid, signo);
+    /* A job-control shell puts background jobs in process groups of their own; the
+     * session still holds them. Repeat a few times for children forked mid-scan (a KILLed
+     * process turns into a zombie, which the scan skips). */
+    for (int pass = 0; pass < 4 && signal_session_members(pid, signo) > 0; pass++)
+        if (signo != SIGKILL)
+            break;
+}
+
 static void reaped(pid_t pid, int status, int64_t now_ms)
 {
     struct proc_entry *p = find(pid);
@@ -83,12 +138,12 @@ void pyro_proc_drop_conn(const struct pyro_conn *conn)
 {
     for (size_t i = 0; i < PYRO_PROC_MAX; i++)
         if (procs[i].pid > 0 && procs[i].kind == PYRO_PROC_EXEC && procs[i].conn == conn)
-            pyro_proc_kill_group(procs[i].pid, SIGKILL);
+            pyro_proc_kill_session(procs[i].pid, SIGKILL);
 }
 
 void pyro_proc_kill_all(void)
 {
     for (size_t i = 0; i < PYRO_PROC_MAX; i++)
         if (procs[i].pid > 0)
-            pyro_proc_kill_group(procs[i].pid, SIGKILL);
+            pyro_proc_kill_session(procs[i].pid, SIGKILL);
 }

@@ -39,11 +39,11 @@ void pyro_proc_forget(pid_t pid);
 /* Reaps every child that has exited and calls the owners' callbacks. */
 void pyro_proc_reap(int64_t now_ms);
 
-/* Kills (SIGKILL) the process groups of the execs bound to conn. Call it before the
+/* Kills (SIGKILL) the sessions of the execs bound to conn. Call it before the
  * owners forget the connection's state. */
 void pyro_proc_drop_conn(const struct pyro_conn *conn);
 
-/* Kills the process group of every child in the table, of every kind. */
+/* Kills the session of every child in the table, of every kind. */
 void pyro_proc_kill_all(void);
 
 /* Signals the process group led by pid. Between fork() and the child's setsid() the
@@ -51,5 +51,11 @@ void pyro_proc_kill_all(void);
  * signalling it directly is enough. Only for a pid not yet reaped (or just reaped:
  * its group id cannot be reused while members remain). */
 void pyro_proc_kill_group(pid_t pid, int signo);
+
+/* Signals the process group led by pid and every other live process in the session it
+ * leads (every child calls setsid(), so that is what it started, whatever process groups
+ * its jobs moved to). What ends a child's processes uses this; a signal the user aims at
+ * one group does not. A process that called setsid() itself has left and is not found. */
+void pyro_proc_kill_session(pid_t pid, int signo);
 
 #endif

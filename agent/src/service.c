@@ -143,9 +143,9 @@ static void on_reaped(void *owner, pid_t pid, int status, int64_t now_ms)
     s->ended_at_ms = pyro_wall_ms();
     s->ended_seq = next_seq++;
     s->drain_until_ms = now_ms + PYRO_DRAIN_MS;
-    /* As for exec: the rest of the group must not outlive the service or hold its
+    /* As for exec: the rest of its session must not outlive the service or hold its
      * pipes open. */
-    pyro_proc_kill_group(pid, SIGKILL);
+    pyro_proc_kill_session(pid, SIGKILL);
 }
 
 static void service_tick(int64_t now_ms)
@@ -156,7 +156,7 @@ static void service_tick(int64_t now_ms)
             continue;
         if (!s->reaped && s->stopping && !s->killed && now_ms >= s->kill_at_ms) {
             LOG_DEBUG("service %s: not gone after TERM; killing its group", s->name);
-            pyro_proc_kill_group(s->pid, SIGKILL);
+            pyro_proc_kill_session(s->pid, SIGKILL);
             s->killed = true;
         }
         if (s->reaped && (drained(s) || now_ms >= s->drain_until_ms) &&
@@ -306,7 +306,7 @@ static bool launch(struct pyro_service *s, const struct start_request *r, struct
     s->out.pipe_fd = child.stdout_fd;
     s->err.pipe_fd = child.stderr_fd;
     if (!pyro_proc_add(child.pid, PYRO_PROC_SERVICE, NULL, on_reaped, s)) {
-        pyro_proc_kill_group(child.pid, SIGKILL);
+        pyro_proc_kill_session(child.pid, SIGKILL);
         pyro_error_set(e, PYRO_ERR_BUSY, 0, "service_start: the process table is full");
         return false;
     }
@@ -377,7 +377,7 @@ static void service_stop(struct pyro_conn *conn, uint32_t channel,
         if (!s->stopping) {
             s->stopping = true;
             s->kill_at_ms = pyro_now_ms() + grace_ms;
-            pyro_proc_kill_group(s->pid, SIGTERM);
+            pyro_proc_kill_session(s->pid, SIGTERM);
         }
         return;
     }

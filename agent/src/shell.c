@@ -108,9 +108,9 @@ static void on_shell_reaped(void *owner, pid_t pid, int status, int64_t now_ms)
     sh->reaped = true;
     sh->status = status;
     sh->queue_len = 0;
-    /* Like an exec: what it left running in its own group goes with it. Output still in
+    /* Like an exec: what it left running in its session goes with it. Output still in
      * the terminal stays readable (the master is drained until EIO). */
-    pyro_proc_kill_group(pid, SIGKILL);
+    pyro_proc_kill_session(pid, SIGKILL);
 }
 
 bool pyro_shell_track(struct pyro_shell *sh)
@@ -125,7 +125,7 @@ static void on_closing_reaped(void *owner, pid_t pid, int status, int64_t now_ms
     (void)now_ms;
     if (c->pid == pid)
         c->pid = 0;
-    pyro_proc_kill_group(pid, SIGKILL); /* the rest of its group, as for an open shell */
+    pyro_proc_kill_session(pid, SIGKILL); /* the rest of its session, as for an open shell */
 }
 
 /* The closed shell's process now belongs to a closing slot until it is reaped. */
@@ -139,7 +139,7 @@ static void hand_over_to_closing(pid_t pid)
             return;
         }
     }
-    pyro_proc_kill_group(pid, SIGKILL); /* no room to wait for it: no grace */
+    pyro_proc_kill_session(pid, SIGKILL); /* no room to wait for it: no grace */
 }
 
 void pyro_shell_release(struct pyro_shell *sh)
@@ -195,7 +195,7 @@ void pyro_shell_tick(int64_t now_ms)
         struct closing_shell *c = &closing[i];
         if (c->pid != 0 && now_ms >= c->kill_at_ms) {
             LOG_DEBUG("closed shell process %d outlived HUP; killing it", (int)c->pid);
-            pyro_proc_kill_group(c->pid, SIGKILL);
+            pyro_proc_kill_session(c->pid, SIGKILL);
             c->kill_at_ms = INT64_MAX; /* the slot is freed when it is reaped */
         }
     }

@@ -172,7 +172,7 @@ static bool start(struct open_request *r, struct pyro_shell *sh, struct pyro_err
     memcpy(sh->id, r->id, sizeof sh->id);
     pyro_ring_init(&sh->ring, ring, PYRO_SHELL_RING_BYTES);
     if (!pyro_shell_track(sh)) {
-        pyro_proc_kill_group(child.pid, SIGKILL);
+        pyro_proc_kill_session(child.pid, SIGKILL);
         sh->reaped = true; /* nothing to HUP or wait for */
         pyro_shell_release(sh);
         pyro_error_set(e, PYRO_ERR_BUSY, 0, "shell_open: the agent's process table is full");

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -177,6 +178,29 @@ describe("services in the agent (host process)", () => {
     const stopped = await wire.result({ op: "service_stop", name: "stubborn", grace_ms: 300 });
     expect(stopped).toMatchObject({ state: "exited", signal: "KILL", killed: true });
     expect(await entry("stubborn")).toMatchObject({ state: "exited", signal: "KILL" });
+  });
+
+  it("stop ends a background job in a process group of its own that ignores TERM", async () => {
+    // `set -m` gives the job its own process group, as a job-control shell does; only the
+    // session (every child of the agent leads one) still holds it.
+    await wire.result({
+      op: "service_start",
+      name: "jobs",
+      argv: ["bash", "-c", 'set -m; (trap "" TERM HUP; exec sleep 1000) & echo "job $!"; wait'],
+    });
+    const job = await eventually(async () => {
+      const logs = await wire.request({ op: "service_logs", name: "jobs" });
+      return /job (\d+)/.exec(logs.stdout.toString())?.[1];
+    });
+    const jobPid = Number(job);
+    expect(processAlive(jobPid)).toBe(true);
+    expect(
+      execFileSync("ps", ["-o", "pgid=", "-p", String(jobPid)])
+        .toString()
+        .trim(),
+    ).toBe(job);
+    await wire.result({ op: "service_stop", name: "jobs", grace_ms: 300 });
+    expect(await eventually(async () => !processAlive(jobPid))).toBe(true);
   });
 
   it("bounds the logs by rotation and keeps the newest output", async () => {

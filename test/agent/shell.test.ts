@@ -320,6 +320,23 @@ describe("agent shells (host process)", () => {
     expect(await eventually(() => !processAlive(stubbornPid))).toBe(true);
   });
 
+  it("close KILLs a background job in a process group of its own that ignores HUP", async () => {
+    // An interactive bash gives each job its own process group: HUP to the shell's group
+    // misses it, and bash's forwarded HUP is ignored. Only the shell's session holds it.
+    const id = await openShell({ argv: ["bash", "--norc", "--noprofile", "-i"] });
+    await write(id, '(trap "" HUP TERM; exec sleep 1000) & echo "job-$!"\n');
+    const { text } = await readUntil(id, 0, /job-\d+/);
+    const jobPid = Number(/job-(\d+)/.exec(text)![1]);
+    const shell = await shellPid(id);
+    expect(
+      execFileSync("ps", ["-o", "pgid=", "-p", String(jobPid)])
+        .toString()
+        .trim(),
+    ).not.toBe(String(shell));
+    await closeShell(id);
+    expect(await eventually(() => !processAlive(jobPid))).toBe(true);
+  });
+
   it("outlives the connection that opened it", async () => {
     const id = await openShell({ argv: ["sh"] });
     await write(id, "echo kept-$((5+5))\n");
