@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { defineOperation } from "./operation.js";
+import { changes, defineOperation, readOnly } from "./operation.js";
 
 export const EnvironmentParams = z.object({
   environment: z.string().min(1).describe('Environment name, e.g. "debian:12".'),
@@ -32,6 +32,7 @@ export const listEnvironments = defineOperation({
   sdkMethod: "listEnvironments",
   mcpTool: "vm_list_environments",
   cliCommand: "env list",
+  annotations: readOnly("List environments"),
   description: "List the environments VMs can boot, and which are already built on this host.",
   params: z.object({}),
   result: z.object({ environments: z.array(EnvironmentSummary) }),
@@ -42,6 +43,11 @@ export const pullEnvironment = defineOperation({
   sdkMethod: "pullEnvironment",
   mcpTool: undefined,
   cliCommand: "env pull",
+  annotations: changes("Build an environment", {
+    destructive: false,
+    idempotent: true,
+    openWorld: true,
+  }),
   description:
     "Build (or verify and repair) an environment and the kernel and agent it boots with.",
   params: EnvironmentParams,
@@ -57,6 +63,7 @@ export const inspectEnvironment = defineOperation({
   sdkMethod: "inspectEnvironment",
   mcpTool: undefined,
   cliCommand: "env inspect",
+  annotations: readOnly("Inspect an environment"),
   description: "Show an environment's recipe and, when built, its manifest.",
   params: EnvironmentParams,
   result: z.object({
@@ -79,6 +86,11 @@ export const pruneEnvironments = defineOperation({
   sdkMethod: "pruneEnvironments",
   mcpTool: undefined,
   cliCommand: "env prune",
+  annotations: changes("Prune unused environment files", {
+    destructive: true,
+    idempotent: true,
+    openWorld: false,
+  }),
   description: "Delete cached kernels, agents and environment images that nothing current uses.",
   params: z.object({}),
   result: z.object({

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { command } from "./fields.js";
-import { defineOperation } from "./operation.js";
+import { changes, defineOperation, readOnly } from "./operation.js";
 import { NAME_PATTERN, WorkspaceIdParams } from "./workspace.js";
 
 /** Service operations (CONTRACT.md `workspace service ...`): named long-running processes. */
@@ -159,6 +159,11 @@ export const startService = op({
   sdkMethod: "startService",
   mcpTool: "service_start",
   cliCommand: "workspace service start",
+  annotations: changes("Start a service", {
+    destructive: true,
+    idempotent: false,
+    openWorld: true,
+  }),
   description:
     "Start a named long-running process (a dev server, a database) in a started workspace and wait until it is ready. Use it instead of workspace_exec for anything that must keep running.",
   params: StartServiceParams,
@@ -170,6 +175,7 @@ export const listServices = op({
   sdkMethod: "listServices",
   mcpTool: "service_list",
   cliCommand: "workspace service list",
+  annotations: readOnly("List services"),
   description: "List a workspace's services with their state and exit codes.",
   params: z.object({ workspace_id: workspaceId }),
   result: z.object({ workspace_id: z.string(), services: z.array(ServiceRecord) }),
@@ -180,6 +186,7 @@ export const statusService = op({
   sdkMethod: "statusService",
   mcpTool: "service_status",
   cliCommand: "workspace service status",
+  annotations: readOnly("Service status"),
   description: "Show one service's state, pid, readiness and exit code.",
   params: ServiceParams,
   result: ServiceRecord,
@@ -197,6 +204,7 @@ export const logsService = op({
   sdkMethod: "logsService",
   mcpTool: "service_logs",
   cliCommand: "workspace service logs",
+  annotations: readOnly("Service logs"),
   description: "Read the last lines of a service's stdout and stderr.",
   params: ServiceParams.extend({
     tail_lines: z
@@ -223,6 +231,7 @@ export const stopService = op({
   sdkMethod: "stopService",
   mcpTool: "service_stop",
   cliCommand: "workspace service stop",
+  annotations: changes("Stop a service", { destructive: true, idempotent: true, openWorld: false }),
   description:
     "Stop a service: TERM to its process group, then KILL when it has not ended after a grace period.",
   params: ServiceParams,

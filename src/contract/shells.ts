@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { defineOperation } from "./operation.js";
+import { changes, defineOperation, readOnly } from "./operation.js";
 import { NAME_PATTERN } from "./workspace.js";
 
 /**
@@ -154,6 +154,7 @@ export const openShell = op({
   sdkMethod: "openShell",
   mcpTool: "shell_open",
   cliCommand: "workspace shell open",
+  annotations: changes("Open a shell", { destructive: false, idempotent: false, openWorld: false }),
   description:
     "Open an interactive shell (a terminal) in a started workspace. Use it for REPLs, debuggers and programs that prompt; use workspace_exec for one-off commands.",
   params: OpenShellParams,
@@ -165,6 +166,7 @@ export const readShell = op({
   sdkMethod: "readShell",
   mcpTool: "shell_read",
   cliCommand: "workspace shell read",
+  annotations: readOnly("Read shell output"),
   description:
     "Read a shell's output from a cursor; pass the returned next_cursor to the next read. Set plain for text without terminal escape codes.",
   params: ReadShellParams,
@@ -176,6 +178,11 @@ export const writeShell = op({
   sdkMethod: "writeShell",
   mcpTool: "shell_write",
   cliCommand: "workspace shell write",
+  annotations: changes("Type into a shell", {
+    destructive: true,
+    idempotent: false,
+    openWorld: true,
+  }),
   description:
     "Type input into a shell, followed by Enter unless append_newline is false. Read its output with shell_read.",
   params: WriteShellParams,
@@ -191,6 +198,11 @@ export const signalShell = op({
   sdkMethod: "signalShell",
   mcpTool: "shell_signal",
   cliCommand: "workspace shell signal",
+  annotations: changes("Signal a shell's program", {
+    destructive: true,
+    idempotent: false,
+    openWorld: false,
+  }),
   description:
     "Send a signal to the program running in a shell's foreground (INT, like Ctrl-C, by default).",
   params: SignalShellParams,
@@ -206,6 +218,7 @@ export const closeShell = op({
   sdkMethod: "closeShell",
   mcpTool: "shell_close",
   cliCommand: "workspace shell close",
+  annotations: changes("Close a shell", { destructive: true, idempotent: true, openWorld: false }),
   description: "Close a shell, ending every program in it.",
   params: ShellIdParams,
   result: z.object({ workspace_id: z.string(), shell_id: z.string(), closed: z.literal(true) }),

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { command, environment, memMib, timeoutSeconds, ttlSeconds, vcpuCount } from "./fields.js";
-import { defineOperation } from "./operation.js";
+import { changes, defineOperation, readOnly } from "./operation.js";
 
 export const RunParams = z.object({
   environment,
@@ -51,6 +51,11 @@ export const runInVm = defineOperation({
   sdkMethod: "runInVm",
   mcpTool: "vm_run",
   cliCommand: "run",
+  annotations: changes("Run a command in a fresh VM", {
+    destructive: false,
+    idempotent: false,
+    openWorld: true,
+  }),
   description:
     "Run one command in a fresh, isolated microVM and return its exit code and output. Use it for one-shot commands; the VM is deleted afterwards.",
   params: RunParams,
@@ -112,6 +117,7 @@ export const createVm = defineOperation({
   sdkMethod: "createVm",
   mcpTool: "vm_create",
   cliCommand: undefined,
+  annotations: changes("Create a VM", { destructive: false, idempotent: false, openWorld: true }),
   description:
     "Create a VM without starting it. Use vm_run instead unless you need to inspect or start the VM separately before running one command.",
   params: CreateVmParams,
@@ -123,6 +129,7 @@ export const startVm = defineOperation({
   sdkMethod: "startVm",
   mcpTool: "vm_start",
   cliCommand: undefined,
+  annotations: changes("Start a VM", { destructive: false, idempotent: true, openWorld: true }),
   description: "Boot a created or stopped VM and wait until it is ready for vm_exec.",
   params: VmIdParams,
   result: VmRecord,
@@ -133,6 +140,11 @@ export const execVm = defineOperation({
   sdkMethod: "execVm",
   mcpTool: "vm_exec",
   cliCommand: undefined,
+  annotations: changes("Run a command in a VM, then delete it", {
+    destructive: true,
+    idempotent: false,
+    openWorld: true,
+  }),
   description:
     "Run one command in a started VM and then delete the VM. Use it as the last step of vm_create and vm_start.",
   params: ExecVmParams,
@@ -144,6 +156,7 @@ export const stopVm = defineOperation({
   sdkMethod: "stopVm",
   mcpTool: "vm_stop",
   cliCommand: undefined,
+  annotations: changes("Stop a VM", { destructive: true, idempotent: true, openWorld: false }),
   description: "Power a started VM off, keeping it so vm_start can boot it again.",
   params: VmIdParams,
   result: VmRecord,
@@ -154,6 +167,7 @@ export const deleteVm = defineOperation({
   sdkMethod: "deleteVm",
   mcpTool: "vm_delete",
   cliCommand: undefined,
+  annotations: changes("Delete a VM", { destructive: true, idempotent: true, openWorld: false }),
   description: "Delete a VM in any state, powering it off first if it is running.",
   params: VmIdParams,
   result: z.object({ vm_id: z.string(), deleted: z.literal(true) }),
@@ -164,6 +178,7 @@ export const statusVm = defineOperation({
   sdkMethod: "statusVm",
   mcpTool: "vm_status",
   cliCommand: undefined,
+  annotations: readOnly("VM status"),
   description: "Show a VM's state, checked against its processes, and when it expires.",
   params: VmIdParams,
   result: VmRecord,
@@ -174,6 +189,7 @@ export const networkInfoVm = defineOperation({
   sdkMethod: "networkInfoVm",
   mcpTool: "vm_network_info",
   cliCommand: undefined,
+  annotations: readOnly("VM network info"),
   description: "Show what network a VM has: none unless it was created with network access.",
   params: VmIdParams,
   result: NetworkInfo,
@@ -184,6 +200,11 @@ export const reapExpired = defineOperation({
   sdkMethod: "reapExpired",
   mcpTool: "vm_reap_expired",
   cliCommand: undefined,
+  annotations: changes("Delete expired VMs", {
+    destructive: true,
+    idempotent: true,
+    openWorld: false,
+  }),
   description:
     "Delete VMs whose time to live has passed or whose supervisor died, and list what was removed.",
   params: z.object({}),
