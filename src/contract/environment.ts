@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { count } from "./fields.js";
 import { changes, defineOperation, readOnly } from "./operation.js";
 
 export const EnvironmentParams = z.object({
@@ -10,7 +11,7 @@ export const EnvironmentSummary = z.object({
   description: z.string(),
   installed: z.boolean().describe("Built and cached on this host."),
   packages: z.array(z.string()).describe("Packages the recipe adds to the minimal base."),
-  image_size_bytes: z.number().nullable(),
+  image_size_bytes: count().nullable(),
 });
 
 export const EnvironmentManifest = z.object({
@@ -19,7 +20,7 @@ export const EnvironmentManifest = z.object({
   recipe_digest: z.string(),
   suite: z.string(),
   packages: z.array(z.object({ name: z.string(), version: z.string() })),
-  image_size_bytes: z.number(),
+  image_size_bytes: count(),
   image_sha256: z.string(),
   kernel_version: z.string(),
   agent_version: z.string(),
@@ -95,7 +96,7 @@ export const pruneEnvironments = defineOperation({
   params: z.object({}),
   result: z.object({
     removed: z.array(z.string()),
-    freed_bytes: z.number(),
+    freed_bytes: count(),
     environments: z.array(z.string()),
   }),
   errors: ["internal"],

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { command } from "./fields.js";
+import { command, exitCode, pid, port } from "./fields.js";
 import { changes, defineOperation, readOnly } from "./operation.js";
 import { NAME_PATTERN, WorkspaceIdParams } from "./workspace.js";
 
@@ -68,8 +68,8 @@ export const Readiness = z
   .describe("How pyro tells the service is ready; without it, ready as soon as it started.");
 
 export const PublishedPort = z.object({
-  guest_port: z.number().int().min(1).max(65535),
-  host_port: z.number().int().min(1).max(65535).optional(),
+  guest_port: port(),
+  host_port: port().optional(),
 });
 
 export const StartServiceParams = z.object({
@@ -120,9 +120,9 @@ export const ServiceRecord = z.object({
   started_at: z.string(),
   ready_at: z.string().nullable(),
   ended_at: z.string().nullable(),
-  exit_code: z.number().int().nullable().describe("Null while running or when ended by a signal."),
+  exit_code: exitCode().nullable().describe("Null while running or when ended by a signal."),
   signal: z.string().nullable().describe('The signal that ended it, e.g. "TERM" or "KILL".'),
-  pid: z.number().int().nullable().describe("Its process id in the guest."),
+  pid: pid().nullable().describe("Its process id in the guest."),
   readiness: Readiness.nullable(),
   stop_reason: z
     .string()

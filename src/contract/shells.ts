@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { count, exitCode, integer } from "./fields.js";
 import { changes, defineOperation, readOnly } from "./operation.js";
 import { NAME_PATTERN } from "./workspace.js";
 
@@ -46,10 +47,10 @@ export const ShellRecord = z.object({
   shell_id: z.string(),
   state: ShellState.describe("running, or exited: its output stays readable until closed."),
   cwd: z.string(),
-  cols: z.number().int(),
-  rows: z.number().int(),
+  cols: integer(1, SHELL_LIMITS.max_size),
+  rows: integer(1, SHELL_LIMITS.max_size),
   started_at: z.string(),
-  exit_code: z.number().int().nullable().describe("The shell's exit status once it exited."),
+  exit_code: exitCode().nullable().describe("The shell's exit status once it exited."),
   signal: z.string().nullable().describe("The signal that ended the shell, if one did."),
 });
 
@@ -70,10 +71,7 @@ export const OpenShellParams = z.object({
 export const ShellIdParams = z.object({ workspace_id: workspaceId, shell_id: shellId });
 
 export const ReadShellParams = ShellIdParams.extend({
-  cursor: z
-    .number()
-    .int()
-    .min(0)
+  cursor: integer(0)
     .default(0)
     .describe("Byte offset to read from: 0, or the next_cursor of the previous read."),
   max_chars: z
@@ -102,17 +100,16 @@ export const ReadShellResult = z.object({
   workspace_id: z.string(),
   shell_id: z.string(),
   output: z.string().describe("The shell's output from cursor to next_cursor, as text."),
-  cursor: z
-    .number()
-    .int()
-    .describe("Where this output starts (later than asked when older output was dropped)."),
-  next_cursor: z.number().int().describe("Pass this as cursor to the next read."),
+  cursor: integer(0).describe(
+    "Where this output starts (later than asked when older output was dropped).",
+  ),
+  next_cursor: integer(0).describe("Pass this as cursor to the next read."),
   truncated: z
     .boolean()
     .describe("Output between the asked cursor and `cursor` was dropped: the guest keeps 1 MiB."),
   has_more: z.boolean().describe("More output is already waiting past next_cursor."),
   state: ShellState,
-  exit_code: z.number().int().nullable(),
+  exit_code: exitCode().nullable(),
   signal: z.string().nullable(),
 });
 
@@ -189,7 +186,7 @@ export const writeShell = op({
   result: z.object({
     workspace_id: z.string(),
     shell_id: z.string(),
-    bytes_written: z.number().int(),
+    bytes_written: count(),
   }),
   errors: SHELL_ERRORS,
 });

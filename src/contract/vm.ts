@@ -1,5 +1,16 @@
 import { z } from "zod";
-import { command, environment, memMib, timeoutSeconds, ttlSeconds, vcpuCount } from "./fields.js";
+import { LIMITS } from "./defaults.js";
+import {
+  command,
+  environment,
+  exitCode,
+  integer,
+  memMib,
+  port,
+  timeoutSeconds,
+  ttlSeconds,
+  vcpuCount,
+} from "./fields.js";
 import { changes, defineOperation, readOnly } from "./operation.js";
 
 export const RunParams = z.object({
@@ -31,7 +42,7 @@ export const RunResult = z.object({
   vm_id: z.string(),
   environment: z.string(),
   command: z.array(z.string()),
-  exit_code: z.number().int().describe("The command's exit status; 124 when it timed out."),
+  exit_code: exitCode().describe("The command's exit status; 124 when it timed out."),
   stdout: z.string(),
   stderr: z.string(),
   duration_ms: z.number().describe("Wall time of the command inside the guest."),
@@ -69,9 +80,9 @@ export const VmRecord = z.object({
   vm_id: z.string(),
   environment: z.string(),
   state: VmState,
-  vcpu_count: z.number().int(),
-  mem_mib: z.number().int(),
-  ttl_seconds: z.number().int(),
+  vcpu_count: integer(1),
+  mem_mib: integer(LIMITS.min_mem_mib),
+  ttl_seconds: integer(1, LIMITS.max_ttl_seconds),
   network: z.boolean(),
   created_at: z.string().describe("ISO 8601."),
   started_at: z.string().nullable(),
@@ -104,7 +115,7 @@ export const NetworkInfo = z.object({
   interfaces: z.array(
     z.object({ name: z.string(), mode: z.string(), guest_ip: z.string().nullable() }),
   ),
-  published_ports: z.array(z.object({ guest_port: z.number(), host_port: z.number() })),
+  published_ports: z.array(z.object({ guest_port: port(), host_port: port() })),
 });
 
 export const ReapResult = z.object({

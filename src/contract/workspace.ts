@@ -1,6 +1,15 @@
 import { z } from "zod";
 import { DEFAULTS, LIMITS } from "./defaults.js";
-import { command, environment, memMib, timeoutSeconds, vcpuCount } from "./fields.js";
+import {
+  command,
+  count,
+  environment,
+  exitCode,
+  integer,
+  memMib,
+  timeoutSeconds,
+  vcpuCount,
+} from "./fields.js";
 import { changes, defineOperation, readOnly } from "./operation.js";
 import { AccelerationMode, ExecutionMode, RunResult } from "./vm.js";
 
@@ -65,9 +74,9 @@ export const WorkspaceRecord = z.object({
   labels: z.record(z.string(), z.string()),
   environment: z.string(),
   state: WorkspaceState,
-  vcpu_count: z.number().int(),
-  mem_mib: z.number().int(),
-  ttl_seconds: z.number().int(),
+  vcpu_count: integer(1),
+  mem_mib: integer(LIMITS.min_mem_mib),
+  ttl_seconds: integer(1, LIMITS.max_ttl_seconds),
   created_at: z.string(),
   expires_at: z.string().describe("When the workspace stops if it stays idle."),
   last_activity_at: z.string(),
@@ -77,19 +86,19 @@ export const WorkspaceRecord = z.object({
     seed_path: z.string().nullable(),
   }),
   secrets: z.array(z.object({ name: z.string(), source: z.enum(["value", "file"]) })),
-  command_count: z.number().int(),
+  command_count: count(),
   last_command: z
     .object({
-      sequence: z.number().int(),
+      sequence: count(),
       command: z.array(z.string()),
-      exit_code: z.number().int(),
+      exit_code: exitCode(),
       finished_at: z.string(),
     })
     .nullable(),
-  reset_count: z.number().int(),
+  reset_count: count(),
   last_reset_at: z.string().nullable(),
-  service_count: z.number().int(),
-  running_service_count: z.number().int(),
+  service_count: count(),
+  running_service_count: count(),
   execution_mode: ExecutionMode,
   acceleration: AccelerationMode.nullable(),
   error: z.string().nullable().describe("Why the workspace failed, when state is failed."),
@@ -113,15 +122,15 @@ export const ExecWorkspaceResult = RunResult.omit({
   acceleration: true,
 }).extend({
   workspace_id: z.string(),
-  sequence: z.number().int().describe("This command's number in the workspace's journal."),
+  sequence: count().describe("This command's number in the workspace's journal."),
   cwd: z.string(),
 });
 
 export const JournalEntry = z.object({
-  sequence: z.number().int(),
+  sequence: count(),
   command: z.array(z.string()),
   cwd: z.string(),
-  exit_code: z.number().int(),
+  exit_code: exitCode(),
   timed_out: z.boolean(),
   started_at: z.string(),
   duration_ms: z.number(),
@@ -132,21 +141,21 @@ export const JournalEntry = z.object({
 export const FileEntry = z.object({
   path: z.string(),
   artifact_type: z.enum(["file", "directory", "symlink"]),
-  size_bytes: z.number(),
+  size_bytes: count(),
   link_target: z.string().nullable(),
 });
 
 export const ChangeSummary = z.object({
-  total: z.number().int(),
-  added: z.number().int(),
-  modified: z.number().int(),
-  deleted: z.number().int(),
+  total: count(),
+  added: count(),
+  modified: count(),
+  deleted: count(),
 });
 
 export const DiffResult = z.object({
   workspace_id: z.string(),
   changed: z.boolean(),
-  summary: ChangeSummary.extend({ type_changed: z.number().int() }),
+  summary: ChangeSummary.extend({ type_changed: count() }),
   entries: z.array(
     z.object({
       path: z.string(),
@@ -163,7 +172,7 @@ export const SnapshotInfo = z.object({
   snapshot_name: z.string(),
   kind: z.enum(["baseline", "named"]),
   created_at: z.string(),
-  size_bytes: z.number(),
+  size_bytes: count(),
 });
 
 const op = defineOperation;
@@ -255,7 +264,7 @@ export const logsWorkspace = op({
   result: z.object({
     workspace_id: z.string(),
     entries: z.array(JournalEntry),
-    total: z.number().int(),
+    total: count(),
   }),
   errors: ["not_found", "internal"],
 });
@@ -342,8 +351,8 @@ export const pushWorkspaceSync = op({
     source_path: z.string(),
     dest: z.string(),
     mode: z.enum(["directory", "tar_archive"]),
-    entries: z.number().int(),
-    bytes: z.number().int(),
+    entries: count(),
+    bytes: count(),
   }),
   errors: WORKSPACE_ERRORS,
 });
@@ -371,8 +380,8 @@ export const exportWorkspace = op({
     path: z.string(),
     output_path: z.string(),
     artifact_type: z.enum(["file", "directory"]),
-    entries: z.number().int(),
-    bytes: z.number().int(),
+    entries: count(),
+    bytes: count(),
   }),
   errors: WORKSPACE_ERRORS,
 });
@@ -448,7 +457,7 @@ export const readWorkspaceFile = op({
   }),
   result: z.object({
     path: z.string(),
-    size_bytes: z.number(),
+    size_bytes: count(),
     content: z.string(),
     truncated: z.boolean(),
   }),
@@ -471,7 +480,7 @@ export const writeWorkspaceFile = op({
     path: workspacePath,
     text: z.string().describe("The whole new content."),
   }),
-  result: z.object({ path: z.string(), bytes_written: z.number().int() }),
+  result: z.object({ path: z.string(), bytes_written: count() }),
   errors: WORKSPACE_ERRORS,
 });
 
