@@ -40,8 +40,9 @@ function problems(name: string, schema: unknown, io: "input" | "output"): string
   for (const { node, path } of nodes(schema)) {
     if (noise(node)) found.push(`${name} ${io} ${path}: safe-integer bound shown`);
     if (!isInteger(node)) continue;
-    // `minimum: 1` reads more plainly to a model than `exclusiveMinimum: 0` (`.positive()`).
-    if (node.minimum === undefined) found.push(`${name} ${io} ${path}: integer without a minimum`);
+    if (node.minimum === undefined && node.exclusiveMinimum === undefined) {
+      found.push(`${name} ${io} ${path}: integer without a minimum`);
+    }
     const field = path.split("/").at(-1) ?? "";
     if (io === "input" && node.maximum === undefined && !UNBOUNDED_ABOVE.has(field)) {
       found.push(`${name} ${io} ${path}: param integer without a maximum`);
