@@ -34,6 +34,24 @@ export class Redactor {
     return new RedactionStream(this.needles, this.lookbehindBytes);
   }
 
+  /**
+   * For output read by cursor (shell reads), where no stream survives between calls:
+   * `data` follows `context` (bytes already shown before it). Returns the shown form of
+   * the longest prefix of `data` that is safe to show now, and that prefix's length; the
+   * rest must be read again later. `final`: nothing more will follow `data`.
+   */
+  window(context: Buffer, data: Buffer, final: boolean): { output: Buffer; consumed: number } {
+    if (this.empty) return { output: data, consumed: data.length };
+    const stream = this.stream();
+    const lookbehind = context.subarray(Math.max(0, context.length - this.lookbehindBytes));
+    return stream.emitAfter(lookbehind, data, final);
+  }
+
+  /** Bytes of already-shown output a {@link window} needs as its context. */
+  get contextBytes(): number {
+    return this.lookbehindBytes;
+  }
+
   redactBytes(bytes: Buffer): Buffer {
     if (this.empty) return bytes;
     const stream = this.stream();
@@ -67,9 +85,9 @@ interface Match {
 /** A stream's state; see {@link Redactor}. `push` and `end` return what may be shown. */
 export class RedactionStream {
   /** Already emitted bytes kept to find matches that began before the last emit. */
-  private lookbehind = Buffer.alloc(0);
+  private lookbehind: Buffer = Buffer.alloc(0);
   /** Received, not yet emitted. */
-  private held = Buffer.alloc(0);
+  private held: Buffer = Buffer.alloc(0);
   private ended = false;
 
   constructor(
@@ -80,7 +98,14 @@ export class RedactionStream {
   push(chunk: Buffer): Buffer {
     if (this.ended) throw new Error("RedactionStream.push after end");
     if (this.needles.length === 0) return chunk;
-    return this.emit(Buffer.concat([this.lookbehind, this.held, chunk]), false);
+    return this.emit(Buffer.concat([this.lookbehind, this.held, chunk]), false).output;
+  }
+
+  /** One step of a stream that starts after `lookbehind` (see Redactor.window). */
+  emitAfter(lookbehind: Buffer, data: Buffer, final: boolean) {
+    this.lookbehind = Buffer.from(lookbehind);
+    const { output, cut } = this.emit(Buffer.concat([lookbehind, data]), final);
+    return { output, consumed: cut - lookbehind.length };
   }
 
   /** Everything still held, redacted: the stream is over, no match can grow any more. */
@@ -88,10 +113,10 @@ export class RedactionStream {
     if (this.ended) return Buffer.alloc(0);
     this.ended = true;
     if (this.needles.length === 0) return Buffer.alloc(0);
-    return this.emit(Buffer.concat([this.lookbehind, this.held]), true);
+    return this.emit(Buffer.concat([this.lookbehind, this.held]), true).output;
   }
 
-  private emit(work: Buffer, final: boolean): Buffer {
+  private emit(work: Buffer, final: boolean): { output: Buffer; cut: number } {
     const boundary = this.lookbehind.length;
     const views = [plainView(work), lineBreaksSkipped(work)];
     const matches = views
@@ -100,11 +125,10 @@ export class RedactionStream {
         (m) => m.end > boundary, // wholly emitted before
       );
     const cut = final ? work.length : cutPoint(work.length, boundary, views, this.needles, matches);
-    const out = render(work, boundary, cut, matches);
-    const emitted = work.subarray(0, cut);
-    this.lookbehind = Buffer.from(emitted.subarray(Math.max(0, cut - this.lookbehindBytes)));
+    const output = render(work, boundary, cut, matches);
+    this.lookbehind = Buffer.from(work.subarray(Math.max(0, cut - this.lookbehindBytes), cut));
     this.held = Buffer.from(work.subarray(cut));
-    return out;
+    return { output, cut };
   }
 }
 
