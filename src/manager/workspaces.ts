@@ -229,15 +229,15 @@ export class WorkspaceManager {
         streamed.handlers,
       ),
     );
-    streamed.finish();
+    streamed.finish(output);
     const result = {
       workspace_id: params.workspace_id,
       sequence,
       cwd,
       ...commandResult(command, {
         ...output,
-        stdout: redactor.redactBytes(output.stdout),
-        stderr: redactor.redactBytes(output.stderr),
+        stdout: redactor.redactBytes(output.stdout, { truncated: output.stdout_truncated }),
+        stderr: redactor.redactBytes(output.stderr, { truncated: output.stderr_truncated }),
       }),
     };
     const exitCode = result.exit_code;

@@ -52,10 +52,11 @@ export class Redactor {
     return this.lookbehindBytes;
   }
 
-  redactBytes(bytes: Buffer): Buffer {
+  /** `truncated`: the bytes were cut at a size bound (see {@link RedactionStream.end}). */
+  redactBytes(bytes: Buffer, options: { truncated?: boolean } = {}): Buffer {
     if (this.empty) return bytes;
     const stream = this.stream();
-    return Buffer.concat([stream.push(bytes), stream.end()]);
+    return Buffer.concat([stream.push(bytes), stream.end(options)]);
   }
 
   redact(text: string): string {
@@ -108,15 +109,20 @@ export class RedactionStream {
     return { output, consumed: cut - lookbehind.length };
   }
 
-  /** Everything still held, redacted: the stream is over, no match can grow any more. */
-  end(): Buffer {
+  /**
+   * Everything still held, redacted: the stream is over, no match can grow any more. With
+   * `truncated` (the output was cut at a size bound) a tail that is the start of a secret
+   * is redacted too: the cut may have fallen inside the value.
+   */
+  end(options: { truncated?: boolean } = {}): Buffer {
     if (this.ended) return Buffer.alloc(0);
     this.ended = true;
     if (this.needles.length === 0) return Buffer.alloc(0);
-    return this.emit(Buffer.concat([this.lookbehind, this.held]), true).output;
+    const work = Buffer.concat([this.lookbehind, this.held]);
+    return this.emit(work, true, options.truncated ?? false).output;
   }
 
-  private emit(work: Buffer, final: boolean): { output: Buffer; cut: number } {
+  private emit(work: Buffer, final: boolean, cutShort = false): { output: Buffer; cut: number } {
     const boundary = this.lookbehind.length;
     const views = [plainView(work), lineBreaksSkipped(work)];
     const matches = views
@@ -124,6 +130,8 @@ export class RedactionStream {
       .filter(
         (m) => m.end > boundary, // wholly emitted before
       );
+    const pending = cutShort ? firstPending(views, this.needles) : undefined;
+    if (pending) matches.push({ start: pending.start, end: work.length, name: pending.name });
     const cut = final ? work.length : cutPoint(work.length, boundary, views, this.needles, matches);
     const output = render(work, boundary, cut, matches);
     this.lookbehind = Buffer.from(work.subarray(Math.max(0, cut - this.lookbehindBytes), cut));
@@ -186,9 +194,9 @@ function cutPoint(
   needles: readonly CompiledNeedle[],
   matches: readonly Match[],
 ): number {
-  const pending = firstPendingStart(views, needles);
+  const pending = firstPending(views, needles);
   if (pending === undefined) return length;
-  let cut = Math.max(boundary, pending);
+  let cut = Math.max(boundary, pending.start);
   for (;;) {
     const crossing = matches.filter((m) => m.start < cut && m.end > cut);
     if (crossing.length === 0) return cut;
@@ -197,11 +205,11 @@ function cutPoint(
 }
 
 /** The earliest work position where a suffix of the work is a proper prefix of a needle. */
-function firstPendingStart(
+function firstPending(
   views: readonly View[],
   needles: readonly CompiledNeedle[],
-): number | undefined {
-  let first: number | undefined;
+): { start: number; name: string } | undefined {
+  let first: { start: number; name: string } | undefined;
   for (const view of views) {
     for (const needle of needles) {
       if (needle.ignoreLineBreaks !== view.ignoreLineBreaks) continue;
@@ -209,7 +217,7 @@ function firstPendingStart(
       const length = longestPrefixAtEnd(view.bytes, needle);
       if (length === 0) continue;
       const start = toWork(view, view.bytes.length - length);
-      if (first === undefined || start < first) first = start;
+      if (first === undefined || start < first.start) first = { start, name: needle.name };
     }
   }
   return first;

@@ -47,7 +47,7 @@ export function redactorOf(secrets: readonly StoredSecret[]): Redactor {
  * stream; `finish` flushes what the streams still hold once the command has ended.
  */
 export function redactingHandlers(handlers: ExecHandlers, redactor: Redactor) {
-  if (redactor.empty) return { handlers, finish: () => {} };
+  if (redactor.empty) return { handlers, finish: (_output: unknown) => {} };
   const streams = { stdout: redactor.stream(), stderr: redactor.stream() };
   const forward = (callback: ((chunk: Buffer) => void) | undefined, out: Buffer) => {
     if (callback && out.length > 0) callback(out);
@@ -58,9 +58,10 @@ export function redactingHandlers(handlers: ExecHandlers, redactor: Redactor) {
       onStdout: (chunk: Buffer) => forward(handlers.onStdout, streams.stdout.push(chunk)),
       onStderr: (chunk: Buffer) => forward(handlers.onStderr, streams.stderr.push(chunk)),
     } satisfies ExecHandlers,
-    finish: () => {
-      forward(handlers.onStdout, streams.stdout.end());
-      forward(handlers.onStderr, streams.stderr.end());
+    /** `*_truncated`: the exit record's flags (the guest cut that stream at its bound). */
+    finish: (output: { stdout_truncated: boolean; stderr_truncated: boolean }) => {
+      forward(handlers.onStdout, streams.stdout.end({ truncated: output.stdout_truncated }));
+      forward(handlers.onStderr, streams.stderr.end({ truncated: output.stderr_truncated }));
     },
   };
 }

@@ -92,6 +92,22 @@ describe("workspace secrets on a real VM", () => {
       { TOKEN: "TOKEN" },
     );
     expect(split.stdout).toBe("[REDACTED:TOKEN]\n");
+    const cli = await runCli([
+      "workspace",
+      "exec",
+      id,
+      "--secret-env",
+      "TOKEN=T",
+      "--",
+      "sh",
+      "-c",
+      "echo $T",
+    ]);
+    // Unquoted, the value loses its newline and echo adds one: the whole value again.
+    expect(cli).toMatchObject({ code: 0, stdout: "[REDACTED:TOKEN]" });
+    const unknown = await runCli(["workspace", "exec", id, "--secret-env", "NOPE", "--", "true"]);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/unknown secret "NOPE"/);
   });
 
   it("stay out of the host's process list while a service holds one", async () => {

@@ -106,6 +106,15 @@ describe("redact", () => {
     expect(new Set(twice.map((n) => n.name))).toEqual(new Set(["A"]));
   });
 
+  it("redacts a tail that starts a secret when the output was cut at a bound", () => {
+    const redactor = new Redactor([TOKEN]);
+    const cut = `x ${TOKEN.value.slice(0, 6)}`;
+    expect(redactor.redactBytes(Buffer.from(cut)).toString()).toBe(cut);
+    expect(redactor.redactBytes(Buffer.from(cut), { truncated: true }).toString()).toBe(
+      "x [REDACTED:TOKEN]",
+    );
+  });
+
   it("refuses output after the end", () => {
     const stream = new Redactor([TOKEN]).stream();
     stream.end();

@@ -72,7 +72,7 @@ describe("redaction helpers", () => {
     handlers.onStderr!(Buffer.from("hunter2-hun"));
     handlers.onStdout!(Buffer.from("hunter2 b\n"));
     handlers.onStderr!(Buffer.from("ter2"));
-    finish();
+    finish({ stdout_truncated: false, stderr_truncated: false });
     expect(out.join("")).toBe("a [REDACTED:TOKEN] b\n");
     expect(err.join("")).toBe("[REDACTED:TOKEN]");
   });
