@@ -6,12 +6,13 @@ export type { SecretValue } from "./forms.js";
  * Replaces every secret value (and its base64 forms, `forms.ts`) in output with
  * `[REDACTED:NAME]`, also when the output arrives in chunks that split a value.
  *
- * A stream holds back the shortest tail that could still become a secret (a suffix of
+ * A stream holds back the tail that could still grow into a secret (the longest suffix of
  * what it has that is a proper prefix of some form) and emits the rest, so clear bytes
  * that leave it can never be part of a later match. When forms overlap (a value and its
  * trimmed form, or two secrets sharing bytes), a match that crosses the held-back tail is
  * emitted whole as a marker; a later match that began inside it is found again through a
- * look-behind of already-emitted bytes and its remaining bytes become a marker too.
+ * look-behind of already-emitted bytes and its remaining bytes become a marker too. Only
+ * then is a look-behind kept, so a stream's usual step costs its held tail plus the chunk.
  */
 export class Redactor {
   private readonly needles: CompiledNeedle[];
@@ -132,9 +133,13 @@ export class RedactionStream {
       );
     const pending = cutShort ? firstPending(views, this.needles) : undefined;
     if (pending) matches.push({ start: pending.start, end: work.length, name: pending.name });
-    const cut = final ? work.length : cutPoint(work.length, boundary, views, this.needles, matches);
+    const { cut, pastMatch } = final
+      ? { cut: work.length, pastMatch: false }
+      : cutPoint(work.length, boundary, views, this.needles, matches);
     const output = render(work, boundary, cut, matches);
-    this.lookbehind = Buffer.from(work.subarray(Math.max(0, cut - this.lookbehindBytes), cut));
+    // Without a cut moved past a match, no later match can begin before the cut.
+    const keep = pastMatch ? this.lookbehindBytes : 0;
+    this.lookbehind = Buffer.from(work.subarray(Math.max(0, cut - keep), cut));
     this.held = Buffer.from(work.subarray(cut));
     return { output, cut };
   }
@@ -193,13 +198,13 @@ function cutPoint(
   views: readonly View[],
   needles: readonly CompiledNeedle[],
   matches: readonly Match[],
-): number {
+): { cut: number; pastMatch: boolean } {
   const pending = firstPending(views, needles);
-  if (pending === undefined) return length;
+  if (pending === undefined) return { cut: length, pastMatch: false };
   let cut = Math.max(boundary, pending.start);
-  for (;;) {
+  for (let pastMatch = boundary > pending.start; ; pastMatch = true) {
     const crossing = matches.filter((m) => m.start < cut && m.end > cut);
-    if (crossing.length === 0) return cut;
+    if (crossing.length === 0) return { cut, pastMatch };
     cut = Math.max(...crossing.map((m) => m.end));
   }
 }
