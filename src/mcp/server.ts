@@ -13,6 +13,7 @@ import { packageVersion } from "../util/version.js";
 import { progressForRequest } from "./progress.js";
 import { errorResult, successResult } from "./results.js";
 import { ClientRoots, startDirectoryRoots } from "./roots.js";
+import type { SessionScope } from "./session-scope.js";
 
 export interface CreateServerOptions {
   /**
@@ -34,6 +35,8 @@ export interface CreateServerOptions {
 interface ServerContext {
   profile: McpProfile;
   hostPathRoots: () => Promise<readonly string[]>;
+  /** Over HTTP: the session's view of VMs and workspaces (src/mcp/session-scope.ts). */
+  scope?: SessionScope;
 }
 
 /** Facade methods take the params, and commands also `{ signal }` to stop on cancellation. */
@@ -49,6 +52,11 @@ type FacadeMethod = (
  * method of the same operation. Connect it to a transport (`pyro mcp serve` uses stdio).
  */
 export function createServer(options: CreateServerOptions = {}): McpServer {
+  return createScopedServer(options);
+}
+
+/** `createServer` for one HTTP session: every tool call goes through the session's scope. */
+export function createScopedServer(options: CreateServerOptions, scope?: SessionScope): McpServer {
   const profile = options.profile ?? DEFAULT_MCP_PROFILE;
   if (!MCP_PROFILES.includes(profile)) {
     throw new PyroError(
@@ -63,6 +71,7 @@ export function createServer(options: CreateServerOptions = {}): McpServer {
   const context: ServerContext = {
     profile,
     hostPathRoots: async () => [...own, ...(await client.directories())],
+    ...(scope ? { scope } : {}),
   };
   for (const op of operationsForProfile(profile)) registerOperation(server, op, context);
   return server;
@@ -84,10 +93,10 @@ function registerOperation(server: McpServer, op: AnyOperation, context: ServerC
       progress: progressForRequest(extra),
       hostPathRoots: context.hostPathRoots,
     });
+    const call = () => method.call(pyro, args, { signal: extra.signal });
     try {
-      return successResult(
-        conforming(result, await method.call(pyro, args, { signal: extra.signal }), tool),
-      );
+      const value = context.scope ? await context.scope.call(tool, args, call) : await call();
+      return successResult(conforming(result, value, tool));
     } catch (error) {
       return errorResult(error, tool);
     }
