@@ -64,9 +64,13 @@ export class HttpSession {
     await this.transport.handleRequest(req, res);
   }
 
-  /** How long the session has had no request open, in milliseconds. */
+  /**
+   * How long the session has had no request open and no tool call running, in
+   * milliseconds (a call goes on when the client's stream dropped; it may reconnect).
+   */
   idleMs(now = Date.now()): number {
-    return this.openRequests > 0 ? 0 : now - this.lastActiveMs;
+    if (this.openRequests > 0 || this.scope.callsInFlight > 0) return 0;
+    return now - Math.max(this.lastActiveMs, this.scope.lastCallEndMs);
   }
 
   /** Ends the session and resolves once what it held has been released. */

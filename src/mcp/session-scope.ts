@@ -82,6 +82,8 @@ export class SessionRegistry {
 export class SessionScope {
   private readonly known = new Set<Ref>();
   private ended = false;
+  private calls = 0;
+  private lastCallEnd = 0;
 
   constructor(private readonly registry: SessionRegistry) {}
 
@@ -96,7 +98,14 @@ export class SessionScope {
     args: Record<string, unknown>,
     run: () => Promise<unknown>,
   ): Promise<unknown> {
-    const result = await run();
+    this.calls += 1;
+    let result: unknown;
+    try {
+      result = await run();
+    } finally {
+      this.calls -= 1;
+      this.lastCallEnd = Date.now();
+    }
     const passed = refsIn(args);
     const deleted = DELETES[tool];
     for (const ref of passed) {
@@ -117,6 +126,16 @@ export class SessionScope {
       else this.known.add(ref);
     }
     return this.visible(tool, result);
+  }
+
+  /** Tool calls still running: a session with one is not idle, even with no stream open. */
+  get callsInFlight(): number {
+    return this.calls;
+  }
+
+  /** When the last tool call ended (epoch milliseconds), 0 before any. */
+  get lastCallEndMs(): number {
+    return this.lastCallEnd;
   }
 
   /**
