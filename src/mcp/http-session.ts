@@ -5,6 +5,10 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import type { CreateServerOptions } from "./server.js";
 import { createScopedServer } from "./server.js";
 import type { SessionRegistry, SessionScope } from "./session-scope.js";
+import { BoundedEventStore } from "./http-events.js";
+
+/** What the server suggests in SSE `retry`: soon, since a running call may be finishing. */
+const RECONNECT_AFTER_MS = 1000;
 
 /** Why a session ended, for the log line. */
 export type EndReason = "client" | "idle" | "shutdown" | "not-initialized";
@@ -39,6 +43,10 @@ export class HttpSession {
     this.transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: () => hooks.initialized(this),
+      // Resumable streams: a dropped connection loses no result (src/mcp/http-events.ts);
+      // `retry` tells the client how soon to reconnect.
+      eventStore: new BoundedEventStore(),
+      retryInterval: RECONNECT_AFTER_MS,
     });
     this.server = createScopedServer(serverOptions, this.scope);
     // Closing the transport (the client's DELETE, or close() below) aborts the calls in

@@ -1,5 +1,15 @@
-import { createServer, request, type Server } from "node:http";
+import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+
+export interface BearerProxy {
+  /** The proxy's URL, with the target's path. */
+  url: string;
+  /** The headers (and `method`) of every request the proxy received, in order. */
+  requests: IncomingHttpHeaders[];
+  /** Drops every open connection, as a flaky network would; the proxy keeps listening. */
+  cut: () => void;
+  close: () => Promise<void>;
+}
 
 /**
  * A loopback HTTP proxy that adds `Authorization: Bearer <token>` to every request and
@@ -8,12 +18,11 @@ import type { AddressInfo } from "node:net";
  * The MCP conformance suite sends no token; this lets it reach the real server without
  * any way around authentication in pyro itself.
  */
-export async function startBearerProxy(
-  target: string,
-  token: string,
-): Promise<{ url: string; close: () => Promise<void> }> {
+export async function startBearerProxy(target: string, token: string): Promise<BearerProxy> {
   const upstream = new URL(target);
+  const seen: IncomingHttpHeaders[] = [];
   const server: Server = createServer((req, res) => {
+    seen.push({ ...req.headers, method: req.method });
     const forwarded = request(
       {
         host: upstream.hostname,
@@ -38,6 +47,8 @@ export async function startBearerProxy(
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}${upstream.pathname}`,
+    requests: seen,
+    cut: () => server.closeAllConnections(),
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();

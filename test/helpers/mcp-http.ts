@@ -44,7 +44,7 @@ export async function startHttpServer(args: string[] = []): Promise<HttpServer> 
 
 /** A real SDK client over Streamable HTTP, sending `token` as its bearer token. */
 export async function httpClient(
-  server: HttpServer,
+  server: { url: string; token: string },
   token = server.token,
 ): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const transport = new StreamableHTTPClientTransport(new URL(server.url), {

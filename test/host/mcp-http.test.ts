@@ -1,6 +1,7 @@
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startBearerProxy } from "../helpers/bearer-proxy.js";
 import { runCli } from "../helpers/cli.js";
 import { eventually, processesMentioning } from "../helpers/guest.js";
 import { HOST_ENVIRONMENT, hostTierHome } from "../helpers/host.js";
@@ -115,6 +116,35 @@ describe("pyro mcp serve --http: sessions", () => {
     expect(await ended(sessionA)).toBe(true);
     expect(workspaceExists(workspace_id)).toBe(true);
     expect((await runCli(["workspace", "delete", workspace_id])).code).toBe(0);
+  });
+});
+
+describe("pyro mcp serve --http: resumable streams", () => {
+  it("a call whose connection drops mid-way delivers its result after the client reconnects", async () => {
+    const proxy = await startBearerProxy(server.url, server.token);
+    try {
+      const { client, transport } = await httpClient({ url: proxy.url, token: server.token });
+      const ws = await callOk(client, "workspace_create", { environment: HOST_ENVIRONMENT });
+      const tree = join(home, "workspaces", ws.workspace_id as string, "host-root", "workspace");
+      const call = callOk(client, "workspace_exec", {
+        workspace_id: ws.workspace_id,
+        command: [
+          "sh",
+          "-c",
+          "touch started; while [ ! -e go ]; do sleep 0.1; done; echo finished",
+        ],
+      });
+      expect(await eventually(() => existsSync(join(tree, "started")))).toBe(true);
+      proxy.cut();
+      writeFileSync(join(tree, "go"), "");
+      expect(await call).toMatchObject({ exit_code: 0, stdout: "finished\n" });
+      // The result came over a reconnection that resumed after the last event seen.
+      expect(proxy.requests.some((r) => r.method === "GET" && r["last-event-id"])).toBe(true);
+      await callOk(client, "workspace_delete", { workspace_id: ws.workspace_id });
+      await transport.terminateSession();
+    } finally {
+      await proxy.close();
+    }
   });
 });
 
