@@ -6,11 +6,13 @@
  * end (src/mcp/session-scope.ts).
  */
 import {
+  type Server,
   createServer as createHttpServer,
   type IncomingMessage,
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo } from "node:net";
+import { PyroError, type ErrorCode } from "../contract/errors.js";
 import type { McpProfile } from "../contract/operations.js";
 import { Pyro } from "../sdk/pyro.js";
 import { originRefusal, parseListenAddress, type ListenAddress } from "./http-guard.js";
@@ -51,10 +53,7 @@ export async function serveHttp(options: ServeHttpOptions): Promise<void> {
       if (!res.headersSent) reply(res, 500, "internal error; see the server's log");
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    http.once("error", reject);
-    http.listen(listen.port, listen.host, resolve);
-  });
+  await listenOn(http, listen);
   const idleMs = (options.sessionIdleSeconds ?? 1800) * 1000;
   const sweep = setInterval(
     () => sessions.endIdle(idleMs),
@@ -79,6 +78,31 @@ export async function serveHttp(options: ServeHttpOptions): Promise<void> {
     `phase=serve profile=${options.profile} transport=http url=http://${host}:${port}${MCP_HTTP_PATH} ` +
       `token_file=${JSON.stringify(tokenFile)} host_paths=${JSON.stringify(roots)}`,
   );
+}
+
+/** Listens, turning the usual failures into errors that say what to change. */
+async function listenOn(http: Server, listen: ListenAddress): Promise<void> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      http.once("error", reject);
+      http.listen(listen.port, listen.host, resolve);
+    });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const where = `${listen.host} port ${listen.port}`;
+    const problem: Record<string, [ErrorCode, string]> = {
+      EADDRINUSE: ["conflict", "in use; pick another --http port (0 picks a free one)"],
+      EACCES: ["invalid_argument", "needs privileges; use a port above 1023"],
+      EADDRNOTAVAIL: ["invalid_argument", `${listen.host} is not an address of this machine`],
+      ENOTFOUND: ["invalid_argument", `${listen.host} does not resolve; use an IP address`],
+    };
+    const known = code === undefined ? undefined : problem[code];
+    if (!known) throw error;
+    throw new PyroError(known[0], `cannot listen on ${where}: ${known[1]}`, {
+      details: { field: "http", host: listen.host, port: listen.port },
+      cause: error,
+    });
+  }
 }
 
 interface RouteContext {

@@ -47,6 +47,13 @@ describe("pyro mcp serve --http: authentication and Origin", () => {
     expect(right.status).toBe(200);
   });
 
+  it("a port in use is a conflict that says to pick another", async () => {
+    const taken = new URL(server.url).port;
+    const result = await runCli(["mcp", "serve", "--http", `127.0.0.1:${taken}`]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/\[conflict\].*in use; pick another --http port/);
+  });
+
   it("the token file is generated under PYRO_HOME with mode 0600", async () => {
     const { statSync } = await import("node:fs");
     expect(statSync(join(home, "mcp-http.token")).mode & 0o777).toBe(0o600);
