@@ -35,8 +35,6 @@ export interface CreateServerOptions {
 interface ServerContext {
   profile: McpProfile;
   hostPathRoots: () => Promise<readonly string[]>;
-  /** Over HTTP: the session's view of VMs and workspaces (src/mcp/session-scope.ts). */
-  scope?: SessionScope;
 }
 
 /** Facade methods take the params, and commands also `{ signal }` to stop on cancellation. */
@@ -71,15 +69,20 @@ export function createScopedServer(options: CreateServerOptions, scope?: Session
   const context: ServerContext = {
     profile,
     hostPathRoots: async () => [...own, ...(await client.directories())],
-    ...(scope ? { scope } : {}),
   };
-  for (const op of operationsForProfile(profile)) registerOperation(server, op, context);
+  for (const op of operationsForProfile(profile)) registerOperation(server, op, context, scope);
   return server;
 }
 
-function registerOperation(server: McpServer, op: AnyOperation, context: ServerContext): void {
+function registerOperation(
+  server: McpServer,
+  op: AnyOperation,
+  context: ServerContext,
+  scope: SessionScope | undefined,
+): void {
   const tool = op.mcpTool;
-  const method = Pyro.prototype[op.sdkMethod as keyof Pyro] as FacadeMethod | undefined;
+  const facade = Pyro.prototype[op.sdkMethod as keyof Pyro] as FacadeMethod | undefined;
+  const method = facade && tool && scope ? scopedMethod(facade, tool, scope) : facade;
   const params = profileParams(op, context.profile);
   const result: z.ZodType = op.result;
   // MCP tool arguments and results are JSON objects, so the contract's must be z.object()s.
@@ -93,10 +96,10 @@ function registerOperation(server: McpServer, op: AnyOperation, context: ServerC
       progress: progressForRequest(extra),
       hostPathRoots: context.hostPathRoots,
     });
-    const call = () => method.call(pyro, args, { signal: extra.signal });
     try {
-      const value = context.scope ? await context.scope.call(tool, args, call) : await call();
-      return successResult(conforming(result, value, tool));
+      return successResult(
+        conforming(result, await method.call(pyro, args, { signal: extra.signal }), tool),
+      );
     } catch (error) {
       return errorResult(error, tool);
     }
@@ -108,6 +111,14 @@ function registerOperation(server: McpServer, op: AnyOperation, context: ServerC
     { description: op.description, inputSchema: params, outputSchema: result },
     handler,
   );
+}
+
+/** A facade method whose calls go through an HTTP session's scope (session-scope.ts). */
+function scopedMethod(method: FacadeMethod, tool: string, scope: SessionScope): FacadeMethod {
+  return function (this: Pyro, params, handlers) {
+    const args = params as Record<string, unknown>;
+    return scope.call(tool, args, () => method.call(this, params, handlers));
+  };
 }
 
 /**
