@@ -13,6 +13,7 @@ import { packageVersion } from "../util/version.js";
 import { progressForRequest } from "./progress.js";
 import { errorResult, successResult } from "./results.js";
 import { ClientRoots, startDirectoryRoots } from "./roots.js";
+import type { SessionScope } from "./session-scope.js";
 
 export interface CreateServerOptions {
   /**
@@ -49,6 +50,11 @@ type FacadeMethod = (
  * method of the same operation. Connect it to a transport (`pyro mcp serve` uses stdio).
  */
 export function createServer(options: CreateServerOptions = {}): McpServer {
+  return createScopedServer(options);
+}
+
+/** `createServer` for one HTTP session: every tool call goes through the session's scope. */
+export function createScopedServer(options: CreateServerOptions, scope?: SessionScope): McpServer {
   const profile = options.profile ?? DEFAULT_MCP_PROFILE;
   if (!MCP_PROFILES.includes(profile)) {
     throw new PyroError(
@@ -64,13 +70,19 @@ export function createServer(options: CreateServerOptions = {}): McpServer {
     profile,
     hostPathRoots: async () => [...own, ...(await client.directories())],
   };
-  for (const op of operationsForProfile(profile)) registerOperation(server, op, context);
+  for (const op of operationsForProfile(profile)) registerOperation(server, op, context, scope);
   return server;
 }
 
-function registerOperation(server: McpServer, op: AnyOperation, context: ServerContext): void {
+function registerOperation(
+  server: McpServer,
+  op: AnyOperation,
+  context: ServerContext,
+  scope: SessionScope | undefined,
+): void {
   const tool = op.mcpTool;
-  const method = Pyro.prototype[op.sdkMethod as keyof Pyro] as FacadeMethod | undefined;
+  const facade = Pyro.prototype[op.sdkMethod as keyof Pyro] as FacadeMethod | undefined;
+  const method = facade && tool && scope ? scopedMethod(facade, tool, scope) : facade;
   const params = profileParams(op, context.profile);
   const result: z.ZodType = op.result;
   // MCP tool arguments and results are JSON objects, so the contract's must be z.object()s.
@@ -107,6 +119,14 @@ function registerOperation(server: McpServer, op: AnyOperation, context: ServerC
     },
     handler,
   );
+}
+
+/** A facade method whose calls go through an HTTP session's scope (session-scope.ts). */
+function scopedMethod(method: FacadeMethod, tool: string, scope: SessionScope): FacadeMethod {
+  return function (this: Pyro, params, handlers) {
+    const args = params as Record<string, unknown>;
+    return scope.call(tool, args, () => method.call(this, params, handlers));
+  };
 }
 
 /**
