@@ -1,4 +1,4 @@
-export { Pyro, type PyroOptions } from "./sdk/pyro.js";
+export { Pyro, type OutputHandlers, type PyroOptions } from "./sdk/pyro.js";
 export { createServer, type CreateServerOptions } from "./mcp/server.js";
 export { PyroError, isPyroError, ERROR_CODES, type ErrorCode } from "./contract/errors.js";
 export { MCP_PROFILES, type McpProfile } from "./contract/operations.js";

@@ -12,7 +12,7 @@ import {
   pullEnvironment,
 } from "../manager/environments.js";
 import { SandboxRuntime } from "../manager/runtime.js";
-import { VmManager, type RunOptions } from "../manager/vms.js";
+import { VmManager } from "../manager/vms.js";
 import { ShellManager } from "../manager/shells.js";
 import { WorkspaceContent } from "../manager/workspace-content.js";
 import { WorkspaceManager } from "../manager/workspaces.js";
@@ -44,8 +44,25 @@ function pickDefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** Streams a command's output as it arrives, in addition to the returned result. */
-export type OutputHandlers = RunOptions;
+/**
+ * A running command's live output, in addition to the result it returns, and its
+ * cancellation (`runInVm`, `execVm`, `execWorkspace`).
+ */
+export interface OutputHandlers {
+  /**
+   * Aborting kills the command's whole process group; the call still resolves, with the
+   * output so far and the kill's status (137).
+   */
+  signal?: AbortSignal;
+  /**
+   * Each piece of stdout as the guest writes it, before the command ends: raw bytes (a
+   * UTF-8 character or a line can be split across chunks), redacted and bounded like the
+   * result's `stdout` (1 MiB per stream). A callback that throws fails the call.
+   */
+  onStdout?: (chunk: Buffer) => void;
+  /** Like `onStdout`, for stderr. */
+  onStderr?: (chunk: Buffer) => void;
+}
 
 /**
  * The pyro runtime as a library; the CLI and the MCP server are thin layers over it.
