@@ -86,6 +86,21 @@ describe("live output of a running command", () => {
     expect(chunks).toEqual(["warming\n"]);
   });
 
+  it("SDK: a callback that throws fails the call and kills the command", async () => {
+    const call = pyro.execWorkspace(
+      { workspace_id, command: ["sh", "-c", "echo first; exec sleep 7777.25"] },
+      {
+        onStdout: () => {
+          throw new Error("the caller's handler broke");
+        },
+      },
+    );
+    await expect(call).rejects.toThrow("the caller's handler broke");
+    // The failed call closes its connection, and the shim kills an exec whose client went.
+    // The guest is a host process here, so its command shows up in the host's /proc.
+    expect(await eventually(() => processesMentioning("7777.25").length === 0)).toBe(true);
+  });
+
   it("CLI workspace exec writes the first line to stdout while the command still runs", async () => {
     const child = spawnCli(["workspace", "exec", workspace_id, "--", ...waitsFor("cli.flag")]);
     let stdout = "";
