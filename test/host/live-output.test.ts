@@ -114,6 +114,40 @@ describe("live output of a running command", () => {
     expect({ code, stdout }).toEqual({ code: 0, stdout: "first\nsecond\n" });
   });
 
+  it("CLI: a reader that goes away (| head) cancels the command; pyro exits without a trace", async () => {
+    const child = spawnCli(["workspace", "exec", workspace_id, "--", "yes", "marker-4242"]);
+    let stderr = "";
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout!.once("data", () => child.stdout!.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    // Killed (128 + 9) once pyro's write failed: `yes` never ends on its own.
+    expect({ code, stderr }).toEqual({ code: 137, stderr: "" });
+    expect(await eventually(() => processesMentioning("marker-4242").length === 0)).toBe(true);
+  });
+
+  it("CLI: a command that times out exits 124 and says so on stderr", async () => {
+    const child = spawnCli([
+      "workspace",
+      "exec",
+      workspace_id,
+      "--timeout-seconds",
+      "1",
+      "--",
+      "sh",
+      "-c",
+      "echo before; exec sleep 30",
+    ]);
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect({ code, stdout }).toEqual({ code: 124, stdout: "before\n" });
+    expect(stderr).toMatch(
+      new RegExp(`^\\[exec\\] phase=timeout workspace_id=${workspace_id} sequence=\\d+\n$`),
+    );
+  });
+
   it("MCP workspace_exec sends the first line as progress while the command still runs", async () => {
     const messages: string[] = [];
     let released: Promise<void> | undefined;
