@@ -5,6 +5,9 @@ export const MAX_PROGRESS_LINES = 20;
 /** Characters of one line a notification carries at most (a minified bundle is one line). */
 export const MAX_PROGRESS_LINE_CHARS = 400;
 
+/** Characters of an unfinished line kept before it counts as a line of its own. */
+const HOARD_CHARS = MAX_PROGRESS_LINE_CHARS * 4;
+
 export type OutputStream = "stdout" | "stderr";
 
 interface Line {
@@ -34,15 +37,17 @@ export class OutputLines {
   push(stream: OutputStream, chunk: Buffer): void {
     const text = this.partial[stream] + this.decoders[stream].write(chunk);
     const parts = text.split("\n");
-    let rest = parts.pop() ?? "";
+    const rest = parts.pop() ?? "";
     // A line with no end in sight (a progress bar redrawn with \r) is cut, not hoarded.
-    if (rest.length > MAX_PROGRESS_LINE_CHARS * 4) {
-      parts.push(rest);
-      rest = "";
-    }
-    for (const part of parts) this.add({ stream, text: part });
-    if (parts.length) this.partialTaken[stream] = "";
-    this.partial[stream] = rest;
+    // Every line is cut at the same lengths, so what is shown does not depend on where
+    // the chunks happened to end.
+    const lines = parts.flatMap(cutLine);
+    const pieces = cutLine(rest);
+    const partial = pieces.pop() ?? "";
+    lines.push(...pieces);
+    for (const line of lines) this.add({ stream, text: line });
+    if (lines.length) this.partialTaken[stream] = "";
+    this.partial[stream] = partial;
   }
 
   /**
@@ -75,6 +80,15 @@ export class OutputLines {
       this.dropped += 1;
     }
   }
+}
+
+/** `text` in pieces of `HOARD_CHARS` (one piece, maybe empty, when it is not longer). */
+function cutLine(text: string): string[] {
+  const pieces: string[] = [];
+  for (let at = 0; at === 0 || at < text.length; at += HOARD_CHARS) {
+    pieces.push(text.slice(at, at + HOARD_CHARS));
+  }
+  return pieces;
 }
 
 // eslint-disable-next-line no-control-regex
