@@ -98,7 +98,8 @@ export class Pyro {
   /**
    * Boots a fresh microVM, runs one command in it and deletes the VM on every path.
    * Defaults: `vcpu_count` 1, `mem_mib` 1024, `timeout_seconds` 30, `ttl_seconds` 600.
-   * A timeout gives `timed_out: true` and `exit_code` 124.
+   * A timeout gives `timed_out: true` and `exit_code` 124. `output` streams the command's
+   * stdout and stderr while it runs and can cancel it ({@link OutputHandlers}).
    */
   runInVm(
     options: In<typeof vm.RunParams>,
@@ -117,7 +118,10 @@ export class Pyro {
     return this.vms.start(options);
   }
 
-  /** Runs one command in a started VM, then deletes the VM. @default timeout_seconds 30 */
+  /**
+   * Runs one command in a started VM, then deletes the VM; `output` as for `runInVm`.
+   * @default timeout_seconds 30
+   */
   execVm(
     options: In<typeof vm.ExecVmParams>,
     output: OutputHandlers = {},
@@ -244,7 +248,11 @@ export class Pyro {
     return this.workspaces.start(options);
   }
 
-  /** Runs one command (default cwd /workspace, `timeout_seconds` 30); journaled with a sequence number. */
+  /**
+   * Runs one command (default cwd /workspace, `timeout_seconds` 30); journaled with a
+   * sequence number. `output` as for `runInVm`; its chunks are redacted of the workspace's
+   * secrets, like the result.
+   */
   execWorkspace(
     options: In<typeof ws.ExecWorkspaceParams>,
     output: OutputHandlers = {},
