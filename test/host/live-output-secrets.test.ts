@@ -3,7 +3,9 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createServer, Pyro } from "../../src/index.js";
+import { Pyro } from "../../src/index.js";
+// The server module itself: the SDK entry loads it with require(), which vitest cannot serve.
+import { createServer } from "../../src/mcp/server.js";
 import { base64Forms } from "../../src/secrets/forms.js";
 import { eventually, processesMentioning } from "../helpers/guest.js";
 import { HOST_ENVIRONMENT, hostTierHome } from "../helpers/host.js";
