@@ -20,7 +20,8 @@ try {
   const result = (await client.callTool(
     { name: "vm_run", arguments: { environment: "debian:12", command: ["git", "--version"] } },
     undefined,
-    // Progress (kernel and environment builds on a first run, then boot) arrives as messages.
+    // Progress (kernel and environment builds on a first run, boot, then the command's
+    // newest output lines while it runs) arrives as messages.
     { onprogress: ({ message }) => console.error(message), resetTimeoutOnProgress: true },
   )) as CallToolResult;
   console.log(JSON.stringify(result.structuredContent, null, 2));

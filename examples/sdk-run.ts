@@ -13,8 +13,11 @@ const pyro = new Pyro({
 });
 
 try {
-  const result = await pyro.runInVm({ environment: "debian:12", command: ["git", "--version"] });
-  process.stdout.write(result.stdout);
+  // The output streams as the command prints it; `result.stdout` has it all again at the end.
+  const result = await pyro.runInVm(
+    { environment: "debian:12", command: ["sh", "-c", "git --version; sleep 1; uname -r"] },
+    { onStdout: (chunk) => process.stdout.write(chunk) },
+  );
   console.log(`exit_code ${result.exit_code} in ${result.duration_ms} ms (${result.acceleration})`);
 } catch (error) {
   // Failures of pyro itself (not of the command) carry a stable code and a fix.

@@ -4,7 +4,7 @@ import { EXIT } from "./output.js";
 import { buildProgram } from "./program.js";
 
 async function main(): Promise<void> {
-  const program = buildProgram();
+  const program = await buildProgram(process.argv);
   try {
     await program.parseAsync(process.argv);
   } catch (error) {

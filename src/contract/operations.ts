@@ -3,6 +3,7 @@ import * as services from "./services.js";
 import * as shells from "./shells.js";
 import * as vm from "./vm.js";
 import * as ws from "./workspace.js";
+import type { McpProfile } from "./profiles.js";
 
 /**
  * Every public operation, in the order surfaces list them. The MCP tool list, the SDK
@@ -58,9 +59,7 @@ export const OPERATIONS = [
 
 export type AnyOperation = (typeof OPERATIONS)[number];
 
-export const MCP_PROFILES = ["vm-run", "workspace-core", "workspace-full"] as const;
-export type McpProfile = (typeof MCP_PROFILES)[number];
-export const DEFAULT_MCP_PROFILE: McpProfile = "workspace-core";
+export { DEFAULT_MCP_PROFILE, MCP_PROFILES, type McpProfile } from "./profiles.js";
 
 /**
  * Tools per profile (CONTRACT.md). `workspace-core` names workspace tools that join as

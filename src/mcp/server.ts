@@ -8,7 +8,7 @@ import {
   type AnyOperation,
   type McpProfile,
 } from "../contract/operations.js";
-import { Pyro } from "../sdk/pyro.js";
+import { Pyro, type OutputHandlers } from "../sdk/pyro.js";
 import { packageVersion } from "../util/version.js";
 import { progressForRequest } from "./progress.js";
 import { errorResult, successResult } from "./results.js";
@@ -37,12 +37,11 @@ interface ServerContext {
   hostPathRoots: () => Promise<readonly string[]>;
 }
 
-/** Facade methods take the params, and commands also `{ signal }` to stop on cancellation. */
-type FacadeMethod = (
-  this: Pyro,
-  params: unknown,
-  calls: { signal: AbortSignal },
-) => Promise<unknown>;
+/**
+ * Facade methods take the params; commands also take handlers: `signal` to stop on
+ * cancellation and `onStdout` / `onStderr` for their live output. Other methods ignore them.
+ */
+type FacadeMethod = (this: Pyro, params: unknown, handlers: OutputHandlers) => Promise<unknown>;
 
 /**
  * The pyro MCP server: one tool per contract operation of the profile, with the
@@ -92,16 +91,15 @@ function registerOperation(
   const handler: ToolCallback<z.ZodObject> = async (args, extra) => {
     // One facade per call so concurrent calls' progress never mixes. Host paths in the
     // arguments come from a model: they are confined to the server's and client's roots.
-    const pyro = new Pyro({
-      progress: progressForRequest(extra),
-      hostPathRoots: context.hostPathRoots,
-    });
+    const progress = progressForRequest(extra);
+    const pyro = new Pyro({ progress: progress.phases, hostPathRoots: context.hostPathRoots });
     try {
-      return successResult(
-        conforming(result, await method.call(pyro, args, { signal: extra.signal }), tool),
-      );
+      const handlers = { signal: extra.signal, ...progress.output };
+      return successResult(conforming(result, await method.call(pyro, args, handlers), tool));
     } catch (error) {
       return errorResult(error, tool);
+    } finally {
+      progress.close();
     }
   };
   // The zod objects themselves, not their shapes: the SDK accepts zod 4 objects and then

@@ -1,26 +1,20 @@
 import type { z } from "zod";
 import type * as env from "../contract/environment.js";
-import { EnvironmentParams } from "../contract/environment.js";
-import { parseParams } from "../contract/validate.js";
+import type { EnvironmentParams } from "../contract/environment.js";
 import type * as vm from "../contract/vm.js";
-import { runDoctor, type DoctorReport } from "../manager/doctor.js";
-import { confineHostPaths, type HostPathRoots } from "../manager/host-paths.js";
-import {
-  inspectEnvironment,
-  listEnvironments,
-  pruneEnvironments,
-  pullEnvironment,
-} from "../manager/environments.js";
-import { SandboxRuntime } from "../manager/runtime.js";
-import { VmManager, type RunOptions } from "../manager/vms.js";
-import { ShellManager } from "../manager/shells.js";
-import { WorkspaceContent } from "../manager/workspace-content.js";
-import { WorkspaceManager } from "../manager/workspaces.js";
-import { workspaceServices, type ServiceManager } from "../manager/services.js";
+import type { DoctorReport } from "../manager/doctor.js";
+import type { HostPathRoots } from "../manager/host-paths.js";
+import type { VmManager } from "../manager/vms.js";
+import type { ShellManager } from "../manager/shells.js";
+import type { WorkspaceContent } from "../manager/workspace-content.js";
+import type { WorkspaceManager } from "../manager/workspaces.js";
+import type { ServiceManager } from "../manager/services.js";
 import type * as ws from "../contract/workspace.js";
 import type * as svc from "../contract/services.js";
 import type * as shell from "../contract/shells.js";
+import { deferred, once, type Deferred } from "../util/lazy.js";
 import { silentProgress, type ProgressSink } from "../util/progress.js";
+import type { Core } from "./core.js";
 
 type In<T extends z.ZodType> = z.input<T>;
 type Out<T extends z.ZodType> = z.output<T>;
@@ -44,8 +38,25 @@ function pickDefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** Streams a command's output as it arrives, in addition to the returned result. */
-export type OutputHandlers = RunOptions;
+/**
+ * A running command's live output, in addition to the result it returns, and its
+ * cancellation (`runInVm`, `execVm`, `execWorkspace`).
+ */
+export interface OutputHandlers {
+  /**
+   * Aborting kills the command's whole process group; the call still resolves, with the
+   * output so far and the kill's status (137).
+   */
+  signal?: AbortSignal;
+  /**
+   * Each piece of stdout as the guest writes it, before the command ends: raw bytes (a
+   * UTF-8 character or a line can be split across chunks), redacted and bounded like the
+   * result's `stdout` (1 MiB per stream). A callback that throws fails the call.
+   */
+  onStdout?: (chunk: Buffer) => void;
+  /** Like `onStdout`, for stderr. */
+  onStderr?: (chunk: Buffer) => void;
+}
 
 /**
  * The pyro runtime as a library; the CLI and the MCP server are thin layers over it.
@@ -56,32 +67,39 @@ export type OutputHandlers = RunOptions;
  */
 export class Pyro {
   private readonly progress: ProgressSink;
-  private readonly vms: VmManager;
-  private readonly workspaces: WorkspaceManager;
-  private readonly content: WorkspaceContent;
-  private readonly services: ServiceManager;
-  private readonly shells: ShellManager;
+  private readonly vms: Deferred<VmManager>;
+  private readonly workspaces: Deferred<WorkspaceManager>;
+  private readonly content: Deferred<WorkspaceContent>;
+  private readonly services: Deferred<ServiceManager>;
+  private readonly shells: Deferred<ShellManager>;
+  private readonly host: Deferred<Core["host"]>;
   private readonly hostPathRoots: HostPathRoots | undefined;
 
   constructor(options: PyroOptions = {}) {
     this.progress = options.progress ?? silentProgress;
     const roots = options.hostPathRoots;
     this.hostPathRoots = typeof roots === "function" ? roots : roots && [...roots];
-    const runtime = new SandboxRuntime({
-      progress: this.progress,
-      ...pickDefined({ bootTimeoutMs: options.bootTimeoutMs }),
-    });
-    this.vms = new VmManager(runtime);
-    this.workspaces = new WorkspaceManager(runtime);
-    this.content = new WorkspaceContent(this.workspaces);
-    this.services = workspaceServices(this.workspaces);
-    this.shells = new ShellManager(this.workspaces);
+    // The managers, and zod and the VMM drivers under them, load on the first call rather
+    // than at import: importing the SDK and `new Pyro()` stay cheap (util/lazy.ts).
+    const core = once(async () =>
+      (await import("./core.js")).createCore({
+        progress: this.progress,
+        ...pickDefined({ bootTimeoutMs: options.bootTimeoutMs }),
+      }),
+    );
+    this.vms = deferred(async () => (await core()).vms);
+    this.workspaces = deferred(async () => (await core()).workspaces);
+    this.content = deferred(async () => (await core()).content);
+    this.services = deferred(async () => (await core()).services);
+    this.shells = deferred(async () => (await core()).shells);
+    this.host = deferred(async () => (await core()).host);
   }
 
   /**
    * Boots a fresh microVM, runs one command in it and deletes the VM on every path.
    * Defaults: `vcpu_count` 1, `mem_mib` 1024, `timeout_seconds` 30, `ttl_seconds` 600.
-   * A timeout gives `timed_out: true` and `exit_code` 124.
+   * A timeout gives `timed_out: true` and `exit_code` 124. `output` streams the command's
+   * stdout and stderr while it runs and can cancel it ({@link OutputHandlers}).
    */
   runInVm(
     options: In<typeof vm.RunParams>,
@@ -100,7 +118,10 @@ export class Pyro {
     return this.vms.start(options);
   }
 
-  /** Runs one command in a started VM, then deletes the VM. @default timeout_seconds 30 */
+  /**
+   * Runs one command in a started VM, then deletes the VM; `output` as for `runInVm`.
+   * @default timeout_seconds 30
+   */
   execVm(
     options: In<typeof vm.ExecVmParams>,
     output: OutputHandlers = {},
@@ -134,10 +155,10 @@ export class Pyro {
   }
 
   /** The known environments and whether each is built on this host. */
-  async listEnvironments(
+  listEnvironments(
     _options: Record<string, never> = {},
   ): Promise<Out<typeof env.listEnvironments.result>> {
-    return { environments: await listEnvironments() };
+    return this.host.listEnvironments();
   }
 
   /**
@@ -147,23 +168,21 @@ export class Pyro {
   pullEnvironment(
     options: In<typeof EnvironmentParams>,
   ): Promise<Out<typeof env.pullEnvironment.result>> {
-    const { environment } = parseParams(EnvironmentParams, options);
-    return pullEnvironment(environment, this.progress);
+    return this.host.pullEnvironment(options);
   }
 
   /** An environment's recipe and, once built, its manifest (packages, digest, versions). */
   inspectEnvironment(
     options: In<typeof EnvironmentParams>,
   ): Promise<Out<typeof env.inspectEnvironment.result>> {
-    const { environment } = parseParams(EnvironmentParams, options);
-    return inspectEnvironment(environment);
+    return this.host.inspectEnvironment(options);
   }
 
   /** Removes cache entries that no current environment, kernel or agent uses. */
   pruneEnvironments(
     _options: Record<string, never> = {},
   ): Promise<Out<typeof env.pruneEnvironments.result>> {
-    return pruneEnvironments();
+    return this.host.pruneEnvironments();
   }
 
   // ---- workspaces: one long-lived VM whose /workspace persists across calls ----
@@ -227,7 +246,11 @@ export class Pyro {
     return this.workspaces.start(options);
   }
 
-  /** Runs one command (default cwd /workspace, `timeout_seconds` 30); journaled with a sequence number. */
+  /**
+   * Runs one command (default cwd /workspace, `timeout_seconds` 30); journaled with a
+   * sequence number. `output` as for `runInVm`; its chunks are redacted of the workspace's
+   * secrets, like the result.
+   */
   execWorkspace(
     options: In<typeof ws.ExecWorkspaceParams>,
     output: OutputHandlers = {},
@@ -401,11 +424,11 @@ export class Pyro {
     call: (options: T) => Promise<R>,
   ): Promise<R> {
     if (!this.hostPathRoots) return call(options);
-    return call(await confineHostPaths(method, options, this.hostPathRoots));
+    return call(await this.host.confineHostPaths(method, options, this.hostPathRoots));
   }
 
   /** Checks the host: KVM and acceleration, QEMU, build tools and the artifact cache. */
   doctor(): Promise<DoctorReport> {
-    return runDoctor();
+    return this.host.doctor();
   }
 }

@@ -107,7 +107,7 @@ describe("CONTRACT.md and the implemented operations, both ways", () => {
 describe("the CLI follows the contract", () => {
   it("has a command for every operation that names one, with the contract's description", async () => {
     const { buildProgram } = await import("../../src/cli/program.js");
-    const program = buildProgram();
+    const program = await buildProgram();
     for (const op of OPERATIONS) {
       if (!op.cliCommand) continue;
       let command = program;
@@ -122,7 +122,7 @@ describe("the CLI follows the contract", () => {
 
   it("generates run's flags, defaults included, from the contract", async () => {
     const { buildProgram } = await import("../../src/cli/program.js");
-    const run = buildProgram().commands.find((c) => c.name() === "run")!;
+    const run = (await buildProgram()).commands.find((c) => c.name() === "run")!;
     const flags = Object.fromEntries(run.options.map((o) => [o.long, o.defaultValue]));
     expect(flags).toMatchObject({
       "--vcpu-count": 1,

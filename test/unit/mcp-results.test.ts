@@ -1,7 +1,5 @@
-import type { ServerNotification } from "@modelcontextprotocol/sdk/types.js";
 import { describe, expect, it } from "vitest";
 import { PyroError } from "../../src/contract/errors.js";
-import { progressForRequest } from "../../src/mcp/progress.js";
 import { errorResult, successResult } from "../../src/mcp/results.js";
 
 describe("MCP tool results", () => {
@@ -47,49 +45,5 @@ describe("MCP tool results", () => {
     expect(errorResult(new Error("boom"), "vm_run").content[0]).toMatchObject({
       text: "[internal] vm_run failed: boom",
     });
-  });
-});
-
-describe("MCP progress", () => {
-  const recorder = (progressToken?: string) => {
-    const sent: ServerNotification[] = [];
-    const request = {
-      ...(progressToken === undefined ? {} : { _meta: { progressToken } }),
-      sendNotification: async (n: ServerNotification) => void sent.push(n),
-    };
-    return { sent, request };
-  };
-
-  it("sends nothing when the client did not ask for progress", () => {
-    const { sent, request } = recorder();
-    progressForRequest(request)({ scope: "run", phase: "boot" });
-    expect(sent).toEqual([]);
-  });
-
-  it("forwards phase lines with a progress count that only increases", () => {
-    const { sent, request } = recorder("tok-1");
-    const sink = progressForRequest(request, 60_000);
-    sink({ scope: "run", phase: "boot", fields: { vm_id: "vm_1", environment: "debian:12" } });
-    sink({ scope: "run", phase: "boot", fields: { vm_id: "vm_1", environment: "debian:12" } });
-    sink({ scope: "kernel", phase: "build", fraction: 0.5 });
-    sink({ scope: "run", phase: "exec" });
-    expect(sent.map((n) => n.params)).toEqual([
-      {
-        progressToken: "tok-1",
-        progress: 1,
-        message: "[run] phase=boot vm_id=vm_1 environment=debian:12",
-      },
-      { progressToken: "tok-1", progress: 2, message: "[kernel] phase=build 50%" },
-      { progressToken: "tok-1", progress: 3, message: "[run] phase=exec" },
-    ]);
-    expect(sent.every((n) => n.method === "notifications/progress")).toBe(true);
-  });
-
-  it("never lets a failed notification fail the work", () => {
-    const sink = progressForRequest({
-      _meta: { progressToken: 7 },
-      sendNotification: () => Promise.reject(new Error("client gone")),
-    });
-    expect(() => sink({ scope: "run", phase: "boot" })).not.toThrow();
   });
 });

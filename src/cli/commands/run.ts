@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { RunParams, runInVm } from "../../contract/vm.js";
 import type { Pyro } from "../../sdk/pyro.js";
+import { passThroughOutput } from "../command-output.js";
 import { EXIT, printJson, reportError, UsageError } from "../output.js";
 import { addSchemaOptions, schemaOptionValues } from "../schema-options.js";
 
@@ -30,12 +31,7 @@ export function registerRun(program: Command, pyro: () => Pyro): void {
       }
       const result = await pyro().runInVm(
         { environment, command: argv, ...schemaOptionValues(options, FLAG_FIELDS) },
-        // The command's own output passes through unchanged, as ssh and docker exec pass
-        // it: it is what the user ran the command for (colours, progress bars, binary
-        // data through a pipe). Everything pyro itself prints about it is escaped.
-        json
-          ? {}
-          : { onStdout: (c) => process.stdout.write(c), onStderr: (c) => process.stderr.write(c) },
+        json ? {} : passThroughOutput(),
       );
       if (json) printJson(result);
       else if (result.timed_out)

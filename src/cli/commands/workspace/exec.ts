@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { ExecWorkspaceParams, execWorkspace } from "../../../contract/workspace.js";
 import type { Pyro } from "../../../sdk/pyro.js";
 import { collectSecretEnv } from "../../action.js";
+import { passThroughOutput } from "../../command-output.js";
 import { EXIT, printJson, reportError, UsageError } from "../../output.js";
 import { addSchemaOptions, schemaOptionValues } from "../../schema-options.js";
 
@@ -36,14 +37,13 @@ export function registerExec(workspace: Command, pyro: () => Pyro): void {
           ...(options.cwd ? { cwd: options.cwd as string } : {}),
           secret_env: (options.secretEnv as Record<string, string>) ?? {},
         },
-        // The command's own output passes through unchanged, as ssh and docker exec pass
-        // it: it is what the user ran the command for (colours, progress bars, binary
-        // data through a pipe). Everything pyro itself prints about it is escaped.
-        json
-          ? {}
-          : { onStdout: (c) => process.stdout.write(c), onStderr: (c) => process.stderr.write(c) },
+        json ? {} : passThroughOutput(),
       );
       if (json) printJson(result);
+      else if (result.timed_out)
+        process.stderr.write(
+          `[exec] phase=timeout workspace_id=${result.workspace_id} sequence=${result.sequence}\n`,
+        );
       process.exitCode = result.exit_code;
     } catch (error) {
       process.exitCode = reportError(error, { json, exitCode: EXIT.pyroFailedInRun });
