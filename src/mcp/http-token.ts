@@ -33,7 +33,7 @@ export function defaultTokenFile(): string {
  * must not silently start a server with a token nobody knows.
  *
  * @throws PyroError `invalid_argument` for a missing, unsafe (group/other-readable,
- * symlink, not a regular file) or malformed token file.
+ * another user's, symlink, not a regular file) or malformed token file.
  */
 export function loadToken(tokenFile?: string): { token: string; file: string } {
   if (tokenFile !== undefined) return { token: readTokenFile(tokenFile), file: tokenFile };
@@ -94,6 +94,11 @@ function readTokenFile(file: string): string {
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw refuse("is not a regular file", "point --token-file at a file");
+    // Root can read another user's 0600 file: its owner would know the token.
+    const uid = process.getuid?.();
+    if (uid !== undefined && stat.uid !== uid) {
+      throw refuse("is owned by another user", `use a token file of your own (uid ${uid})`);
+    }
     if ((stat.mode & 0o077) !== 0) {
       throw refuse("can be read by other users", `run \`chmod 600 ${file}\``);
     }
