@@ -8,10 +8,12 @@ import {
   closeSync,
   constants,
   fstatSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   openSync,
   readFileSync,
+  unlinkSync,
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
@@ -62,18 +64,22 @@ function exists(path: string): boolean {
 
 function createTokenFile(file: string): void {
   mkdirSync(join(file, ".."), { recursive: true, mode: 0o700 });
-  // O_EXCL: two servers starting at once must not both write (one would lose its token).
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return;
-    throw error;
-  }
+  // Written aside, then linked into place: a server starting at the same moment sees no
+  // file or a whole one (never an empty one), and link() refuses to replace a file, so
+  // one token wins and both servers use it.
+  const temp = `${file}.${process.pid}-${randomBytes(4).toString("hex")}`;
+  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
     writeSync(fd, `${randomBytes(32).toString("base64url")}\n`);
   } finally {
     closeSync(fd);
+  }
+  try {
+    linkSync(temp, file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  } finally {
+    unlinkSync(temp);
   }
 }
 
