@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBearerProxy } from "../helpers/bearer-proxy.js";
@@ -18,9 +19,14 @@ import {
 // leaves behind. test/surface/mcp-http.test.ts runs a real VM and the conformance suite.
 const home = hostTierHome();
 let server: HttpServer;
+/** A connection that never sends a byte, opened first and checked last (it takes ~30 s). */
+let silentClosed = false;
 
 beforeAll(async () => {
   server = await startHttpServer(["--profile", "workspace-full"]);
+  const silent = connect(Number(new URL(server.url).port), "127.0.0.1");
+  silent.on("error", () => {});
+  silent.on("close", () => (silentClosed = true));
 });
 
 afterAll(async () => {
@@ -214,5 +220,11 @@ describe("pyro mcp serve --http: sessions that end without saying so", () => {
     expect(processesMentioning(join(home, "workspaces", made))).toEqual([]);
     await a.client.close();
     await call;
+  });
+});
+
+describe("pyro mcp serve --http: connections that never send a request", () => {
+  it("are closed, so nobody reaching the port can hold file descriptors without a token", async () => {
+    expect(await eventually(() => silentClosed, 55_000)).toBe(true);
   });
 });
