@@ -8,10 +8,12 @@ import {
   closeSync,
   constants,
   fstatSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   openSync,
   readFileSync,
+  unlinkSync,
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
@@ -33,7 +35,7 @@ export function defaultTokenFile(): string {
  * must not silently start a server with a token nobody knows.
  *
  * @throws PyroError `invalid_argument` for a missing, unsafe (group/other-readable,
- * symlink, not a regular file) or malformed token file.
+ * another user's, symlink, not a regular file) or malformed token file.
  */
 export function loadToken(tokenFile?: string): { token: string; file: string } {
   if (tokenFile !== undefined) return { token: readTokenFile(tokenFile), file: tokenFile };
@@ -62,18 +64,22 @@ function exists(path: string): boolean {
 
 function createTokenFile(file: string): void {
   mkdirSync(join(file, ".."), { recursive: true, mode: 0o700 });
-  // O_EXCL: two servers starting at once must not both write (one would lose its token).
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return;
-    throw error;
-  }
+  // Written aside, then linked into place: a server starting at the same moment sees no
+  // file or a whole one (never an empty one), and link() refuses to replace a file, so
+  // one token wins and both servers use it.
+  const temp = `${file}.${process.pid}-${randomBytes(4).toString("hex")}`;
+  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
     writeSync(fd, `${randomBytes(32).toString("base64url")}\n`);
   } finally {
     closeSync(fd);
+  }
+  try {
+    linkSync(temp, file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  } finally {
+    unlinkSync(temp);
   }
 }
 
@@ -94,6 +100,11 @@ function readTokenFile(file: string): string {
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw refuse("is not a regular file", "point --token-file at a file");
+    // Root can read another user's 0600 file: its owner would know the token.
+    const uid = process.getuid?.();
+    if (uid !== undefined && stat.uid !== uid) {
+      throw refuse("is owned by another user", `use a token file of your own (uid ${uid})`);
+    }
     if ((stat.mode & 0o077) !== 0) {
       throw refuse("can be read by other users", `run \`chmod 600 ${file}\``);
     }

@@ -26,6 +26,14 @@ export const MCP_HTTP_PATH = "/mcp";
 /** Each session holds an SDK server and transport; a client must not grow them unbounded. */
 const MAX_SESSIONS = 64;
 
+/**
+ * A connection with nothing read or written for this long is closed. Node's own timers
+ * start with a request's first byte, so without this anyone reaching the port, token or
+ * not, could hold silent connections until the server runs out of file descriptors.
+ * SSE streams stay: the SDK sends them a keep-alive comment every 15 s.
+ */
+const IDLE_CONNECTION_MS = 30_000;
+
 export interface ServeHttpOptions {
   profile: McpProfile;
   /** `--allow-host-path` directories, added to the start directory as host-path roots. */
@@ -53,6 +61,7 @@ export async function serveHttp(options: ServeHttpOptions): Promise<void> {
       if (!res.headersSent) reply(res, 500, "internal error; see the server's log");
     });
   });
+  http.timeout = IDLE_CONNECTION_MS;
   await listenOn(http, listen);
   const idleMs = (options.sessionIdleSeconds ?? 1800) * 1000;
   const sweep = setInterval(

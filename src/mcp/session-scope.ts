@@ -82,7 +82,8 @@ export class SessionRegistry {
 export class SessionScope {
   private readonly known = new Set<Ref>();
   private ended = false;
-  private calls = 0;
+  /** Calls running now, so end() can wait for them (their creations are released then). */
+  private readonly running = new Set<Promise<unknown>>();
   private lastCallEnd = 0;
 
   constructor(private readonly registry: SessionRegistry) {}
@@ -98,14 +99,23 @@ export class SessionScope {
     args: Record<string, unknown>,
     run: () => Promise<unknown>,
   ): Promise<unknown> {
-    this.calls += 1;
-    let result: unknown;
+    const running = this.runAndRecord(tool, args, run);
+    this.running.add(running);
     try {
-      result = await run();
+      return await running;
     } finally {
-      this.calls -= 1;
+      this.running.delete(running);
       this.lastCallEnd = Date.now();
     }
+  }
+
+  /** The call itself, then what it passed, made or listed is recorded for the session. */
+  private async runAndRecord(
+    tool: string,
+    args: Record<string, unknown>,
+    run: () => Promise<unknown>,
+  ): Promise<unknown> {
+    const result = await run();
     const passed = refsIn(args);
     const deleted = DELETES[tool];
     for (const ref of passed) {
@@ -130,7 +140,7 @@ export class SessionScope {
 
   /** Tool calls still running: a session with one is not idle, even with no stream open. */
   get callsInFlight(): number {
-    return this.calls;
+    return this.running.size;
   }
 
   /** When the last tool call ended (epoch milliseconds), 0 before any. */
@@ -141,9 +151,13 @@ export class SessionScope {
   /**
    * The session is over: every ref it holds is dropped, and those nobody else holds are
    * released. Errors are collected so one failure does not leave the rest behind.
+   * Resolves only once the calls still running have finished (the server has cancelled
+   * them; a creation that cannot be cancelled is released as it finishes): the server
+   * exits when every session's end has resolved, and must leave nothing booting.
    */
   async end(): Promise<Error[]> {
     this.ended = true;
+    await Promise.allSettled([...this.running]);
     const refs = [...this.known];
     this.known.clear();
     const outcomes = await Promise.allSettled(refs.map((ref) => this.registry.drop(ref, this)));

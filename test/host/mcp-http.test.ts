@@ -1,4 +1,5 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBearerProxy } from "../helpers/bearer-proxy.js";
@@ -18,9 +19,14 @@ import {
 // leaves behind. test/surface/mcp-http.test.ts runs a real VM and the conformance suite.
 const home = hostTierHome();
 let server: HttpServer;
+/** A connection that never sends a byte, opened first and checked last (it takes ~30 s). */
+let silentClosed = false;
 
 beforeAll(async () => {
   server = await startHttpServer(["--profile", "workspace-full"]);
+  const silent = connect(Number(new URL(server.url).port), "127.0.0.1");
+  silent.on("error", () => {});
+  silent.on("close", () => (silentClosed = true));
 });
 
 afterAll(async () => {
@@ -34,6 +40,8 @@ const ended = (id: string | undefined) =>
 
 const workspaceExists = (id: string) => existsSync(join(home, "workspaces", id));
 const vmExists = (id: string) => existsSync(join(home, "vms", id));
+const workspaceIds = () =>
+  existsSync(join(home, "workspaces")) ? readdirSync(join(home, "workspaces")) : [];
 
 describe("pyro mcp serve --http: authentication and Origin", () => {
   it("answers 401 without the bearer token or with a wrong one", async () => {
@@ -195,5 +203,28 @@ describe("pyro mcp serve --http: sessions that end without saying so", () => {
     expect(await other.stop()).toBe(128 + 15);
     expect(workspaceExists(ws.workspace_id as string)).toBe(false);
     await a.client.close();
+  });
+
+  it("stopping the server while a workspace_create is booting deletes that workspace too", async () => {
+    const other = await startHttpServer(["--profile", "workspace-full"]);
+    const before = new Set(workspaceIds());
+    const a = await httpClient(other);
+    const call = a.client
+      .callTool({ name: "workspace_create", arguments: { environment: HOST_ENVIRONMENT } })
+      .catch(() => undefined);
+    // Its directory exists as soon as the creation started; the boot takes longer.
+    expect(await eventually(() => workspaceIds().some((id) => !before.has(id)))).toBe(true);
+    const made = workspaceIds().find((id) => !before.has(id)) as string;
+    expect(await other.stop()).toBe(128 + 15);
+    expect(workspaceExists(made)).toBe(false);
+    expect(processesMentioning(join(home, "workspaces", made))).toEqual([]);
+    await a.client.close();
+    await call;
+  });
+});
+
+describe("pyro mcp serve --http: connections that never send a request", () => {
+  it("are closed, so nobody reaching the port can hold file descriptors without a token", async () => {
+    expect(await eventually(() => silentClosed, 55_000)).toBe(true);
   });
 });

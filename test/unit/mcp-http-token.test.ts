@@ -1,4 +1,12 @@
-import { chmodSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isPyroError } from "../../src/contract/errors.js";
@@ -60,6 +68,19 @@ describe("bearer token file", () => {
     const short = join(dir, "short");
     writeFileSync(short, "tiny", { mode: 0o600 });
     expect(refusal(() => loadToken(short))).toMatch(/16 or more/);
+  });
+
+  // Root reads any file, 0600 or not: a token file someone else wrote (in a shared
+  // PYRO_HOME, or named by --token-file) holds a token they know. Only root can chown.
+  it.runIf(process.getuid?.() === 0)("refuses a token file another user owns", () => {
+    const planted = join(dir, "planted");
+    writeFileSync(planted, "0123456789abcdef0123", { mode: 0o600 });
+    chownSync(planted, 65534, 65534);
+    expect(refusal(() => loadToken(planted))).toMatch(/owned by another user/);
+    mkdirSync(process.env.PYRO_HOME as string, { recursive: true, mode: 0o700 });
+    writeFileSync(defaultTokenFile(), "0123456789abcdef0123", { mode: 0o600 });
+    chownSync(defaultTokenFile(), 65534, 65534);
+    expect(refusal(() => loadToken())).toMatch(/owned by another user/);
   });
 
   it("matches only `Bearer <the token>`", () => {

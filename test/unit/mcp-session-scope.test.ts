@@ -87,15 +87,32 @@ describe("MCP session scope", () => {
     expect(released).toEqual([]);
   });
 
-  it("a creation that finishes after its session ended is released at once", async () => {
+  it("a session's end waits for its calls in flight: a creation that finishes late is released first", async () => {
+    // The server exits once every end() resolved (SIGTERM): a workspace_create still
+    // booting then must not outlive it.
     const { sessions, released } = registry();
     const a = sessions.open();
     let finish: (value: unknown) => void = () => {};
     const slow = a.call("workspace_create", {}, () => new Promise((r) => (finish = r)));
-    await a.end();
+    let releasedAtEnd: string[] | undefined;
+    const ending = a.end().then(() => (releasedAtEnd = [...released]));
+    await new Promise((r) => setImmediate(r));
+    expect(releasedAtEnd).toBeUndefined();
     finish({ workspace_id: "ws_late" });
-    await slow;
-    expect(released).toEqual(["workspace:ws_late"]);
+    await ending;
+    expect(releasedAtEnd).toEqual(["workspace:ws_late"]);
+    await expect(slow).resolves.toMatchObject({ workspace_id: "ws_late" });
+  });
+
+  it("a call in flight that fails does not keep its session's end from finishing", async () => {
+    const { sessions } = registry();
+    const a = sessions.open();
+    let fail: (error: Error) => void = () => {};
+    const slow = a.call("vm_run", {}, () => new Promise((_, reject) => (fail = reject)));
+    const ending = a.end();
+    fail(new PyroError("timeout", "cancelled"));
+    await expect(slow).rejects.toThrow("cancelled");
+    expect(await ending).toEqual([]);
   });
 
   it("a release that fails is reported, and the others still happen", async () => {
