@@ -15,9 +15,11 @@ import { SandboxRuntime } from "../manager/runtime.js";
 import { VmManager, type RunOptions } from "../manager/vms.js";
 import { ShellManager } from "../manager/shells.js";
 import { WorkspaceContent } from "../manager/workspace-content.js";
+import { WorkspaceDisk } from "../manager/workspace-disk.js";
 import { WorkspaceManager } from "../manager/workspaces.js";
 import { workspaceServices, type ServiceManager } from "../manager/services.js";
 import type * as ws from "../contract/workspace.js";
+import type * as disk from "../contract/disk.js";
 import type * as svc from "../contract/services.js";
 import type * as shell from "../contract/shells.js";
 import { silentProgress, type ProgressSink } from "../util/progress.js";
@@ -59,6 +61,7 @@ export class Pyro {
   private readonly vms: VmManager;
   private readonly workspaces: WorkspaceManager;
   private readonly content: WorkspaceContent;
+  private readonly disk: WorkspaceDisk;
   private readonly services: ServiceManager;
   private readonly shells: ShellManager;
   private readonly hostPathRoots: HostPathRoots | undefined;
@@ -74,6 +77,7 @@ export class Pyro {
     this.vms = new VmManager(runtime);
     this.workspaces = new WorkspaceManager(runtime);
     this.content = new WorkspaceContent(this.workspaces);
+    this.disk = new WorkspaceDisk(this.progress);
     this.services = workspaceServices(this.workspaces);
     this.shells = new ShellManager(this.workspaces);
   }
@@ -287,6 +291,43 @@ export class Pyro {
     options: In<typeof ws.applyWorkspacePatch.params>,
   ): Promise<Out<typeof ws.applyWorkspacePatch.result>> {
     return this.content.applyPatch(options);
+  }
+
+  // ---- disk tools: a stopped workspace's whole root file system, read offline ----
+
+  /**
+   * Lists a path (default "/") of a stopped workspace's root file system: the
+   * environment's image with the workspace's changes on top, read from its disk without
+   * booting. At most 10000 entries (`truncated` says more exist); links are not followed.
+   * @throws conflict when the workspace is started (stop it first)
+   */
+  listWorkspaceDisk(
+    options: In<typeof disk.listWorkspaceDisk.params>,
+  ): Promise<Out<typeof disk.listWorkspaceDisk.result>> {
+    return this.disk.list(options);
+  }
+
+  /**
+   * Reads up to `max_bytes` (default 65536) of a file of a stopped workspace's root file
+   * system; `encoding` says whether `content` is UTF-8 text or base64.
+   * @throws conflict when the workspace is started (stop it first)
+   */
+  readWorkspaceDisk(
+    options: In<typeof disk.readWorkspaceDisk.params>,
+  ): Promise<Out<typeof disk.readWorkspaceDisk.result>> {
+    return this.disk.read(options);
+  }
+
+  /**
+   * Writes a stopped workspace's root file system as a raw ext4 image that mounts on its
+   * own (`overwrite` to replace an existing file). Runtime-only paths (/run/pyro-*),
+   * device nodes, fifos and sockets are left out.
+   * @throws conflict when the workspace is started (stop it first)
+   */
+  exportWorkspaceDisk(
+    options: In<typeof disk.exportWorkspaceDisk.params>,
+  ): Promise<Out<typeof disk.exportWorkspaceDisk.result>> {
+    return this.withHostPaths("exportWorkspaceDisk", options, (o) => this.disk.export(o));
   }
 
   /** Saves /workspace under a name (`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`). */
