@@ -293,7 +293,7 @@ export async function walkDisk(
   options: { recursive: boolean; maxEntries: number },
 ): Promise<WalkResult> {
   const nodes: DiskNode[] = [];
-  const seen = new Set<string>();
+  const seen = new Set<string>([`${start.layer}:${start.ino}`]);
   let truncated = false;
   let level = start.dir ? [start.dir] : [];
   for (let depth = 0; level.length > 0; depth++) {
