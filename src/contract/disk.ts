@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { defineOperation } from "./operation.js";
+import { count, integer } from "./fields.js";
+import { changes, defineOperation, readOnly } from "./operation.js";
 
 /**
  * Offline disk tools: a stopped workspace's whole root file system (the environment's
@@ -20,11 +21,11 @@ const diskPath = z
 export const DiskEntry = z.object({
   path: z.string(),
   artifact_type: z.enum(["file", "directory", "symlink", "other"]),
-  size_bytes: z.number().int().min(0),
+  size_bytes: count(),
   link_target: z.string().nullable(),
   mode: z.string().describe('Permission bits in octal, e.g. "0755".'),
-  uid: z.number().int().min(0),
-  gid: z.number().int().min(0),
+  uid: integer(0, 2 ** 32 - 1),
+  gid: integer(0, 2 ** 32 - 1),
 });
 
 const DISK_ERRORS = [
@@ -42,6 +43,9 @@ export const listWorkspaceDisk = defineOperation({
   sdkMethod: "listWorkspaceDisk",
   mcpTool: "workspace_disk_list",
   cliCommand: "workspace disk list",
+  // Read-only in content: replaying the disk's journal first only does what the guest's
+  // next mount would do.
+  annotations: readOnly("List a stopped workspace's disk"),
   description:
     "List a path of a stopped workspace's whole root file system, read offline from its disk. Use it to inspect a workspace without booting it.",
   params: z.object({
@@ -65,6 +69,7 @@ export const readWorkspaceDisk = defineOperation({
   sdkMethod: "readWorkspaceDisk",
   mcpTool: "workspace_disk_read",
   cliCommand: "workspace disk read",
+  annotations: readOnly("Read a file from a stopped workspace's disk"),
   description:
     "Read a file of a stopped workspace's root file system, up to max_bytes, offline from its disk. Text comes back as UTF-8, anything else as base64.",
   params: z.object({
@@ -81,7 +86,7 @@ export const readWorkspaceDisk = defineOperation({
   result: z.object({
     workspace_id: z.string(),
     path: z.string(),
-    size_bytes: z.number().int().min(0),
+    size_bytes: count(),
     content: z.string(),
     encoding: z.enum(["utf-8", "base64"]),
     truncated: z.boolean(),
@@ -93,6 +98,12 @@ export const exportWorkspaceDisk = defineOperation({
   sdkMethod: "exportWorkspaceDisk",
   mcpTool: "workspace_disk_export",
   cliCommand: "workspace disk export",
+  // `overwrite` replaces a host path; the same call again writes the same image.
+  annotations: changes("Export a stopped workspace's disk as an ext4 image", {
+    destructive: true,
+    idempotent: true,
+    openWorld: false,
+  }),
   description:
     "Write a stopped workspace's whole root file system as a standalone raw ext4 image to a host path, offline from its disk.",
   params: z.object({
@@ -105,16 +116,12 @@ export const exportWorkspaceDisk = defineOperation({
   result: z.object({
     workspace_id: z.string(),
     output_path: z.string(),
-    size_bytes: z.number().int().min(0).describe("Size of the image file."),
-    entries: z.number().int().min(0).describe("Files, directories and links in the image."),
-    bytes: z.number().int().min(0).describe("Bytes of file content in the image."),
-    skipped_entries: z
-      .number()
-      .int()
-      .min(0)
-      .describe(
-        "Entries left out: device nodes, fifos, sockets, and symlinks whose target could not be read.",
-      ),
+    size_bytes: count().describe("Size of the image file."),
+    entries: count().describe("Files, directories and links in the image."),
+    bytes: count().describe("Bytes of file content in the image."),
+    skipped_entries: count().describe(
+      "Entries left out: device nodes, fifos, sockets, and symlinks whose target could not be read.",
+    ),
   }),
   errors: DISK_ERRORS,
 });
