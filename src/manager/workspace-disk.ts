@@ -15,6 +15,7 @@ import { MergedDisk, normalizeDiskPath, walkDisk } from "../disk/merged.js";
 import { bootArtifacts } from "../env/environments.js";
 import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
 import { readJsonIfExists } from "../util/fs.js";
+import { liveState } from "./records.js";
 import { runCommand } from "../util/process.js";
 import type { ProgressSink } from "../util/progress.js";
 import { tryDecodeUtf8 } from "../workspace/text.js";
@@ -125,12 +126,18 @@ export class WorkspaceDisk {
   private async withStoppedDisk<T>(id: string, fn: (disk: MergedDisk) => Promise<T>): Promise<T> {
     await workspaceStore.load(id);
     return workspaceStore.withLock(id, async () => {
-      const record = await workspaceStore.requireState(
-        id,
-        "not started",
-        `stop it first with \`pyro workspace stop ${id}\` (MCP: workspace_stop); the disk tools read a stopped workspace's disk`,
-      );
+      const record = await workspaceStore.reconciled(id);
       const dir = workspaceDir(id);
+      // Named states, not "anything but started": a state added later (paused) keeps its
+      // disk in use and must be refused until it says otherwise.
+      const offline = record.state === "stopped" || record.state === "failed";
+      if (!offline || (await liveState(dir)).vmmAlive) {
+        throw new PyroError(
+          "conflict",
+          `workspace ${id} is ${record.state}; stop it first with \`pyro workspace stop ${id}\` (MCP: workspace_stop), the disk tools read a stopped workspace's disk`,
+          { details: { workspace_id: id, state: record.state } },
+        );
+      }
       const state = vmFiles(dir).stateDisk;
       if (!(await stat(state).catch(() => undefined))?.isFile()) {
         throw new PyroError(
