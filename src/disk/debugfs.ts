@@ -9,6 +9,12 @@ import { PyroError } from "../contract/errors.js";
 
 /** What one batch of commands may print: listings of huge directories stay far below. */
 export const MAX_BATCH_OUTPUT_BYTES = 64 << 20;
+/**
+ * How long one debugfs process may take. A damaged or crafted image must not keep the
+ * workspace's state lock forever; dumping file contents gets longer (it writes them all).
+ */
+export const DEBUGFS_TIMEOUT_MS = 5 * 60_000;
+export const DEBUGFS_DUMP_TIMEOUT_MS = 30 * 60_000;
 /** Linux's PATH_MAX: no symlink target a guest's kernel accepts is longer. */
 export const MAX_LINK_TARGET_BYTES = 4095;
 /** Fast symlinks keep their target in the inode: shorter than 60 bytes (ext4's i_block). */
@@ -50,10 +56,16 @@ function malformed(image: string, what: string): PyroError {
 export async function debugfsBatch(
   image: string,
   commands: readonly string[],
-  maxBytes = MAX_BATCH_OUTPUT_BYTES,
+  options: { maxBytes?: number; timeoutMs?: number } = {},
 ): Promise<string> {
   if (commands.length === 0) return "";
-  const { stdout } = await runDebugfs(["-f", "-", image], `${commands.join("\n")}\n`, maxBytes);
+  const maxBytes = options.maxBytes ?? MAX_BATCH_OUTPUT_BYTES;
+  const { stdout } = await runDebugfs(
+    ["-f", "-", image],
+    `${commands.join("\n")}\n`,
+    maxBytes,
+    options.timeoutMs ?? DEBUGFS_TIMEOUT_MS,
+  );
   if (stdout.length > maxBytes) {
     throw malformed(image, `more than ${maxBytes >> 20} MiB of metadata in one batch`);
   }
@@ -65,16 +77,26 @@ export async function debugfsBatch(
  * was stopped early. Reading stops at `maxBytes` whatever the inode claims.
  */
 export async function readInodeBytes(image: string, ino: number, maxBytes: number) {
-  const { stdout } = await runDebugfs(["-R", `cat <${ino}>`, image], "", maxBytes);
+  const { stdout } = await runDebugfs(
+    ["-R", `cat <${ino}>`, image],
+    "",
+    maxBytes,
+    DEBUGFS_TIMEOUT_MS,
+  );
   return stdout.subarray(0, maxBytes);
 }
 
-function runDebugfs(args: string[], input: string, maxBytes: number) {
+function runDebugfs(args: string[], input: string, maxBytes: number, timeoutMs: number) {
   return new Promise<{ stdout: Buffer }>((resolve, reject) => {
     const child = spawn("debugfs", args, {
       stdio: ["pipe", "pipe", "pipe"],
       env: DEBUGFS_ENV,
     });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
     const chunks: Buffer[] = [];
     let length = 0;
     let stderr = "";
@@ -90,15 +112,26 @@ function runDebugfs(args: string[], input: string, maxBytes: number) {
     });
     child.stdin.on("error", () => {}); // a killed debugfs closes its stdin early
     child.stdin.end(input);
-    child.on("error", (error) =>
+    child.on("error", (error) => {
+      clearTimeout(timer);
       reject(
         new PyroError(
           "unavailable",
           `cannot run debugfs (${error.message}); install e2fsprogs (scripts/setup.sh does)`,
         ),
-      ),
-    );
+      );
+    });
     child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      if (timedOut) {
+        reject(
+          new PyroError(
+            "timeout",
+            `debugfs did not finish reading ${args[args.length - 1]} within ${timeoutMs / 1000} s; its file system may be damaged`,
+          ),
+        );
+        return;
+      }
       if (code !== 0 && !(signal === "SIGKILL" && length > maxBytes)) {
         reject(new PyroError("internal", `debugfs failed (${code ?? signal}): ${stderr.trim()}`));
         return;

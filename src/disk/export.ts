@@ -23,7 +23,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { PyroError } from "../contract/errors.js";
 import { runChecked } from "../util/process.js";
-import { debugfsBatch } from "./debugfs.js";
+import { DEBUGFS_DUMP_TIMEOUT_MS, debugfsBatch } from "./debugfs.js";
 import type { DiskNode, MergedDisk } from "./merged.js";
 
 /** Most file bytes an export stages (sparse files count at their full size). */
@@ -169,6 +169,7 @@ async function dumpFiles(
         mine.map(
           ([key, names]) => `dump <${names[0]!.ino}> "${join(blobs, key.replace(":", "-"))}"`,
         ),
+        { timeoutMs: DEBUGFS_DUMP_TIMEOUT_MS },
       );
     }
     for (const [key, names] of batch)

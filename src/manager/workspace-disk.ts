@@ -9,7 +9,7 @@ import {
 } from "../contract/disk.js";
 import { PyroError } from "../contract/errors.js";
 import { parseParams } from "../contract/validate.js";
-import { needsJournalRecovery, readInodeBytes } from "../disk/debugfs.js";
+import { DEBUGFS_TIMEOUT_MS, needsJournalRecovery, readInodeBytes } from "../disk/debugfs.js";
 import { exportImage } from "../disk/export.js";
 import { MergedDisk, normalizeDiskPath, walkDisk } from "../disk/merged.js";
 import { bootArtifacts } from "../env/environments.js";
@@ -158,7 +158,11 @@ export class WorkspaceDisk {
  */
 async function replayJournal(state: string): Promise<void> {
   if (!(await needsJournalRecovery(state))) return;
-  const result = await runCommand("e2fsck", ["-E", "journal_only", "-p", state]);
+  // Bounded like every debugfs call: a crafted journal must not hold the state lock forever.
+  const result = await runCommand("e2fsck", ["-E", "journal_only", "-p", state], {
+    timeout: DEBUGFS_TIMEOUT_MS,
+    killSignal: "SIGKILL",
+  });
   // 0: nothing to fix, 1: the journal was replayed.
   if (result.code !== 0 && result.code !== 1) {
     throw new PyroError(

@@ -188,6 +188,17 @@ describe("the merged root of a base image and a state disk", () => {
     }
   });
 
+  it("stops reading debugfs past its output cap", async () => {
+    const whole = await debugfsBatch(baseImage, ["ls -p <2>"]);
+    expect(whole.length).toBeGreaterThan(100);
+    const error = await debugfsBatch(baseImage, ["ls -p <2>"], { maxBytes: 100 }).catch(
+      (e: unknown) => e,
+    );
+    expect(isPyroError(error) && error.code).toBe("guest_error");
+    const hostname = await disk.resolve("/etc/hostname");
+    expect(await readInodeBytes(stateImage, hostname.ino, 3)).toEqual(Buffer.from("upp"));
+  });
+
   it("matches what the kernel's overlayfs shows for the same two images", async () => {
     const lower = join(root, "mnt-base");
     const upper = join(root, "mnt-state");
