@@ -84,7 +84,7 @@ export const StartServiceParams = z.object({
   ready_timeout_seconds: z
     .number()
     .int()
-    .positive()
+    .min(1)
     .max(SERVICE_LIMITS.max_ready_timeout_seconds)
     .default(30)
     .describe("Give up (and stop the service) when it is not ready after this many seconds."),
@@ -210,7 +210,7 @@ export const logsService = op({
     tail_lines: z
       .number()
       .int()
-      .positive()
+      .min(1)
       .max(SERVICE_LIMITS.max_tail_lines)
       .default(200)
       .describe("Lines to return from the end of each stream."),

@@ -51,7 +51,7 @@ export const CreateWorkspaceParams = z.object({
   ttl_seconds: z
     .number()
     .int()
-    .positive()
+    .min(1)
     .max(LIMITS.max_ttl_seconds)
     .default(DEFAULTS.ttl_seconds)
     .describe("Stop the workspace (keeping its files) after this many idle seconds."),
@@ -253,13 +253,7 @@ export const logsWorkspace = op({
     "Show the workspace's command journal: each exec with its exit code and output tail.",
   params: z.object({
     workspace_id: workspaceId,
-    limit: z
-      .number()
-      .int()
-      .positive()
-      .max(1000)
-      .default(50)
-      .describe("Most recent entries to return."),
+    limit: z.number().int().min(1).max(1000).default(50).describe("Most recent entries to return."),
   }),
   result: z.object({
     workspace_id: z.string(),
@@ -450,7 +444,7 @@ export const readWorkspaceFile = op({
     max_bytes: z
       .number()
       .int()
-      .positive()
+      .min(1)
       .max(16 << 20)
       .default(65536)
       .describe("Read at most this many bytes."),
