@@ -78,7 +78,7 @@ export const readWorkspaceDisk = defineOperation({
     max_bytes: z
       .number()
       .int()
-      .positive()
+      .min(1)
       .max(16 << 20)
       .default(65536)
       .describe("Read at most this many bytes."),

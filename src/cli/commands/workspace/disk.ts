@@ -7,6 +7,7 @@ import {
 import type { Pyro } from "../../../sdk/pyro.js";
 import { action, jsonOption, print, printNote } from "../../action.js";
 import { escapeLine, forTerminal } from "../../escape.js";
+import { renderTable } from "../../table.js";
 
 /** `pyro workspace disk list | read | export`: a stopped workspace's disk, offline. */
 export function registerDisk(workspace: Command, pyro: () => Pyro): void {
@@ -29,18 +30,23 @@ export function registerDisk(workspace: Command, pyro: () => Pyro): void {
             recursive: options.recursive === true,
           }),
         ({ entries, truncated }) => {
-          for (const e of entries) {
-            const suffix =
-              e.artifact_type === "directory"
-                ? "/"
-                : e.link_target !== null
-                  ? ` -> ${escapeLine(e.link_target)}`
-                  : "";
-            const owner = `${e.uid}:${e.gid}`.padEnd(11);
-            print(
-              `${e.mode} ${owner} ${e.artifact_type.padEnd(9)} ${String(e.size_bytes).padStart(10)}  ${escapeLine(e.path)}${suffix}`,
-            );
-          }
+          print(
+            renderTable(entries, [
+              { header: "mode", cell: (e) => e.mode },
+              { header: "owner", cell: (e) => `${e.uid}:${e.gid}` },
+              { header: "type", cell: (e) => e.artifact_type },
+              { header: "size", cell: (e) => String(e.size_bytes), align: "right" },
+              {
+                header: "path",
+                cell: (e) =>
+                  e.artifact_type === "directory"
+                    ? `${e.path}/`
+                    : e.link_target !== null
+                      ? `${e.path} -> ${e.link_target}`
+                      : e.path,
+              },
+            ]),
+          );
           if (truncated) printNote("(listing truncated)");
         },
       ),
