@@ -120,7 +120,7 @@ export const exportWorkspaceDisk = defineOperation({
     entries: count().describe("Files, directories and links in the image."),
     bytes: count().describe("Bytes of file content in the image."),
     skipped_entries: count().describe(
-      "Entries left out: device nodes, fifos, sockets, and symlinks whose target could not be read.",
+      "Entries left out: sockets, symlinks whose target could not be read, and device nodes and fifos when pyro does not run as root.",
     ),
   }),
   errors: DISK_ERRORS,

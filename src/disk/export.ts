@@ -23,7 +23,14 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { PyroError } from "../contract/errors.js";
 import { runChecked } from "../util/process.js";
-import { DEBUGFS_DUMP_TIMEOUT_MS, debugfsBatch } from "./debugfs.js";
+import {
+  DEBUGFS_DUMP_TIMEOUT_MS,
+  debugfsBatch,
+  fileType,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFIFO,
+} from "./debugfs.js";
 import type { DiskNode, MergedDisk } from "./merged.js";
 
 /** Most file bytes an export stages (sparse files count at their full size). */
@@ -136,7 +143,8 @@ async function stageTree(
     } else if (type === "file") {
       const key = `${node.layer}:${node.ino}`;
       files.set(key, [...(files.get(key) ?? []), node]);
-    } else skipped++;
+    } else if (await makeSpecial(node, host)) made.add(`special:${path}`);
+    else skipped++;
   }
   await dumpFiles(disk, files, root, blobs);
   // Children first, so a read-only directory is made read-only after it was filled and
@@ -203,11 +211,38 @@ async function applyOwnership(
   const placed =
     (type === "directory" && made.has(path)) ||
     (type === "symlink" && made.has(`link:${path}`)) ||
-    (type === "file" && files.has(`${node.layer}:${node.ino}`));
+    (type === "file" && files.has(`${node.layer}:${node.ino}`)) ||
+    (type === "other" && made.has(`special:${path}`));
   if (!placed) return;
   // Without root the owners cannot be set: the image then has the caller's uid (documented).
   if (process.getuid?.() === 0) await lchown(host, uid, gid);
   if (type !== "symlink") await chmod(host, Number.parseInt(mode, 8));
+}
+
+/**
+ * Device nodes and FIFOs, made with mknod/mkfifo when pyro runs as root (Node has no
+ * mknod); the stage is root's alone (mkdtemp, 0700) and mkfs.ext4 records them without
+ * opening them. Sockets are not kept: nothing listens on them in an image. False when
+ * the node is not made.
+ */
+async function makeSpecial(node: DiskNode, host: string): Promise<boolean> {
+  if (process.getuid?.() !== 0) return false;
+  const kind = fileType(node.rawMode);
+  const args =
+    kind === S_IFIFO
+      ? ["mkfifo", host]
+      : (kind === S_IFCHR || kind === S_IFBLK) && node.device
+        ? [
+            "mknod",
+            host,
+            kind === S_IFCHR ? "c" : "b",
+            String(node.device.major),
+            String(node.device.minor),
+          ]
+        : undefined;
+  if (!args) return false;
+  await runChecked(`recreate ${node.entry.path} in the exported image`, args[0]!, args.slice(1));
+  return true;
 }
 
 const parentOf = (path: string) => {

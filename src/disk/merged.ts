@@ -17,6 +17,7 @@ import {
   MAX_LINK_TARGET_BYTES,
   parseCatBlocks,
   parseListings,
+  S_IFBLK,
   S_IFCHR,
   S_IFDIR,
   S_IFLNK,
@@ -47,6 +48,8 @@ export interface DiskNode {
   rawMode: number;
   /** For directories: what to list below it. */
   dir?: MergedDir;
+  /** For character and block devices: their numbers. */
+  device?: { major: number; minor: number };
 }
 
 /** A directory of the merged tree: its upper and lower directories, either may be absent. */
@@ -149,14 +152,14 @@ export class MergedDisk {
     return new Set(inodes.filter((_, i) => isOpaqueBlock(blocks[i]!)));
   }
 
-  /** Symlink targets and (upper only) which character devices are whiteouts. */
+  /** Symlink targets, device numbers and (upper only) which devices are whiteouts. */
   private async inodeInfo(image: string, entries: RawEntry[], upper: boolean): Promise<InodeInfo> {
     const links = entries.filter((e) => fileType(e.mode) === S_IFLNK);
-    const devices = upper ? entries.filter((e) => fileType(e.mode) === S_IFCHR) : [];
+    const devices = entries.filter((e) => [S_IFCHR, S_IFBLK].includes(fileType(e.mode)));
     const stats = [...links.filter((l) => l.size <= 59), ...devices];
     const commands = stats.map((e) => `stat <${e.ino}>`);
     const blocks = splitBlocks(image, await debugfsBatch(image, commands), commands);
-    const info: InodeInfo = { targets: new Map(), whiteouts: new Set() };
+    const info: InodeInfo = { targets: new Map(), whiteouts: new Set(), devices: new Map() };
     stats.forEach((entry, i) => {
       const block = blocks[i]!;
       if (fileType(entry.mode) === S_IFLNK) {
@@ -165,7 +168,10 @@ export class MergedDisk {
         return;
       }
       const device = deviceNumbers(block);
-      if (device?.major === 0 && device.minor === 0) info.whiteouts.add(entry.ino);
+      if (!device) return;
+      info.devices.set(entry.ino, device);
+      const whiteout = upper && fileType(entry.mode) === S_IFCHR && device.major === 0;
+      if (whiteout && device.minor === 0) info.whiteouts.add(entry.ino);
     });
     // Slow links hold their target in a data block; a crafted size beyond PATH_MAX is
     // not read at all (the link then shows without a target).
@@ -180,6 +186,7 @@ export class MergedDisk {
 interface InodeInfo {
   targets: Map<number, string>;
   whiteouts: Set<number>;
+  devices: Map<number, { major: number; minor: number }>;
 }
 
 function mergeDir(
@@ -228,6 +235,8 @@ function toNode(dir: MergedDir, raw: RawEntry, layer: "upper" | "base", info: In
     rawMode: raw.mode,
   };
   if (type === "directory") node.dir = { path, [layer]: raw.ino };
+  const device = info.devices.get(raw.ino);
+  if (device) node.device = device;
   return node;
 }
 

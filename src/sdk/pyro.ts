@@ -320,8 +320,8 @@ export class Pyro {
 
   /**
    * Writes a stopped workspace's root file system as a raw ext4 image that mounts on its
-   * own (`overwrite` to replace an existing file). Runtime-only paths (/run/pyro-*),
-   * device nodes, fifos and sockets are left out.
+   * own (`overwrite` to replace an existing file). Runtime-only paths (/run/pyro-*) and
+   * sockets are left out, and device nodes and fifos unless pyro runs as root.
    * @throws conflict when the workspace is started (stop it first)
    */
   exportWorkspaceDisk(

@@ -62,6 +62,9 @@ function buildBase(tree: string) {
   symlinkSync("usr/bin", join(tree, "bin"));
   symlinkSync(LONG_TARGET, join(tree, "longlink"));
   mkdirSync(join(tree, "run/lock"), { recursive: true });
+  mkdirSync(join(tree, "dev"));
+  execFileSync("mknod", ["-m", "666", join(tree, "dev/null"), "c", "1", "3"]);
+  execFileSync("mkfifo", ["-m", "600", join(tree, "srv-pipe")]);
   put(tree, "home/user/owned.txt", "mine\n", 0o640);
   chownSync(join(tree, "home/user/owned.txt"), 1000, 1000);
 }
@@ -121,6 +124,8 @@ describe("the merged root of a base image and a state disk", () => {
     expect(paths).toEqual(
       [
         "/bin",
+        "/dev",
+        "/dev/null",
         "/etc",
         "/etc/hostname",
         "/etc/keep",
@@ -135,6 +140,7 @@ describe("the merged root of a base image and a state disk", () => {
         "/replaced/child.txt",
         "/run",
         "/run/lock",
+        "/srv-pipe",
         "/usr",
         "/usr/bin",
         "/usr/bin/tool",
@@ -157,6 +163,7 @@ describe("the merged root of a base image and a state disk", () => {
     expect(entries.get("/longlink")?.link_target).toBe(LONG_TARGET);
     expect(entries.get("/workspace/escape")?.link_target).toBe("/etc/passwd");
     expect(entries.get("/replaced")?.artifact_type).toBe("directory");
+    expect(entries.get("/dev/null")).toMatchObject({ artifact_type: "other", mode: "0666" });
   });
 
   it("reads each file from the layer that shows it", async () => {
@@ -282,6 +289,8 @@ describe("export", () => {
     const tool = await exported.resolve("/usr/bin/tool");
     const tool2 = await exported.resolve("/usr/bin/tool2");
     expect(tool2.ino).toBe(tool.ino); // the hard link stays one file
+    const devNull = await exported.resolve("/dev/null");
+    expect(devNull.device).toEqual({ major: 1, minor: 3 });
     expect(
       (await readInodeBytes(output, (await exported.resolve("/etc/hostname")).ino, 64)).toString(),
     ).toBe("upper\n");
