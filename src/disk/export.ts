@@ -137,7 +137,7 @@ async function stageTree(
     if (type === "directory") {
       await mkdir(host, { mode: 0o700 });
       made.add(path);
-    } else if (type === "symlink" && link_target) {
+    } else if (type === "symlink" && link_target && !link_target.includes("\0")) {
       await symlink(link_target, host);
       made.add(`link:${path}`);
     } else if (type === "file") {

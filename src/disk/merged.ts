@@ -121,6 +121,7 @@ export class MergedDisk {
     const baseDirs = dirs.flatMap((d) =>
       d.base === undefined || (d.upper !== undefined && opaque.has(d.upper)) ? [] : [d.base],
     );
+    const listedBase = new Set(baseDirs);
     const [upper, base] = await Promise.all([
       this.listings(this.stateImage, upperDirs),
       this.listings(this.baseImage, baseDirs),
@@ -131,7 +132,7 @@ export class MergedDisk {
     for (const dir of dirs) {
       const fromUpper = dir.upper === undefined ? [] : (upper.get(dir.upper) ?? []);
       const fromBase =
-        dir.base === undefined || !baseDirs.includes(dir.base) ? [] : (base.get(dir.base) ?? []);
+        dir.base === undefined || !listedBase.has(dir.base) ? [] : (base.get(dir.base) ?? []);
       result.set(dir.path, mergeDir(dir, fromUpper, fromBase, upperInfo, baseInfo));
     }
     return result;

@@ -7,6 +7,7 @@ import {
   lstatSync,
   mkdirSync,
   readdirSync,
+  readFileSync,
   readlinkSync,
   symlinkSync,
   writeFileSync,
@@ -310,6 +311,29 @@ describe("export", () => {
     expect(isPyroError(error) && error.code).toBe("unavailable");
     expect(String(error)).toMatch(/GiB/);
     expect(existsSync(output)).toBe(false);
+  });
+
+  it("never writes through a link, even one sharing its name with a directory", async () => {
+    // Two entries of one name, a directory and a symlink out of the stage: only a crafted
+    // disk has that. mkfs.ext4 cannot make it, so a unique name is renamed in the bytes
+    // (no metadata checksums, so the directory block stays readable).
+    const victim = join(root, "victim");
+    const tree = join(root, "dup-state");
+    mkdirSync(victim);
+    put(join(tree, "upper/workspace"), "dupdirZZ/f", "payload\n");
+    symlinkSync(victim, join(tree, "upper/workspace/dupsymZZ"));
+    const image = join(root, "dup.ext4");
+    execFileSync("mkfs.ext4", ["-q", "-F", "-O", "^metadata_csum", "-d", tree, image, "16M"]);
+    const bytes = readFileSync(image);
+    const at = bytes.indexOf("dupdirZZ");
+    expect(bytes.indexOf("dupdirZZ", at + 1)).toBe(-1);
+    bytes.write("dupsymZZ", at);
+    writeFileSync(image, bytes);
+    const dup = await MergedDisk.open(baseImage, image);
+    const { nodes } = await walkAll(dup);
+    expect(nodes.filter((n) => n.entry.path === "/workspace/dupsymZZ")).toHaveLength(1);
+    await exportImage(dup, nodes, join(root, "dup-export.ext4"));
+    expect(readdirSync(victim)).toEqual([]);
   });
 
   it("ends a walk of a crafted directory loop instead of following it", async () => {
