@@ -64,6 +64,8 @@ export async function renderPublicContract(): Promise<string> {
     "result as `structuredContent`; the CLI's `--json` prints the same result. Failures",
     "carry one of the listed error codes (MCP: an `isError` result reading `[code] message`;",
     "arguments that do not match the schema are refused before pyro runs, naming each field).",
+    "Each operation's annotations are the MCP tool annotations (`title`, `readOnlyHint`,",
+    "`destructiveHint`, `idempotentHint`, `openWorldHint`): what a call may do at worst.",
     "",
     "| SDK method | MCP tool | CLI command | what it does |",
     "| --- | --- | --- | --- |",
@@ -104,6 +106,7 @@ function renderOperation(op: AnyOperation): string[] {
   const params = fields(z.toJSONSchema(op.params, { io: "input" }) as JsonSchema);
   const result = fields(z.toJSONSchema(op.result, { io: "output" }) as JsonSchema);
   const lines = [`## ${op.sdkMethod}`, "", names.join(" · "), "", op.description, ""];
+  lines.push(`Annotations: ${annotationWords(op)}.`, "");
   if (op.coreOmits?.length) {
     lines.push(
       `In the \`workspace-core\` MCP profile this tool leaves out ${op.coreOmits.map(code).join(", ")}.`,
@@ -127,6 +130,19 @@ function renderOperation(op: AnyOperation): string[] {
   }
   lines.push("", `Errors: ${op.errors.map(code).join(", ")}`, "");
   return lines;
+}
+
+/** The MCP tool annotations in words: "“Delete a VM”: destructive, idempotent". */
+function annotationWords(op: AnyOperation): string {
+  const a = op.annotations;
+  const words = a.readOnlyHint
+    ? ["read-only"]
+    : [
+        a.destructiveHint ? "destructive" : "non-destructive",
+        ...(a.idempotentHint ? ["idempotent"] : []),
+      ];
+  if (a.openWorldHint) words.push("open world");
+  return `title “${a.title}”; ${words.join(", ")}`;
 }
 
 /** Fields of an object schema, nested objects flattened to dotted names (`timings.boot_ms`). */

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { defineOperation } from "./operation.js";
+import { count } from "./fields.js";
+import { changes, defineOperation, readOnly } from "./operation.js";
 
 export const EnvironmentParams = z.object({
   environment: z.string().min(1).describe('Environment name, e.g. "debian:12".'),
@@ -10,7 +11,7 @@ export const EnvironmentSummary = z.object({
   description: z.string(),
   installed: z.boolean().describe("Built and cached on this host."),
   packages: z.array(z.string()).describe("Packages the recipe adds to the minimal base."),
-  image_size_bytes: z.number().nullable(),
+  image_size_bytes: count().nullable(),
 });
 
 export const EnvironmentManifest = z.object({
@@ -19,7 +20,7 @@ export const EnvironmentManifest = z.object({
   recipe_digest: z.string(),
   suite: z.string(),
   packages: z.array(z.object({ name: z.string(), version: z.string() })),
-  image_size_bytes: z.number(),
+  image_size_bytes: count(),
   image_sha256: z.string(),
   kernel_version: z.string(),
   agent_version: z.string(),
@@ -32,6 +33,7 @@ export const listEnvironments = defineOperation({
   sdkMethod: "listEnvironments",
   mcpTool: "vm_list_environments",
   cliCommand: "env list",
+  annotations: readOnly("List environments"),
   description: "List the environments VMs can boot, and which are already built on this host.",
   params: z.object({}),
   result: z.object({ environments: z.array(EnvironmentSummary) }),
@@ -42,6 +44,11 @@ export const pullEnvironment = defineOperation({
   sdkMethod: "pullEnvironment",
   mcpTool: undefined,
   cliCommand: "env pull",
+  annotations: changes("Build an environment", {
+    destructive: false,
+    idempotent: true,
+    openWorld: true,
+  }),
   description:
     "Build (or verify and repair) an environment and the kernel and agent it boots with.",
   params: EnvironmentParams,
@@ -57,6 +64,7 @@ export const inspectEnvironment = defineOperation({
   sdkMethod: "inspectEnvironment",
   mcpTool: undefined,
   cliCommand: "env inspect",
+  annotations: readOnly("Inspect an environment"),
   description: "Show an environment's recipe and, when built, its manifest.",
   params: EnvironmentParams,
   result: z.object({
@@ -79,11 +87,16 @@ export const pruneEnvironments = defineOperation({
   sdkMethod: "pruneEnvironments",
   mcpTool: undefined,
   cliCommand: "env prune",
+  annotations: changes("Prune unused environment files", {
+    destructive: true,
+    idempotent: true,
+    openWorld: false,
+  }),
   description: "Delete cached kernels, agents and environment images that nothing current uses.",
   params: z.object({}),
   result: z.object({
     removed: z.array(z.string()),
-    freed_bytes: z.number(),
+    freed_bytes: count(),
     environments: z.array(z.string()),
   }),
   errors: ["internal"],

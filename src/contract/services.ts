@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { command } from "./fields.js";
-import { defineOperation } from "./operation.js";
+import { command, exitCode, pid, port } from "./fields.js";
+import { changes, defineOperation, readOnly } from "./operation.js";
 import { NAME_PATTERN, WorkspaceIdParams } from "./workspace.js";
 
 /** Service operations (CONTRACT.md `workspace service ...`): named long-running processes. */
@@ -68,8 +68,8 @@ export const Readiness = z
   .describe("How pyro tells the service is ready; without it, ready as soon as it started.");
 
 export const PublishedPort = z.object({
-  guest_port: z.number().int().min(1).max(65535),
-  host_port: z.number().int().min(1).max(65535).optional(),
+  guest_port: port(),
+  host_port: port().optional(),
 });
 
 export const StartServiceParams = z.object({
@@ -84,7 +84,7 @@ export const StartServiceParams = z.object({
   ready_timeout_seconds: z
     .number()
     .int()
-    .positive()
+    .min(1)
     .max(SERVICE_LIMITS.max_ready_timeout_seconds)
     .default(30)
     .describe("Give up (and stop the service) when it is not ready after this many seconds."),
@@ -120,9 +120,9 @@ export const ServiceRecord = z.object({
   started_at: z.string(),
   ready_at: z.string().nullable(),
   ended_at: z.string().nullable(),
-  exit_code: z.number().int().nullable().describe("Null while running or when ended by a signal."),
+  exit_code: exitCode().nullable().describe("Null while running or when ended by a signal."),
   signal: z.string().nullable().describe('The signal that ended it, e.g. "TERM" or "KILL".'),
-  pid: z.number().int().nullable().describe("Its process id in the guest."),
+  pid: pid().nullable().describe("Its process id in the guest."),
   readiness: Readiness.nullable(),
   stop_reason: z
     .string()
@@ -159,6 +159,11 @@ export const startService = op({
   sdkMethod: "startService",
   mcpTool: "service_start",
   cliCommand: "workspace service start",
+  annotations: changes("Start a service", {
+    destructive: true,
+    idempotent: false,
+    openWorld: true,
+  }),
   description:
     "Start a named long-running process (a dev server, a database) in a started workspace and wait until it is ready. Use it instead of workspace_exec for anything that must keep running.",
   params: StartServiceParams,
@@ -170,6 +175,7 @@ export const listServices = op({
   sdkMethod: "listServices",
   mcpTool: "service_list",
   cliCommand: "workspace service list",
+  annotations: readOnly("List services"),
   description: "List a workspace's services with their state and exit codes.",
   params: z.object({ workspace_id: workspaceId }),
   result: z.object({ workspace_id: z.string(), services: z.array(ServiceRecord) }),
@@ -180,6 +186,7 @@ export const statusService = op({
   sdkMethod: "statusService",
   mcpTool: "service_status",
   cliCommand: "workspace service status",
+  annotations: readOnly("Service status"),
   description: "Show one service's state, pid, readiness and exit code.",
   params: ServiceParams,
   result: ServiceRecord,
@@ -197,12 +204,13 @@ export const logsService = op({
   sdkMethod: "logsService",
   mcpTool: "service_logs",
   cliCommand: "workspace service logs",
+  annotations: readOnly("Service logs"),
   description: "Read the last lines of a service's stdout and stderr.",
   params: ServiceParams.extend({
     tail_lines: z
       .number()
       .int()
-      .positive()
+      .min(1)
       .max(SERVICE_LIMITS.max_tail_lines)
       .default(200)
       .describe("Lines to return from the end of each stream."),
@@ -223,6 +231,7 @@ export const stopService = op({
   sdkMethod: "stopService",
   mcpTool: "service_stop",
   cliCommand: "workspace service stop",
+  annotations: changes("Stop a service", { destructive: true, idempotent: true, openWorld: false }),
   description:
     "Stop a service: TERM to its process group, then KILL when it has not ended after a grace period.",
   params: ServiceParams,

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { defineOperation } from "./operation.js";
+import { count, exitCode, integer } from "./fields.js";
+import { changes, defineOperation, readOnly } from "./operation.js";
 import { NAME_PATTERN } from "./workspace.js";
 
 /**
@@ -46,10 +47,10 @@ export const ShellRecord = z.object({
   shell_id: z.string(),
   state: ShellState.describe("running, or exited: its output stays readable until closed."),
   cwd: z.string(),
-  cols: z.number().int(),
-  rows: z.number().int(),
+  cols: integer(1, SHELL_LIMITS.max_size),
+  rows: integer(1, SHELL_LIMITS.max_size),
   started_at: z.string(),
-  exit_code: z.number().int().nullable().describe("The shell's exit status once it exited."),
+  exit_code: exitCode().nullable().describe("The shell's exit status once it exited."),
   signal: z.string().nullable().describe("The signal that ended the shell, if one did."),
 });
 
@@ -70,10 +71,7 @@ export const OpenShellParams = z.object({
 export const ShellIdParams = z.object({ workspace_id: workspaceId, shell_id: shellId });
 
 export const ReadShellParams = ShellIdParams.extend({
-  cursor: z
-    .number()
-    .int()
-    .min(0)
+  cursor: integer(0)
     .default(0)
     .describe("Byte offset to read from: 0, or the next_cursor of the previous read."),
   max_chars: z
@@ -102,17 +100,16 @@ export const ReadShellResult = z.object({
   workspace_id: z.string(),
   shell_id: z.string(),
   output: z.string().describe("The shell's output from cursor to next_cursor, as text."),
-  cursor: z
-    .number()
-    .int()
-    .describe("Where this output starts (later than asked when older output was dropped)."),
-  next_cursor: z.number().int().describe("Pass this as cursor to the next read."),
+  cursor: integer(0).describe(
+    "Where this output starts (later than asked when older output was dropped).",
+  ),
+  next_cursor: integer(0).describe("Pass this as cursor to the next read."),
   truncated: z
     .boolean()
     .describe("Output between the asked cursor and `cursor` was dropped: the guest keeps 1 MiB."),
   has_more: z.boolean().describe("More output is already waiting past next_cursor."),
   state: ShellState,
-  exit_code: z.number().int().nullable(),
+  exit_code: exitCode().nullable(),
   signal: z.string().nullable(),
 });
 
@@ -154,6 +151,7 @@ export const openShell = op({
   sdkMethod: "openShell",
   mcpTool: "shell_open",
   cliCommand: "workspace shell open",
+  annotations: changes("Open a shell", { destructive: false, idempotent: false, openWorld: false }),
   description:
     "Open an interactive shell (a terminal) in a started workspace. Use it for REPLs, debuggers and programs that prompt; use workspace_exec for one-off commands.",
   params: OpenShellParams,
@@ -165,6 +163,7 @@ export const readShell = op({
   sdkMethod: "readShell",
   mcpTool: "shell_read",
   cliCommand: "workspace shell read",
+  annotations: readOnly("Read shell output"),
   description:
     "Read a shell's output from a cursor; pass the returned next_cursor to the next read. Set plain for text without terminal escape codes.",
   params: ReadShellParams,
@@ -176,13 +175,18 @@ export const writeShell = op({
   sdkMethod: "writeShell",
   mcpTool: "shell_write",
   cliCommand: "workspace shell write",
+  annotations: changes("Type into a shell", {
+    destructive: true,
+    idempotent: false,
+    openWorld: true,
+  }),
   description:
     "Type input into a shell, followed by Enter unless append_newline is false. Read its output with shell_read.",
   params: WriteShellParams,
   result: z.object({
     workspace_id: z.string(),
     shell_id: z.string(),
-    bytes_written: z.number().int(),
+    bytes_written: count(),
   }),
   errors: SHELL_ERRORS,
 });
@@ -191,6 +195,11 @@ export const signalShell = op({
   sdkMethod: "signalShell",
   mcpTool: "shell_signal",
   cliCommand: "workspace shell signal",
+  annotations: changes("Signal a shell's program", {
+    destructive: true,
+    idempotent: false,
+    openWorld: false,
+  }),
   description:
     "Send a signal to the program running in a shell's foreground (INT, like Ctrl-C, by default).",
   params: SignalShellParams,
@@ -206,6 +215,7 @@ export const closeShell = op({
   sdkMethod: "closeShell",
   mcpTool: "shell_close",
   cliCommand: "workspace shell close",
+  annotations: changes("Close a shell", { destructive: true, idempotent: true, openWorld: false }),
   description: "Close a shell, ending every program in it.",
   params: ShellIdParams,
   result: z.object({ workspace_id: z.string(), shell_id: z.string(), closed: z.literal(true) }),

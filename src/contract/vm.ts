@@ -1,6 +1,17 @@
 import { z } from "zod";
-import { command, environment, memMib, timeoutSeconds, ttlSeconds, vcpuCount } from "./fields.js";
-import { defineOperation } from "./operation.js";
+import { LIMITS } from "./defaults.js";
+import {
+  command,
+  environment,
+  exitCode,
+  integer,
+  memMib,
+  port,
+  timeoutSeconds,
+  ttlSeconds,
+  vcpuCount,
+} from "./fields.js";
+import { changes, defineOperation, readOnly } from "./operation.js";
 
 export const RunParams = z.object({
   environment,
@@ -31,7 +42,7 @@ export const RunResult = z.object({
   vm_id: z.string(),
   environment: z.string(),
   command: z.array(z.string()),
-  exit_code: z.number().int().describe("The command's exit status; 124 when it timed out."),
+  exit_code: exitCode().describe("The command's exit status; 124 when it timed out."),
   stdout: z.string(),
   stderr: z.string(),
   duration_ms: z.number().describe("Wall time of the command inside the guest."),
@@ -51,6 +62,11 @@ export const runInVm = defineOperation({
   sdkMethod: "runInVm",
   mcpTool: "vm_run",
   cliCommand: "run",
+  annotations: changes("Run a command in a fresh VM", {
+    destructive: false,
+    idempotent: false,
+    openWorld: true,
+  }),
   description:
     "Run one command in a fresh, isolated microVM and return its exit code and output. Use it for one-shot commands; the VM is deleted afterwards.",
   params: RunParams,
@@ -64,9 +80,9 @@ export const VmRecord = z.object({
   vm_id: z.string(),
   environment: z.string(),
   state: VmState,
-  vcpu_count: z.number().int(),
-  mem_mib: z.number().int(),
-  ttl_seconds: z.number().int(),
+  vcpu_count: integer(1),
+  mem_mib: integer(LIMITS.min_mem_mib),
+  ttl_seconds: integer(1, LIMITS.max_ttl_seconds),
   network: z.boolean(),
   created_at: z.string().describe("ISO 8601."),
   started_at: z.string().nullable(),
@@ -99,7 +115,7 @@ export const NetworkInfo = z.object({
   interfaces: z.array(
     z.object({ name: z.string(), mode: z.string(), guest_ip: z.string().nullable() }),
   ),
-  published_ports: z.array(z.object({ guest_port: z.number(), host_port: z.number() })),
+  published_ports: z.array(z.object({ guest_port: port(), host_port: port() })),
 });
 
 export const ReapResult = z.object({
@@ -112,6 +128,7 @@ export const createVm = defineOperation({
   sdkMethod: "createVm",
   mcpTool: "vm_create",
   cliCommand: undefined,
+  annotations: changes("Create a VM", { destructive: false, idempotent: false, openWorld: true }),
   description:
     "Create a VM without starting it. Use vm_run instead unless you need to inspect or start the VM separately before running one command.",
   params: CreateVmParams,
@@ -123,6 +140,7 @@ export const startVm = defineOperation({
   sdkMethod: "startVm",
   mcpTool: "vm_start",
   cliCommand: undefined,
+  annotations: changes("Start a VM", { destructive: false, idempotent: true, openWorld: true }),
   description: "Boot a created or stopped VM and wait until it is ready for vm_exec.",
   params: VmIdParams,
   result: VmRecord,
@@ -133,6 +151,11 @@ export const execVm = defineOperation({
   sdkMethod: "execVm",
   mcpTool: "vm_exec",
   cliCommand: undefined,
+  annotations: changes("Run a command in a VM, then delete it", {
+    destructive: true,
+    idempotent: false,
+    openWorld: true,
+  }),
   description:
     "Run one command in a started VM and then delete the VM. Use it as the last step of vm_create and vm_start.",
   params: ExecVmParams,
@@ -144,6 +167,7 @@ export const stopVm = defineOperation({
   sdkMethod: "stopVm",
   mcpTool: "vm_stop",
   cliCommand: undefined,
+  annotations: changes("Stop a VM", { destructive: true, idempotent: true, openWorld: false }),
   description: "Power a started VM off, keeping it so vm_start can boot it again.",
   params: VmIdParams,
   result: VmRecord,
@@ -154,6 +178,7 @@ export const deleteVm = defineOperation({
   sdkMethod: "deleteVm",
   mcpTool: "vm_delete",
   cliCommand: undefined,
+  annotations: changes("Delete a VM", { destructive: true, idempotent: true, openWorld: false }),
   description: "Delete a VM in any state, powering it off first if it is running.",
   params: VmIdParams,
   result: z.object({ vm_id: z.string(), deleted: z.literal(true) }),
@@ -164,6 +189,7 @@ export const statusVm = defineOperation({
   sdkMethod: "statusVm",
   mcpTool: "vm_status",
   cliCommand: undefined,
+  annotations: readOnly("VM status"),
   description: "Show a VM's state, checked against its processes, and when it expires.",
   params: VmIdParams,
   result: VmRecord,
@@ -174,6 +200,7 @@ export const networkInfoVm = defineOperation({
   sdkMethod: "networkInfoVm",
   mcpTool: "vm_network_info",
   cliCommand: undefined,
+  annotations: readOnly("VM network info"),
   description: "Show what network a VM has: none unless it was created with network access.",
   params: VmIdParams,
   result: NetworkInfo,
@@ -184,6 +211,11 @@ export const reapExpired = defineOperation({
   sdkMethod: "reapExpired",
   mcpTool: "vm_reap_expired",
   cliCommand: undefined,
+  annotations: changes("Delete expired VMs", {
+    destructive: true,
+    idempotent: true,
+    openWorld: false,
+  }),
   description:
     "Delete VMs whose time to live has passed or whose supervisor died, and list what was removed.",
   params: z.object({}),

@@ -1,7 +1,16 @@
 import { z } from "zod";
 import { DEFAULTS, LIMITS } from "./defaults.js";
-import { command, environment, memMib, timeoutSeconds, vcpuCount } from "./fields.js";
-import { defineOperation } from "./operation.js";
+import {
+  command,
+  count,
+  environment,
+  exitCode,
+  integer,
+  memMib,
+  timeoutSeconds,
+  vcpuCount,
+} from "./fields.js";
+import { changes, defineOperation, readOnly } from "./operation.js";
 import { AccelerationMode, ExecutionMode, RunResult } from "./vm.js";
 
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -42,7 +51,7 @@ export const CreateWorkspaceParams = z.object({
   ttl_seconds: z
     .number()
     .int()
-    .positive()
+    .min(1)
     .max(LIMITS.max_ttl_seconds)
     .default(DEFAULTS.ttl_seconds)
     .describe("Stop the workspace (keeping its files) after this many idle seconds."),
@@ -65,9 +74,9 @@ export const WorkspaceRecord = z.object({
   labels: z.record(z.string(), z.string()),
   environment: z.string(),
   state: WorkspaceState,
-  vcpu_count: z.number().int(),
-  mem_mib: z.number().int(),
-  ttl_seconds: z.number().int(),
+  vcpu_count: integer(1),
+  mem_mib: integer(LIMITS.min_mem_mib),
+  ttl_seconds: integer(1, LIMITS.max_ttl_seconds),
   created_at: z.string(),
   expires_at: z.string().describe("When the workspace stops if it stays idle."),
   last_activity_at: z.string(),
@@ -77,19 +86,19 @@ export const WorkspaceRecord = z.object({
     seed_path: z.string().nullable(),
   }),
   secrets: z.array(z.object({ name: z.string(), source: z.enum(["value", "file"]) })),
-  command_count: z.number().int(),
+  command_count: count(),
   last_command: z
     .object({
-      sequence: z.number().int(),
+      sequence: count(),
       command: z.array(z.string()),
-      exit_code: z.number().int(),
+      exit_code: exitCode(),
       finished_at: z.string(),
     })
     .nullable(),
-  reset_count: z.number().int(),
+  reset_count: count(),
   last_reset_at: z.string().nullable(),
-  service_count: z.number().int(),
-  running_service_count: z.number().int(),
+  service_count: count(),
+  running_service_count: count(),
   execution_mode: ExecutionMode,
   acceleration: AccelerationMode.nullable(),
   error: z.string().nullable().describe("Why the workspace failed, when state is failed."),
@@ -113,15 +122,15 @@ export const ExecWorkspaceResult = RunResult.omit({
   acceleration: true,
 }).extend({
   workspace_id: z.string(),
-  sequence: z.number().int().describe("This command's number in the workspace's journal."),
+  sequence: count().describe("This command's number in the workspace's journal."),
   cwd: z.string(),
 });
 
 export const JournalEntry = z.object({
-  sequence: z.number().int(),
+  sequence: count(),
   command: z.array(z.string()),
   cwd: z.string(),
-  exit_code: z.number().int(),
+  exit_code: exitCode(),
   timed_out: z.boolean(),
   started_at: z.string(),
   duration_ms: z.number(),
@@ -132,21 +141,21 @@ export const JournalEntry = z.object({
 export const FileEntry = z.object({
   path: z.string(),
   artifact_type: z.enum(["file", "directory", "symlink"]),
-  size_bytes: z.number(),
+  size_bytes: count(),
   link_target: z.string().nullable(),
 });
 
 export const ChangeSummary = z.object({
-  total: z.number().int(),
-  added: z.number().int(),
-  modified: z.number().int(),
-  deleted: z.number().int(),
+  total: count(),
+  added: count(),
+  modified: count(),
+  deleted: count(),
 });
 
 export const DiffResult = z.object({
   workspace_id: z.string(),
   changed: z.boolean(),
-  summary: ChangeSummary.extend({ type_changed: z.number().int() }),
+  summary: ChangeSummary.extend({ type_changed: count() }),
   entries: z.array(
     z.object({
       path: z.string(),
@@ -163,7 +172,7 @@ export const SnapshotInfo = z.object({
   snapshot_name: z.string(),
   kind: z.enum(["baseline", "named"]),
   created_at: z.string(),
-  size_bytes: z.number(),
+  size_bytes: count(),
 });
 
 const op = defineOperation;
@@ -180,6 +189,11 @@ export const createWorkspace = op({
   sdkMethod: "createWorkspace",
   mcpTool: "workspace_create",
   cliCommand: "workspace create",
+  annotations: changes("Create a workspace", {
+    destructive: false,
+    idempotent: false,
+    openWorld: true,
+  }),
   description:
     "Create and start a persistent workspace VM whose /workspace survives across calls, optionally seeded from a host directory or archive. Use it when a task needs more than one command.",
   params: CreateWorkspaceParams,
@@ -192,6 +206,7 @@ export const listWorkspaces = op({
   sdkMethod: "listWorkspaces",
   mcpTool: "workspace_list",
   cliCommand: "workspace list",
+  annotations: readOnly("List workspaces"),
   description: "List workspaces with their state, names and labels.",
   params: z.object({}),
   result: z.object({ workspaces: z.array(WorkspaceRecord) }),
@@ -202,6 +217,7 @@ export const statusWorkspace = op({
   sdkMethod: "statusWorkspace",
   mcpTool: "workspace_status",
   cliCommand: "workspace status",
+  annotations: readOnly("Workspace status"),
   description: "Show one workspace's state (checked against its VM), activity and expiry.",
   params: WorkspaceIdParams,
   result: WorkspaceRecord,
@@ -212,6 +228,11 @@ export const updateWorkspace = op({
   sdkMethod: "updateWorkspace",
   mcpTool: "workspace_update",
   cliCommand: "workspace update",
+  annotations: changes("Rename or relabel a workspace", {
+    destructive: false,
+    idempotent: true,
+    openWorld: false,
+  }),
   description: "Rename a workspace or set and clear its labels.",
   params: z.object({
     workspace_id: workspaceId,
@@ -227,22 +248,17 @@ export const logsWorkspace = op({
   sdkMethod: "logsWorkspace",
   mcpTool: "workspace_logs",
   cliCommand: "workspace logs",
+  annotations: readOnly("Workspace command journal"),
   description:
     "Show the workspace's command journal: each exec with its exit code and output tail.",
   params: z.object({
     workspace_id: workspaceId,
-    limit: z
-      .number()
-      .int()
-      .positive()
-      .max(1000)
-      .default(50)
-      .describe("Most recent entries to return."),
+    limit: z.number().int().min(1).max(1000).default(50).describe("Most recent entries to return."),
   }),
   result: z.object({
     workspace_id: z.string(),
     entries: z.array(JournalEntry),
-    total: z.number().int(),
+    total: count(),
   }),
   errors: ["not_found", "internal"],
 });
@@ -251,6 +267,11 @@ export const deleteWorkspace = op({
   sdkMethod: "deleteWorkspace",
   mcpTool: "workspace_delete",
   cliCommand: "workspace delete",
+  annotations: changes("Delete a workspace", {
+    destructive: true,
+    idempotent: true,
+    openWorld: false,
+  }),
   description: "Delete a workspace, its VM, files and snapshots. This cannot be undone.",
   params: WorkspaceIdParams,
   result: z.object({ workspace_id: z.string(), deleted: z.literal(true) }),
@@ -261,6 +282,11 @@ export const stopWorkspace = op({
   sdkMethod: "stopWorkspace",
   mcpTool: "workspace_stop",
   cliCommand: "workspace stop",
+  annotations: changes("Stop a workspace", {
+    destructive: true,
+    idempotent: true,
+    openWorld: false,
+  }),
   description: "Power a workspace's VM off, keeping its files for workspace_start.",
   params: WorkspaceIdParams,
   result: WorkspaceRecord,
@@ -271,6 +297,11 @@ export const startWorkspace = op({
   sdkMethod: "startWorkspace",
   mcpTool: "workspace_start",
   cliCommand: "workspace start",
+  annotations: changes("Start a workspace", {
+    destructive: false,
+    idempotent: true,
+    openWorld: true,
+  }),
   description: "Boot a stopped or failed workspace again with its files in place.",
   params: WorkspaceIdParams,
   result: WorkspaceRecord,
@@ -281,6 +312,11 @@ export const execWorkspace = op({
   sdkMethod: "execWorkspace",
   mcpTool: "workspace_exec",
   cliCommand: "workspace exec",
+  annotations: changes("Run a command in a workspace", {
+    destructive: true,
+    idempotent: false,
+    openWorld: true,
+  }),
   description:
     "Run one command in a started workspace (default cwd /workspace) and return its exit code and output.",
   params: ExecWorkspaceParams,
@@ -292,6 +328,11 @@ export const pushWorkspaceSync = op({
   sdkMethod: "pushWorkspaceSync",
   mcpTool: "workspace_sync_push",
   cliCommand: "workspace sync push",
+  annotations: changes("Copy host files into a workspace", {
+    destructive: true,
+    idempotent: true,
+    openWorld: false,
+  }),
   description:
     "Copy a host directory or archive into a started workspace, under dest (default /workspace).",
   params: z.object({
@@ -304,8 +345,8 @@ export const pushWorkspaceSync = op({
     source_path: z.string(),
     dest: z.string(),
     mode: z.enum(["directory", "tar_archive"]),
-    entries: z.number().int(),
-    bytes: z.number().int(),
+    entries: count(),
+    bytes: count(),
   }),
   errors: WORKSPACE_ERRORS,
 });
@@ -314,6 +355,11 @@ export const exportWorkspace = op({
   sdkMethod: "exportWorkspace",
   mcpTool: "workspace_export",
   cliCommand: "workspace export",
+  annotations: changes("Copy workspace files to the host", {
+    destructive: true,
+    idempotent: true,
+    openWorld: false,
+  }),
   description: "Copy a file or directory from /workspace to a host path.",
   params: z.object({
     workspace_id: workspaceId,
@@ -328,8 +374,8 @@ export const exportWorkspace = op({
     path: z.string(),
     output_path: z.string(),
     artifact_type: z.enum(["file", "directory"]),
-    entries: z.number().int(),
-    bytes: z.number().int(),
+    entries: count(),
+    bytes: count(),
   }),
   errors: WORKSPACE_ERRORS,
 });
@@ -338,6 +384,7 @@ export const diffWorkspace = op({
   sdkMethod: "diffWorkspace",
   mcpTool: "workspace_diff",
   cliCommand: "workspace diff",
+  annotations: readOnly("Diff a workspace against its baseline"),
   description:
     "Compare /workspace with its creation-time baseline: a summary plus one unified patch.",
   params: WorkspaceIdParams,
@@ -349,6 +396,11 @@ export const resetWorkspace = op({
   sdkMethod: "resetWorkspace",
   mcpTool: "workspace_reset",
   cliCommand: "workspace reset",
+  annotations: changes("Reset a workspace", {
+    destructive: true,
+    idempotent: true,
+    openWorld: true,
+  }),
   description:
     "Recreate the workspace from its baseline or a named snapshot, discarding everything since. Use it to recover from a bad edit.",
   params: z.object({
@@ -363,6 +415,7 @@ export const listWorkspaceFiles = op({
   sdkMethod: "listWorkspaceFiles",
   mcpTool: "workspace_file_list",
   cliCommand: "workspace file list",
+  annotations: readOnly("List workspace files"),
   description:
     "List files under a /workspace path (optionally recursively); symlinks are shown with their target.",
   params: z.object({
@@ -383,6 +436,7 @@ export const readWorkspaceFile = op({
   sdkMethod: "readWorkspaceFile",
   mcpTool: "workspace_file_read",
   cliCommand: "workspace file read",
+  annotations: readOnly("Read a workspace file"),
   description: "Read a UTF-8 text file from /workspace, up to max_bytes.",
   params: z.object({
     workspace_id: workspaceId,
@@ -390,14 +444,14 @@ export const readWorkspaceFile = op({
     max_bytes: z
       .number()
       .int()
-      .positive()
+      .min(1)
       .max(16 << 20)
       .default(65536)
       .describe("Read at most this many bytes."),
   }),
   result: z.object({
     path: z.string(),
-    size_bytes: z.number(),
+    size_bytes: count(),
     content: z.string(),
     truncated: z.boolean(),
   }),
@@ -408,6 +462,11 @@ export const writeWorkspaceFile = op({
   sdkMethod: "writeWorkspaceFile",
   mcpTool: "workspace_file_write",
   cliCommand: "workspace file write",
+  annotations: changes("Write a workspace file", {
+    destructive: true,
+    idempotent: true,
+    openWorld: false,
+  }),
   description:
     "Write a UTF-8 text file (at most 1 MiB) in /workspace, creating parent directories. Use it instead of shell quoting tricks.",
   params: z.object({
@@ -415,7 +474,7 @@ export const writeWorkspaceFile = op({
     path: workspacePath,
     text: z.string().describe("The whole new content."),
   }),
-  result: z.object({ path: z.string(), bytes_written: z.number().int() }),
+  result: z.object({ path: z.string(), bytes_written: count() }),
   errors: WORKSPACE_ERRORS,
 });
 
@@ -423,6 +482,11 @@ export const applyWorkspacePatch = op({
   sdkMethod: "applyWorkspacePatch",
   mcpTool: "workspace_patch_apply",
   cliCommand: "workspace patch apply",
+  annotations: changes("Apply a patch to a workspace", {
+    destructive: true,
+    idempotent: false,
+    openWorld: false,
+  }),
   description:
     "Apply a unified diff (modify, add, delete; many files and hunks) to /workspace. Every hunk is checked first; a patch that does not apply exactly changes nothing.",
   params: z.object({ workspace_id: workspaceId, patch: z.string().describe("Unified diff text.") }),
@@ -440,6 +504,11 @@ export const createSnapshot = op({
   sdkMethod: "createSnapshot",
   mcpTool: "snapshot_create",
   cliCommand: "workspace snapshot create",
+  annotations: changes("Snapshot a workspace", {
+    destructive: false,
+    idempotent: true,
+    openWorld: false,
+  }),
   description: "Save the current /workspace under a name, to reset to later.",
   params: z.object({ workspace_id: workspaceId, snapshot_name: snapshotName }),
   result: SnapshotInfo.extend({ workspace_id: z.string() }),
@@ -450,6 +519,7 @@ export const listSnapshots = op({
   sdkMethod: "listSnapshots",
   mcpTool: "snapshot_list",
   cliCommand: "workspace snapshot list",
+  annotations: readOnly("List snapshots"),
   description: "List a workspace's snapshots, the baseline first.",
   params: WorkspaceIdParams,
   result: z.object({ workspace_id: z.string(), snapshots: z.array(SnapshotInfo) }),
@@ -460,6 +530,11 @@ export const deleteSnapshot = op({
   sdkMethod: "deleteSnapshot",
   mcpTool: "snapshot_delete",
   cliCommand: "workspace snapshot delete",
+  annotations: changes("Delete a snapshot", {
+    destructive: true,
+    idempotent: true,
+    openWorld: false,
+  }),
   description: "Delete a named snapshot (the baseline cannot be deleted).",
   params: z.object({ workspace_id: workspaceId, snapshot_name: snapshotName }),
   result: z.object({

@@ -94,9 +94,17 @@ function registerOperation(server: McpServer, op: AnyOperation, context: ServerC
   };
   // The zod objects themselves, not their shapes: the SDK accepts zod 4 objects and then
   // validates with exactly the contract's schema (object-level refinements included).
+  // Annotations (read-only, destructive, idempotent, open world) let a host decide what
+  // to run without asking; they come from the contract like everything else here.
   server.registerTool(
     tool,
-    { description: op.description, inputSchema: params, outputSchema: result },
+    {
+      title: op.annotations.title,
+      description: op.description,
+      inputSchema: params,
+      outputSchema: result,
+      annotations: op.annotations,
+    },
     handler,
   );
 }

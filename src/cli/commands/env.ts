@@ -7,6 +7,7 @@ import {
 } from "../../contract/environment.js";
 import type { Pyro } from "../../sdk/pyro.js";
 import { action, jsonOption, print } from "../action.js";
+import { environmentTable } from "../list-tables.js";
 
 const mib = (bytes: number | null) =>
   bytes === null ? "-" : `${(bytes / 2 ** 20).toFixed(0)} MiB`;
@@ -22,12 +23,7 @@ export function registerEnv(program: Command, pyro: () => Pyro): void {
     .action(
       action(
         () => pyro().listEnvironments(),
-        ({ environments }) => {
-          for (const e of environments) {
-            const state = e.installed ? `built ${mib(e.image_size_bytes)}` : "not built";
-            print(`${e.name.padEnd(18)} ${state.padEnd(16)} ${e.description}`);
-          }
-        },
+        ({ environments }) => print(environmentTable(environments)),
       ),
     );
 

@@ -11,6 +11,7 @@ import {
 import type { Pyro } from "../../../sdk/pyro.js";
 import { action, jsonOption, print, printNote, printRecord } from "../../action.js";
 import { escapeLine, forTerminal } from "../../escape.js";
+import { snapshotTable } from "../../list-tables.js";
 
 /** `pyro workspace diff | export | sync push | snapshot ... | reset`. */
 export function registerContent(workspace: Command, pyro: () => Pyro): void {
@@ -99,12 +100,7 @@ export function registerContent(workspace: Command, pyro: () => Pyro): void {
     .action(
       action(
         ([id]) => pyro().listSnapshots({ workspace_id: id! }),
-        ({ snapshots }) => {
-          for (const s of snapshots)
-            print(
-              `${escapeLine(s.snapshot_name).padEnd(24)} ${s.kind.padEnd(9)} ${String(s.size_bytes).padStart(10)}  ${s.created_at}`,
-            );
-        },
+        ({ snapshots }) => print(snapshotTable(snapshots)),
       ),
     );
   snapshot

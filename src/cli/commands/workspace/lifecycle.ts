@@ -18,6 +18,7 @@ import {
   printNote,
   printRecord,
 } from "../../action.js";
+import { workspaceTable } from "../../list-tables.js";
 import { escapeLine } from "../../escape.js";
 
 /** `pyro workspace list | status | logs | delete | stop | start | update`. */
@@ -29,17 +30,7 @@ export function registerLifecycle(workspace: Command, pyro: () => Pyro): void {
     .action(
       action(
         () => pyro().listWorkspaces(),
-        ({ workspaces }) => {
-          if (!workspaces.length) return print("no workspaces");
-          for (const w of workspaces) {
-            const labels = Object.entries(w.labels)
-              .map(([k, v]) => escapeLine(`${k}=${v}`))
-              .join(",");
-            print(
-              `${w.workspace_id}  ${w.state.padEnd(8)} ${w.environment.padEnd(16)} ${escapeLine(w.name ?? "-")}  ${labels}`,
-            );
-          }
-        },
+        ({ workspaces }) => print(workspaces.length ? workspaceTable(workspaces) : "no workspaces"),
       ),
     );
 

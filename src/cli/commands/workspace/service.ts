@@ -18,7 +18,8 @@ import {
   printRecord,
   type Options,
 } from "../../action.js";
-import { escapeLine, forTerminal } from "../../escape.js";
+import { forTerminal } from "../../escape.js";
+import { serviceTable } from "../../list-tables.js";
 import { UsageError } from "../../output.js";
 import { addSchemaOptions, schemaOptionValues } from "../../schema-options.js";
 
@@ -44,10 +45,7 @@ export function registerService(workspace: Command, pyro: () => Pyro): void {
     .action(
       action(
         ([id]) => pyro().listServices({ workspace_id: id! }),
-        ({ services }) => {
-          if (!services.length) return print("no services");
-          for (const s of services) print(serviceLine(s));
-        },
+        ({ services }) => print(services.length ? serviceTable(services) : "no services"),
       ),
     );
   for (const [verb, op, run] of [
@@ -154,16 +152,4 @@ function ids(workspaceId: string, name: string) {
 
 function kebab(camel: string): string {
   return camel.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
-
-function serviceLine(s: {
-  service_name: string;
-  state: string;
-  pid: number | null;
-  exit_code: number | null;
-  signal: string | null;
-  command: string[];
-}): string {
-  const end = s.exit_code !== null ? `exit=${s.exit_code}` : s.signal ? `signal=${s.signal}` : "";
-  return `${escapeLine(s.service_name).padEnd(20)} ${s.state.padEnd(8)} pid=${s.pid ?? "-"} ${end.padEnd(11)} ${escapeLine(s.command.join(" "))}`;
 }
