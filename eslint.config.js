@@ -42,7 +42,7 @@ export default tseslint.config(
     "The contract is pure schemas.",
   ),
   layer(
-    ["src/manager/**", "src/workspace/**"],
+    ["src/manager/**", "src/workspace/**", "src/secrets/**"],
     ["cli", "mcp", "sdk"],
     "The core never reaches up to a surface.",
   ),

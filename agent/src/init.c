@@ -71,6 +71,10 @@ static void mount_early_filesystems(void)
     mount_fs("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     mount_fs("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     mount_fs("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+    /* Workspace secrets land here (host: src/secrets/workspace.ts): root only, and on a
+     * tmpfs so that no disk, snapshot or archive ever holds them. */
+    if (mkdir("/run/pyro-secrets", 0700) != 0 && errno != EEXIST)
+        LOG_ERRNO("mkdir /run/pyro-secrets");
     mount_fs("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
              "gid=5,mode=0620,ptmxmode=0666");
     struct stat st;

@@ -16,6 +16,9 @@ const SHIM_EXIT_MS = 5_000;
 
 type Acceleration = NonNullable<SandboxRecord["acceleration"]>;
 
+/** Guest work a boot does before the sandbox counts as started. */
+export type GuestPrepare = (client: ShimClient) => Promise<void>;
+
 /** Why a sandbox's VM is being ended by a caller (the shim's own TTL stop is not one). */
 export type StopReason = "stop" | "reset" | "delete";
 
@@ -50,10 +53,14 @@ export class Sandboxes<R extends SandboxRecord> {
     this.beforeStopHooks.push(hook);
   }
 
-  /** Boots a sandbox that is not running; `runningHint` says what to do with a running one. */
-  async start(id: string, runningHint: string): Promise<R> {
+  /**
+   * Boots a sandbox that is not running; `runningHint` says what to do with a running one.
+   * `prepare` runs in the guest before the sandbox counts as started (workspace secrets).
+   */
+  async start(id: string, runningHint: string, prepare?: GuestPrepare): Promise<R> {
     return this.store.withLock(id, async () => {
-      await this.boot(await this.store.requireState(id, "not started", runningHint));
+      const record = await this.store.requireState(id, "not started", runningHint);
+      await this.boot(record, prepare ? { prepare } : {});
       return this.store.load(id);
     });
   }
@@ -78,7 +85,10 @@ export class Sandboxes<R extends SandboxRecord> {
    * put the content in and calls {@link markStarted}: a crash in between must not look
    * like a healthy sandbox.
    */
-  async boot(record: R, options: { claim?: boolean; contentPending?: boolean } = {}) {
+  async boot(
+    record: R,
+    options: { claim?: boolean; contentPending?: boolean; prepare?: GuestPrepare } = {},
+  ) {
     const id = this.store.kind.idOf(record);
     const dir = this.store.dir(id);
     const claim = options.claim ?? false;
@@ -96,6 +106,14 @@ export class Sandboxes<R extends SandboxRecord> {
         .catch(() => {});
       throw error;
     });
+    try {
+      await options.prepare?.(booted.client);
+    } catch (error) {
+      // Not started after all: the VM goes, and the record keeps what it said before.
+      await booted.client.stop(false).catch(() => {});
+      booted.client.destroy();
+      throw error;
+    }
     try {
       if (!options.contentPending) await this.markStarted(id, launch.acceleration);
     } catch (error) {

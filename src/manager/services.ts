@@ -10,7 +10,15 @@ import {
 import { WorkspaceIdParams } from "../contract/workspace.js";
 import { parseParams } from "../contract/validate.js";
 import { guestPath, normalizeWorkspacePath } from "../workspace/paths.js";
-import { channelServiceAgent, type AgentService, type ServiceAgent } from "./service-agent.js";
+import type { Redactor } from "../secrets/redact.js";
+import { loadSecrets, resolveSecretEnv } from "../secrets/store.js";
+import { redactorOf, redactStrings, withRedactedErrors } from "../secrets/workspace.js";
+import {
+  channelServiceAgent,
+  type AgentService,
+  type ServiceAgent,
+  type StartRequest,
+} from "./service-agent.js";
 import {
   describeReadiness,
   readinessArgv,
@@ -79,19 +87,37 @@ export class ServiceManager {
     const check = params.readiness && readinessArgv(params.readiness);
     const id = params.workspace_id;
     await this.host.requireStarted(id);
+    const secrets = await loadSecrets(id);
+    const env = resolveSecretEnv(params.secret_env, secrets);
+    const redactor = redactorOf(secrets);
     await this.host.touch(id);
+    const start = { name: params.service_name, argv: params.command, cwd };
+    return withRedactedErrors(redactor, () =>
+      this.startInGuest(params, Object.keys(env).length ? { ...start, env } : start, {
+        check,
+        redactor,
+      }),
+    );
+  }
+
+  /** The start after its checks; the record shows the command with secrets redacted. */
+  private startInGuest(
+    params: StartServiceParamsValue,
+    start: StartRequest,
+    { check, redactor }: { check: string[] | undefined; redactor: Redactor },
+  ): Promise<ServiceRecordValue> {
+    const id = params.workspace_id;
+    const { cwd } = start;
     return this.host.withAgent(id, async (agent) => {
-      const started = await agent
-        .start({ name: params.service_name, argv: params.command, cwd })
-        .catch((error: unknown) => {
-          throw duplicateName(error, id, params.service_name);
-        });
+      const started = await agent.start(start).catch((error: unknown) => {
+        throw duplicateName(error, id, params.service_name);
+      });
       const startedAt = new Date(started.started_at_ms).toISOString();
       const record: ServiceRecordValue = {
         workspace_id: id,
         service_name: params.service_name,
         state: params.readiness ? "starting" : "running",
-        command: params.command,
+        command: redactStrings(params.command, redactor),
         cwd,
         started_at: startedAt,
         ready_at: params.readiness ? null : startedAt,
@@ -153,7 +179,15 @@ export class ServiceManager {
         );
       });
     const record = await this.status(params);
-    return { workspace_id: id, service_name: params.service_name, state: record.state, ...logs };
+    const redactor = redactorOf(await loadSecrets(id));
+    return {
+      workspace_id: id,
+      service_name: params.service_name,
+      state: record.state,
+      ...logs,
+      stdout: redactor.redact(logs.stdout),
+      stderr: redactor.redact(logs.stderr),
+    };
   }
 
   /** TERM to the service's process group, KILL after the grace period; waits for the end. */
@@ -427,12 +461,6 @@ function refuseUnavailable(params: StartServiceParamsValue): void {
     throw new PyroError(
       "unavailable",
       "published_ports are not available yet (workspaces have no network); start the service without them",
-    );
-  }
-  if (Object.keys(params.secret_env).length) {
-    throw new PyroError(
-      "unavailable",
-      "secret_env is not available yet (workspaces have no secrets); start the service without it",
     );
   }
 }

@@ -17,6 +17,8 @@ export interface GuestShellOpen {
   cwd: string;
   cols: number;
   rows: number;
+  /** Secrets mapped into the shell's environment (`secret_env`). */
+  env?: Record<string, string>;
 }
 
 export function openGuestShell(client: ChannelClient, request: GuestShellOpen) {

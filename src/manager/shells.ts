@@ -37,6 +37,9 @@ import {
   type ShellRecord,
 } from "./shell-store.js";
 import type { WorkspaceManager } from "./workspaces.js";
+import { redactedShellText, shellContext } from "../secrets/shell.js";
+import { loadSecrets, resolveSecretEnv } from "../secrets/store.js";
+import { redactError, redactorOf } from "../secrets/workspace.js";
 
 export interface ShellManagerOptions {
   /** How often `wait_for_idle_ms` asks the guest for new output. @default 50 */
@@ -75,15 +78,11 @@ export class ShellManager {
 
   async open(input: z.input<typeof OpenShellParams>): Promise<ShellRecord> {
     const params = parseParams(OpenShellParams, input);
-    if (Object.keys(params.secret_env).length) {
-      throw new PyroError(
-        "unavailable",
-        "secret_env is not available yet (workspaces have no secrets); open the shell without it",
-      );
-    }
     const cwd = guestPath(normalizeWorkspacePath(params.cwd, "cwd"));
     const workspaceId = params.workspace_id;
     await this.workspaces.requireStarted(workspaceId);
+    const secrets = await loadSecrets(workspaceId);
+    const env = resolveSecretEnv(params.secret_env, secrets);
     const record: ShellRecord = {
       workspace_id: workspaceId,
       shell_id: `sh-${randomBytes(4).toString("hex")}`,
@@ -99,10 +98,10 @@ export class ShellManager {
     // vanished before it could keep it, and nobody can name it again (see openInGuest).
     await writeShellRecord(record);
     try {
-      await this.workspaces.withGuest(workspaceId, (client) => openInGuest(client, record));
+      await this.workspaces.withGuest(workspaceId, (client) => openInGuest(client, record, env));
     } catch (error) {
       await removeShellRecord(workspaceId, record.shell_id).catch(() => {});
-      throw error;
+      throw redactError(error, redactorOf(secrets));
     }
     await this.workspaces.touch(workspaceId);
     return record;
@@ -118,16 +117,27 @@ export class ShellManager {
       params.plain ? Math.max(wanted, PLAIN_MIN_BYTES) : wanted,
       MAX_GUEST_READ_BYTES,
     );
-    const chunk = await this.guestCall(record, "read", async (client) => {
+    const redactor = redactorOf(await loadSecrets(record.workspace_id));
+    const { chunk, context } = await this.guestCall(record, "read", async (client) => {
       if (params.wait_for_idle_ms > 0)
         await this.waitForIdle(client, record, params.cursor, params.wait_for_idle_ms);
-      return readShellOutput(client, {
+      const read = await readShellOutput(client, {
         shell_id: record.shell_id,
         cursor: params.cursor,
         max_bytes: maxBytes,
       });
+      return {
+        chunk: read,
+        context: await shellContext(client, record.shell_id, read.cursor, redactor),
+      };
     });
-    const { output, bytes, has_more } = shellText(chunk, params.max_chars, params.plain);
+    const { output, bytes, has_more } = redactedShellText(
+      chunk,
+      context,
+      redactor,
+      (view) => shellText(view, params.max_chars, params.plain),
+      (shown) => (params.plain ? plainText(shown.toString("utf8")) : shown.toString("utf8")),
+    );
     await this.noteState(record, chunk);
     await this.workspaces.touch(record.workspace_id);
     return {
@@ -283,9 +293,14 @@ export class ShellManager {
  * between the guest's open and their record: those have no record (records are written
  * before the open), nobody can name them, and they are closed to make room.
  */
-async function openInGuest(client: ChannelClient, record: ShellRecord): Promise<void> {
+async function openInGuest(
+  client: ChannelClient,
+  record: ShellRecord,
+  env: Record<string, string>,
+): Promise<void> {
   const { shell_id, cwd, cols, rows } = record;
-  const open = () => openGuestShell(client, { shell_id, cwd, cols, rows });
+  const secretEnv = Object.keys(env).length ? { env } : {};
+  const open = () => openGuestShell(client, { shell_id, cwd, cols, rows, ...secretEnv });
   try {
     await open();
   } catch (error) {

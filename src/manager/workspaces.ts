@@ -32,6 +32,22 @@ import {
   type BeforeStopHook,
 } from "./sandbox.js";
 import { pushArchive } from "./workspace-guest.js";
+import type { Redactor } from "../secrets/redact.js";
+import {
+  deleteSecrets,
+  loadSecrets,
+  readSecretInputs,
+  resolveSecretEnv,
+  saveSecrets,
+  secretSummaries,
+} from "../secrets/store.js";
+import {
+  materializeSecrets,
+  redactingHandlers,
+  redactorOf,
+  redactStrings,
+  withRedactedErrors,
+} from "../secrets/workspace.js";
 import {
   activity,
   appendJournal,
@@ -69,12 +85,8 @@ export class WorkspaceManager {
         `network_policy "${params.network_policy}" is not available yet; use "off"`,
       );
     }
-    if (params.secrets.length)
-      throw new PyroError(
-        "unavailable",
-        "workspace secrets are not available yet; create the workspace without secrets",
-      );
     refuseUnbuiltFeatures(params);
+    const secrets = await readSecretInputs(params.secrets);
     const seed = params.seed_path ? await detectSeed(params.seed_path) : undefined;
     const id = workspaceStore.newId();
     const now = new Date().toISOString();
@@ -94,7 +106,7 @@ export class WorkspaceManager {
           ...activity({ ttl_seconds: params.ttl_seconds }, now),
           network_policy: params.network_policy,
           workspace_seed: { mode: seed?.mode ?? "empty", seed_path: seed?.path ?? null },
-          secrets: [],
+          secrets: secretSummaries(secrets),
           command_count: 0,
           last_command: null,
           reset_count: 0,
@@ -109,12 +121,14 @@ export class WorkspaceManager {
           await mkdir(workspaceFiles(dir).snapshots, { recursive: true, mode: 0o700 });
           baseline = await seedArchive(seed);
           await writeFile(workspaceFiles(dir).baseline, baseline, { mode: 0o600 });
+          await saveSecrets(id, secrets);
         },
       );
       this.runtime.progress({ scope: "workspace", phase: "boot", fields: { workspace_id: id } });
       return await this.bootWithContent(record, baseline);
     } catch (error) {
       await this.sandboxes.destroy(id);
+      await deleteSecrets(id);
       throw error;
     }
   }
@@ -154,6 +168,7 @@ export class WorkspaceManager {
   async delete(input: { workspace_id: string }) {
     const id = workspaceIdOf(input);
     await this.sandboxes.delete(id);
+    await deleteSecrets(id);
     return { workspace_id: id, deleted: true as const };
   }
 
@@ -162,7 +177,10 @@ export class WorkspaceManager {
   }
 
   start(input: { workspace_id: string }): Promise<WorkspaceRecord> {
-    return this.sandboxes.start(workspaceIdOf(input), "run commands with workspace_exec");
+    const id = workspaceIdOf(input);
+    return this.sandboxes.start(id, "run commands with workspace_exec", async (client) =>
+      materializeSecrets(client, await loadSecrets(id)),
+    );
   }
 
   /** Runs one command; the journal and the record's counters follow it. */
@@ -171,42 +189,61 @@ export class WorkspaceManager {
     handlers: ExecHandlers = {},
   ): Promise<z.output<typeof ExecWorkspaceResult>> {
     const params = parseParams(ExecWorkspaceParams, input);
-    if (Object.keys(params.secret_env).length) {
-      throw new PyroError(
-        "unavailable",
-        "secret_env is not available yet (workspaces have no secrets); run without it",
-      );
-    }
     const cwd = guestPath(normalizeWorkspacePath(params.cwd, "cwd"));
     await this.requireStarted(params.workspace_id);
+    const secrets = await loadSecrets(params.workspace_id);
+    const env = resolveSecretEnv(params.secret_env, secrets);
+    const redactor = redactorOf(secrets);
+    return withRedactedErrors(redactor, () =>
+      this.execInGuest(params, { cwd, env, redactor, handlers }),
+    );
+  }
+
+  /**
+   * The exec after its checks: the guest gets the command as given, everything shown or
+   * kept (result, journal, record) has secret values redacted.
+   */
+  private async execInGuest(
+    params: z.output<typeof ExecWorkspaceParams>,
+    run: { cwd: string; env: Record<string, string>; redactor: Redactor; handlers: ExecHandlers },
+  ): Promise<z.output<typeof ExecWorkspaceResult>> {
+    const { cwd, redactor } = run;
+    const command = redactStrings(params.command, redactor);
     let sequence = 0;
     await updateWorkspaceRecord(params.workspace_id, (r) => {
       sequence = r.command_count + 1;
       return { ...r, command_count: sequence, ...activity(r) };
     });
     const startedAt = new Date().toISOString();
+    const streamed = redactingHandlers(run.handlers, redactor);
     const output = await this.withGuest(params.workspace_id, (client) =>
       client.exec(
         {
           argv: params.command,
+          ...(Object.keys(run.env).length ? { env: run.env } : {}),
           cwd,
           timeout_ms: params.timeout_seconds * 1000,
           max_output_bytes: LIMITS.max_output_bytes,
           sync: true,
         },
-        handlers,
+        streamed.handlers,
       ),
     );
+    streamed.finish(output);
     const result = {
       workspace_id: params.workspace_id,
       sequence,
       cwd,
-      ...commandResult(params.command, output),
+      ...commandResult(command, {
+        ...output,
+        stdout: redactor.redactBytes(output.stdout, { truncated: output.stdout_truncated }),
+        stderr: redactor.redactBytes(output.stderr, { truncated: output.stderr_truncated }),
+      }),
     };
     const exitCode = result.exit_code;
     await appendJournal(params.workspace_id, {
       sequence,
-      command: params.command,
+      command,
       cwd,
       exit_code: exitCode,
       timed_out: output.timed_out,
@@ -223,7 +260,7 @@ export class WorkspaceManager {
           ? r.last_command
           : {
               sequence,
-              command: params.command,
+              command,
               exit_code: exitCode,
               finished_at: new Date().toISOString(),
             },
@@ -288,7 +325,10 @@ export class WorkspaceManager {
   ): Promise<WorkspaceRecord> {
     const id = record.workspace_id;
     const { acceleration } = await this.sandboxes.boot(record, { contentPending: true });
-    await this.withGuest(id, (client) => pushArchive(client, archive, ""));
+    await this.withGuest(id, async (client) => {
+      await pushArchive(client, archive, "");
+      await materializeSecrets(client, await loadSecrets(id));
+    });
     return this.sandboxes.markStarted(id, acceleration, changes);
   }
 }

@@ -294,7 +294,7 @@ describe("starting a service", () => {
     [{ readiness: { type: "http", url: "http://a%zz/" } }, "invalid_argument", /url/],
     [{ ready_interval_ms: -5 }, "invalid_argument", /ready_interval_ms/],
     [{ published_ports: [{ guest_port: 80 }] }, "unavailable", /published_ports/],
-    [{ secret_env: { TOKEN: "t" } }, "unavailable", /secret_env/],
+    [{ secret_env: { TOKEN: "t" } }, "invalid_argument", /unknown secret "t"/],
   ])("refuses %j before any guest work", async (extra, code, pattern) => {
     const error = (await start(extra).catch((e: unknown) => e)) as PyroError;
     expect(error.code).toBe(code);
