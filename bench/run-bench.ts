@@ -16,6 +16,7 @@ import { runChecked, sleep } from "../src/util/process.js";
 import { hostTscKhz, qemuArgs, qemuInheritedFiles } from "../src/vmm/qemu.js";
 import { readAccelerationFacts, decideAcceleration } from "../src/vmm/acceleration.js";
 import { median } from "./measure.js";
+import { startupFigures, startupReport } from "./startup-bench.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const CLI = resolve("dist/cli/main.js");
@@ -148,6 +149,7 @@ async function main() {
     `pyro timings (median ms): ${["vmm_start_ms", "boot_ms", "agent_ready_ms", "exec_ms", "teardown_ms"].map((k) => `${k}=${timing(k)}`).join(" ")}`,
   );
   console.log(`idle VM host memory (shim + VMM RSS): ${(await idleMemory(work)).toFixed(0)} MiB`);
+  for (const line of startupReport(await startupFigures())) console.log(`start-up: ${line}`);
   await rm(work, { recursive: true, force: true });
 }
 

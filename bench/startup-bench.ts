@@ -160,11 +160,9 @@ export function startupReport(figures: Map<string, Sample>): string[] {
     if (name === BARE) return head;
     const overWall = wallMs - bare.wallMs;
     const overCpu = cpuMs - bare.cpuMs;
-    const verdict = (over: number) => (over <= TARGET_MS ? "ok" : "over");
-    return (
-      `${head}  over node: wall +${overWall.toFixed(0)} (${verdict(overWall)}), ` +
-      `cpu +${overCpu.toFixed(0)} (${verdict(overCpu)}); target +${TARGET_MS}`
-    );
+    const over = (ms: number) =>
+      `${ms < 0 ? "" : "+"}${ms.toFixed(0)} (${ms <= TARGET_MS ? "ok" : "over"})`;
+    return `${head}  over node: wall ${over(overWall)}, cpu ${over(overCpu)}; target +${TARGET_MS}`;
   });
 }
 

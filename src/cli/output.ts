@@ -1,5 +1,5 @@
 import { isPyroError } from "../contract/errors.js";
-import { stableJson } from "../util/fs.js";
+import { stableJson } from "../util/json.js";
 import { escapeText } from "./escape.js";
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, pyroFailedInRun: 125 } as const;

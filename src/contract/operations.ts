@@ -1,3 +1,4 @@
+import * as disk from "./disk.js";
 import * as environment from "./environment.js";
 import * as services from "./services.js";
 import * as shells from "./shells.js";
@@ -40,6 +41,10 @@ export const OPERATIONS = [
   ws.readWorkspaceFile,
   ws.writeWorkspaceFile,
   ws.applyWorkspacePatch,
+  // Offline disk tools (issue 10): workspace-full only.
+  disk.exportWorkspaceDisk,
+  disk.listWorkspaceDisk,
+  disk.readWorkspaceDisk,
   ws.createSnapshot,
   ws.listSnapshots,
   ws.deleteSnapshot,

@@ -21,6 +21,7 @@ export const HOST_PATH_FIELDS: Readonly<Record<string, readonly string[]>> = {
   createWorkspace: ["seed_path", "secrets.file_path"],
   pushWorkspaceSync: ["source_path"],
   exportWorkspace: ["output_path"],
+  exportWorkspaceDisk: ["output_path"],
 };
 
 /**

@@ -342,7 +342,7 @@ async function unpackArchiveFile(path: string, origin: "guest" | "user" = "guest
 }
 
 /** Host paths are checked before any VM work: exists-without-overwrite, missing parent. */
-async function checkOutputPath(output: string, overwrite: boolean) {
+export async function checkOutputPath(output: string, overwrite: boolean) {
   if ((await exists(output)) && !overwrite) {
     throw new PyroError(
       "conflict",

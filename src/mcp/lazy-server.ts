@@ -15,12 +15,19 @@ export type { CreateServerOptions } from "./server.js";
 const requireModule = createRequire(import.meta.url);
 
 /**
+ * Run from the TypeScript sources (vitest, tsx), `require` cannot load `server.ts`, so
+ * there the module is imported up front instead: start-up cost does not matter there,
+ * and the published `dist/` never takes this branch.
+ */
+const fromSource = import.meta.url.endsWith(".ts") ? await import("./server.js") : undefined;
+
+/**
  * The pyro MCP server: one tool per contract operation of the profile, with the
  * contract's name, description and params/result schemas, each calling the `Pyro` facade
  * method of the same operation. Connect it to a transport (`pyro mcp serve` uses stdio).
  * @throws PyroError `invalid_argument` for an unknown profile
  */
 export function createServer(options: server.CreateServerOptions = {}): McpServer {
-  const loaded = requireModule("./server.js") as typeof server;
+  const loaded = fromSource ?? (requireModule("./server.js") as typeof server);
   return loaded.createServer(options);
 }

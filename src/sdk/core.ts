@@ -14,6 +14,7 @@ import { workspaceServices } from "../manager/services.js";
 import { ShellManager } from "../manager/shells.js";
 import { VmManager } from "../manager/vms.js";
 import { WorkspaceContent } from "../manager/workspace-content.js";
+import { WorkspaceDisk } from "../manager/workspace-disk.js";
 import { WorkspaceManager } from "../manager/workspaces.js";
 import type { ProgressSink } from "../util/progress.js";
 
@@ -28,6 +29,7 @@ export function createCore(options: RuntimeOptions & { progress: ProgressSink })
     vms: new VmManager(runtime),
     workspaces,
     content: new WorkspaceContent(workspaces),
+    disk: new WorkspaceDisk(options.progress),
     services: workspaceServices(workspaces),
     shells: new ShellManager(workspaces),
     host: hostCalls(options.progress),

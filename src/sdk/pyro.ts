@@ -7,9 +7,11 @@ import type { HostPathRoots } from "../manager/host-paths.js";
 import type { VmManager } from "../manager/vms.js";
 import type { ShellManager } from "../manager/shells.js";
 import type { WorkspaceContent } from "../manager/workspace-content.js";
+import type { WorkspaceDisk } from "../manager/workspace-disk.js";
 import type { WorkspaceManager } from "../manager/workspaces.js";
 import type { ServiceManager } from "../manager/services.js";
 import type * as ws from "../contract/workspace.js";
+import type * as disk from "../contract/disk.js";
 import type * as svc from "../contract/services.js";
 import type * as shell from "../contract/shells.js";
 import { deferred, once, type Deferred } from "../util/lazy.js";
@@ -70,6 +72,7 @@ export class Pyro {
   private readonly vms: Deferred<VmManager>;
   private readonly workspaces: Deferred<WorkspaceManager>;
   private readonly content: Deferred<WorkspaceContent>;
+  private readonly disk: Deferred<WorkspaceDisk>;
   private readonly services: Deferred<ServiceManager>;
   private readonly shells: Deferred<ShellManager>;
   private readonly host: Deferred<Core["host"]>;
@@ -90,6 +93,7 @@ export class Pyro {
     this.vms = deferred(async () => (await core()).vms);
     this.workspaces = deferred(async () => (await core()).workspaces);
     this.content = deferred(async () => (await core()).content);
+    this.disk = deferred(async () => (await core()).disk);
     this.services = deferred(async () => (await core()).services);
     this.shells = deferred(async () => (await core()).shells);
     this.host = deferred(async () => (await core()).host);
@@ -310,6 +314,43 @@ export class Pyro {
     options: In<typeof ws.applyWorkspacePatch.params>,
   ): Promise<Out<typeof ws.applyWorkspacePatch.result>> {
     return this.content.applyPatch(options);
+  }
+
+  // ---- disk tools: a stopped workspace's whole root file system, read offline ----
+
+  /**
+   * Lists a path (default "/") of a stopped workspace's root file system: the
+   * environment's image with the workspace's changes on top, read from its disk without
+   * booting. At most 10000 entries (`truncated` says more exist); links are not followed.
+   * @throws conflict when the workspace is started (stop it first)
+   */
+  listWorkspaceDisk(
+    options: In<typeof disk.listWorkspaceDisk.params>,
+  ): Promise<Out<typeof disk.listWorkspaceDisk.result>> {
+    return this.disk.list(options);
+  }
+
+  /**
+   * Reads up to `max_bytes` (default 65536) of a file of a stopped workspace's root file
+   * system; `encoding` says whether `content` is UTF-8 text or base64.
+   * @throws conflict when the workspace is started (stop it first)
+   */
+  readWorkspaceDisk(
+    options: In<typeof disk.readWorkspaceDisk.params>,
+  ): Promise<Out<typeof disk.readWorkspaceDisk.result>> {
+    return this.disk.read(options);
+  }
+
+  /**
+   * Writes a stopped workspace's root file system as a raw ext4 image that mounts on its
+   * own (`overwrite` to replace an existing file). Runtime-only paths (/run/pyro-*) and
+   * sockets are left out, and device nodes and fifos unless pyro runs as root.
+   * @throws conflict when the workspace is started (stop it first)
+   */
+  exportWorkspaceDisk(
+    options: In<typeof disk.exportWorkspaceDisk.params>,
+  ): Promise<Out<typeof disk.exportWorkspaceDisk.result>> {
+    return this.withHostPaths("exportWorkspaceDisk", options, (o) => this.disk.export(o));
   }
 
   /** Saves /workspace under a name (`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`). */

@@ -2,6 +2,9 @@ import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
 import { lstat, mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { stableJson } from "./json.js";
+
+export { stableJson } from "./json.js";
 
 export interface AtomicWriteOptions {
   /** Create missing parent directories. Off for files inside a sandbox's directory, so a
@@ -49,22 +52,6 @@ export async function readJsonIfExists<T>(path: string): Promise<T | undefined> 
     if (isErrno(error, "ENOENT")) return undefined;
     throw error;
   }
-}
-
-/** JSON with sorted keys and 2-space indent: the `--json` format of every command. */
-export function stableJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value), null, 2);
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return Object.fromEntries(entries.map(([k, v]) => [k, sortKeys(v)]));
-  }
-  return value;
 }
 
 export function isErrno(error: unknown, code: string): boolean {

@@ -31,9 +31,6 @@ export function sharedContractExists(): boolean {
  * contract operation is missing, so this list only shrinks.
  */
 export const NOT_YET_IMPLEMENTED: Readonly<Record<string, string>> = {
-  exportWorkspaceDisk: "disk tools",
-  listWorkspaceDisk: "disk tools",
-  readWorkspaceDisk: "disk tools",
   pauseWorkspace: "pause and resume",
   resumeWorkspace: "pause and resume",
   forkWorkspace: "fork",

@@ -2,7 +2,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, describe, expect, it } from "vitest";
-import { createServer } from "../../src/mcp/server.js";
+import { createServer } from "../../src/index.js";
 import { eventually, processesMentioning } from "../helpers/guest.js";
 import { HOST_ENVIRONMENT, hostTierHome } from "../helpers/host.js";
 

@@ -91,9 +91,15 @@ describe("the packed package", () => {
     // on the package it runs the installed copy (elsewhere it would fetch it first).
     const project = join(work, "project");
     await run("npm", ["install", "--prefix", project, ...NPM_FLAGS, tarball], { cwd: work });
+    // The examples' config, with `--no-install` for `-y` so the test never fetches.
+    const config = JSON.parse(
+      readFileSync(join(REPO, "examples/mcp/cursor/.cursor/mcp.json"), "utf8"),
+    ) as { mcpServers: { pyro: { command: string; args: string[] } } };
+    const { command, args } = config.mcpServers.pyro;
+    expect([command, ...args]).toEqual(["npx", "-y", "pyro-mcp", "mcp", "serve"]);
     const transport = new StdioClientTransport({
-      command: "npx",
-      args: ["--no-install", "pyro-mcp", "mcp", "serve", "--profile", "vm-run"],
+      command,
+      args: [...args.map((a) => (a === "-y" ? "--no-install" : a)), "--profile", "vm-run"],
       cwd: project,
       env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", PYRO_HOME: home },
       stderr: "inherit",

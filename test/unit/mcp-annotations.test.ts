@@ -45,6 +45,9 @@ const EXPECTED: Record<string, string> = {
   readWorkspaceFile: "R",
   writeWorkspaceFile: "D I", // replaces the whole file
   applyWorkspacePatch: "D", // a second application of the same patch may apply again
+  exportWorkspaceDisk: "D I", // `overwrite` replaces a host path
+  listWorkspaceDisk: "R",
+  readWorkspaceDisk: "R",
   createSnapshot: "I", // an existing name is refused, never replaced
   listSnapshots: "R",
   deleteSnapshot: "D I",

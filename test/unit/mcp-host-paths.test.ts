@@ -283,6 +283,8 @@ describe("the SDK facade", () => {
         confined.pushWorkspaceSync({ workspace_id: NO_WORKSPACE, source_path: outside }),
       exportWorkspace: () =>
         confined.exportWorkspace({ workspace_id: NO_WORKSPACE, path: "a", output_path: secret }),
+      exportWorkspaceDisk: () =>
+        confined.exportWorkspaceDisk({ workspace_id: NO_WORKSPACE, output_path: secret }),
     };
     expect(Object.keys(calls).map((name) => name.split(" ")[0])).toEqual(
       expect.arrayContaining(Object.keys(HOST_PATH_FIELDS)),
@@ -302,7 +304,7 @@ describe("the host-path list and the server's own roots", () => {
         expect.arrayContaining(fields),
       );
     }
-    expect(Object.values(HOST_PATH_FIELDS).flat()).toHaveLength(4);
+    expect(Object.values(HOST_PATH_FIELDS).flat()).toHaveLength(5);
   });
 
   it("does not take / as a start directory, and refuses allow-list typos", () => {

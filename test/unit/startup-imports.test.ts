@@ -15,22 +15,25 @@ const SRC = resolve(import.meta.dirname, "../../src");
 const STATIC_IMPORT =
   /^(?:import|export)\s+(?!type\s)(?:[\w*{}\s,$]+?\s+from\s+)?["']([^"']+)["'];?/gm;
 
-/** Every source file and npm package an entry loads statically, transitively. */
-function staticGraph(entry: string): { files: string[]; packages: string[] } {
+/** Every source file, npm package and Node module an entry loads statically, transitively. */
+function staticGraph(entry: string): { files: string[]; packages: string[]; builtins: string[] } {
   const files = new Set<string>();
   const packages = new Set<string>();
+  const builtins = new Set<string>();
   const visit = (file: string) => {
     if (files.has(file)) return;
     files.add(file);
     for (const [, spec] of readFileSync(file, "utf8").matchAll(STATIC_IMPORT)) {
       if (spec!.startsWith(".")) visit(resolve(dirname(file), spec!).replace(/\.js$/, ".ts"));
-      else if (!spec!.startsWith("node:")) packages.add(packageName(spec!));
+      else if (spec!.startsWith("node:")) builtins.add(spec!);
+      else packages.add(packageName(spec!));
     }
   };
   visit(join(SRC, entry));
   return {
     files: [...files].map((file) => relative(SRC, file)).sort(),
     packages: [...packages].sort(),
+    builtins: [...builtins].sort(),
   };
 }
 
@@ -67,8 +70,10 @@ describe("start-up import graph", () => {
   });
 
   it("`pyro --version` loads commander and no contract schema or core module", () => {
-    const { files, packages } = staticGraph("cli/main.ts");
+    const { files, packages, builtins } = staticGraph("cli/main.ts");
     expect(packages).toEqual(["commander"]);
+    // node:crypto and fs/promises (with the streams under it) cost tens of milliseconds.
+    expect(builtins.filter((b) => /crypto|promises|stream/.test(b))).toEqual([]);
     expect(files.filter((f) => !/^(cli|util|sdk)\/|^contract\/errors\.ts$/.test(f))).toEqual([]);
     expect(files).not.toContain("cli/schema-options.ts");
     expect(commandsFor(["node", "pyro", "--version"])).toEqual([]);

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { Pyro } from "../../../sdk/pyro.js";
 import { registerContent } from "./content.js";
 import { registerCreate } from "./create.js";
+import { registerDisk } from "./disk.js";
 import { registerExec } from "./exec.js";
 import { registerFiles } from "./files.js";
 import { registerLifecycle } from "./lifecycle.js";
@@ -18,6 +19,7 @@ export function registerWorkspace(program: Command, pyro: () => Pyro): void {
   registerExec(workspace, pyro);
   registerFiles(workspace, pyro);
   registerContent(workspace, pyro);
+  registerDisk(workspace, pyro);
   registerService(workspace, pyro);
   registerShell(workspace, pyro);
 }
