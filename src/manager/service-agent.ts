@@ -85,11 +85,15 @@ export function channelServiceAgent(client: ChannelClient): ServiceAgent {
       };
     },
     async publish(guestPort, hostPort) {
-      const { type: _type, ...port } = await client.request(SHIM_OPS.publish_port, {
+      const reply = await client.request(SHIM_OPS.publish_port, {
         guest_port: guestPort,
         host_port: hostPort,
       });
-      return port;
+      return {
+        guest_port: reply.guest_port,
+        host_port: reply.host_port,
+        host_address: reply.host_address,
+      };
     },
     async unpublish(hostPort) {
       await client.request(SHIM_OPS.unpublish_port, { host_port: hostPort });
