@@ -54,6 +54,6 @@ export class RefusalLog {
 
 /** Guest-chosen text (a host name from a request) made safe for one log line. */
 function printable(text: string): string {
-  const clean = text.replace(/[^\x21-\x7e]/g, "?");
+  const clean = text.replace(/[^\x20-\x7e]/g, "?");
   return clean.length > 200 ? `${clean.slice(0, 200)}...` : clean;
 }
