@@ -16,7 +16,10 @@ describe("chardev frame stream", () => {
       for (let at = 0; at < stream.length; at += size)
         for (const event of reader.push(stream.subarray(at, at + size)))
           if (event.kind === "frame") out.push(event.frame);
-      expect(out, `chunk size ${size}`).toEqual(frames);
+      expect(
+        out.map((f) => f.toString("hex")),
+        `chunk size ${size}`,
+      ).toEqual(frames.map((f) => f.toString("hex")));
       expect(reader.bufferedBytes).toBe(0);
     }
   });
