@@ -1,16 +1,13 @@
 import { isIP } from "node:net";
+import {
+  DOMAIN_PATTERN,
+  DOMAIN_PATTERN_HINT,
+  MAX_ALLOWED_DOMAINS,
+  MAX_DOMAIN_CHARS,
+} from "../contract/domains.js";
 import { PyroError } from "../contract/errors.js";
 
-/**
- * An allowlist entry: `example.org` (that name only) or `*.example.org` (its subdomains,
- * not the apex). Lowercase DNS labels of 1-63 letters, digits and inner hyphens.
- */
-export const DOMAIN_PATTERN =
-  /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-const MAX_DOMAIN_CHARS = 253;
-/** An allowlist is a short list of registries and hosts, not a blocklist in reverse. */
-export const MAX_ALLOWED_DOMAINS = 256;
+export { DOMAIN_PATTERN, MAX_ALLOWED_DOMAINS };
 
 /** Validates allowed_domains; returns them without duplicates, or throws invalid_argument. */
 export function parseDomainPatterns(patterns: readonly string[]): string[] {
@@ -24,7 +21,7 @@ export function parseDomainPatterns(patterns: readonly string[]): string[] {
     if (pattern.length > MAX_DOMAIN_CHARS || !DOMAIN_PATTERN.test(pattern))
       throw new PyroError(
         "invalid_argument",
-        `allowed domain ${JSON.stringify(pattern.slice(0, 300))} is not a domain pattern; use a lowercase name like "example.org" or "*.example.org" (subdomains only): letters, digits, hyphens and dots`,
+        `allowed domain ${JSON.stringify(pattern.slice(0, 300))} is not a domain pattern; ${DOMAIN_PATTERN_HINT}`,
         { details: { field: "allowed_domains", value: pattern.slice(0, 300) } },
       );
   }

@@ -2,6 +2,7 @@ import { once } from "node:events";
 import { createServer, type AddressInfo } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { describe, expect, it } from "vitest";
+import { allowedDomains } from "../../src/contract/domains.js";
 import { isPyroError } from "../../src/contract/errors.js";
 import { domainAllowed, parseDomainPatterns } from "../../src/network/domains.js";
 import { readClientHello } from "../../src/network/tls-sni.js";
@@ -51,6 +52,17 @@ describe("domain patterns", () => {
       expect(isPyroError(error) && error.code).toBe("invalid_argument");
       expect((error as Error).message).toContain('"*.example.org"');
     });
+
+  it("the contract's zod schema accepts and refuses exactly the same entries", () => {
+    expect(allowedDomains.safeParse(["example.org", "*.example.org", "10.1.2.3"]).success).toBe(
+      true,
+    );
+    for (const pattern of bad)
+      expect(allowedDomains.safeParse([pattern]).success, pattern).toBe(false);
+    expect(
+      allowedDomains.safeParse(Array.from({ length: 257 }, (_, i) => `h${i}.org`)).success,
+    ).toBe(false);
+  });
 
   it("refuses more than 256 entries", () => {
     const many = Array.from({ length: 257 }, (_, i) => `h${i}.org`);
