@@ -98,13 +98,17 @@ export async function startAllowlistProxy(options: AllowlistProxyOptions): Promi
       method: req.method,
       path: `${url.pathname}${url.search}`,
       headers: { ...endToEndHeaders(req.headers), host: url.host },
-      timeout: connectTimeoutMs,
     });
     upstream.on("response", (reply) => {
       res.writeHead(reply.statusCode ?? 502, endToEndHeaders(reply.headers));
       reply.pipe(res);
     });
-    upstream.on("timeout", () => upstream.destroy(new Error("upstream timed out")));
+    // A bound on connecting only: a download may then idle as long as the server lets it.
+    upstream.on("socket", (socket) => {
+      if (!socket.connecting) return;
+      socket.setTimeout(connectTimeoutMs, () => upstream.destroy(new Error("connect timed out")));
+      socket.once("connect", () => socket.setTimeout(0));
+    });
     res.on("close", () => upstream.destroy());
     upstream.on("error", () =>
       res.headersSent ? res.destroy() : deny(res, 502, "upstream failed"),

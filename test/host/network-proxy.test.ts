@@ -169,6 +169,13 @@ describe("allowlist proxy: plain HTTP", () => {
     expect(refusedCount("host-mismatch")).toBe(1);
   });
 
+  it("answers 502 when an allowed server does not listen, without calling it a refusal", async () => {
+    const before = refusals.counters().refused_total;
+    expect((await viaProxy("http://allowed.test:81/")).status).toBe(502);
+    expect((await tunnel("allowed.test:444")).status).toBe(502);
+    expect(refusals.counters().refused_total).toBe(before);
+  });
+
   it("refuses origin-form requests: only a proxy's absolute form names its target", async () => {
     const reply = await viaProxy("/direct", { host: "allowed.test" });
     expect(reply.status).toBe(400);
@@ -211,8 +218,9 @@ describe("allowlist proxy: CONNECT", () => {
 
   it("counts what it let through and what it refused", () => {
     const counters = proxy.counters();
-    // Two plain requests and one TLS tunnel; the SNI and not-TLS tunnels were refused.
-    expect(counters.proxy_allowed).toBe(3);
+    // Three plain requests (one to a closed port) and one TLS tunnel; the SNI and not-TLS
+    // tunnels were refused, and a CONNECT whose upstream failed never opened.
+    expect(counters.proxy_allowed).toBe(4);
     expect(counters.proxy_refused).toBe(refusals.counters().refused_total);
     expect(refusals.counters().refused_by_reason).toEqual({
       "not-allowed": 2,
