@@ -22,6 +22,7 @@ export type FrameVerdict =
 
 export type RefusalReason =
   | "malformed"
+  | "spoofed-source"
   | "not-ipv4"
   | "fragment"
   | "protocol"
@@ -37,6 +38,7 @@ export type RefusalReason =
   | "multicast"
   | "reserved";
 
+const GUEST = ipv4ToNumber(GUEST_NETWORK.address);
 const GATEWAY = ipv4ToNumber(GUEST_NETWORK.gateway);
 const DNS = ipv4ToNumber(GUEST_NETWORK.dns);
 const SLIRP_NETWORK = ipv4ToNumber(GUEST_NETWORK.network);
@@ -69,6 +71,8 @@ function ipv4Verdict(ip: Ipv4Packet, policy: GuardPolicy, host: HostAddresses): 
   // A later fragment carries no ports to judge, and slirp would reassemble it with a first
   // one; fragments are refused whole (the guest uses path-MTU discovery).
   if (ip.fragmentOffset !== 0 || ip.moreFragments) return refuse("fragment", destination);
+  // Slirp keys its connections by the guest's address; one guest has one address.
+  if (ip.source !== GUEST) return refuse("spoofed-source", destination);
   if (![IP_PROTOCOL_TCP, IP_PROTOCOL_UDP, IP_PROTOCOL_ICMP].includes(ip.protocol))
     return refuse("protocol", destination);
   if (ip.destination === GATEWAY) return gatewayVerdict(ip, policy, destination);

@@ -181,6 +181,15 @@ describe("guard: frames it cannot judge are dropped", () => {
     expect(reason(ipv4Frame({ destination: "1.1.1.1", moreFragments: true }))).toBe("fragment");
   });
 
+  it("drops packets whose source is not the guest's own address", () => {
+    expect(reason(ipv4Frame({ destination: "1.1.1.1", source: "10.0.2.16" }))).toBe(
+      "spoofed-source",
+    );
+    expect(reason(ipv4Frame({ destination: "1.1.1.1", source: "10.0.2.2" }))).toBe(
+      "spoofed-source",
+    );
+  });
+
   it("drops protocols other than TCP, UDP and ICMP", () => {
     expect(reason(ipv4Frame({ destination: "1.1.1.1", protocol: 47 }))).toBe("protocol");
   });
