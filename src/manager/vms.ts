@@ -1,7 +1,6 @@
 import { readFile, writeFile } from "node:fs/promises";
 import type { z } from "zod";
 import { LIMITS } from "../contract/defaults.js";
-import { PyroError } from "../contract/errors.js";
 import { parseParams } from "../contract/validate.js";
 import {
   CreateVmParams,
@@ -104,12 +103,6 @@ export class VmManager {
   async create(input: CreateVmInput, options: { owned?: boolean } = {}): Promise<VmRecord> {
     const params = parseParams(CreateVmParams, input);
     checkHostLimits(params.vcpu_count, params.mem_mib);
-    if (params.network) {
-      throw new PyroError(
-        "unavailable",
-        "network access for VMs is not available yet; run without --network",
-      );
-    }
     refuseUnbuiltFeatures(params);
     await bootArtifacts(params.environment, this.progress);
     const now = new Date().toISOString();
