@@ -13,7 +13,7 @@ import {
   startGuestFrameRelay,
   type AllowlistProxy,
   type GuestFrameRelay,
-} from "./guard-stub.js";
+} from "../network/index.js";
 
 /** What launch.json says about the VM's network; absent = policy `off`, no NIC. */
 export interface ShimNetworkConfig {
