@@ -1,4 +1,7 @@
 import { z } from "zod";
+import { ActivePublishedPort } from "./network.js";
+
+export { ActivePublishedPort };
 import { command } from "./fields.js";
 import { defineOperation } from "./operation.js";
 import { NAME_PATTERN, WorkspaceIdParams } from "./workspace.js";
@@ -128,7 +131,9 @@ export const ServiceRecord = z.object({
     .string()
     .nullable()
     .describe("Why pyro stopped it: stop requested, readiness failed, workspace stop/reset..."),
-  published_ports: z.array(PublishedPort),
+  published_ports: z
+    .array(ActivePublishedPort)
+    .describe("Host ports forwarded to the service while it runs; removed when it stops."),
 });
 
 export const ServiceParams = z.object({ workspace_id: workspaceId, service_name: serviceName });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { command, environment, memMib, timeoutSeconds, ttlSeconds, vcpuCount } from "./fields.js";
+import { NetworkStatus } from "./network.js";
 import { defineOperation } from "./operation.js";
 
 export const RunParams = z.object({
@@ -93,13 +94,16 @@ export const ExecVmResult = RunResult.omit({ environment: true, timings: true })
   timings: Timings.pick({ exec_ms: true, teardown_ms: true }),
 });
 
-export const NetworkInfo = z.object({
+export const NetworkInfo = NetworkStatus.extend({
   vm_id: z.string(),
   network: z.boolean().describe("Whether the VM has a network interface at all."),
   interfaces: z.array(
-    z.object({ name: z.string(), mode: z.string(), guest_ip: z.string().nullable() }),
+    z.object({
+      name: z.string(),
+      mode: z.string().describe('"user" (QEMU user networking behind pyro\'s guard).'),
+      guest_ip: z.string().nullable(),
+    }),
   ),
-  published_ports: z.array(z.object({ guest_port: z.number(), host_port: z.number() })),
 });
 
 export const ReapResult = z.object({

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { DEFAULTS, LIMITS } from "./defaults.js";
 import { command, environment, memMib, timeoutSeconds, vcpuCount } from "./fields.js";
+import { ActivePublishedPort, allowedDomains, NetworkPolicy, NetworkStatus } from "./network.js";
 import { defineOperation } from "./operation.js";
 import { AccelerationMode, ExecutionMode, RunResult } from "./vm.js";
 
@@ -26,7 +27,7 @@ const snapshotName = z
   .describe("Snapshot name.");
 export const WorkspaceIdParams = z.object({ workspace_id: workspaceId });
 
-export const NetworkPolicy = z.enum(["off", "egress", "egress+published-ports"]);
+export { NetworkPolicy, ActivePublishedPort };
 
 export const SecretInput = z.union([
   z.object({ name: z.string(), value: z.string() }),
@@ -49,6 +50,7 @@ export const CreateWorkspaceParams = z.object({
   network_policy: NetworkPolicy.default("off").describe(
     "off: no network device; egress: outbound access; egress+published-ports: plus host ports.",
   ),
+  allowed_domains: allowedDomains,
   seed_path: z
     .string()
     .optional()
@@ -72,6 +74,10 @@ export const WorkspaceRecord = z.object({
   expires_at: z.string().describe("When the workspace stops if it stays idle."),
   last_activity_at: z.string(),
   network_policy: NetworkPolicy,
+  allowed_domains: z.array(z.string()),
+  network_status: NetworkStatus.nullable().describe(
+    "The live network (addresses, published ports, refusal counts): filled by status while the workspace runs with a policy other than off.",
+  ),
   workspace_seed: z.object({
     mode: z.enum(["empty", "directory", "tar_archive"]),
     seed_path: z.string().nullable(),
@@ -185,7 +191,7 @@ export const createWorkspace = op({
   params: CreateWorkspaceParams,
   result: WorkspaceRecord,
   errors: WORKSPACE_ERRORS,
-  coreOmits: ["secrets", "network_policy"],
+  coreOmits: ["secrets", "network_policy", "allowed_domains"],
 });
 
 export const listWorkspaces = op({

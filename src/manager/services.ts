@@ -29,6 +29,12 @@ import {
   refreshServiceCounts,
   writeServiceRecord,
 } from "./service-records.js";
+import {
+  publishAll,
+  refuseDuplicateHostPorts,
+  refuseUnpublishable,
+  unpublishAll,
+} from "./service-ports.js";
 import type { WorkspaceRecord } from "./workspace-store.js";
 import type { WorkspaceManager } from "./workspaces.js";
 
@@ -74,11 +80,12 @@ export class ServiceManager {
   async start(input: z.input<typeof StartServiceParams>): Promise<ServiceRecordValue> {
     const params = parseParams(StartServiceParams, input);
     refuseUnavailable(params);
+    refuseDuplicateHostPorts(params.published_ports);
     const cwd = guestPath(normalizeWorkspacePath(params.cwd, "cwd"));
     // Built before the start: a check that cannot be built must not leave a service behind.
     const check = params.readiness && readinessArgv(params.readiness);
     const id = params.workspace_id;
-    await this.host.requireStarted(id);
+    refuseUnpublishable(params.published_ports, await this.host.requireStarted(id));
     await this.host.touch(id);
     return this.host.withAgent(id, async (agent) => {
       const started = await agent
@@ -86,6 +93,11 @@ export class ServiceManager {
         .catch((error: unknown) => {
           throw duplicateName(error, id, params.service_name);
         });
+      const published = await publishAll(agent, params.published_ports).catch(async (error) => {
+        // A service whose ports could not be published is not what was asked for.
+        await agent.stop(params.service_name, this.stopGraceMs).catch(() => {});
+        throw error;
+      });
       const startedAt = new Date(started.started_at_ms).toISOString();
       const record: ServiceRecordValue = {
         workspace_id: id,
@@ -101,7 +113,7 @@ export class ServiceManager {
         pid: started.pid,
         readiness: params.readiness ?? null,
         stop_reason: null,
-        published_ports: params.published_ports,
+        published_ports: published,
       };
       if (!check) {
         await this.save(record);
@@ -267,6 +279,7 @@ export class ServiceManager {
       if (isPyroError(error) && error.code === "not_found") return undefined;
       throw error;
     });
+    await unpublishAll(agent, record.published_ports);
     const next: ServiceRecordValue = {
       ...record,
       state: "stopped",
@@ -387,6 +400,11 @@ export class ServiceManager {
       }
     }
     const changed = next.filter((r, i) => r !== records[i]);
+    const endedWithPorts = changed.filter((r) => !isLive(r) && r.published_ports.length);
+    if (workspace.state === "started" && endedWithPorts.length)
+      await this.host.withAgent(workspaceId, async (agent) => {
+        for (const record of endedWithPorts) await unpublishAll(agent, record.published_ports);
+      });
     for (const record of changed) await writeServiceRecord(record);
     if (changed.length) await refreshServiceCounts(workspaceId);
     return next;
@@ -423,12 +441,6 @@ const ABANDONED_START =
 
 /** Inputs accepted by the schema whose features are not there yet: refused, never ignored. */
 function refuseUnavailable(params: StartServiceParamsValue): void {
-  if (params.published_ports.length) {
-    throw new PyroError(
-      "unavailable",
-      "published_ports are not available yet (workspaces have no network); start the service without them",
-    );
-  }
   if (Object.keys(params.secret_env).length) {
     throw new PyroError(
       "unavailable",

@@ -15,6 +15,7 @@ import {
 } from "../contract/workspace.js";
 import type { ExecHandlers } from "../guest/client.js";
 import type { ShimClient } from "../shim/client.js";
+import { networkStatus } from "./network.js";
 import {
   DEFAULT_ARCHIVE_LIMITS,
   detectSeed,
@@ -63,10 +64,11 @@ export class WorkspaceManager {
   async create(input: z.input<typeof CreateWorkspaceParams>): Promise<WorkspaceRecord> {
     const params = parseParams(CreateWorkspaceParams, input);
     checkHostLimits(params.vcpu_count, params.mem_mib);
-    if (params.network_policy !== "off") {
+    if (params.allowed_domains.length && params.network_policy === "off") {
       throw new PyroError(
-        "unavailable",
-        `network_policy "${params.network_policy}" is not available yet; use "off"`,
+        "invalid_argument",
+        'allowed_domains limits egress, so it needs network_policy "egress" (or "egress+published-ports"); add --network-policy egress',
+        { details: { field: "allowed_domains" } },
       );
     }
     if (params.secrets.length)
@@ -93,6 +95,8 @@ export class WorkspaceManager {
           created_at: now,
           ...activity({ ttl_seconds: params.ttl_seconds }, now),
           network_policy: params.network_policy,
+          allowed_domains: [...new Set(params.allowed_domains)],
+          network_status: null,
           workspace_seed: { mode: seed?.mode ?? "empty", seed_path: seed?.path ?? null },
           secrets: [],
           command_count: 0,
@@ -128,8 +132,14 @@ export class WorkspaceManager {
     return { workspaces };
   }
 
-  status(input: { workspace_id: string }): Promise<WorkspaceRecord> {
-    return workspaceStore.reconciled(workspaceIdOf(input));
+  /** The record, reconciled, with the live network of a started workspace that has one. */
+  async status(input: { workspace_id: string }): Promise<WorkspaceRecord> {
+    const record = await workspaceStore.reconciled(workspaceIdOf(input));
+    if (record.state !== "started" || record.network_policy === "off") return record;
+    const network = await this.withGuest(record.workspace_id, (client) => client.networkInfo())
+      // A shim that just went away: the record says what state that left.
+      .catch(() => null);
+    return { ...record, network_status: network && networkStatus(network) };
   }
 
   async update(input: z.input<typeof updateWorkspace.params>): Promise<WorkspaceRecord> {
