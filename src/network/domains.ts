@@ -1,13 +1,13 @@
 import { isIP } from "node:net";
-import {
-  DOMAIN_PATTERN,
-  DOMAIN_PATTERN_HINT,
-  MAX_ALLOWED_DOMAINS,
-  MAX_DOMAIN_CHARS,
-} from "../contract/domains.js";
 import { PyroError } from "../contract/errors.js";
+import { DOMAIN_PATTERN, MAX_ALLOWED_DOMAINS } from "../contract/network.js";
 
 export { DOMAIN_PATTERN, MAX_ALLOWED_DOMAINS };
+
+/** The pattern is the contract's (`allowed_domains`), so create and the proxy agree. */
+const MAX_DOMAIN_CHARS = 253;
+const DOMAIN_PATTERN_HINT =
+  'use a lowercase name like "example.org" or "*.example.org" (subdomains only): letters, digits, hyphens and dots';
 
 /** Validates allowed_domains; returns them without duplicates, or throws invalid_argument. */
 export function parseDomainPatterns(patterns: readonly string[]): string[] {

@@ -2,7 +2,7 @@ import { once } from "node:events";
 import { createServer, type AddressInfo } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { describe, expect, it } from "vitest";
-import { allowedDomains } from "../../src/contract/domains.js";
+import { allowedDomains } from "../../src/contract/network.js";
 import { isPyroError } from "../../src/contract/errors.js";
 import { domainAllowed, parseDomainPatterns } from "../../src/network/domains.js";
 import { readClientHello } from "../../src/network/tls-sni.js";
