@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { allowedDomains as allowedDomainList } from "./domains.js";
 
 /**
  * The network policies (docs/network.md): `off` has no NIC at all; `egress` reaches out
@@ -8,8 +7,25 @@ import { allowedDomains as allowedDomainList } from "./domains.js";
  */
 export const NetworkPolicy = z.enum(["off", "egress", "egress+published-ports"]);
 
-/** Validated as net-guard's proxy matches them (src/contract/domains.ts). */
-export const allowedDomains = allowedDomainList
+/**
+ * An allowlist entry: `example.org` (that name) or `*.example.org` (its subdomains, not
+ * the apex); lowercase DNS labels of letters, digits and inner hyphens.
+ */
+export const DOMAIN_PATTERN =
+  /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export const MAX_ALLOWED_DOMAINS = 256;
+
+export const allowedDomains = z
+  .array(
+    z
+      .string()
+      .max(253)
+      .regex(
+        DOMAIN_PATTERN,
+        'a domain pattern is a lowercase name like "example.org" or "*.example.org" (subdomains only): letters, digits, hyphens and dots',
+      ),
+  )
+  .max(MAX_ALLOWED_DOMAINS)
   .default([])
   .describe(
     "Limit egress to these domains (HTTP and HTTPS through a host proxy; no DNS, no other traffic). Needs network_policy egress or egress+published-ports.",
