@@ -1,8 +1,8 @@
 /* The network op: net_configure brings eth0 up with a static IPv4 address, a default
  * route and the resolvers in /etc/resolv.conf. The host sends it right after hello when
  * the VM has a network policy (the NIC exists only then); the addresses are slirp's
- * fixed plan (docs/network.md), but the agent takes them from the request so the plan
- * lives in one place on the host. */
+ * fixed plan (docs/architecture.md, "Network plumbing"), but the agent takes them from
+ * the request so the plan lives in one place on the host. */
 #include "agent.h"
 #include "log.h"
 #include "ops.h"

@@ -1,7 +1,7 @@
 import { z } from "zod";
 
 /**
- * The network policies (docs/network.md): `off` has no NIC at all; `egress` reaches out
+ * The network policies (docs/architecture.md "Network plumbing"): `off` has no NIC at all; `egress` reaches out
  * over TCP/UDP with DNS; `egress+published-ports` also takes host→guest ports. No policy
  * reaches the host itself (its loopback, its addresses) or link-local 169.254/16.
  */

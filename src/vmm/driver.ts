@@ -20,7 +20,7 @@ export interface VmmLaunchSpec {
   consoleLogPath: string;
   /**
    * A virtio NIC on user-mode networking (slirp) whose every frame toward slirp passes
-   * through the shim first (docs/network.md); absent = no NIC at all.
+   * through the shim first (docs/architecture.md "Network plumbing"); absent = no NIC at all.
    */
   network?: VmmNetworkSpec;
 }
