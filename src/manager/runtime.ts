@@ -46,7 +46,12 @@ export class SandboxRuntime {
     );
     const { acceleration } = await this.acceleration;
     this.vmm ??= chooseDriver(acceleration);
-    const { vmm } = await this.vmm;
+    const network = networkOf(record);
+    const decision = await this.vmm;
+    // Only QEMU has the guarded NIC (docs/architecture.md "Network plumbing"); a forced
+    // PYRO_VMM=firecracker keeps its choice and the launch says why it cannot.
+    const vmm =
+      network && decision.vmm === "firecracker" && !process.env.PYRO_VMM ? "qemu" : decision.vmm;
     return {
       vm_id: spec.id,
       kernel_path: artifacts.kernel.path,
@@ -65,7 +70,7 @@ export class SandboxRuntime {
       delete_on_exit: spec.owner_pid !== undefined,
       workspace_root: spec.workspace_root ?? null,
       owner_pid: spec.owner_pid ?? null,
-      network: networkOf(record),
+      network,
     };
   }
 }
