@@ -234,7 +234,7 @@ export const logsWorkspace = op({
   mcpTool: "workspace_logs",
   cliCommand: "workspace logs",
   description:
-    "Show the workspace's command journal: each exec with its exit code and output tail.",
+    "Show the workspace's command journal (each exec with its exit code and output tail) and the network refusals.",
   params: z.object({
     workspace_id: workspaceId,
     limit: z
@@ -246,6 +246,11 @@ export const logsWorkspace = op({
       .describe("Most recent entries to return."),
   }),
   result: z.object({
+    network_refusals: z
+      .array(z.string())
+      .describe(
+        "Newest lines of the network guard's refusal log (one per reason and destination per second at most); empty without a network.",
+      ),
     workspace_id: z.string(),
     entries: z.array(JournalEntry),
     total: z.number().int(),

@@ -15,6 +15,8 @@ import {
 } from "../contract/workspace.js";
 import type { ExecHandlers } from "../guest/client.js";
 import type { ShimClient } from "../shim/client.js";
+import { vmFiles } from "../shim/launch.js";
+import { readFileTail } from "../vmm/console-log.js";
 import { networkStatus } from "./network.js";
 import {
   DEFAULT_ARCHIVE_LIMITS,
@@ -158,6 +160,7 @@ export class WorkspaceManager {
     return {
       workspace_id: params.workspace_id,
       ...(await readJournal(params.workspace_id, params.limit)),
+      network_refusals: await networkRefusals(params.workspace_id),
     };
   }
 
@@ -318,4 +321,21 @@ async function seedArchive(
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/** How much of the refusal log `workspace logs` shows: its newest lines. */
+const NETWORK_REFUSAL_LINES = 50;
+const NETWORK_REFUSAL_TAIL_BYTES = 16 * 1024;
+
+/**
+ * The newest lines of the shim's refusal log (`src/network/refusals.ts` writes one line
+ * per reason and destination per second, guest-chosen names already made printable).
+ */
+async function networkRefusals(workspaceId: string): Promise<string[]> {
+  const path = vmFiles(workspaceDir(workspaceId)).networkLog;
+  const tail = await readFileTail(path, NETWORK_REFUSAL_TAIL_BYTES);
+  const lines = tail.split("\n");
+  // A tail cut mid-line starts with a fragment; only whole lines are shown.
+  if (tail.length >= NETWORK_REFUSAL_TAIL_BYTES) lines.shift();
+  return lines.filter((line) => line !== "").slice(-NETWORK_REFUSAL_LINES);
 }

@@ -151,6 +151,14 @@ describe("allowlist in a real guest", () => {
     expect(raw.stdout).toContain("exit=1");
     const dns = await guest("getent hosts allowed.test; echo exit=$?");
     expect(dns.stdout).toContain("exit=2");
+    // Asking slirp's resolver directly (a DNS tunnel would): no answer comes back.
+    const query = await guest(
+      `python3 -c "
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+s.sendto(bytes.fromhex('123401000001000000000000' '07616c6c6f776564' '0474657374' '00' '0001' '0001'), ('10.0.2.3', 53))
+print(s.recv(512))" 2>&1; echo exit=$?`,
+    );
+    expect(query.stdout).toMatch(/timed out/);
   });
 
   it("counts every kind of refusal in the workspace status", async () => {
@@ -159,11 +167,23 @@ describe("allowlist in a real guest", () => {
     expect(network.allowed_domains).toEqual(["allowed.test", "*.allowed.test"]);
     expect(network.dns).toEqual([]);
     const byReason = network.refusals.refused_by_reason;
-    // The proxy's 403s and the guard's drops of raw TCP to the server.
+    // The proxy's 403s, and the guard's drops of raw TCP to the server and of DNS.
     expect(byReason["not-allowed"]).toBeGreaterThanOrEqual(1);
     expect(byReason["ip-literal"]).toBeGreaterThanOrEqual(1);
     expect(byReason["refused-address"]).toBeGreaterThanOrEqual(1);
     expect(byReason["allowlist"]).toBeGreaterThanOrEqual(1);
-    expect(network.refusals.refused_total).toBeGreaterThanOrEqual(4);
+    expect(byReason["dns-under-allowlist"]).toBeGreaterThanOrEqual(1);
+    expect(network.refusals.refused_total).toBeGreaterThanOrEqual(5);
+  });
+
+  it("shows the refusals, one line per kind and destination, in workspace logs", async () => {
+    const { network_refusals } = await pyro.logsWorkspace({ workspace_id: id });
+    const expected = [
+      "refused proxy not-allowed other.test:80",
+      `refused guard allowlist tcp ${netns.address}:80`,
+      "refused guard dns-under-allowlist udp 10.0.2.3:53",
+    ];
+    const missing = expected.filter((text) => !network_refusals.some((l) => l.includes(text)));
+    expect(missing, network_refusals.join("\n")).toEqual([]);
   });
 });
