@@ -28,17 +28,17 @@ export default tseslint.config(
   },
   layer(
     ["src/cli/**", "src/mcp/**"],
-    ["manager", "workspace", "vmm", "shim", "guest", "env", "disk"],
+    ["manager", "workspace", "vmm", "shim", "guest", "env", "disk", "network"],
     "Surfaces call the Pyro facade and the contract only.",
   ),
   layer(
     ["src/sdk/**"],
-    ["cli", "mcp", "vmm", "shim", "guest", "env", "disk"],
+    ["cli", "mcp", "vmm", "shim", "guest", "env", "disk", "network"],
     "The SDK facade calls the core (manager/, workspace/), not the runtime below it.",
   ),
   layer(
     ["src/contract/**"],
-    ["cli", "mcp", "sdk", "manager", "workspace", "vmm", "shim", "guest", "env", "disk", "util"],
+    ["cli", "mcp", "sdk", "manager", "workspace", "vmm", "shim", "guest", "env", "disk", "network", "util"],
     "The contract is pure schemas.",
   ),
   layer(
@@ -47,13 +47,13 @@ export default tseslint.config(
     "The core never reaches up to a surface.",
   ),
   layer(
-    ["src/vmm/**", "src/shim/**", "src/guest/**", "src/env/**", "src/disk/**"],
+    ["src/vmm/**", "src/shim/**", "src/guest/**", "src/env/**", "src/disk/**", "src/network/**"],
     ["cli", "mcp", "sdk", "manager", "workspace"],
     "The runtime layer never reaches up into the core or the surfaces.",
   ),
   layer(
     ["src/util/**"],
-    ["cli", "mcp", "sdk", "manager", "workspace", "vmm", "shim", "guest", "env", "disk"],
+    ["cli", "mcp", "sdk", "manager", "workspace", "vmm", "shim", "guest", "env", "disk", "network"],
     "util/ is the bottom layer.",
   ),
 );

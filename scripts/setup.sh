@@ -20,6 +20,8 @@ PACKAGES=(
   gpg arch-test libdpkg-perl mount
   # prlimit and setpriv, which jail the VMM (Essential on Debian; listed to say so).
   util-linux
+  # The network tests' resolver (run in a test network namespace) and iproute2's `ip netns`.
+  dnsmasq-base iproute2
 )
 
 missing=()

@@ -13,6 +13,7 @@ static const struct pyro_op_group *const groups[] = {
     &pyro_files_ops,
     &pyro_service_ops,
     &pyro_shell_ops,
+    &pyro_net_ops,
 };
 /* clang-format on */
 

@@ -48,6 +48,7 @@ extern const struct pyro_op_group pyro_exec_ops;    /* exec.c */
 extern const struct pyro_op_group pyro_files_ops;   /* ops_files.c */
 extern const struct pyro_op_group pyro_service_ops; /* service.c */
 extern const struct pyro_op_group pyro_shell_ops;   /* shell_ops.c */
+extern const struct pyro_op_group pyro_net_ops;     /* ops_net.c */
 
 /* The op named name, or NULL. */
 const struct pyro_op *pyro_ops_find(const char *name);

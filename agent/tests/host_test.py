@@ -315,6 +315,19 @@ def test_bad_requests(c, root):
         (b'{"op":"hello","hostname":5}', "invalid_argument", "hello bad hostname"),
         (b'{"op":"shutdown","power_off":"yes"}', "invalid_argument", "shutdown bad power_off"),
         (b'{"op":"exec","argv":["' + b"\xff" + b'"]}', "invalid_argument", "invalid UTF-8"),
+        (b'{"op":"net_configure","address":"10.0.2.15","prefix_len":24,"gateway":"10.0.2.2",'
+         b'"dns":["10.0.2.3"]}', "unsupported", "net_configure in host mode"),
+        (b'{"op":"net_configure","address":"10.0.2.256","prefix_len":24,"gateway":"10.0.2.2",'
+         b'"dns":[]}', "invalid_argument", "net_configure bad address"),
+        (b'{"op":"net_configure","address":"10.0.2.15","prefix_len":31,"gateway":"10.0.2.2",'
+         b'"dns":[]}', "invalid_argument", "net_configure prefix_len 31"),
+        (b'{"op":"net_configure","address":"10.0.2.15","gateway":"10.0.2.2","dns":[]}',
+         "invalid_argument", "net_configure without prefix_len"),
+        (b'{"op":"net_configure","address":"10.0.2.15","prefix_len":24,"gateway":"10.0.2.2",'
+         b'"dns":["1.1.1.1","1.1.1.2","1.1.1.3","1.1.1.4"]}', "invalid_argument",
+         "net_configure 4 resolvers"),
+        (b'{"op":"net_configure","address":"10.0.2.15","prefix_len":24,"gateway":"10.0.2.2",'
+         b'"dns":[],"iface":"eth1"}', "invalid_argument", "net_configure unknown field"),
         (b"[" * 100 + b"]" * 100, "invalid_argument", "nesting too deep"),
     ]
     for payload, code, what in cases:

@@ -1,7 +1,10 @@
 import { z } from "zod";
 import { command, exitCode, pid, port } from "./fields.js";
+import { ActivePublishedPort } from "./network.js";
 import { changes, defineOperation, readOnly } from "./operation.js";
 import { NAME_PATTERN, WorkspaceIdParams } from "./workspace.js";
+
+export { ActivePublishedPort };
 
 /** Service operations (CONTRACT.md `workspace service ...`): named long-running processes. */
 
@@ -128,7 +131,9 @@ export const ServiceRecord = z.object({
     .string()
     .nullable()
     .describe("Why pyro stopped it: stop requested, readiness failed, workspace stop/reset..."),
-  published_ports: z.array(PublishedPort),
+  published_ports: z
+    .array(ActivePublishedPort)
+    .describe("Host ports forwarded to the service while it runs; removed when it stops."),
 });
 
 export const ServiceParams = z.object({ workspace_id: workspaceId, service_name: serviceName });

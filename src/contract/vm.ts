@@ -11,6 +11,7 @@ import {
   ttlSeconds,
   vcpuCount,
 } from "./fields.js";
+import { NetworkStatus } from "./network.js";
 import { changes, defineOperation, readOnly } from "./operation.js";
 
 export const RunParams = z.object({
@@ -109,13 +110,16 @@ export const ExecVmResult = RunResult.omit({ environment: true, timings: true })
   timings: Timings.pick({ exec_ms: true, teardown_ms: true }),
 });
 
-export const NetworkInfo = z.object({
+export const NetworkInfo = NetworkStatus.extend({
   vm_id: z.string(),
   network: z.boolean().describe("Whether the VM has a network interface at all."),
   interfaces: z.array(
-    z.object({ name: z.string(), mode: z.string(), guest_ip: z.string().nullable() }),
+    z.object({
+      name: z.string(),
+      mode: z.string().describe('"user" (QEMU user networking behind pyro\'s guard).'),
+      guest_ip: z.string().nullable(),
+    }),
   ),
-  published_ports: z.array(z.object({ guest_port: port(), host_port: port() })),
 });
 
 export const ReapResult = z.object({

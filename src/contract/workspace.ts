@@ -10,6 +10,7 @@ import {
   timeoutSeconds,
   vcpuCount,
 } from "./fields.js";
+import { ActivePublishedPort, allowedDomains, NetworkPolicy, NetworkStatus } from "./network.js";
 import { changes, defineOperation, readOnly } from "./operation.js";
 import { AccelerationMode, ExecutionMode, RunResult } from "./vm.js";
 
@@ -35,7 +36,7 @@ const snapshotName = z
   .describe("Snapshot name.");
 export const WorkspaceIdParams = z.object({ workspace_id: workspaceId });
 
-export const NetworkPolicy = z.enum(["off", "egress", "egress+published-ports"]);
+export { NetworkPolicy, ActivePublishedPort };
 
 export const SecretInput = z.union([
   z.object({ name: z.string(), value: z.string() }),
@@ -58,6 +59,7 @@ export const CreateWorkspaceParams = z.object({
   network_policy: NetworkPolicy.default("off").describe(
     "off: no network device; egress: outbound access; egress+published-ports: plus host ports.",
   ),
+  allowed_domains: allowedDomains,
   seed_path: z
     .string()
     .optional()
@@ -81,6 +83,10 @@ export const WorkspaceRecord = z.object({
   expires_at: z.string().describe("When the workspace stops if it stays idle."),
   last_activity_at: z.string(),
   network_policy: NetworkPolicy,
+  allowed_domains: z.array(z.string()),
+  network_status: NetworkStatus.nullable().describe(
+    "The live network (addresses, published ports, refusal counts): filled by status while the workspace runs with a policy other than off.",
+  ),
   workspace_seed: z.object({
     mode: z.enum(["empty", "directory", "tar_archive"]),
     seed_path: z.string().nullable(),
@@ -199,7 +205,7 @@ export const createWorkspace = op({
   params: CreateWorkspaceParams,
   result: WorkspaceRecord,
   errors: WORKSPACE_ERRORS,
-  coreOmits: ["secrets", "network_policy"],
+  coreOmits: ["secrets", "network_policy", "allowed_domains"],
 });
 
 export const listWorkspaces = op({
@@ -250,12 +256,17 @@ export const logsWorkspace = op({
   cliCommand: "workspace logs",
   annotations: readOnly("Workspace command journal"),
   description:
-    "Show the workspace's command journal: each exec with its exit code and output tail.",
+    "Show the workspace's command journal (each exec with its exit code and output tail) and the network refusals.",
   params: z.object({
     workspace_id: workspaceId,
     limit: z.number().int().min(1).max(1000).default(50).describe("Most recent entries to return."),
   }),
   result: z.object({
+    network_refusals: z
+      .array(z.string())
+      .describe(
+        "Newest lines of the network guard's refusal log (one per reason and destination per second at most); empty without a network.",
+      ),
     workspace_id: z.string(),
     entries: z.array(JournalEntry),
     total: count(),

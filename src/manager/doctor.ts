@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { access, readFile } from "node:fs/promises";
+import { access } from "node:fs/promises";
 import { arch, platform, release } from "node:os";
 import { cachedAgent } from "../env/agent.js";
 import { cachePaths } from "../env/artifacts.js";
@@ -25,7 +25,7 @@ export interface DoctorCheck {
   detail: string;
   /** The command that fixes a failing check. */
   fix: string | null;
-  /** Whether pyro can run VMs without it (network checks are for later features). */
+  /** Whether pyro can run VMs without it (network policies other than `off` are optional). */
   required: boolean;
 }
 
@@ -165,30 +165,7 @@ export async function runDoctor(): Promise<DoctorReport> {
     ),
   );
 
-  const tun = await access("/dev/net/tun", constants.R_OK | constants.W_OK).then(
-    () => true,
-    () => false,
-  );
-  checks.push(
-    check(
-      "tun device",
-      tun,
-      tun ? "/dev/net/tun usable" : "/dev/net/tun missing",
-      "modprobe tun",
-      false,
-    ),
-  );
-  const forward =
-    (await readFile("/proc/sys/net/ipv4/ip_forward", "utf8").catch(() => "0")).trim() === "1";
-  checks.push(
-    check(
-      "ip forwarding",
-      forward,
-      forward ? "net.ipv4.ip_forward=1" : "net.ipv4.ip_forward=0",
-      "sysctl -w net.ipv4.ip_forward=1",
-      false,
-    ),
-  );
+  checks.push(...(await networkChecks()));
 
   return {
     ok: checks.every((c) => c.status === "pass" || !c.required),
@@ -199,6 +176,53 @@ export async function runDoctor(): Promise<DoctorReport> {
 }
 
 /** Which VMM VMs will use and why (`vmm/select.ts`); fails only for an impossible PYRO_VMM. */
+/**
+ * What each network policy needs (docs/architecture.md "Network plumbing"): `off` nothing;
+ * the others QEMU's user networking (slirp) and its filter-redirector, which splice pyro's
+ * guard between the NIC and slirp, so no root, TAP device or firewall rules. Published
+ * ports are slirp host forwards on 127.0.0.1; an allowlist adds a proxy in the shim.
+ */
+async function networkChecks(): Promise<DoctorCheck[]> {
+  const help = async (what: string) =>
+    (await runCommand(QEMU_BINARY, [what, "help"]).catch(() => undefined))?.stdout ?? "";
+  const slirp = /^user$/m.test(await help("-netdev"));
+  const redirector = /filter-redirector/.test(await help("-object"));
+  // A VM with a NIC boots under QEMU even where Firecracker is the default (runtime.ts).
+  const vmm = process.env.PYRO_VMM?.trim().toLowerCase();
+  const onQemu = vmm !== "firecracker";
+  const egress = slirp && redirector && onQemu;
+  const missing = [
+    ...(slirp ? [] : ["QEMU without user networking (slirp)"]),
+    ...(redirector ? [] : ["QEMU without filter-redirector"]),
+    ...(onQemu ? [] : ["PYRO_VMM=firecracker, which has no guarded NIC"]),
+  ].join("; ");
+  const needs = "QEMU user networking + filter-redirector (no root, no TAP)";
+  return [
+    check("network: off", true, "no NIC; needs nothing", null, false),
+    check(
+      "network: egress",
+      egress,
+      egress ? `ready: ${needs}` : missing,
+      onQemu ? "apt-get install --no-install-recommends qemu-system-x86" : "unset PYRO_VMM",
+      false,
+    ),
+    check(
+      "network: egress+published-ports",
+      egress,
+      egress ? "ready: egress + slirp host forwards bound to 127.0.0.1" : missing,
+      onQemu ? "apt-get install --no-install-recommends qemu-system-x86" : "unset PYRO_VMM",
+      false,
+    ),
+    check(
+      "network: allowed_domains",
+      egress,
+      egress ? "ready: egress through pyro's HTTP(S) proxy, names resolved on the host" : missing,
+      onQemu ? "apt-get install --no-install-recommends qemu-system-x86" : "unset PYRO_VMM",
+      false,
+    ),
+  ];
+}
+
 async function vmmCheck(acceleration: "kvm" | "tcg"): Promise<DoctorCheck> {
   try {
     const decision = await chooseDriver(acceleration);

@@ -58,6 +58,11 @@ export interface SandboxRecord {
   expires_at: string;
   acceleration: z.output<typeof AccelerationMode> | null;
   error: string | null;
+  /** A VM's switch (`true` = egress). */
+  network?: boolean;
+  /** A workspace's policy and allowlist. */
+  network_policy?: "off" | "egress" | "egress+published-ports";
+  allowed_domains?: readonly string[];
 }
 
 /** What one kind of sandbox says and does differently; everything else is shared. */

@@ -1,6 +1,7 @@
 import { cachePaths } from "../env/artifacts.js";
 import { bootArtifacts } from "../env/environments.js";
 import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
+import type { ShimNetworkConfig } from "../shim/network.js";
 import { silentProgress, type ProgressSink } from "../util/progress.js";
 import { resolveAcceleration, type ResolvedAcceleration } from "../vmm/acceleration.js";
 import { probeKvm } from "../vmm/probe.js";
@@ -45,7 +46,12 @@ export class SandboxRuntime {
     );
     const { acceleration } = await this.acceleration;
     this.vmm ??= chooseDriver(acceleration);
-    const { vmm } = await this.vmm;
+    const network = networkOf(record);
+    const decision = await this.vmm;
+    // Only QEMU has the guarded NIC (docs/architecture.md "Network plumbing"); a forced
+    // PYRO_VMM=firecracker keeps its choice and the launch says why it cannot.
+    const vmm =
+      network && decision.vmm === "firecracker" && !process.env.PYRO_VMM ? "qemu" : decision.vmm;
     return {
       vm_id: spec.id,
       kernel_path: artifacts.kernel.path,
@@ -64,6 +70,14 @@ export class SandboxRuntime {
       delete_on_exit: spec.owner_pid !== undefined,
       workspace_root: spec.workspace_root ?? null,
       owner_pid: spec.owner_pid ?? null,
+      network,
     };
   }
+}
+
+/** A VM's `network: true` is `egress`; a workspace names its policy and allowlist. */
+export function networkOf(record: SandboxRecord): ShimNetworkConfig | null {
+  const policy = record.network_policy ?? (record.network ? "egress" : "off");
+  if (policy === "off") return null;
+  return { policy, allowed_domains: [...(record.allowed_domains ?? [])] };
 }

@@ -1,5 +1,5 @@
 import type { ChannelClient } from "../guest/client.js";
-import { AGENT_OPS } from "../guest/ops/index.js";
+import { AGENT_OPS, SHIM_OPS, type ShimPublishedPort } from "../guest/ops/index.js";
 import type { ServiceEntry } from "../guest/ops/services.js";
 
 /**
@@ -46,6 +46,9 @@ export interface ServiceAgent {
   logs(name: string, tailLines: number): Promise<ServiceLogs>;
   /** One readiness check: a short command whose exit status is the answer. */
   probe(argv: string[], cwd: string, timeoutMs: number): Promise<ProbeResult>;
+  /** Forwards the host's 127.0.0.1:hostPort (null: a free port) to a guest port (the shim). */
+  publish(guestPort: number, hostPort: number | null): Promise<ShimPublishedPort>;
+  unpublish(hostPort: number): Promise<void>;
 }
 
 const PROBE_OUTPUT_BYTES = 4096;
@@ -80,6 +83,20 @@ export function channelServiceAgent(client: ChannelClient): ServiceAgent {
         stdout_truncated: result.stdout_truncated || stdout_dropped,
         stderr_truncated: result.stderr_truncated || stderr_dropped,
       };
+    },
+    async publish(guestPort, hostPort) {
+      const reply = await client.request(SHIM_OPS.publish_port, {
+        guest_port: guestPort,
+        host_port: hostPort,
+      });
+      return {
+        guest_port: reply.guest_port,
+        host_port: reply.host_port,
+        host_address: reply.host_address,
+      };
+    },
+    async unpublish(hostPort) {
+      await client.request(SHIM_OPS.unpublish_port, { host_port: hostPort });
     },
     async probe(argv, cwd, timeoutMs) {
       const result = await client.exec({

@@ -37,6 +37,12 @@ import {
   refreshServiceCounts,
   writeServiceRecord,
 } from "./service-records.js";
+import {
+  publishAll,
+  refuseDuplicateHostPorts,
+  refuseUnpublishable,
+  unpublishAll,
+} from "./service-ports.js";
 import type { WorkspaceRecord } from "./workspace-store.js";
 import type { WorkspaceManager } from "./workspaces.js";
 
@@ -81,12 +87,12 @@ export class ServiceManager {
    */
   async start(input: z.input<typeof StartServiceParams>): Promise<ServiceRecordValue> {
     const params = parseParams(StartServiceParams, input);
-    refuseUnavailable(params);
+    refuseDuplicateHostPorts(params.published_ports);
     const cwd = guestPath(normalizeWorkspacePath(params.cwd, "cwd"));
     // Built before the start: a check that cannot be built must not leave a service behind.
     const check = params.readiness && readinessArgv(params.readiness);
     const id = params.workspace_id;
-    await this.host.requireStarted(id);
+    refuseUnpublishable(params.published_ports, await this.host.requireStarted(id));
     const secrets = await loadSecrets(id);
     const env = resolveSecretEnv(params.secret_env, secrets);
     const redactor = redactorOf(secrets);
@@ -112,6 +118,11 @@ export class ServiceManager {
       const started = await agent.start(start).catch((error: unknown) => {
         throw duplicateName(error, id, params.service_name);
       });
+      const published = await publishAll(agent, params.published_ports).catch(async (error) => {
+        // A service whose ports could not be published is not what was asked for.
+        await agent.stop(params.service_name, this.stopGraceMs).catch(() => {});
+        throw error;
+      });
       const startedAt = new Date(started.started_at_ms).toISOString();
       const record: ServiceRecordValue = {
         workspace_id: id,
@@ -127,7 +138,7 @@ export class ServiceManager {
         pid: started.pid,
         readiness: params.readiness ?? null,
         stop_reason: null,
-        published_ports: params.published_ports,
+        published_ports: published,
       };
       if (!check) {
         await this.save(record);
@@ -301,6 +312,7 @@ export class ServiceManager {
       if (isPyroError(error) && error.code === "not_found") return undefined;
       throw error;
     });
+    await unpublishAll(agent, record.published_ports);
     const next: ServiceRecordValue = {
       ...record,
       state: "stopped",
@@ -421,6 +433,11 @@ export class ServiceManager {
       }
     }
     const changed = next.filter((r, i) => r !== records[i]);
+    const endedWithPorts = changed.filter((r) => !isLive(r) && r.published_ports.length);
+    if (workspace.state === "started" && endedWithPorts.length)
+      await this.host.withAgent(workspaceId, async (agent) => {
+        for (const record of endedWithPorts) await unpublishAll(agent, record.published_ports);
+      });
     for (const record of changed) await writeServiceRecord(record);
     if (changed.length) await refreshServiceCounts(workspaceId);
     return next;
@@ -454,16 +471,6 @@ const ERROR_TAIL_CHARS = 4_000;
  */
 const ABANDONED_START =
   "its start was abandoned before it was ready (the process waiting for readiness ended)";
-
-/** Inputs accepted by the schema whose features are not there yet: refused, never ignored. */
-function refuseUnavailable(params: StartServiceParamsValue): void {
-  if (params.published_ports.length) {
-    throw new PyroError(
-      "unavailable",
-      "published_ports are not available yet (workspaces have no network); start the service without them",
-    );
-  }
-}
 
 /** The agent's `busy` for a name already running, with the workspace and the fix. */
 function duplicateName(error: unknown, workspaceId: string, name: string): unknown {

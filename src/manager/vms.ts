@@ -1,7 +1,6 @@
 import { readFile, writeFile } from "node:fs/promises";
 import type { z } from "zod";
 import { LIMITS } from "../contract/defaults.js";
-import { PyroError } from "../contract/errors.js";
 import { parseParams } from "../contract/validate.js";
 import {
   CreateVmParams,
@@ -23,6 +22,7 @@ import { isProcessAlive, sleep } from "../util/process.js";
 import type { ProgressSink } from "../util/progress.js";
 import { commandResult } from "./command-result.js";
 import { SandboxRuntime } from "./runtime.js";
+import { networkStatus, noNetwork } from "./network.js";
 import { checkHostLimits, refuseUnbuiltFeatures, Sandboxes } from "./sandbox.js";
 import { expiresAt, liveState, readRecord, SandboxStore } from "./records.js";
 
@@ -104,12 +104,6 @@ export class VmManager {
   async create(input: CreateVmInput, options: { owned?: boolean } = {}): Promise<VmRecord> {
     const params = parseParams(CreateVmParams, input);
     checkHostLimits(params.vcpu_count, params.mem_mib);
-    if (params.network) {
-      throw new PyroError(
-        "unavailable",
-        "network access for VMs is not available yet; run without --network",
-      );
-    }
     refuseUnbuiltFeatures(params);
     await bootArtifacts(params.environment, this.progress);
     const now = new Date().toISOString();
@@ -191,9 +185,24 @@ export class VmManager {
     return vmStore.reconciled(vm_id);
   }
 
+  /** Live from the shim while the VM runs; what the record says otherwise. */
   async networkInfo(input: z.input<typeof VmIdParams>): Promise<z.output<typeof NetworkInfo>> {
     const record = await this.status(input);
-    return { vm_id: record.vm_id, network: record.network, interfaces: [], published_ports: [] };
+    const live =
+      record.network && record.state === "started"
+        ? await this.sandboxes
+            .withGuest(record.vm_id, (client) => client.networkInfo())
+            .then(networkStatus, () => undefined)
+        : undefined;
+    const status = live ?? noNetwork(record.network ? "egress" : "off");
+    return {
+      vm_id: record.vm_id,
+      network: record.network,
+      interfaces: record.network
+        ? [{ name: "eth0", mode: "user", guest_ip: status.guest_address }]
+        : [],
+      ...status,
+    };
   }
 
   /** Deletes VMs past their TTL and VMs whose supervisor died (with their VMM). */

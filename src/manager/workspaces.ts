@@ -15,6 +15,9 @@ import {
 } from "../contract/workspace.js";
 import type { ExecHandlers } from "../guest/client.js";
 import type { ShimClient } from "../shim/client.js";
+import { vmFiles } from "../shim/launch.js";
+import { readFileTail } from "../vmm/console-log.js";
+import { networkStatus } from "./network.js";
 import {
   DEFAULT_ARCHIVE_LIMITS,
   detectSeed,
@@ -79,10 +82,11 @@ export class WorkspaceManager {
   async create(input: z.input<typeof CreateWorkspaceParams>): Promise<WorkspaceRecord> {
     const params = parseParams(CreateWorkspaceParams, input);
     checkHostLimits(params.vcpu_count, params.mem_mib);
-    if (params.network_policy !== "off") {
+    if (params.allowed_domains.length && params.network_policy === "off") {
       throw new PyroError(
-        "unavailable",
-        `network_policy "${params.network_policy}" is not available yet; use "off"`,
+        "invalid_argument",
+        'allowed_domains limits egress, so it needs network_policy "egress" (or "egress+published-ports"); add --network-policy egress',
+        { details: { field: "allowed_domains" } },
       );
     }
     refuseUnbuiltFeatures(params);
@@ -105,6 +109,8 @@ export class WorkspaceManager {
           created_at: now,
           ...activity({ ttl_seconds: params.ttl_seconds }, now),
           network_policy: params.network_policy,
+          allowed_domains: [...new Set(params.allowed_domains)],
+          network_status: null,
           workspace_seed: { mode: seed?.mode ?? "empty", seed_path: seed?.path ?? null },
           secrets: secretSummaries(secrets),
           command_count: 0,
@@ -142,8 +148,14 @@ export class WorkspaceManager {
     return { workspaces };
   }
 
-  status(input: { workspace_id: string }): Promise<WorkspaceRecord> {
-    return workspaceStore.reconciled(workspaceIdOf(input));
+  /** The record, reconciled, with the live network of a started workspace that has one. */
+  async status(input: { workspace_id: string }): Promise<WorkspaceRecord> {
+    const record = await workspaceStore.reconciled(workspaceIdOf(input));
+    if (record.state !== "started" || record.network_policy === "off") return record;
+    const network = await this.withGuest(record.workspace_id, (client) => client.networkInfo())
+      // A shim that just went away: the record says what state that left.
+      .catch(() => null);
+    return { ...record, network_status: network && networkStatus(network) };
   }
 
   async update(input: z.input<typeof updateWorkspace.params>): Promise<WorkspaceRecord> {
@@ -162,6 +174,7 @@ export class WorkspaceManager {
     return {
       workspace_id: params.workspace_id,
       ...(await readJournal(params.workspace_id, params.limit)),
+      network_refusals: await networkRefusals(params.workspace_id),
     };
   }
 
@@ -348,4 +361,21 @@ async function seedArchive(
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/** How much of the refusal log `workspace logs` shows: its newest lines. */
+const NETWORK_REFUSAL_LINES = 50;
+const NETWORK_REFUSAL_TAIL_BYTES = 16 * 1024;
+
+/**
+ * The newest lines of the shim's refusal log (`src/network/refusals.ts` writes one line
+ * per reason and destination per second, guest-chosen names already made printable).
+ */
+async function networkRefusals(workspaceId: string): Promise<string[]> {
+  const path = vmFiles(workspaceDir(workspaceId)).networkLog;
+  const tail = await readFileTail(path, NETWORK_REFUSAL_TAIL_BYTES);
+  const lines = tail.split("\n");
+  // A tail cut mid-line starts with a fragment; only whole lines are shown.
+  if (tail.length >= NETWORK_REFUSAL_TAIL_BYTES) lines.shift();
+  return lines.filter((line) => line !== "").slice(-NETWORK_REFUSAL_LINES);
 }

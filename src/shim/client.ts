@@ -5,7 +5,7 @@ import { createConnection } from "node:net";
 import { fileURLToPath } from "node:url";
 import { PyroError } from "../contract/errors.js";
 import { ChannelClient } from "../guest/client.js";
-import { SHIM_OPS } from "../guest/ops/index.js";
+import { SHIM_OPS, type ShimNetwork, type ShimPublishedPort } from "../guest/ops/index.js";
 import { isProcessAlive, lastLines, sleep } from "../util/process.js";
 import { vmFiles, type ShimStatus } from "./launch.js";
 
@@ -81,6 +81,22 @@ export class ShimClient extends ChannelClient {
     await this.request(SHIM_OPS.claim, {});
   }
 
+  /** The VM's network: policy, addresses, published ports and refusal counts. */
+  async networkInfo(): Promise<ShimNetwork> {
+    return withoutType(await this.request(SHIM_OPS.network_info, {}));
+  }
+
+  /** Forwards 127.0.0.1:host_port (null: a free one) to the guest's port. */
+  async publishPort(guestPort: number, hostPort: number | null): Promise<ShimPublishedPort> {
+    return withoutType(
+      await this.request(SHIM_OPS.publish_port, { guest_port: guestPort, host_port: hostPort }),
+    );
+  }
+
+  async unpublishPort(hostPort: number): Promise<void> {
+    await this.request(SHIM_OPS.unpublish_port, { host_port: hostPort });
+  }
+
   /** Powers the VM off; with `remove` its state directory goes too. */
   async stop(remove: boolean): Promise<ShimStatus> {
     return statusOf(await this.request(SHIM_OPS.stop, { remove }));
@@ -90,4 +106,9 @@ export class ShimClient extends ChannelClient {
 /** The status without the frame's `type`. */
 function statusOf({ type: _type, ...status }: ShimStatus & { type: "result" }): ShimStatus {
   return status;
+}
+
+/** A result frame's fields without its `type`. */
+function withoutType<T extends { type: "result" }>({ type: _type, ...fields }: T): Omit<T, "type"> {
+  return fields;
 }

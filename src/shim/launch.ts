@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { Acceleration, VmmDriver } from "../vmm/driver.js";
+import type { ShimNetworkConfig } from "./network.js";
 
 /** Written by the manager into the VM's state directory; the shim boots from it. */
 export interface ShimLaunchConfig {
@@ -41,6 +42,8 @@ export interface ShimLaunchConfig {
    * over the socket, the shim ends the VM: a killed client never leaks one.
    */
   owner_pid: number | null;
+  /** The VM's NIC and its policy; null = policy `off`: no NIC at all. */
+  network?: ShimNetworkConfig | null;
 }
 
 export type { ShimState, ShimStatus } from "../guest/ops/index.js";
@@ -54,6 +57,8 @@ export function vmFiles(dir: string) {
     agentSocket: join(dir, "agent.sock"),
     controlSocket: join(dir, "vmm.sock"),
     console: join(dir, "console.log"),
+    /** Refusals of the network guard and the allowlist proxy (rate-limited lines). */
+    networkLog: join(dir, "network.log"),
     shimLog: join(dir, "shim.log"),
     stateDisk: join(dir, "state.ext4"),
     record: join(dir, "record.json"),

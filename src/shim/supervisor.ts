@@ -19,6 +19,7 @@ import { ChannelMux } from "../guest/mux.js";
 import { AGENT_OPS, SHIM_OPS } from "../guest/ops/index.js";
 import { ForwardedRequest } from "./forward.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
+import { ShimNetwork, vmmNetworkSpec } from "./network.js";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 const VMM_EXIT_GRACE_MS = 2_000;
@@ -35,6 +36,8 @@ export class Supervisor {
   private status: ShimStatus;
   private vmm: VmmHandle | undefined;
   private agentClient: ChannelClient | undefined;
+  /** Present when the VM has a NIC (a network policy other than `off`). */
+  readonly network: ShimNetwork | undefined;
   private server: Server | undefined;
   private readonly clients = new Set<ClientConnection>();
   private readyWaiters: (() => void)[] = [];
@@ -55,6 +58,9 @@ export class Supervisor {
     private readonly log: (line: string) => void,
   ) {
     this.files = vmFiles(dir);
+    this.network = config.network
+      ? new ShimNetwork(config.network, this.files.networkLog)
+      : undefined;
     this.deadlines = {
       ...(config.reply_grace_ms ? { graceMs: config.reply_grace_ms } : {}),
       ...(config.request_deadline_ms ? { defaultDeadlineMs: config.request_deadline_ms } : {}),
@@ -130,6 +136,7 @@ export class Supervisor {
 
   private async boot(): Promise<void> {
     const started = performance.now();
+    await this.network?.prepare();
     this.launching = this.driver.launch({
       vmId: this.config.vm_id,
       kernelPath: this.config.kernel_path,
@@ -145,8 +152,13 @@ export class Supervisor {
       agentSocketPath: this.files.agentSocket,
       controlSocketPath: this.files.controlSocket,
       consoleLogPath: this.files.console,
+      ...(this.network ? { network: vmmNetworkSpec() } : {}),
     });
     this.vmm = await this.launching;
+    if (this.network) {
+      if (!this.vmm.network) throw new Error(`the ${this.driver.name} driver has no network`);
+      this.network.attach(this.vmm.network);
+    }
     const vmmReady = performance.now();
     this.status.vmm_pid = this.vmm.pid;
     this.status.timings.vmm_start_ms = Math.round(vmmReady - started);
@@ -171,6 +183,7 @@ export class Supervisor {
       },
       { deadlineMs: this.config.boot_timeout_ms },
     );
+    await this.network?.configureGuest(this.agentClient, this.config.boot_timeout_ms);
     this.status.timings.boot_ms = Math.round(performance.now() - vmmReady);
     this.status.agent_version = hello.agent_version;
     this.status.state = "ready";
@@ -206,6 +219,7 @@ export class Supervisor {
       if (!exitedInTime) await this.vmm.stop().catch(() => this.vmm?.kill());
     }
     if (this.status.state !== "failed") this.status.state = "exited";
+    await this.network?.close();
     if (remove || this.config.delete_on_exit) {
       await rm(this.dir, { recursive: true, force: true });
     } else {
@@ -269,6 +283,42 @@ export class Supervisor {
   whenSettled(): Promise<void> {
     if (this.status.state !== "booting") return Promise.resolve();
     return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  networkInfo() {
+    return (
+      this.network?.info() ?? {
+        policy: "off" as const,
+        guest_address: null,
+        prefix_len: null,
+        gateway: null,
+        dns: [],
+        allowed_domains: [],
+        proxy_port: null,
+        published_ports: [],
+        refusals: { refused_total: 0, refused_by_reason: {} },
+      }
+    );
+  }
+
+  requireNetwork(): ShimNetwork {
+    if (!this.network)
+      throw new PyroError(
+        "invalid_argument",
+        'this VM has no network (policy "off"); publishing ports needs network_policy "egress+published-ports"',
+      );
+    return this.network;
+  }
+
+  /**
+   * Adds the network's variables (the allowlist proxy) to a process's environment; the
+   * caller's own values win, so a command can still unset or override them.
+   */
+  withGuestEnvironment(message: Record<string, unknown>): Record<string, unknown> {
+    const extra = this.network?.guestEnvironment() ?? {};
+    if (Object.keys(extra).length === 0) return message;
+    const own = message.env && typeof message.env === "object" ? message.env : {};
+    return { ...message, env: { ...extra, ...own } };
   }
 
   agent(): ChannelClient {
@@ -382,6 +432,24 @@ class ClientConnection {
         void this.shim.end({ remove, reason: "stop requested" });
         return;
       }
+      case SHIM_OPS.network_info.name:
+        return this.reply(channel, { type: "result", ...this.shim.networkInfo() });
+      case SHIM_OPS.publish_port.name: {
+        const request = checkRequest(SHIM_OPS.publish_port, fieldsOf(message));
+        const network = this.shim.requireNetwork();
+        this.shim.touch();
+        const port = await network.publish(request.guest_port, request.host_port);
+        return this.reply(channel, { type: "result", ...port });
+      }
+      case SHIM_OPS.unpublish_port.name: {
+        const request = checkRequest(SHIM_OPS.unpublish_port, fieldsOf(message));
+        await this.shim.network?.unpublish(request.host_port);
+        return this.reply(channel, { type: "result" });
+      }
+      case AGENT_OPS.exec.name:
+      case AGENT_OPS.service_start.name:
+      case AGENT_OPS.shell_open.name:
+        return this.forward(channel, this.shim.withGuestEnvironment(message));
       case AGENT_OPS.signal.name:
         return this.forward(channel, {
           ...message,
@@ -454,6 +522,11 @@ class ClientConnection {
       this.socket.write(encodeControl(channel, error));
     }
   }
+}
+
+/** A request's fields without its `op` (shim op schemas are strict). */
+function fieldsOf({ op: _op, ...fields }: Record<string, unknown>): Record<string, unknown> {
+  return fields;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

@@ -18,6 +18,32 @@ export interface VmmLaunchSpec {
   /** Where the VMM's control socket (QMP, Firecracker API) goes. */
   controlSocketPath: string;
   consoleLogPath: string;
+  /**
+   * A virtio NIC on user-mode networking (slirp) whose every frame toward slirp passes
+   * through the shim first (docs/architecture.md "Network plumbing"); absent = no NIC at all.
+   */
+  network?: VmmNetworkSpec;
+}
+
+export interface VmmNetworkSpec {
+  /** The NIC's MAC address (`52:54:00:..`). */
+  mac: string;
+  /** Slirp's subnet as `10.0.2.0/24`, its gateway (the host alias) and its DNS address. */
+  subnet: string;
+  gateway: string;
+  dns: string;
+}
+
+/**
+ * The two ends of the splice between the guest's NIC and slirp: every frame the guest
+ * sends arrives on `fromGuest`; what the shim writes to `toNetwork` continues to slirp.
+ * Both carry frames as a uint32 big-endian length then the Ethernet frame.
+ */
+export interface VmmNetworkChannels {
+  fromGuest: Socket;
+  toNetwork: Socket;
+  /** Runs a human monitor command (`hostfwd_add ...`); resolves with its output text. */
+  monitor(command: string): Promise<string>;
 }
 
 export type Acceleration = "kvm" | "tcg";
@@ -34,6 +60,8 @@ export interface VmmHandle {
   readonly exited: Promise<VmmExit>;
   /** The byte stream to the guest agent (virtio-serial under QEMU, vsock under Firecracker). */
   readonly agentChannel: Promise<Socket>;
+  /** Present when the spec asked for a NIC. */
+  readonly network?: VmmNetworkChannels;
   /** Asks the VMM to stop the VM now (the guest should already have synced). */
   stop(): Promise<void>;
   /** SIGKILL, for when stop did not work. */

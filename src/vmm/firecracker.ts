@@ -111,6 +111,11 @@ export class FirecrackerDriver implements VmmDriver {
   }
 
   async launch(spec: VmmLaunchSpec): Promise<VmmHandle> {
+    if (spec.network)
+      throw new PyroError(
+        "unavailable",
+        "network policies need the QEMU driver (the guard splices into QEMU's network filters); set PYRO_VMM=qemu",
+      );
     if (spec.acceleration !== "kvm") {
       throw new PyroError(
         "unavailable",

@@ -13,7 +13,7 @@ import {
   type CgroupDir,
 } from "./cgroup.js";
 import { CappedLog, captureToLog, readFileTail, VMM_LOG_LIMITS } from "./console-log.js";
-import type { VmmDriver, VmmExit, VmmHandle, VmmLaunchSpec } from "./driver.js";
+import type { VmmDriver, VmmExit, VmmHandle, VmmLaunchSpec, VmmNetworkChannels } from "./driver.js";
 import { JAIL_NOFILE, jailCommand, jailIdentity, type JailPlan } from "./jail.js";
 import { QEMU_KERNEL_ARGS } from "./kernel-args.js";
 import { QmpClient } from "./qmp.js";
@@ -71,6 +71,43 @@ export function qemuInheritedFiles(spec: VmmLaunchSpec): InheritedFile[] {
     opens.push({ path: disk.path, flags: "r" });
   }
   return opens.map((open, index) => ({ ...open, fd: QEMU_FD.firstFile + index }));
+}
+
+/**
+ * The two channels of the NIC splice, after the files: frames from the guest's NIC come
+ * out on `fromGuest`, frames the shim lets through go in on `toNetwork`.
+ */
+export function qemuNetworkFds(spec: VmmLaunchSpec): { fromGuest: number; toNetwork: number } {
+  const next = QEMU_FD.firstFile + qemuInheritedFiles(spec).length;
+  return { fromGuest: next, toNetwork: next + 1 };
+}
+
+/**
+ * A virtio NIC on slirp with the shim spliced in by two `filter-redirector`s on the
+ * netdev's receive queue (frames the NIC sends toward slirp). `netguard` takes every
+ * such frame out to the shim; `netinject` puts what the shim writes back in. Order
+ * matters: receive-queue filters run last-declared first, and a redirector's injected
+ * frame continues to the filters after it, so `netinject` must be declared first or the
+ * frames it injects would reach `netguard` again and loop (seen on QEMU 7.2).
+ */
+export function networkArgs(spec: VmmLaunchSpec): string[] {
+  const net = spec.network;
+  if (!net) return [];
+  const fds = qemuNetworkFds(spec);
+  return [
+    "-netdev",
+    `user,id=net0,net=${net.subnet},host=${net.gateway},dns=${net.dns},ipv6=off`,
+    "-device",
+    `virtio-net-device,netdev=net0,mac=${net.mac}`,
+    "-chardev",
+    `socket,id=netin,fd=${fds.toNetwork}`,
+    "-chardev",
+    `socket,id=netout,fd=${fds.fromGuest}`,
+    "-object",
+    "filter-redirector,id=netinject,netdev=net0,queue=rx,indev=netin",
+    "-object",
+    "filter-redirector,id=netguard,netdev=net0,queue=rx,outdev=netout",
+  ];
 }
 
 /** `-add-fd` for each disk's fds (fd set N+1 for disk N) and the drives that use them. */
@@ -136,6 +173,7 @@ export function qemuArgs(spec: VmmLaunchSpec, hostTscKhz?: number): string[] {
     `socket,id=qmp,fd=${QEMU_FD.control}`,
     "-mon",
     "chardev=qmp,mode=control",
+    ...networkArgs(spec),
   ];
 }
 
@@ -225,7 +263,10 @@ export class QemuDriver implements VmmDriver {
     }
     failed.catch(() => {});
     const agentChannel = Promise.resolve(stdioSocket(child, QEMU_FD.agent));
-    return new QemuHandle(child.pid!, exited, agentChannel, qmp, () => child.kill("SIGKILL"));
+    const network = spec.network ? networkChannels(spec, child, qmp) : undefined;
+    return new QemuHandle(child.pid!, exited, agentChannel, qmp, network, () =>
+      child.kill("SIGKILL"),
+    );
   }
 }
 
@@ -252,7 +293,16 @@ function startQemu(spec: VmmLaunchSpec, binary: string, cgroup: CgroupDir[]) {
     const child = spawn(command!, args, {
       cwd: "/",
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-      stdio: ["ignore", "ignore", "pipe", "pipe", "pipe", "pipe", ...fds],
+      stdio: [
+        "ignore",
+        "ignore",
+        "pipe",
+        "pipe",
+        "pipe",
+        "pipe",
+        ...fds,
+        ...(spec.network ? (["pipe", "pipe"] as const) : []),
+      ],
     });
     const stderrPath = `${spec.consoleLogPath}.vmm`;
     const stderrClosed = captureToLog(child.stderr!, new CappedLog(stderrPath, VMM_LOG_LIMITS));
@@ -264,6 +314,22 @@ function startQemu(spec: VmmLaunchSpec, binary: string, cgroup: CgroupDir[]) {
   } finally {
     for (const fd of fds) closeSync(fd);
   }
+}
+
+function networkChannels(
+  spec: VmmLaunchSpec,
+  child: ChildProcess,
+  qmp: QmpClient,
+): VmmNetworkChannels {
+  const fds = qemuNetworkFds(spec);
+  return {
+    fromGuest: stdioSocket(child, fds.fromGuest),
+    toNetwork: stdioSocket(child, fds.toNetwork),
+    monitor: async (command) => {
+      const output = await qmp.execute("human-monitor-command", { "command-line": command });
+      return typeof output === "string" ? output : "";
+    },
+  };
 }
 
 /** Our end of the socket pair spawn made for one of QEMU's fds. */
@@ -292,6 +358,7 @@ class QemuHandle implements VmmHandle {
     readonly exited: Promise<VmmExit>,
     readonly agentChannel: Promise<Socket>,
     private readonly qmp: QmpClient,
+    readonly network: VmmNetworkChannels | undefined,
     readonly kill: () => void,
   ) {
     void exited.then(() => {

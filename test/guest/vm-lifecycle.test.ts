@@ -36,7 +36,13 @@ describe("VM lifecycle through the SDK", () => {
       vm_id: created.vm_id,
       network: false,
       interfaces: [],
+      policy: "off",
+      guest_address: null,
+      gateway: null,
+      dns: [],
+      allowed_domains: [],
       published_ports: [],
+      refusals: { refused_total: 0, refused_by_reason: {} },
     });
     const result = await pyro.execVm({
       vm_id: created.vm_id,

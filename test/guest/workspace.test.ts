@@ -327,8 +327,12 @@ describe("workspace bad input", () => {
       pyro.createWorkspace({ environment: "debian:12-base", seed_path: "/does/not/exist" }),
     ).rejects.toMatchObject({ code: "invalid_argument" });
     await expect(
-      pyro.createWorkspace({ environment: "debian:12-base", network_policy: "egress" }),
-    ).rejects.toMatchObject({ code: "unavailable" });
+      pyro.createWorkspace({
+        environment: "debian:12-base",
+        network_policy: "off",
+        allowed_domains: ["example.org"],
+      }),
+    ).rejects.toMatchObject({ code: "invalid_argument" });
     await expect(pyro.statusWorkspace({ workspace_id: "ws_000000000000" })).rejects.toMatchObject({
       code: "not_found",
     });

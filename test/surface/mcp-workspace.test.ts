@@ -47,6 +47,7 @@ describe("workspace-core profile through a real MCP client over stdio", () => {
     const create = tools.find((t) => t.name === "workspace_create")!;
     expect(Object.keys(create.inputSchema.properties ?? {})).not.toContain("secrets");
     expect(Object.keys(create.inputSchema.properties ?? {})).not.toContain("network_policy");
+    expect(Object.keys(create.inputSchema.properties ?? {})).not.toContain("allowed_domains");
 
     const ws = await ok("workspace_create", {
       environment: "debian:12-base",

@@ -187,6 +187,20 @@ const VALID_REPLIES: Record<string, Record<string, unknown>> = {
   "shim.wait_ready": ok(STATUS),
   "shim.claim": ok(),
   "shim.stop": ok(STATUS),
+  net_configure: ok(),
+  "shim.network_info": ok({
+    policy: "egress+published-ports",
+    guest_address: "10.0.2.15",
+    prefix_len: 24,
+    gateway: "10.0.2.2",
+    dns: ["10.0.2.3"],
+    allowed_domains: [],
+    proxy_port: null,
+    published_ports: [{ guest_port: 80, host_port: 8080, host_address: "127.0.0.1" }],
+    refusals: { refused_total: 1, refused_by_reason: { host_loopback: 1 } },
+  }),
+  "shim.publish_port": ok({ guest_port: 80, host_port: 8080, host_address: "127.0.0.1" }),
+  "shim.unpublish_port": ok(),
 };
 const ALL_OPS: AnyOp[] = [...Object.values(AGENT_OPS), ...Object.values(SHIM_OPS)];
 

@@ -6,6 +6,7 @@ import {
   QEMU_SANDBOX,
   qemuArgs,
   qemuInheritedFiles,
+  qemuNetworkFds,
   qemuOptionValue,
 } from "../../src/vmm/qemu.js";
 import { sampleLaunchSpec } from "../helpers/vmm-spec.js";
@@ -51,6 +52,36 @@ describe("QEMU command line", () => {
     const args = qemuArgs(spec).join(" ");
     expect(args).not.toMatch(/netdev|virtio-net/);
     expect(args).toContain("-nodefaults");
+  });
+
+  it("with a network: slirp with the guest plan, IPv6 off, and the guard spliced in by fds", () => {
+    const net = sampleLaunchSpec({
+      acceleration: "tcg",
+      network: {
+        mac: "52:54:00:70:79:72",
+        subnet: "10.0.2.0/24",
+        gateway: "10.0.2.2",
+        dns: "10.0.2.3",
+      },
+    });
+    const args = qemuArgs(net);
+    const fds = qemuNetworkFds(net);
+    // After the kernel, the initramfs and the disks' three fds.
+    expect(fds).toEqual({ fromGuest: QEMU_FD.firstFile + 5, toNetwork: QEMU_FD.firstFile + 6 });
+    expect(after(args, "-netdev")).toEqual([
+      "user,id=net0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,ipv6=off",
+    ]);
+    expect(args).toContain("virtio-net-device,netdev=net0,mac=52:54:00:70:79:72");
+    expect(args).toContain(`socket,id=netout,fd=${fds.fromGuest}`);
+    expect(args).toContain(`socket,id=netin,fd=${fds.toNetwork}`);
+    // The injecting redirector comes first: declared after the capturing one, the frames
+    // it injects would be captured again (a loop, seen on QEMU 7.2).
+    expect(after(args, "-object").filter((o) => o.startsWith("filter-redirector"))).toEqual([
+      "filter-redirector,id=netinject,netdev=net0,queue=rx,indev=netin",
+      "filter-redirector,id=netguard,netdev=net0,queue=rx,outdev=netout",
+    ]);
+    // No slirp service that reaches the host on the guest's behalf.
+    expect(args.join(" ")).not.toMatch(/hostfwd=|guestfwd=|smb=|tftp=/);
   });
 
   it("names the agent port as the protocol spec says and takes its channels as fds", () => {

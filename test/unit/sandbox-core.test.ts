@@ -48,6 +48,8 @@ function workspace(changes: Partial<WorkspaceRecord> = {}): WorkspaceRecord {
     expires_at: now,
     last_activity_at: now,
     network_policy: "off",
+    allowed_domains: [],
+    network_status: null,
     workspace_seed: { mode: "empty", seed_path: null },
     secrets: [],
     command_count: 0,

@@ -79,6 +79,22 @@ class FakeAgent implements ServiceAgent {
     this.check("probe");
     return this.probeAnswer(argv);
   }
+  /** Host ports forwarded now; `takenPorts` answer conflict as the shim does. */
+  forwards = new Map<number, number>();
+  takenPorts = new Set<number>();
+  nextHostPort = 40000;
+  async publish(guestPort: number, hostPort: number | null) {
+    this.check("publish");
+    const port = hostPort ?? this.nextHostPort++;
+    if (this.takenPorts.has(port) || this.forwards.has(port))
+      throw new PyroError("conflict", `host port 127.0.0.1:${port} cannot be published`);
+    this.forwards.set(port, guestPort);
+    return { guest_port: guestPort, host_port: port, host_address: "127.0.0.1" };
+  }
+  async unpublish(hostPort: number) {
+    this.check("unpublish");
+    this.forwards.delete(hostPort);
+  }
   exit(name: string, code: number | null, signal: string | null = null) {
     const entry = this.table.get(name)!;
     Object.assign(entry, { state: "exited", exit_code: code, signal, ended_at_ms: Date.now() });
@@ -91,10 +107,16 @@ let agent: FakeAgent;
 let state: WorkspaceRecord["state"];
 let services: ServiceManager;
 
-function writeWorkspace() {
+function writeWorkspace(network_policy = "off") {
   const dir = join(home, "workspaces", ID);
   mkdirSync(dir, { recursive: true });
-  const record = { workspace_id: ID, state: "started", service_count: 0, running_service_count: 0 };
+  const record = {
+    workspace_id: ID,
+    state: "started",
+    network_policy,
+    service_count: 0,
+    running_service_count: 0,
+  };
   writeFileSync(join(dir, "record.json"), JSON.stringify(record));
 }
 
@@ -293,13 +315,63 @@ describe("starting a service", () => {
     [{ readiness: { type: "http", url: "http://[::1/" } }, "invalid_argument", /url/],
     [{ readiness: { type: "http", url: "http://a%zz/" } }, "invalid_argument", /url/],
     [{ ready_interval_ms: -5 }, "invalid_argument", /ready_interval_ms/],
-    [{ published_ports: [{ guest_port: 80 }] }, "unavailable", /published_ports/],
+    [{ published_ports: [{ guest_port: 80 }] }, "invalid_argument", /egress\+published-ports/],
+    [{ published_ports: [{ guest_port: 0 }] }, "invalid_argument", /guest_port/],
+    [{ published_ports: [{ guest_port: 80, host_port: 65536 }] }, "invalid_argument", /host_port/],
+    [
+      {
+        published_ports: [
+          { guest_port: 80, host_port: 8080 },
+          { guest_port: 81, host_port: 8080 },
+        ],
+      },
+      "invalid_argument",
+      /host port 8080 is published twice/,
+    ],
     [{ secret_env: { TOKEN: "t" } }, "invalid_argument", /unknown secret "t"/],
   ])("refuses %j before any guest work", async (extra, code, pattern) => {
     const error = (await start(extra).catch((e: unknown) => e)) as PyroError;
     expect(error.code).toBe(code);
     expect(error.message).toMatch(pattern);
     expect(agent.calls).toEqual([]);
+  });
+
+  describe("published ports (under egress+published-ports)", () => {
+    beforeEach(() => writeWorkspace("egress+published-ports"));
+
+    it("publishes each port, records where it listens, and removes them on stop", async () => {
+      const record = await start({
+        published_ports: [{ guest_port: 8000 }, { guest_port: 9000, host_port: 18080 }],
+      });
+      expect(record.published_ports).toEqual([
+        { guest_port: 8000, host_port: 40000, host_address: "127.0.0.1" },
+        { guest_port: 9000, host_port: 18080, host_address: "127.0.0.1" },
+      ]);
+      expect([...agent.forwards]).toEqual([
+        [40000, 8000],
+        [18080, 9000],
+      ]);
+      await services.stop({ workspace_id: ID, service_name: "web" });
+      expect(agent.forwards.size).toBe(0);
+    });
+
+    it("a host port in use fails the start with conflict: nothing published, service stopped", async () => {
+      agent.takenPorts.add(18081);
+      const error = (await start({
+        published_ports: [{ guest_port: 8000 }, { guest_port: 9000, host_port: 18081 }],
+      }).catch((e: unknown) => e)) as PyroError;
+      expect(error.code).toBe("conflict");
+      expect(agent.forwards.size).toBe(0);
+      expect(agent.table.get("web")?.state).toBe("exited");
+    });
+
+    it("removes the forwards of a service that ended by itself when next read", async () => {
+      await start({ published_ports: [{ guest_port: 8000 }] });
+      agent.exit("web", 0);
+      const record = await services.status({ workspace_id: ID, service_name: "web" });
+      expect(record.state).toBe("exited");
+      expect(agent.forwards.size).toBe(0);
+    });
   });
 
   it("refuses a workspace that is not started, with the way out", async () => {

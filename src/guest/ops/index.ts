@@ -1,9 +1,18 @@
 import { exec } from "./exec.js";
 import { fileDelete, fileList, fileRead, fileWrite, mkdir } from "./files.js";
+import { netConfigure } from "./net.js";
 import type { AnyOp, OutputPolicy } from "./op.js";
 import { serviceList, serviceLogs, serviceStart, serviceStop } from "./services.js";
 import { shellClose, shellList, shellOpen, shellRead, shellSignal, shellWrite } from "./shells.js";
-import { shimClaim, shimStatus, shimStop, shimWaitReady } from "./shim.js";
+import {
+  shimClaim,
+  shimNetworkInfo,
+  shimPublishPort,
+  shimStatus,
+  shimStop,
+  shimUnpublishPort,
+  shimWaitReady,
+} from "./shim.js";
 import { hello, shutdown, signal } from "./system.js";
 
 /**
@@ -31,6 +40,7 @@ export const AGENT_OPS = {
   shell_signal: shellSignal,
   shell_close: shellClose,
   shell_list: shellList,
+  net_configure: netConfigure,
 } as const;
 
 export const SHIM_OPS = {
@@ -38,6 +48,9 @@ export const SHIM_OPS = {
   wait_ready: shimWaitReady,
   claim: shimClaim,
   stop: shimStop,
+  network_info: shimNetworkInfo,
+  publish_port: shimPublishPort,
+  unpublish_port: shimUnpublishPort,
 } as const;
 
 const BY_NAME = new Map<string, AnyOp>(
@@ -60,6 +73,7 @@ export const UNKNOWN_OP_OUTPUT: OutputPolicy = {
 
 export * from "./exec.js";
 export * from "./files.js";
+export * from "./net.js";
 export * from "./op.js";
 export * from "./services.js";
 export * from "./shells.js";

@@ -44,3 +44,54 @@ export const shimStop = defineOp(
   z.strictObject({ remove: z.boolean() }),
   statusResult,
 );
+
+const port = z.number().int().min(1).max(65535);
+const ipv4Text = z.string().max(15);
+
+export const ShimPublishedPortSchema = z.object({
+  guest_port: port,
+  host_port: port,
+  host_address: ipv4Text,
+});
+
+/** The VM's network as the shim runs it; `policy` `off` (no NIC) leaves the rest empty. */
+export const ShimNetworkSchema = z.object({
+  policy: z.enum(["off", "egress", "egress+published-ports"]),
+  guest_address: ipv4Text.nullable(),
+  prefix_len: z.number().int().min(0).max(32).nullable(),
+  gateway: ipv4Text.nullable(),
+  dns: z.array(ipv4Text).max(3),
+  allowed_domains: z.array(z.string().max(253)).max(1024),
+  /** The allowlist proxy's port on the host's 127.0.0.1 (the guest's gateway). */
+  proxy_port: port.nullable(),
+  published_ports: z.array(ShimPublishedPortSchema).max(1024),
+  refusals: z.object({
+    refused_total: z.number().int().nonnegative(),
+    refused_by_reason: z.record(z.string().max(64), z.number().int().nonnegative()),
+  }),
+});
+export type ShimNetwork = z.infer<typeof ShimNetworkSchema>;
+export type ShimPublishedPort = z.infer<typeof ShimPublishedPortSchema>;
+
+export const shimNetworkInfo = defineOp(
+  "shim.network_info",
+  z.strictObject({}),
+  resultFrame(ShimNetworkSchema.shape),
+);
+
+/**
+ * Forwards the host's 127.0.0.1:host_port to the guest's guest_port; `host_port: null`
+ * picks a free one. A host port in use answers `conflict`.
+ */
+export const shimPublishPort = defineOp(
+  "shim.publish_port",
+  z.strictObject({ guest_port: port, host_port: port.nullable() }),
+  resultFrame(ShimPublishedPortSchema.shape),
+);
+
+/** Removes a forward; one that does not exist is not an error (stop may repeat). */
+export const shimUnpublishPort = defineOp(
+  "shim.unpublish_port",
+  z.strictObject({ host_port: port }),
+  EmptyResultSchema,
+);

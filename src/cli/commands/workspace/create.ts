@@ -1,7 +1,7 @@
 import { Option, type Command } from "commander";
 import { CreateWorkspaceParams, createWorkspace } from "../../../contract/workspace.js";
 import type { Pyro } from "../../../sdk/pyro.js";
-import { action, collectPairs, jsonOption, print, printRecord } from "../../action.js";
+import { action, collectList, collectPairs, jsonOption, print, printRecord } from "../../action.js";
 import { addSchemaOptions, schemaOptionValues } from "../../schema-options.js";
 
 const FLAG_FIELDS = [
@@ -28,6 +28,11 @@ export function registerCreate(workspace: Command, pyro: () => Pyro): void {
         .choices(CreateWorkspaceParams.shape.network_policy.unwrap().options)
         .default("off"),
     )
+    .option(
+      "--allow-domain <host>",
+      "limit egress to this domain, `*.example.org` for its subdomains (repeatable)",
+      collectList,
+    )
     .option("--secret <name=value>", "a secret given inline (repeatable)", collectPairs("--secret"))
     .option(
       "--secret-file <name=path>",
@@ -45,6 +50,7 @@ export function registerCreate(workspace: Command, pyro: () => Pyro): void {
           ...schemaOptionValues(options, FLAG_FIELDS),
           labels: (options.label as Record<string, string>) ?? {},
           network_policy: options.networkPolicy as "off",
+          allowed_domains: (options.allowDomain as string[] | undefined) ?? [],
           secrets: [
             ...Object.entries((options.secret as Record<string, string>) ?? {}).map(
               ([name, value]) => ({ name, value }),

@@ -58,7 +58,7 @@ export function registerLifecycle(workspace: Command, pyro: () => Pyro): void {
       action(
         ([id], options) =>
           pyro().logsWorkspace({ workspace_id: id!, limit: options.limit as number }),
-        ({ entries }) => {
+        ({ entries, network_refusals }) => {
           for (const e of entries) {
             print(
               `#${e.sequence} [exit ${e.exit_code}${e.timed_out ? ", timed out" : ""}] ${escapeLine(e.cwd)}$ ${escapeLine(e.command.join(" "))}`,
@@ -66,6 +66,8 @@ export function registerLifecycle(workspace: Command, pyro: () => Pyro): void {
             if (e.stdout_tail) print(e.stdout_tail);
             if (e.stderr_tail) printNote(e.stderr_tail);
           }
+          if (network_refusals.length) print("network refusals:");
+          for (const line of network_refusals) print(`  ${escapeLine(line)}`);
         },
       ),
     );
