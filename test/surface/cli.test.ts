@@ -114,6 +114,17 @@ describe("pyro CLI as a subprocess", () => {
         "acceleration",
       ]),
     );
+    // One line per network policy saying what it needs; this host has QEMU with slirp.
+    const network = (report.checks as { name: string; status: string; detail: string }[]).filter(
+      (c) => c.name.startsWith("network: "),
+    );
+    expect(network.map((c) => [c.name, c.status])).toEqual([
+      ["network: off", "pass"],
+      ["network: egress", "pass"],
+      ["network: egress+published-ports", "pass"],
+      ["network: allowed_domains", "pass"],
+    ]);
+    expect(network[1]!.detail).toMatch(/filter-redirector/);
     expect(report.acceleration.mode).toBe(expectedAcceleration());
     expect(doctor.code).toBe(report.ok ? 0 : 1);
   });
