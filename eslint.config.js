@@ -38,7 +38,20 @@ export default tseslint.config(
   ),
   layer(
     ["src/contract/**"],
-    ["cli", "mcp", "sdk", "manager", "workspace", "vmm", "shim", "guest", "env", "disk", "network", "util"],
+    [
+      "cli",
+      "mcp",
+      "sdk",
+      "manager",
+      "workspace",
+      "vmm",
+      "shim",
+      "guest",
+      "env",
+      "disk",
+      "network",
+      "util",
+    ],
     "The contract is pure schemas.",
   ),
   layer(

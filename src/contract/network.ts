@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { count, port } from "./fields.js";
 
 /**
  * The network policies (docs/architecture.md "Network plumbing"): `off` has no NIC at all; `egress` reaches out
@@ -31,19 +32,17 @@ export const allowedDomains = z
     "Limit egress to these domains (HTTP and HTTPS through a host proxy; no DNS, no other traffic). Needs network_policy egress or egress+published-ports.",
   );
 
-const port = z.number().int().min(1).max(65535);
-
 /** A guest port forwarded from the host (always its 127.0.0.1). */
 export const ActivePublishedPort = z.object({
-  guest_port: port,
-  host_port: port,
+  guest_port: port(),
+  host_port: port(),
   host_address: z.string().describe('Where the host listens: "127.0.0.1".'),
 });
 
 export const RefusalCounts = z.object({
-  refused_total: z.number().int().nonnegative(),
+  refused_total: count(),
   refused_by_reason: z
-    .record(z.string(), z.number().int().nonnegative())
+    .record(z.string(), count())
     .describe("Frames and proxy requests the network guard refused, by reason."),
 });
 

@@ -6,7 +6,6 @@ import {
   exitCode,
   integer,
   memMib,
-  port,
   timeoutSeconds,
   ttlSeconds,
   vcpuCount,

@@ -78,6 +78,8 @@ describe("list tables", () => {
     expires_at: "2026-11-30T12:10:00Z",
     last_activity_at: "2026-11-30T11:55:00Z",
     network_policy: "off" as const,
+    allowed_domains: [],
+    network_status: null,
     workspace_seed: { mode: "empty" as const, seed_path: null },
     secrets: [],
     command_count: 3,
@@ -144,7 +146,7 @@ describe("list tables", () => {
         exit_code: null,
         signal: null,
         pid: 311,
-        published_ports: [{ guest_port: 8000, host_port: 41234 }],
+        published_ports: [{ guest_port: 8000, host_port: 41234, host_address: "127.0.0.1" }],
       },
       {
         ...base,
