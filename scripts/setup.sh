@@ -20,8 +20,9 @@ PACKAGES=(
   gpg arch-test libdpkg-perl mount
   # prlimit and setpriv, which jail the VMM (Essential on Debian; listed to say so).
   util-linux
-  # The network tests' resolver (run in a test network namespace) and iproute2's `ip netns`.
-  dnsmasq-base iproute2
+  # The network tests: their resolver (in a test network namespace), `ip netns`, and the
+  # test TLS servers' certificates.
+  dnsmasq-base iproute2 openssl
 )
 
 missing=()
