@@ -5,13 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Pyro } from "../../src/index.js";
 import { CLI_ENTRY, type CliResult } from "../helpers/cli.js";
 import { eventually, isolatedHome, processesMentioning } from "../helpers/guest.js";
-import {
-  createTestNetns,
-  firstLine,
-  makeTestCertificates,
-  TEST_SERVER_SCRIPT,
-  type TestNetns,
-} from "../helpers/netns.js";
+import { createTestNetns, firstLine, spawnTestServer, type TestNetns } from "../helpers/netns.js";
 import { tempDir } from "../helpers/temp.js";
 
 /**
@@ -67,14 +61,11 @@ EOF`;
 
 beforeAll(async () => {
   const dir = tempDir("pyro-net-allow-");
-  const certs = makeTestCertificates(dir, ["allowed.test", "www.allowed.test", "other.test"]);
-  writeFileSync(join(dir, "server.mjs"), TEST_SERVER_SCRIPT);
   netns = createTestNetns("allow");
-  const server = netns.spawn(process.execPath, [
-    join(dir, "server.mjs"),
-    certs.key,
-    certs.cert,
-    netns.address,
+  const { certs, server } = spawnTestServer(netns, dir, [
+    "allowed.test",
+    "www.allowed.test",
+    "other.test",
   ]);
   expect(await firstLine(server)).toBe("ready");
   const hosts = join(dir, "hosts");

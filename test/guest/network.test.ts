@@ -7,13 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Pyro } from "../../src/index.js";
 import { CLI_ENTRY, runCli } from "../helpers/cli.js";
 import { eventually, isolatedHome, processesMentioning } from "../helpers/guest.js";
-import {
-  createTestNetns,
-  firstLine,
-  makeTestCertificates,
-  TEST_SERVER_SCRIPT,
-  type TestNetns,
-} from "../helpers/netns.js";
+import { createTestNetns, firstLine, spawnTestServer, type TestNetns } from "../helpers/netns.js";
 import { tempDir } from "../helpers/temp.js";
 
 /**
@@ -69,14 +63,7 @@ async function exec(command: string[]) {
 beforeAll(async () => {
   netns = createTestNetns("net");
   const dir = tempDir("pyro-net-test-");
-  const certs = makeTestCertificates(dir, [TEST_NAME]);
-  writeFileSync(join(dir, "server.mjs"), TEST_SERVER_SCRIPT);
-  const server = netns.spawn(process.execPath, [
-    join(dir, "server.mjs"),
-    certs.key,
-    certs.cert,
-    netns.address,
-  ]);
+  const { server } = spawnTestServer(netns, dir, [TEST_NAME]);
   expect(await firstLine(server)).toBe("ready");
   netns.spawn("dnsmasq", [
     "--keep-in-foreground",
