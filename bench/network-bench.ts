@@ -6,16 +6,11 @@
  * - HTTP throughput through egress (the guard relay and slirp): a guest downloads
  *   BENCH_BYTES from a server in a test namespace, timed inside the guest.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Pyro } from "../src/index.js";
-import {
-  createTestNetns,
-  firstLine,
-  makeTestCertificates,
-  TEST_SERVER_SCRIPT,
-} from "../test/helpers/netns.js";
+import { createTestNetns, firstLine, spawnTestServer } from "../test/helpers/netns.js";
 import { median } from "./measure.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -85,14 +80,7 @@ async function main(): Promise<void> {
   try {
     const dir = join(home, "server");
     mkdirSync(dir);
-    const certs = makeTestCertificates(dir, ["bench.test"]);
-    writeFileSync(join(dir, "server.mjs"), TEST_SERVER_SCRIPT);
-    const server = netns.spawn(process.execPath, [
-      join(dir, "server.mjs"),
-      certs.key,
-      certs.cert,
-      netns.address,
-    ]);
+    const { server } = spawnTestServer(netns, dir, ["bench.test"]);
     if ((await firstLine(server)) !== "ready") throw new Error("test server did not start");
     const { without, withNic } = await bootMs(pyro);
     console.log(`boot_ms without NIC: median ${median(without)} (${without.join(", ")})`);

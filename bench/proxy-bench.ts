@@ -15,12 +15,7 @@ import { spawnSync } from "node:child_process";
 import { connect as tlsConnect } from "node:tls";
 import type { Socket } from "node:net";
 import { RefusalLog, startAllowlistProxy } from "../src/network/index.js";
-import {
-  createTestNetns,
-  firstLine,
-  makeTestCertificates,
-  TEST_SERVER_SCRIPT,
-} from "../test/helpers/netns.js";
+import { createTestNetns, firstLine, spawnTestServer } from "../test/helpers/netns.js";
 import { median, timed } from "./measure.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -125,16 +120,9 @@ async function guestRate(dir: string, address: string): Promise<void> {
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), "pyro-proxy-bench-"));
-  const certs = makeTestCertificates(dir, ["bench.test"]);
-  writeFileSync(join(dir, "server.mjs"), TEST_SERVER_SCRIPT);
   const netns = createTestNetns("bench");
   try {
-    const server = netns.spawn(process.execPath, [
-      join(dir, "server.mjs"),
-      certs.key,
-      certs.cert,
-      netns.address,
-    ]);
+    const { certs, server } = spawnTestServer(netns, dir, ["bench.test"]);
     if ((await firstLine(server)) !== "ready") throw new Error("test server did not start");
     const proxy = await startAllowlistProxy({
       allowed_domains: ["bench.test"],

@@ -1,17 +1,10 @@
-import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync, copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Pyro } from "../../src/index.js";
-import { CLI_ENTRY, type CliResult } from "../helpers/cli.js";
+import { runCliWithMount } from "../helpers/cli.js";
 import { eventually, isolatedHome, processesMentioning } from "../helpers/guest.js";
-import {
-  createTestNetns,
-  firstLine,
-  makeTestCertificates,
-  TEST_SERVER_SCRIPT,
-  type TestNetns,
-} from "../helpers/netns.js";
+import { createTestNetns, firstLine, spawnTestServer, type TestNetns } from "../helpers/netns.js";
 import { tempDir } from "../helpers/temp.js";
 
 /**
@@ -25,26 +18,6 @@ const home = isolatedHome();
 const pyro = new Pyro();
 let netns: TestNetns;
 let id = "";
-
-/** `pyro ...` inside a mount namespace where /etc/hosts is `hostsFile`. */
-function cliWithHosts(hostsFile: string, args: string[]): Promise<CliResult> {
-  const script = `mount --bind "$0" /etc/hosts && exec "$@"`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      "unshare",
-      ["-m", "sh", "-c", script, hostsFile, process.execPath, CLI_ENTRY, ...args],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function guest(script: string) {
   return pyro.execWorkspace({
@@ -67,14 +40,11 @@ EOF`;
 
 beforeAll(async () => {
   const dir = tempDir("pyro-net-allow-");
-  const certs = makeTestCertificates(dir, ["allowed.test", "www.allowed.test", "other.test"]);
-  writeFileSync(join(dir, "server.mjs"), TEST_SERVER_SCRIPT);
   netns = createTestNetns("allow");
-  const server = netns.spawn(process.execPath, [
-    join(dir, "server.mjs"),
-    certs.key,
-    certs.cert,
-    netns.address,
+  const { certs, server } = spawnTestServer(netns, dir, [
+    "allowed.test",
+    "www.allowed.test",
+    "other.test",
   ]);
   expect(await firstLine(server)).toBe("ready");
   const hosts = join(dir, "hosts");
@@ -82,7 +52,7 @@ beforeAll(async () => {
     hosts,
     `127.0.0.1 localhost\n${netns.address} allowed.test www.allowed.test other.test\n127.0.0.1 loop.allowed.test\n`,
   );
-  const created = await cliWithHosts(hosts, [
+  const created = await runCliWithMount(hosts, "/etc/hosts", [
     "workspace",
     "create",
     "debian:12-build",

@@ -1,19 +1,12 @@
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Pyro } from "../../src/index.js";
-import { CLI_ENTRY, runCli } from "../helpers/cli.js";
+import { runCli, runCliWithMount } from "../helpers/cli.js";
 import { eventually, isolatedHome, processesMentioning } from "../helpers/guest.js";
-import {
-  createTestNetns,
-  firstLine,
-  makeTestCertificates,
-  TEST_SERVER_SCRIPT,
-  type TestNetns,
-} from "../helpers/netns.js";
+import { createTestNetns, firstLine, spawnTestServer, type TestNetns } from "../helpers/netns.js";
 import { tempDir } from "../helpers/temp.js";
 
 /**
@@ -69,14 +62,7 @@ async function exec(command: string[]) {
 beforeAll(async () => {
   netns = createTestNetns("net");
   const dir = tempDir("pyro-net-test-");
-  const certs = makeTestCertificates(dir, [TEST_NAME]);
-  writeFileSync(join(dir, "server.mjs"), TEST_SERVER_SCRIPT);
-  const server = netns.spawn(process.execPath, [
-    join(dir, "server.mjs"),
-    certs.key,
-    certs.cert,
-    netns.address,
-  ]);
+  const { server } = spawnTestServer(netns, dir, [TEST_NAME]);
   expect(await firstLine(server)).toBe("ready");
   netns.spawn("dnsmasq", [
     "--keep-in-foreground",
@@ -96,25 +82,14 @@ beforeAll(async () => {
 }, 240_000);
 
 /** `workspace create` with /etc/resolv.conf replaced for it and the shim it starts. */
-function createInMountNamespace(resolvConf: string): Promise<{ workspace_id: string }> {
-  const script = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"';
-  const args = [
-    ...["-m", "--propagation", "private", "sh", "-c", script, "sh", resolvConf],
-    ...[process.execPath, CLI_ENTRY, "workspace", "create", "debian:12-build"],
+async function createInMountNamespace(resolvConf: string): Promise<{ workspace_id: string }> {
+  const created = await runCliWithMount(resolvConf, "/etc/resolv.conf", [
+    ...["workspace", "create", "debian:12-build"],
     ...["--network-policy", "egress+published-ports", "--mem-mib", "512", "--json"],
-  ];
-  return new Promise((resolve, reject) => {
-    const child = spawn("unshare", args, { stdio: ["ignore", "pipe", "pipe"], env: process.env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("close", (code) =>
-      code === 0
-        ? resolve(JSON.parse(stdout) as { workspace_id: string })
-        : reject(new Error(`workspace create failed (${code}): ${stderr}`)),
-    );
-  });
+  ]);
+  if (created.code !== 0)
+    throw new Error(`workspace create failed (${created.code}): ${created.stderr}`);
+  return JSON.parse(created.stdout) as { workspace_id: string };
 }
 
 afterAll(async () => {

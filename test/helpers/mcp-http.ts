@@ -64,6 +64,18 @@ export async function callOk(client: Client, name: string, args: Record<string, 
   return result.structuredContent as Record<string, any>;
 }
 
+/** A raw JSON-RPC `initialize` request, as a client without the SDK sends it. */
+export const INITIALIZE_REQUEST = {
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: {
+    protocolVersion: "2025-06-18",
+    capabilities: {},
+    clientInfo: { name: "raw", version: "0" },
+  },
+};
+
 /**
  * A raw POST of an `initialize` request with exactly `headers` (node:http, since fetch
  * will not send a forged Host), for the refusal cases the SDK client hides.
@@ -72,16 +84,7 @@ export function rawInitialize(
   url: string,
   headers: Record<string, string>,
 ): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
-  const body = JSON.stringify({
-    jsonrpc: "2.0",
-    id: 1,
-    method: "initialize",
-    params: {
-      protocolVersion: "2025-06-18",
-      capabilities: {},
-      clientInfo: { name: "raw", version: "0" },
-    },
-  });
+  const body = JSON.stringify(INITIALIZE_REQUEST);
   return new Promise((resolve, reject) => {
     const req = request(
       url,

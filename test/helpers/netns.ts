@@ -163,3 +163,19 @@ const ready = () => { if (++listening === 2) console.log("ready"); };
 http.listen(80, host, ready);
 https.listen(443, host, ready);
 `;
+
+/**
+ * Writes TEST_SERVER_SCRIPT and a certificate for `names` into `dir` and starts the
+ * servers in `netns`, listening on its address; wait for `firstLine(server)` to be "ready".
+ */
+export function spawnTestServer(netns: TestNetns, dir: string, names: string[]) {
+  const certs = makeTestCertificates(dir, names);
+  writeFileSync(join(dir, "server.mjs"), TEST_SERVER_SCRIPT);
+  const server = netns.spawn(process.execPath, [
+    join(dir, "server.mjs"),
+    certs.key,
+    certs.cert,
+    netns.address,
+  ]);
+  return { certs, server };
+}

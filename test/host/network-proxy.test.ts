@@ -1,19 +1,12 @@
 import { once } from "node:events";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, request, type IncomingMessage, type Server } from "node:http";
 import type { Socket } from "node:net";
-import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RefusalLog } from "../../src/network/refusals.js";
 import { startAllowlistProxy, type AllowlistProxy } from "../../src/network/proxy.js";
-import {
-  createTestNetns,
-  firstLine,
-  makeTestCertificates,
-  TEST_SERVER_SCRIPT,
-  type TestNetns,
-} from "../helpers/netns.js";
+import { createTestNetns, firstLine, spawnTestServer, type TestNetns } from "../helpers/netns.js";
 import { tempDir } from "../helpers/temp.js";
 
 // The proxy runs for real against real servers in a test network namespace; only name
@@ -29,16 +22,13 @@ let loopbackHits = 0;
 
 beforeAll(async () => {
   const dir = tempDir("pyro-net-proxy-");
-  const certs = makeTestCertificates(dir, ["allowed.test", "www.allowed.test", "other.test"]);
-  ca = readFileSync(certs.ca);
-  writeFileSync(join(dir, "server.mjs"), TEST_SERVER_SCRIPT);
   netns = createTestNetns("proxy");
-  const server = netns.spawn(process.execPath, [
-    join(dir, "server.mjs"),
-    certs.key,
-    certs.cert,
-    netns.address,
+  const { certs, server } = spawnTestServer(netns, dir, [
+    "allowed.test",
+    "www.allowed.test",
+    "other.test",
   ]);
+  ca = readFileSync(certs.ca);
   expect(await firstLine(server)).toBe("ready");
   loopbackServer = createServer((_req, res) => {
     loopbackHits += 1;

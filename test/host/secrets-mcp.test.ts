@@ -1,31 +1,21 @@
 import { randomBytes } from "node:crypto";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, describe, expect, it } from "vitest";
-import { createServer } from "../../src/index.js";
 import { eventually, processesMentioning } from "../helpers/guest.js";
 import { HOST_ENVIRONMENT, hostTierHome } from "../helpers/host.js";
+import { inMemoryClients } from "../helpers/mcp-memory.js";
 
 // Secrets as a model meets them: a real MCP client against the real server (host-process
 // driver). Nothing a tool returns, result or error, may carry a value.
 const home = hostTierHome();
-const clients: Client[] = [];
+const { connect, closeAll } = inMemoryClients("pyro-secrets-mcp-test");
 const VALUE = `mcp-${randomBytes(12).toString("hex")}`;
 
 afterAll(async () => {
-  for (const client of clients) await client.close();
+  await closeAll();
   expect(await eventually(() => processesMentioning(home).length === 0)).toBe(true);
 });
-
-async function connect(profile: "workspace-core" | "workspace-full"): Promise<Client> {
-  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-  await createServer({ profile }).connect(serverSide);
-  const client = new Client({ name: "pyro-secrets-mcp-test", version: "0" });
-  await client.connect(clientSide);
-  clients.push(client);
-  return client;
-}
 
 const call = async (client: Client, name: string, args: Record<string, unknown>) =>
   (await client.callTool({ name, arguments: args })) as CallToolResult;

@@ -1,29 +1,19 @@
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, describe, expect, it } from "vitest";
-import { createServer } from "../../src/index.js";
 import { eventually, processesMentioning } from "../helpers/guest.js";
 import { HOST_ENVIRONMENT, hostTierHome } from "../helpers/host.js";
+import { inMemoryClients } from "../helpers/mcp-memory.js";
 
 // The shell tools as a model calls them: a real MCP client against the real server, over
 // the host-process driver (the guest tier proves the same on a VM, through the SDK).
 const home = hostTierHome();
-const clients: Client[] = [];
+const { connect, closeAll } = inMemoryClients("pyro-shell-mcp-test");
 
 afterAll(async () => {
-  for (const client of clients) await client.close();
+  await closeAll();
   expect(await eventually(() => processesMentioning(home).length === 0)).toBe(true);
 });
-
-async function connect(profile: "workspace-core" | "workspace-full"): Promise<Client> {
-  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-  await createServer({ profile }).connect(serverSide);
-  const client = new Client({ name: "pyro-shell-mcp-test", version: "0" });
-  await client.connect(clientSide);
-  clients.push(client);
-  return client;
-}
 
 async function ok(client: Client, name: string, args: Record<string, unknown>) {
   const result = (await client.callTool({ name, arguments: args })) as CallToolResult;

@@ -15,6 +15,7 @@ import {
 import { expectedAcceleration } from "../helpers/accel.js";
 import { CLI_ENTRY, runCli } from "../helpers/cli.js";
 import { eventually, isolatedHome, processesMentioning, vmDirs } from "../helpers/guest.js";
+import { INITIALIZE_REQUEST } from "../helpers/mcp-http.js";
 
 const home = isolatedHome();
 
@@ -85,19 +86,7 @@ function rawServer(args: string[], lines: object[]) {
   return { child, stdout: () => stdout };
 }
 
-const initialize = [
-  {
-    jsonrpc: "2.0",
-    id: 1,
-    method: "initialize",
-    params: {
-      protocolVersion: "2025-06-18",
-      capabilities: {},
-      clientInfo: { name: "raw", version: "0" },
-    },
-  },
-  { jsonrpc: "2.0", method: "notifications/initialized" },
-];
+const initialize = [INITIALIZE_REQUEST, { jsonrpc: "2.0", method: "notifications/initialized" }];
 
 /**
  * How the process ended, or "still running" after a bound generous enough for a loaded
