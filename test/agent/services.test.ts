@@ -1,8 +1,7 @@
-import { execFileSync } from "node:child_process";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { processAlive, type HostAgent } from "../helpers/agent.js";
+import { processAlive, processGroupOf, type HostAgent } from "../helpers/agent.js";
 import { AgentWire, startAgentWire, stopAgentWire } from "./wire.js";
 
 /** Polls until check resolves truthy; the bound only limits how long a failure waits. */
@@ -194,11 +193,7 @@ describe("services in the agent (host process)", () => {
     });
     const jobPid = Number(job);
     expect(processAlive(jobPid)).toBe(true);
-    expect(
-      execFileSync("ps", ["-o", "pgid=", "-p", String(jobPid)])
-        .toString()
-        .trim(),
-    ).toBe(job);
+    expect(processGroupOf(jobPid)).toBe(jobPid);
     await wire.result({ op: "service_stop", name: "jobs", grace_ms: 300 });
     expect(await eventually(async () => !processAlive(jobPid))).toBe(true);
   });

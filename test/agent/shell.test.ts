@@ -5,7 +5,7 @@ import type { Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeControl, encodeControl, FrameReader, FrameType } from "../../src/guest/frame.js";
-import { HostAgent, processAlive } from "../helpers/agent.js";
+import { HostAgent, processAlive, processGroupOf } from "../helpers/agent.js";
 import { eventually } from "../helpers/guest.js";
 
 /**
@@ -328,11 +328,7 @@ describe("agent shells (host process)", () => {
     const { text } = await readUntil(id, 0, /job-\d+/);
     const jobPid = Number(/job-(\d+)/.exec(text)![1]);
     const shell = await shellPid(id);
-    expect(
-      execFileSync("ps", ["-o", "pgid=", "-p", String(jobPid)])
-        .toString()
-        .trim(),
-    ).not.toBe(String(shell));
+    expect(processGroupOf(jobPid)).not.toBe(shell);
     await closeShell(id);
     expect(await eventually(() => !processAlive(jobPid))).toBe(true);
   });

@@ -88,6 +88,12 @@ export async function stopAgentClient(agent?: HostAgent, client?: ChannelClient)
 }
 
 /** Alive and not a zombie (a killed child waits for its new parent to reap it). */
+/** The process group of a live process (field 5 of /proc/PID/stat). */
+export function processGroupOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+}
+
 export function processAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
