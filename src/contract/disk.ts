@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { count, integer } from "./fields.js";
+import { count, integer, readMaxBytes } from "./fields.js";
 import { changes, defineOperation, readOnly } from "./operation.js";
 
 /**
@@ -75,13 +75,7 @@ export const readWorkspaceDisk = defineOperation({
   params: z.object({
     workspace_id: workspaceId,
     path: diskPath,
-    max_bytes: z
-      .number()
-      .int()
-      .min(1)
-      .max(16 << 20)
-      .default(65536)
-      .describe("Read at most this many bytes."),
+    max_bytes: readMaxBytes,
   }),
   result: z.object({
     workspace_id: z.string(),

@@ -53,3 +53,8 @@ export const timeoutSeconds = integer(1, LIMITS.max_timeout_seconds)
 export const ttlSeconds = integer(1, LIMITS.max_ttl_seconds)
   .default(DEFAULTS.ttl_seconds)
   .describe("The VM is destroyed this many seconds after it starts, whatever happens.");
+
+/** How much of a file one read returns (workspace files and the offline disk tools). */
+export const readMaxBytes = integer(1, 16 << 20)
+  .default(65536)
+  .describe("Read at most this many bytes.");

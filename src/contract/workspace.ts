@@ -7,6 +7,7 @@ import {
   exitCode,
   integer,
   memMib,
+  readMaxBytes,
   timeoutSeconds,
   vcpuCount,
 } from "./fields.js";
@@ -452,13 +453,7 @@ export const readWorkspaceFile = op({
   params: z.object({
     workspace_id: workspaceId,
     path: workspacePath,
-    max_bytes: z
-      .number()
-      .int()
-      .min(1)
-      .max(16 << 20)
-      .default(65536)
-      .describe("Read at most this many bytes."),
+    max_bytes: readMaxBytes,
   }),
   result: z.object({
     path: z.string(),

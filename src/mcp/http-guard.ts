@@ -74,25 +74,16 @@ export function originRefusal(
   return undefined;
 }
 
-function hostnameOf(url: string): string | undefined {
+/** An http(s) URL, lower-cased; undefined for anything else. */
+function webUrl(url: string): URL | undefined {
   try {
-    const parsed = new URL(url);
-    return parsed.protocol === "http:" || parsed.protocol === "https:"
-      ? parsed.hostname.toLowerCase()
-      : undefined;
+    const parsed = new URL(url.toLowerCase());
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed : undefined;
   } catch {
     return undefined;
   }
 }
 
+const hostnameOf = (url: string) => webUrl(url)?.hostname;
 /** `host[:port]` of an origin as a `Host` header would spell it. */
-function authorityOf(url: string): string | undefined {
-  try {
-    const parsed = new URL(url);
-    return parsed.protocol === "http:" || parsed.protocol === "https:"
-      ? parsed.host.toLowerCase()
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
+const authorityOf = (url: string) => webUrl(url)?.host;
