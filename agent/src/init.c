@@ -199,8 +199,9 @@ int pyro_init_run(void)
     }
     if (cmdline.park == PYRO_PARK_EARLY) {
         /* Before the state disk is touched, with the base (the same for every clone)
-         * mounted already, so that a clone has less to do after the GO (park.h). */
+         * mounted and lo up already, so that a clone has less to do after the GO. */
         pyro_rootfs_mount_base();
+        loopback_up();
         parked_port = pyro_park();
         pyro_park_flush_disks(pyro_rootfs_base_device());
     }
@@ -212,7 +213,8 @@ int pyro_init_run(void)
         LOG_ERRNO("sethostname %s", cmdline.hostname);
         pyro_init_error("sethostname %s: %s", cmdline.hostname, strerror(errno));
     }
-    loopback_up();
+    if (cmdline.park != PYRO_PARK_EARLY)
+        loopback_up();
     if (cmdline.park == PYRO_PARK_LATE)
         parked_port = pyro_park();
     return parked_port;
