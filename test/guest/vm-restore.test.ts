@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootArtifacts, type BootArtifacts } from "../../src/env/environments.js";
 import { ChannelClient } from "../../src/guest/client.js";
 import { AGENT_OPS } from "../../src/guest/ops/index.js";
+import { helloEntropy } from "../../src/guest/ops/system.js";
+import { sendGo, waitParked } from "../../src/guest/park.js";
 import { createStateDisk } from "../../src/manager/boot.js";
 import { runChecked } from "../../src/util/process.js";
 import { silentProgress } from "../../src/util/progress.js";
@@ -166,5 +168,75 @@ describe("QEMU save and restore", () => {
       driver.launch(spec({ memoryPath: short, restoreFrom: files.vmstate })),
     ).rejects.toMatchObject({ code: "unavailable", message: expect.stringMatching(/RAM file/) });
     expect(processesMentioning(dir)).toEqual([]);
+  });
+});
+
+describe("a parked template and its clones", () => {
+  const template = { memory: join(dir, "template.ram"), vmstate: join(dir, "template.vmstate") };
+
+  /** A clone as the shim makes one: its own RAM copy and a fresh state disk. */
+  async function clone(name: string) {
+    const own = { memory: join(dir, `${name}.ram`), disk: join(dir, `${name}.ext4`) };
+    await runChecked("copy the RAM", "cp", ["--sparse=always", template.memory, own.memory]);
+    await runChecked("make a disk", "mkfs.ext4", ["-q", "-F", "-L", "pyro-state", own.disk, "8G"]);
+    const started = performance.now();
+    const handle = await driver.launch(
+      spec({
+        vmId: `vm-restore-${name}-${process.pid}`,
+        kernelArgs: [`pyro.hostname=${name}`],
+        memoryPath: own.memory,
+        restoreFrom: template.vmstate,
+        disks: [
+          { path: artifacts.rootfs, readOnly: true },
+          { path: own.disk, readOnly: false },
+        ],
+        consoleLogPath: join(dir, `${name}-console.log`),
+      }),
+    );
+    handles.push(handle);
+    const launchMs = Math.round(performance.now() - started);
+    const channel = await handle.agentChannel;
+    await sendGo(channel);
+    const client = new ChannelClient(channel);
+    await client.request(
+      AGENT_OPS.hello,
+      { time_ms: Date.now(), hostname: name, entropy: helloEntropy() },
+      { deadlineMs: 60_000 },
+    );
+    return { handle, client, launchMs, helloMs: Math.round(performance.now() - started) };
+  }
+
+  it("clones restore with any state disk, each with its own randomness", async () => {
+    await createMemoryFile(template.memory, MEM_MIB);
+    const parked = await driver.launch(
+      spec({
+        vmId: `vm-restore-template-${process.pid}`,
+        kernelArgs: ["pyro.hostname=pyro-template", "pyro.park=1"],
+        memoryPath: template.memory,
+        consoleLogPath: join(dir, "template-console.log"),
+      }),
+    );
+    handles.push(parked);
+    await waitParked(await parked.agentChannel, 60_000);
+    await parked.saveState!(template.vmstate);
+    await parked.stop();
+
+    const clones = [await clone("clone-a"), await clone("clone-b")];
+    const facts = "hostname; cat /proc/sys/kernel/random/uuid; od -An -N16 /dev/urandom";
+    const seen = [];
+    for (const vm of clones) {
+      expect(await sh(vm.client, "echo mine > /root/m; sync; cat /root/m")).toBe("mine\n");
+      seen.push((await sh(vm.client, facts)).split("\n"));
+    }
+    expect(seen.map((lines) => lines[0])).toEqual(["clone-a", "clone-b"]);
+    expect(seen[0]![1]).not.toBe(seen[1]![1]);
+    expect(seen[0]![2]).not.toBe(seen[1]![2]);
+    console.log(
+      `template clone: restore to hello ${clones.map((c) => `${c.helloMs} (launch ${c.launchMs})`).join(", ")} ms`,
+    );
+    for (const vm of clones) {
+      vm.client.destroy();
+      await vm.handle.stop();
+    }
   });
 });
