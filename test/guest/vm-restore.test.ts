@@ -176,9 +176,15 @@ describe("QEMU save and restore", () => {
       memoryPath: nicRam,
       restoreFrom: join(dir, "nic.vmstate"),
     });
-    const frame = new Promise<Buffer>((resolve) =>
-      warm.handle.network!.fromGuest.once("data", resolve),
-    );
+    // Frames come as a uint32 big-endian length, then the Ethernet frame (driver.ts).
+    const frame = new Promise<Buffer>((resolve) => {
+      let seen = Buffer.alloc(0);
+      warm.handle.network!.fromGuest.on("data", (chunk: Buffer) => {
+        seen = Buffer.concat([seen, chunk]);
+        if (seen.length >= 4 && seen.length >= 4 + seen.readUInt32BE(0))
+          resolve(seen.subarray(4, 4 + seen.readUInt32BE(0)));
+      });
+    });
     // The default route via 10.0.2.2 survived in the guest's memory; a datagram to the
     // gateway starts with an ARP request, which comes out on the shim's end.
     expect(await sh(warm.client, "grep -c 0202000A /proc/net/route")).toBe("1\n");
