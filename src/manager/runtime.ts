@@ -1,11 +1,12 @@
 import { cachePaths } from "../env/artifacts.js";
-import { bootArtifacts } from "../env/environments.js";
+import { bootArtifacts, type BootArtifacts } from "../env/environments.js";
 import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
 import type { ShimNetworkConfig } from "../shim/network.js";
 import { silentProgress, type ProgressSink } from "../util/progress.js";
 import { resolveAcceleration, type ResolvedAcceleration } from "../vmm/acceleration.js";
 import { probeKvm } from "../vmm/probe.js";
 import { chooseDriver, type VmmDecision } from "../vmm/select.js";
+import { planBoot, type BootPlan } from "./boot-plan.js";
 import type { SandboxKind, SandboxRecord } from "./records.js";
 
 export interface RuntimeOptions {
@@ -38,9 +39,27 @@ export class SandboxRuntime {
     this.extraKernelArgs = options.extraKernelArgs ?? [];
   }
 
-  /** Builds what the environment needs (first use only) and says how to boot it. */
-  async launchConfig(record: SandboxRecord, spec: LaunchSpec): Promise<ShimLaunchConfig> {
+  /**
+   * How to boot a sandbox: warm from a memory template when one fits (built on first
+   * use), else cold, saying why (`boot-plan.ts`).
+   */
+  async planBoot(
+    record: SandboxRecord,
+    spec: LaunchSpec,
+    options: { cold?: boolean } = {},
+  ): Promise<BootPlan> {
     const artifacts = await bootArtifacts(record.environment, this.progress);
+    const launch = await this.launchConfig(record, spec, artifacts);
+    return planBoot(launch, artifacts, spec.dir, { ...options, progress: this.progress });
+  }
+
+  /** Builds what the environment needs (first use only) and says how to boot it cold. */
+  async launchConfig(
+    record: SandboxRecord,
+    spec: LaunchSpec,
+    resolved?: BootArtifacts,
+  ): Promise<ShimLaunchConfig> {
+    const artifacts = resolved ?? (await bootArtifacts(record.environment, this.progress));
     this.acceleration ??= resolveAcceleration(cachePaths.accel(), () =>
       probeKvm(artifacts.kernel.path, artifacts.agent.initramfs),
     );
