@@ -10,6 +10,7 @@ import {
   CLONE_VMSTATE,
   ensureTemplate,
   recordTemplateFailure,
+  type TemplateResult,
 } from "../vmstate/templates.js";
 import { createStateDisk } from "./boot.js";
 
@@ -55,19 +56,7 @@ export async function planBoot(
     return cold(`the ${launch.vmm} driver cannot restore memory templates`);
   try {
     const shape = await shapeOf(launch, dir);
-    const inputs = await templateKeyInputs(shape, artifacts);
-    const environment = artifacts.environment;
-    const template = await ensureTemplate(inputs, templateBuilder(shape, artifacts), {
-      onBuild: () =>
-        options.progress({
-          scope: "template",
-          phase: "build",
-          fields: { environment },
-          detail: `building a memory template for ${environment} (once, ~2 s)`,
-        }),
-      onWait: (pid) =>
-        options.progress({ scope: "template", phase: "wait-lock", fields: { environment, pid } }),
-    });
+    const template = await templateFor(shape, artifacts, options.progress);
     if (!template.ok) return cold(template.reason);
     const vmstate = join(dir, CLONE_VMSTATE);
     await cloneTemplate(template.key, memoryFile(dir), vmstate);
@@ -106,6 +95,29 @@ export async function coldAfterWarmFailure(plan: BootPlan, dir: string, error: u
     template_key: null,
     template_ms: plan.template_ms,
   } satisfies BootPlan;
+}
+
+/** The template of this shape, built now if missing (with a progress line saying so). */
+export async function templateFor(
+  shape: TemplateShape,
+  artifacts: BootArtifacts,
+  progress: ProgressSink,
+  options: { retryFailed?: boolean } = {},
+): Promise<TemplateResult> {
+  const inputs = await templateKeyInputs(shape, artifacts);
+  const environment = artifacts.environment;
+  return ensureTemplate(inputs, templateBuilder(shape, artifacts), {
+    ...options,
+    onBuild: () =>
+      progress({
+        scope: "template",
+        phase: "build",
+        fields: { environment },
+        detail: `building a memory template for ${environment} (once, ~2 s)`,
+      }),
+    onWait: (pid) =>
+      progress({ scope: "template", phase: "wait-lock", fields: { environment, pid } }),
+  });
 }
 
 /** The shape a template must have: the VM's resources, NIC and state disk size. */

@@ -62,11 +62,11 @@ export class VmManager {
     const params = parseParams(RunParams, input);
     const startedAt = performance.now();
     const record = await this.create(params, { owned: true });
-    const emit = (phase: string) =>
+    const emit = (phase: string, fields: Record<string, string> = {}) =>
       this.progress({
         scope: "run",
         phase,
-        fields: { vm_id: record.vm_id, environment: params.environment },
+        fields: { vm_id: record.vm_id, environment: params.environment, ...fields },
       });
     let client: ShimClient | undefined;
     try {
@@ -74,7 +74,7 @@ export class VmManager {
       const booted = await this.sandboxes.boot(record, { claim: true, cold: params.cold });
       client = booted.client;
       const agentReadyMs = performance.now() - startedAt;
-      emit("exec");
+      emit("exec", { boot_mode: booted.boot.boot_mode });
       const { timings, ...result } = await execThenDelete(client, params, handlers, () =>
         emit("teardown"),
       );

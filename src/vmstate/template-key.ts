@@ -20,6 +20,9 @@ export const TEMPLATE_FORMAT_VERSION = 1;
  */
 export const TEMPLATE_KERNEL_ARGS = ["pyro.hostname=pyro-template", "pyro.park=1"];
 
+/** The size of the state disk `createStateDisk` makes (`manager/boot.ts`: `8G`). */
+export const STATE_DISK_BYTES = 8 * 2 ** 30;
+
 /** What a VM looks like to QEMU: a template is restored only into the very same shape. */
 export interface TemplateShape {
   vcpuCount: number;

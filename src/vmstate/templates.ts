@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { cachePaths, sha256File } from "../env/artifacts.js";
 import { readJsonIfExists, writeJsonAtomic } from "../util/fs.js";
 import { withLock } from "../util/lock.js";
-import { runChecked } from "../util/process.js";
+import { isProcessAlive, runChecked } from "../util/process.js";
 import { templateKey, type TemplateKeyInputs } from "./template-key.js";
 
 /**
@@ -101,6 +101,8 @@ export interface EnsureOptions {
   /** Told when another process holds the build lock. */
   onWait?: (pid: number) => void;
   now?: () => number;
+  /** Build now even if a build or restore of this key failed lately (`pyro env pull`). */
+  retryFailed?: boolean;
 }
 
 /**
@@ -127,7 +129,8 @@ export async function ensureTemplate(
       if (check.ok) return { ok: true, key, manifest: check.manifest, built: false };
       const failure = await readJsonIfExists<TemplateFailure>(files.failure).catch(() => undefined);
       const now = options.now?.() ?? Date.now();
-      if (failure && now - Date.parse(failure.failed_at) < TEMPLATE_RETRY_MS) {
+      const recent = failure && now - Date.parse(failure.failed_at) < TEMPLATE_RETRY_MS;
+      if (failure && recent && !options.retryFailed) {
         return { ok: false, key, reason: failureReason(failure) };
       }
       if (!check.missing && !failure) {
@@ -267,4 +270,29 @@ export async function cloneTemplate(
     memoryPath,
   ]);
   await copyFile(files.vmstate, vmstatePath);
+}
+
+/**
+ * Removes what no boot will use: templates `isCurrent` rejects (built for another QEMU,
+ * kernel, agent or environment image), remembered failures, unfinished entries, and
+ * scratch directories of builds whose process is gone.
+ */
+export async function pruneTemplates(
+  isCurrent: (manifest: TemplateManifest) => Promise<boolean>,
+  root = templatesRoot(),
+): Promise<{ removed: string[]; freed_bytes: number }> {
+  const removed: string[] = [];
+  let freed = 0;
+  for (const entry of await listTemplates(root)) {
+    if (entry.key.startsWith(".build-")) {
+      const pid = Number(/-(\d+)-[0-9a-f]+$/.exec(entry.key)?.[1]);
+      if (pid > 0 && isProcessAlive(pid)) continue;
+    } else if (entry.manifest && !entry.failure && (await isCurrent(entry.manifest))) {
+      continue;
+    }
+    freed += entry.disk_bytes;
+    await rm(entry.path, { recursive: true, force: true });
+    removed.push(entry.path);
+  }
+  return { removed, freed_bytes: freed };
 }
