@@ -1,4 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +19,7 @@ import {
 } from "../../src/vmstate/template-key.js";
 import {
   ensureTemplate,
+  pruneTemplates,
   recordTemplateFailure,
   templateFiles,
   TEMPLATE_RETRY_MS,
@@ -214,5 +223,28 @@ describe("template cache", () => {
     const next = await ensureTemplate(inputs(), fakeBuilder(calls), { root });
     expect(next.ok || next.reason).toContain("restoring the memory template failed");
     expect(calls.count).toBe(1);
+  });
+});
+
+describe("template prune", () => {
+  it("keeps current templates and live builds; removes stale ones, failures and dead builds", async () => {
+    const stale = inputs({ kernel: { key: "old", size: 1, mtime_ms: 1 } });
+    await ensureTemplate(inputs(), fakeBuilder({ count: 0 }), { root });
+    await ensureTemplate(stale, fakeBuilder({ count: 0 }), { root });
+    const failedKey = templateKey(inputs({ state_disk_bytes: 1 }));
+    await recordTemplateFailure(failedKey, "build", "no park", root);
+    const deadBuild = join(root, `.build-abc-${spawnSync("true").pid}-0a0b0c`);
+    const liveBuild = join(root, `.build-abc-${process.pid}-0a0b0c`);
+    for (const dir of [deadBuild, liveBuild]) await mkdir(dir, { recursive: true });
+    const result = await pruneTemplates(async (m) => m.inputs.kernel.key !== "old", root);
+    expect(result.removed.sort()).toEqual(
+      [
+        templateFiles(templateKey(stale), root).dir,
+        templateFiles(failedKey, root).dir,
+        deadBuild,
+      ].sort(),
+    );
+    expect((await verifyTemplate(templateKey(inputs()), root)).ok).toBe(true);
+    expect(existsSync(liveBuild)).toBe(true);
   });
 });
