@@ -87,9 +87,8 @@ export async function coldAfterWarmFailure(plan: BootPlan, dir: string, error: u
     await recordTemplateFailure(plan.template_key, "restore", message).catch(() => {});
   }
   await removeCloneFiles(dir);
-  const { restore: _restore, ...launch } = plan.launch;
   return {
-    launch: { ...launch, restore: null },
+    launch: { ...plan.launch, restore: null },
     boot_mode: "cold" as const,
     cold_reason: `the warm boot from the memory template failed (${firstLine(message)}); booted cold`,
     template_key: null,

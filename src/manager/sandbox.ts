@@ -1,9 +1,11 @@
 import { cpus, totalmem } from "node:os";
 import { rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { LIMITS } from "../contract/defaults.js";
 import { PyroError } from "../contract/errors.js";
 import { ShimClient } from "../shim/client.js";
 import { vmFiles } from "../shim/launch.js";
+import { CLONE_VMSTATE } from "../vmstate/templates.js";
 import { isProcessAlive, sleep } from "../util/process.js";
 import { bootSandbox, killSandboxProcesses, type BootedSandbox } from "./boot.js";
 import type { BootPlan } from "./boot-plan.js";
@@ -149,6 +151,8 @@ export class Sandboxes<R extends SandboxRecord> {
           if (claim && !(await readRecord(dir))) await this.store.create(record, writeOwner);
           return undefined;
         });
+        // The shim has restored from its copy of the device state; it is of no more use.
+        await rm(join(dir, CLONE_VMSTATE), { force: true });
         if (booted) return { plan, booted };
       }
       return { plan, booted: await bootSandbox(dir, plan.launch, { claim }) };

@@ -6,7 +6,7 @@ import { waitParked } from "../guest/park.js";
 import { lastLines } from "../util/process.js";
 import { readFileTail } from "../vmm/console-log.js";
 import type { VmmHandle } from "../vmm/driver.js";
-import { JAIL_UID_BASE } from "../vmm/jail.js";
+import { createMemoryFile } from "../vmm/memory.js";
 import { QemuDriver } from "../vmm/qemu.js";
 import { canonicalSpec, type TemplateShape } from "./template-key.js";
 import { templateFiles, type TemplateBuilder } from "./templates.js";
@@ -31,9 +31,8 @@ export function templateBuilder(
     const files = templateFiles("", dir);
     const scratchDisk = join(dir, "state.scratch");
     await createSparseFile(scratchDisk, shape.stateDiskBytes);
-    await createSparseFile(files.memory, shape.memMib * 2 ** 20);
-    // The jailed QEMU reopens the RAM file read-write as its own uid (vmm/jail.ts).
-    if (process.getuid?.() === 0) await chown(files.memory, JAIL_UID_BASE + process.pid, 0);
+    // The driver hands the RAM file to the jailed QEMU's uid; it goes back to root below.
+    await createMemoryFile(files.memory, shape.memMib);
     const console = join(dir, "console.log");
     const spec = {
       ...canonicalSpec(shape),
