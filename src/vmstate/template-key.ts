@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process";
 import { stat } from "node:fs/promises";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
-import { sha256Text } from "../env/artifacts.js";
+import { cachePaths, sha256Text } from "../env/artifacts.js";
 import type { BootArtifacts } from "../env/environments.js";
-import { stableJson } from "../util/json.js";
+import { readJsonIfExists, stableJson, writeJsonAtomic } from "../util/fs.js";
 import type { Acceleration, VmmLaunchSpec, VmmNetworkSpec } from "../vmm/driver.js";
 import { hostTscKhz, qemuArgs, QEMU_BINARY } from "../vmm/qemu.js";
 
@@ -111,23 +111,24 @@ export async function templateKeyInputs(
   };
 }
 
-const versionMemo = new Map<string, string>();
-
 /**
  * The QEMU binary the driver runs, by its file's identity plus its `--version` line. The
- * version is asked once per identity and process (a spawn costs tens of ms on every boot).
+ * version is asked once per identity and kept in the cache (a spawn of QEMU costs ~40 ms,
+ * which every warm boot would pay); an upgrade changes the identity, so it is asked again.
  */
 export async function qemuIdentity(binary = QEMU_BINARY): Promise<QemuIdentity> {
   const path = await resolveOnPath(binary);
   const info = await stat(path);
-  const identity = `${path}\0${info.size}\0${info.mtimeMs}\0${info.ino}`;
-  let version = versionMemo.get(identity);
-  if (version === undefined) {
-    const run = spawnSync(path, ["--version"], { encoding: "utf8", timeout: 10_000 });
-    version = (run.stdout ?? "").split("\n")[0]?.trim() ?? "";
-    versionMemo.set(identity, version);
+  const file = { path, size: info.size, mtime_ms: info.mtimeMs, inode: info.ino };
+  const memo = join(cachePaths.root(), "qemu-version.json");
+  const known = await readJsonIfExists<QemuIdentity>(memo).catch(() => undefined);
+  if (known && stableJson({ ...known, version: "" }) === stableJson({ ...file, version: "" })) {
+    return known;
   }
-  return { path, version, size: info.size, mtime_ms: info.mtimeMs, inode: info.ino };
+  const run = spawnSync(path, ["--version"], { encoding: "utf8", timeout: 10_000 });
+  const identity = { ...file, version: (run.stdout ?? "").split("\n")[0]?.trim() ?? "" };
+  if (identity.version) await writeJsonAtomic(memo, identity).catch(() => {});
+  return identity;
 }
 
 async function resolveOnPath(binary: string): Promise<string> {
