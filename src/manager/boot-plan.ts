@@ -54,6 +54,10 @@ export async function planBoot(
   if (options.cold) return cold("a cold boot was asked for (--cold)");
   if (launch.vmm !== "qemu")
     return cold(`the ${launch.vmm} driver cannot restore memory templates`);
+  // A template's kernel has booted already: arguments only a fresh kernel reads need a cold boot.
+  if (launch.kernel_args.length > 0) {
+    return cold(`extra kernel arguments (${launch.kernel_args.join(" ")}) need a cold boot`);
+  }
   try {
     const shape = await shapeOf(launch, dir);
     const template = await templateFor(shape, artifacts, options.progress);

@@ -52,8 +52,17 @@ describe("boot plan", () => {
     ["qemu", { cold: true }, "a cold boot was asked for (--cold)"],
     ["firecracker", {}, "the firecracker driver cannot restore memory templates"],
     ["host", {}, "the host driver cannot restore memory templates"],
+    [
+      "qemu",
+      { kernelArgs: ["loglevel=7"] },
+      "extra kernel arguments (loglevel=7) need a cold boot",
+    ],
   ] as const)("%s %j boots cold and says why", async (vmm, options, reason) => {
-    const plan = await planBoot(launch(vmm), artifacts, dir, {
+    const config = {
+      ...launch(vmm),
+      kernel_args: "kernelArgs" in options ? [...options.kernelArgs] : [],
+    };
+    const plan = await planBoot(config, artifacts, dir, {
       ...options,
       progress: silentProgress,
     });
