@@ -81,6 +81,20 @@ export async function planBoot(
   }
 }
 
+/** Resume and fork: the caller's saved VM, restored as it is (no template, no fallback). */
+export function savedStatePlan(
+  launch: ShimLaunchConfig,
+  restore: NonNullable<ShimLaunchConfig["restore"]>,
+): BootPlan {
+  return {
+    launch: { ...launch, restore },
+    boot_mode: "warm",
+    cold_reason: null,
+    template_key: null,
+    template_ms: 0,
+  };
+}
+
 /**
  * After a warm boot failed: the template is blamed (removed, not retried for a while),
  * the clone's files go, and the same VM boots cold once.

@@ -8,7 +8,8 @@ import { probeKvm } from "../vmm/probe.js";
 import { chooseDriver, type VmmDecision } from "../vmm/select.js";
 import { DEFAULTS } from "../contract/defaults.js";
 import { STATE_DISK_BYTES } from "../vmstate/template-key.js";
-import { planBoot, templateFor, type BootPlan } from "./boot-plan.js";
+import { planBoot, savedStatePlan, templateFor, type BootPlan } from "./boot-plan.js";
+import type { BootChoice } from "./sandbox.js";
 import type { SandboxKind, SandboxRecord } from "./records.js";
 
 export interface RuntimeOptions {
@@ -48,10 +49,12 @@ export class SandboxRuntime {
   async planBoot(
     record: SandboxRecord,
     spec: LaunchSpec,
-    options: { cold?: boolean } = {},
+    options: BootChoice = {},
   ): Promise<BootPlan> {
     const artifacts = await bootArtifacts(record.environment, this.progress);
     const launch = await this.launchConfig(record, spec, artifacts);
+    const saved = await options.restore?.(launch);
+    if (saved) return savedStatePlan(launch, saved);
     return planBoot(launch, artifacts, spec.dir, { ...options, progress: this.progress });
   }
 

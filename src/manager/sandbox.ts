@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { LIMITS } from "../contract/defaults.js";
 import { PyroError } from "../contract/errors.js";
 import { ShimClient } from "../shim/client.js";
-import { vmFiles } from "../shim/launch.js";
+import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
 import { CLONE_VMSTATE } from "../vmstate/templates.js";
 import { isProcessAlive, sleep } from "../util/process.js";
 import { bootSandbox, killSandboxProcesses, type BootedSandbox } from "./boot.js";
@@ -23,6 +23,18 @@ type Acceleration = NonNullable<SandboxRecord["acceleration"]>;
 
 /** Guest work a boot does before the sandbox counts as started. */
 export type GuestPrepare = (client: ShimClient) => Promise<void>;
+
+/**
+ * Chooses, once the launch config is known, whether the boot restores a saved VM (resume,
+ * fork) and from what; null boots as usual (warm from a template when one fits).
+ */
+export type RestoreChoice = (launch: ShimLaunchConfig) => Promise<ShimLaunchConfig["restore"]>;
+
+/** How a boot may go: `cold` forbids templates; `restore` restores a saved VM. */
+export interface BootChoice {
+  cold?: boolean;
+  restore?: RestoreChoice;
+}
 
 /** Why a sandbox's VM is being ended by a caller (the shim's own TTL stop is not one). */
 export type StopReason = "stop" | "reset" | "delete";
@@ -103,12 +115,18 @@ export class Sandboxes<R extends SandboxRecord> {
       prepare?: GuestPrepare;
       /** Boot cold even when a memory template fits (`--cold`). */
       cold?: boolean;
+      /** Restore a saved VM (resume, fork) instead; its null = boot as usual. */
+      restore?: RestoreChoice;
     } = {},
   ) {
     const id = this.store.kind.idOf(record);
     const dir = this.store.dir(id);
     const claim = options.claim ?? false;
-    const { plan, booted } = await this.bootWarmOrCold(record, dir, claim, options.cold ?? false);
+    const choice = {
+      cold: options.cold ?? false,
+      ...(options.restore && { restore: options.restore }),
+    };
+    const { plan, booted } = await this.bootWarmOrCold(record, dir, claim, choice);
     const boot = bootReport(plan, booted.ready);
     try {
       await options.prepare?.(booted.client);
@@ -130,11 +148,11 @@ export class Sandboxes<R extends SandboxRecord> {
   }
 
   /**
-   * Boots from a memory template when one fits, cold otherwise; a warm boot that fails is
-   * retried cold once (the plan says why). A failure of the boot that counts marks the
-   * record failed and is thrown.
+   * Boots from a saved VM or a memory template when one fits, cold otherwise; a warm boot
+   * from a template that fails is retried cold once (the plan says why). A failure of the
+   * boot that counts marks the record failed and is thrown.
    */
-  private async bootWarmOrCold(record: R, dir: string, claim: boolean, cold: boolean) {
+  private async bootWarmOrCold(record: R, dir: string, claim: boolean, choice: BootChoice) {
     const id = this.store.kind.idOf(record);
     const spec = {
       ...this.store.kind.launch,
@@ -142,9 +160,9 @@ export class Sandboxes<R extends SandboxRecord> {
       dir,
       ...(claim ? { owner_pid: process.pid } : {}),
     };
-    let plan = await this.runtime.planBoot(record, spec, { cold });
+    let plan = await this.runtime.planBoot(record, spec, choice);
     try {
-      if (plan.boot_mode === "warm") {
+      if (plan.template_key) {
         const booted = await bootSandbox(dir, plan.launch, { claim }).catch(async (error) => {
           plan = await coldAfterWarmFailure(plan, dir, error);
           // A claimed VM's shim removed its directory when the boot failed: make it again.
