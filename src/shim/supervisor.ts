@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { chmod, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { PyroError } from "../contract/errors.js";
@@ -20,6 +19,7 @@ import { ChannelMux } from "../guest/mux.js";
 import { sendGo } from "../guest/park.js";
 import { createMemoryFile } from "../vmm/memory.js";
 import { AGENT_OPS, SHIM_OPS } from "../guest/ops/index.js";
+import { helloEntropy } from "../guest/ops/system.js";
 import { ForwardedRequest } from "./forward.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
 import { ShimNetwork, vmmNetworkSpec } from "./network.js";
@@ -29,7 +29,6 @@ const VMM_EXIT_GRACE_MS = 2_000;
 const CONSOLE_TAIL_LINES = 20;
 const CONSOLE_TAIL_BYTES = 16 * 1024;
 const OWNER_POLL_MS = 500;
-const HELLO_ENTROPY_BYTES = 64;
 
 /**
  * Owns one VM: the VMM process, the agent channel, the clients' socket and the TTL.
@@ -145,7 +144,7 @@ export class Supervisor {
     if (restore && this.driver.name !== "qemu")
       throw new Error(`the ${this.driver.name} driver cannot restore a saved VM`);
     const memoryPath = this.config.memory_path ?? undefined;
-    if (memoryPath) await createMemoryFile(memoryPath, this.config.mem_mib);
+    if (memoryPath) await createMemoryFile(memoryPath, this.config.mem_mib, { fresh: !restore });
     await this.network?.prepare();
     const launchStarted = performance.now();
     this.launching = this.driver.launch({
@@ -200,7 +199,9 @@ export class Supervisor {
         time_ms: Date.now(),
         hostname: this.config.hostname,
         ...(this.config.workspace_root ? { workspace_root: this.config.workspace_root } : {}),
-        ...helloEntropy(),
+        // A restored guest has its template's (or its saved self's) RNG state: without
+        // fresh input, clones would draw the same numbers.
+        entropy: helloEntropy(),
       },
       { deadlineMs: this.config.boot_timeout_ms },
     );
@@ -548,16 +549,6 @@ class ClientConnection {
 /** A request's fields without its `op` (shim op schemas are strict). */
 function fieldsOf({ op: _op, ...fields }: Record<string, unknown>): Record<string, unknown> {
   return fields;
-}
-
-/**
- * 64 random bytes for the guest's CRNG: a restored guest has its template's (or its
- * parent's) RNG state, so without fresh input clones would draw the same numbers. Cold
- * boots get them too (harmless). Sent only once the hello schema knows the field.
- */
-function helloEntropy(): { entropy?: string } {
-  if (!("entropy" in AGENT_OPS.hello.request.shape)) return {};
-  return { entropy: randomBytes(HELLO_ENTROPY_BYTES).toString("base64") };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
