@@ -63,7 +63,12 @@ export async function verifyTemplate(key: string, root = templatesRoot()): Promi
   if (manifest === undefined) return { ok: false, missing: true, reason: "no template yet" };
   const bad = (reason: string): TemplateCheck => ({ ok: false, missing: false, reason });
   if (manifest === null || typeof manifest !== "object") return bad("template.json is unreadable");
-  if (manifest.key !== key || templateKey(manifest.inputs) !== key) {
+  // Inputs that no longer hash (absent, or not JSON-shaped) are a manifest of another key.
+  if (
+    manifest.key !== key ||
+    typeof manifest.inputs !== "object" ||
+    templateKey(manifest.inputs) !== key
+  ) {
     return bad("template.json was built for another key");
   }
   const vmstateSize = await sizeOf(files.vmstate);

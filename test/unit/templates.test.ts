@@ -196,6 +196,16 @@ describe("template cache", () => {
     });
   });
 
+  it.each([
+    ["not JSON", "{"],
+    ["without inputs", JSON.stringify({ key: "KEY" })],
+  ])("a template.json %s is refused as damaged", async (_, text) => {
+    await ensureTemplate(inputs(), fakeBuilder({ count: 0 }), { root });
+    const key = templateKey(inputs());
+    writeFileSync(templateFiles(key, root).manifest, text.replace("KEY", key));
+    expect(await verifyTemplate(key, root)).toMatchObject({ ok: false, missing: false });
+  });
+
   it("a failed build is remembered, so boots go cold without retrying until the delay", async () => {
     const calls = { count: 0 };
     const failing: TemplateBuilder = async () => {
