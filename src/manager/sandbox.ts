@@ -3,6 +3,8 @@ import { rm } from "node:fs/promises";
 import { LIMITS } from "../contract/defaults.js";
 import { PyroError } from "../contract/errors.js";
 import { ShimClient } from "../shim/client.js";
+import type { ShimLaunchConfig } from "../shim/launch.js";
+import { discardSavedState } from "../vmstate/saved-state.js";
 import { isProcessAlive, sleep } from "../util/process.js";
 import { bootSandbox, killSandboxProcesses } from "./boot.js";
 import { liveState } from "./records.js";
@@ -18,6 +20,12 @@ type Acceleration = NonNullable<SandboxRecord["acceleration"]>;
 
 /** Guest work a boot does before the sandbox counts as started. */
 export type GuestPrepare = (client: ShimClient) => Promise<void>;
+
+/**
+ * Chooses, once the launch config is known, whether the boot restores a saved VM (resume,
+ * fork) and from what; null boots as usual.
+ */
+export type RestoreChoice = (launch: ShimLaunchConfig) => Promise<ShimLaunchConfig["restore"]>;
 
 /** Why a sandbox's VM is being ended by a caller (the shim's own TTL stop is not one). */
 export type StopReason = "stop" | "reset" | "delete";
@@ -65,9 +73,12 @@ export class Sandboxes<R extends SandboxRecord> {
     });
   }
 
+  /** A paused sandbox stops too: its saved VM is discarded (its disk stays). */
   async stop(id: string): Promise<R> {
     return this.store.withLock(id, async () => {
-      await this.store.requireState(id, "started", "there is nothing to stop");
+      const record = await this.store.reconciled(id);
+      if (record.state !== "paused")
+        await this.store.requireState(id, "started", "there is nothing to stop");
       await this.powerOff(id, "stop");
       return this.store.update(id, (r) => this.store.stopped(r));
     });
@@ -87,17 +98,23 @@ export class Sandboxes<R extends SandboxRecord> {
    */
   async boot(
     record: R,
-    options: { claim?: boolean; contentPending?: boolean; prepare?: GuestPrepare } = {},
+    options: {
+      claim?: boolean;
+      contentPending?: boolean;
+      prepare?: GuestPrepare;
+      restore?: RestoreChoice;
+    } = {},
   ) {
     const id = this.store.kind.idOf(record);
     const dir = this.store.dir(id);
     const claim = options.claim ?? false;
-    const launch = await this.runtime.launchConfig(record, {
+    const base = await this.runtime.launchConfig(record, {
       ...this.store.kind.launch,
       id,
       dir,
       ...(claim ? { owner_pid: process.pid } : {}),
     });
+    const launch = options.restore ? { ...base, restore: await options.restore(base) } : base;
     const booted = await bootSandbox(dir, launch, { claim }).catch(async (error: unknown) => {
       const message = error instanceof Error ? error.message : String(error);
       // A claimed VM that failed is already gone with its directory: nothing to record.
@@ -147,16 +164,22 @@ export class Sandboxes<R extends SandboxRecord> {
 
   /**
    * Runs the before-stop hooks, then has the shim power the VM off (with `remove`, and
-   * delete its directory) and waits for the shim to exit.
+   * delete its directory) and waits for the shim to exit. A saved VM (paused) is
+   * discarded: whatever comes next boots the disk.
    */
   async powerOff(id: string, reason: StopReason, options: { remove?: boolean } = {}) {
-    const live = await liveState(this.store.dir(id));
-    if (!live.shimAlive || !live.shim) return this.beforeStop({ id, reason, guest: undefined });
-    await this.withGuest(id, async (guest) => {
-      await this.beforeStop({ id, reason, guest });
-      await guest.stop(options.remove ?? false);
-    });
-    await waitForExit(live.shim.shim_pid, SHIM_EXIT_MS);
+    const dir = this.store.dir(id);
+    const live = await liveState(dir);
+    if (!live.shimAlive || !live.shim) {
+      await this.beforeStop({ id, reason, guest: undefined });
+    } else {
+      await this.withGuest(id, async (guest) => {
+        await this.beforeStop({ id, reason, guest });
+        await guest.stop(options.remove ?? false);
+      });
+      await waitForExit(live.shim.shim_pid, SHIM_EXIT_MS);
+    }
+    if (!options.remove) await discardSavedState(dir);
   }
 
   /** Ends whatever runs for the sandbox (hooks first, then by force) and removes it. */
@@ -205,7 +228,7 @@ export function refuseUnbuiltFeatures(params: { allow_host_compat: boolean }): v
   }
 }
 
-async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
+export async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (isProcessAlive(pid) && Date.now() < deadline) await sleep(10);
 }

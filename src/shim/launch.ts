@@ -19,8 +19,11 @@ export interface ShimLaunchConfig {
   kernel_args: string[];
   /** The shim ends the VM this long after start; 0 = never. */
   ttl_seconds: number;
-  /** At the TTL: delete the VM (one-shot and lifecycle VMs) or only stop it (workspaces). */
-  ttl_action: "delete" | "stop";
+  /**
+   * At the TTL: delete the VM (one-shot and lifecycle VMs), only stop it, or pause it
+   * (workspaces: saved to its directory; a driver that cannot save stops it instead).
+   */
+  ttl_action: "delete" | "stop" | "pause";
   /**
    * Time a guest gets past a request's own timeout before the shim gives up on it.
    * @default 20000 (`guest/bounds.ts`; tests shorten it)
@@ -44,6 +47,10 @@ export interface ShimLaunchConfig {
   owner_pid: number | null;
   /** The VM's NIC and its policy; null = policy `off`: no NIC at all. */
   network?: ShimNetworkConfig | null;
+  /** QEMU: guest RAM file (vmFiles(dir).memory); null/absent for drivers without it. */
+  memory_path?: string | null;
+  /** Boot by restoring saved state instead of a cold boot. */
+  restore?: { vmstate_path: string; kind: "template" | "saved" } | null;
 }
 
 export type { ShimState, ShimStatus } from "../guest/ops/index.js";
@@ -61,6 +68,12 @@ export function vmFiles(dir: string) {
     networkLog: join(dir, "network.log"),
     shimLog: join(dir, "shim.log"),
     stateDisk: join(dir, "state.ext4"),
+    /** Guest RAM (QEMU), a sparse file the VM maps shared: a paused VM's memory stays here. */
+    memory: join(dir, "memory.ram"),
+    /** A paused VM's device and CPU state (`src/vmstate/saved-state.ts`). */
+    vmstate: join(dir, "vmstate"),
+    /** What the paused VM was saved by and when; written after `vmstate`, read before resume. */
+    savedState: join(dir, "saved-state.json"),
     record: join(dir, "record.json"),
     /** pid of the process that made a one-shot VM, written before anything else. */
     owner: join(dir, "owner.pid"),

@@ -12,7 +12,12 @@ import {
   type Frame,
 } from "../guest/frame.js";
 import { writeJsonAtomic } from "../util/fs.js";
-import { isProcessAlive, lastLines } from "../util/process.js";
+import { isProcessAlive, lastLines, runChecked, sleep } from "../util/process.js";
+import {
+  savedStateInputs,
+  writeSavedState,
+  type SavedStateInputs,
+} from "../vmstate/saved-state.js";
 import { readFileTail } from "../vmm/console-log.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
 import { ChannelMux } from "../guest/mux.js";
@@ -26,6 +31,9 @@ const VMM_EXIT_GRACE_MS = 2_000;
 const CONSOLE_TAIL_LINES = 20;
 const CONSOLE_TAIL_BYTES = 16 * 1024;
 const OWNER_POLL_MS = 500;
+/** How long a pause or fork waits for requests in flight to end before it refuses. */
+const QUIESCE_TIMEOUT_MS = 10_000;
+const QUIESCE_POLL_MS = 10;
 
 /**
  * Owns one VM: the VMM process, the agent channel, the clients' socket and the TTL.
@@ -50,6 +58,13 @@ export class Supervisor {
   readonly ended = new Promise<void>((resolve) => (this.markEnded = resolve));
   /** How long a forwarded request may wait for the guest (`guest/bounds.ts`). */
   readonly deadlines: DeadlinePolicy;
+  /** A pause or fork is saving the VM: new requests are refused until it is done. */
+  private saving = false;
+  /**
+   * What the VM runs on, taken when the shim starts (the QEMU binary that runs it, not one
+   * installed later): a saved state is only restored under the same (vmstate/saved-state.ts).
+   */
+  private readonly stateInputs: Promise<SavedStateInputs>;
 
   constructor(
     private readonly dir: string,
@@ -76,6 +91,9 @@ export class Supervisor {
       stop_reason: null,
       updated_at: new Date().toISOString(),
     };
+    this.stateInputs = savedStateInputs(config);
+    // A shim that never pauses must not die of an unhandled rejection (a missing binary).
+    this.stateInputs.catch(() => {});
   }
 
   async run(): Promise<void> {
@@ -104,18 +122,34 @@ export class Supervisor {
   }
 
   /**
-   * (Re)arms the TTL. A VM's TTL runs from boot; a workspace's (`ttl_action: "stop"`)
-   * counts idle time, so every client request pushes it back.
+   * (Re)arms the TTL. A VM's TTL runs from boot; a workspace's (`ttl_action` `stop` or
+   * `pause`) counts idle time, so every client request pushes it back.
    */
   touch(): void {
     if (this.config.ttl_seconds <= 0) return;
-    if (this.ttlTimer && this.config.ttl_action === "delete") return;
+    const idle = this.config.ttl_action !== "delete";
+    if (this.ttlTimer && !idle) return;
     if (this.ttlTimer) clearTimeout(this.ttlTimer);
     this.ttlTimer = setTimeout(() => {
-      if (this.config.ttl_action === "stop" && this.busyRequests > 0) return this.touch();
+      if (idle && this.busyRequests > 0) return this.touch();
       this.log(`ttl of ${this.config.ttl_seconds}s reached`);
+      if (this.config.ttl_action === "pause") return void this.pauseAtTtl();
       void this.end({ remove: this.config.ttl_action === "delete", reason: "ttl" });
     }, this.config.ttl_seconds * 1000);
+  }
+
+  /** An idle workspace is paused; one whose driver cannot save (or whose save fails) stops. */
+  private async pauseAtTtl(): Promise<void> {
+    try {
+      await this.pause("ttl");
+    } catch (error) {
+      if (error instanceof PyroError && error.code === "conflict" && !this.ending) {
+        this.touch(); // a request came in meanwhile: not idle after all
+        return;
+      }
+      this.log(`could not pause at the ttl (${(error as Error).message}); stopping instead`);
+      await this.end({ remove: false, reason: "ttl" });
+    }
   }
 
   /**
@@ -192,14 +226,26 @@ export class Supervisor {
     this.log(`ready in ${Math.round(performance.now() - started)} ms`);
   }
 
-  /** Stops the VM (agent shutdown, then VMM stop, then kill) and exits the shim. */
-  end(options: { remove: boolean; reason: string }): Promise<void> {
+  /**
+   * Stops the VM (agent shutdown, then VMM stop, then kill) and exits the shim. With
+   * `paused` the VM was saved by {@link pause}: its guest is stopped, so the VMM just quits.
+   */
+  end(options: { remove: boolean; reason: string; paused?: boolean }): Promise<void> {
     this.ending ??= this.doEnd(options);
     return this.ending;
   }
 
-  private async doEnd({ remove, reason }: { remove: boolean; reason: string }) {
+  private async doEnd({
+    remove,
+    reason,
+    paused = false,
+  }: {
+    remove: boolean;
+    reason: string;
+    paused?: boolean;
+  }) {
     this.log(`ending: ${reason}`);
+    const wasReady = this.status.state === "ready";
     if (this.ttlTimer) clearTimeout(this.ttlTimer);
     this.status.stop_reason ??= reason;
     if (this.status.state === "ready" || this.status.state === "booting")
@@ -207,18 +253,24 @@ export class Supervisor {
     await this.writeStatus().catch(() => {});
     this.vmm ??= await this.launching?.catch(() => undefined);
     if (this.vmm && this.vmm.status() === "running") {
-      if (this.agentClient && this.status.state === "stopping") {
+      if (this.agentClient && this.status.state === "stopping" && !paused) {
         await this.agentClient
           .request(AGENT_OPS.shutdown, { power_off: true }, { deadlineMs: SHUTDOWN_TIMEOUT_MS })
           .catch(() => {});
       }
-      const exitedInTime = await Promise.race([
-        this.vmm.exited.then(() => true),
-        new Promise<boolean>((r) => setTimeout(() => r(false), VMM_EXIT_GRACE_MS)),
-      ]);
+      const exitedInTime =
+        !paused &&
+        (await Promise.race([
+          this.vmm.exited.then(() => true),
+          new Promise<boolean>((r) => setTimeout(() => r(false), VMM_EXIT_GRACE_MS)),
+        ]));
       if (!exitedInTime) await this.vmm.stop().catch(() => this.vmm?.kill());
     }
-    if (this.status.state !== "failed") this.status.state = "exited";
+    if (this.status.state !== "failed") this.status.state = paused ? "paused" : "exited";
+    // A VM that ran and ended unpaused has no use for its RAM file (the next boot starts
+    // afresh); a failed restore keeps it for the manager to decide about.
+    if (wasReady && !paused && this.config.memory_path)
+      await rm(this.config.memory_path, { force: true });
     await this.network?.close();
     if (remove || this.config.delete_on_exit) {
       await rm(this.dir, { recursive: true, force: true });
@@ -325,8 +377,119 @@ export class Supervisor {
     if (!this.agentClient || this.status.state !== "ready") {
       throw new PyroError("conflict", `the VM is ${this.status.state}, not ready`);
     }
+    if (this.saving) {
+      throw new PyroError(
+        "conflict",
+        "the VM is being saved (a pause or fork); try again once that call has returned",
+      );
+    }
     return this.agentClient;
   }
+
+  // ---- pause and fork (design: /work/briefs/vmstate-design.md 6) ----
+
+  /**
+   * Saves the VM into its directory (`vmstate` beside the RAM file it already lives in)
+   * and ends the shim with state `paused`. Refused with `conflict` when requests stay in
+   * flight, `unavailable` when the driver cannot save; the VM then runs on untouched.
+   */
+  async pause(reason: string): Promise<void> {
+    await this.whileSaving(async (vmm) => {
+      const started = performance.now();
+      await this.saveInto(this.dir, vmm);
+      this.status.timings.pause_ms = Math.round(performance.now() - started);
+      // Still refusing requests: the guest is stopped for good now.
+      await this.end({ remove: false, reason, paused: true });
+    });
+  }
+
+  /**
+   * Copies the VM into `targetDir` while its guest is stopped: device state, RAM file and
+   * state disk, so the copy boots like a paused VM; then this VM runs on. Returns how long
+   * the guest was stopped.
+   */
+  async fork(targetDir: string): Promise<number> {
+    return this.whileSaving(async (vmm) => {
+      const started = performance.now();
+      const target = vmFiles(targetDir);
+      try {
+        await this.saveInto(targetDir, vmm, async () => {
+          await copySparse(this.memoryPath(), target.memory);
+          await copySparse(this.config.state_disk_path, target.stateDisk);
+        });
+      } finally {
+        // The parent runs on whatever became of the copy.
+        await vmm.resume!().catch((error: Error) => {
+          void this.fail(`the VM could not continue after a fork: ${error.message}`);
+        });
+      }
+      return Math.round(performance.now() - started);
+    });
+  }
+
+  /** Runs `save` once no request is in flight, refusing new ones meanwhile. */
+  private async whileSaving<T>(save: (vmm: VmmHandle) => Promise<T>): Promise<T> {
+    const vmm = this.vmm;
+    if (this.status.state !== "ready" || this.ending || !vmm) {
+      throw new PyroError("conflict", `the VM is ${this.status.state}, not ready`);
+    }
+    if (!vmm.saveState || !vmm.resume || !this.config.memory_path) {
+      throw new PyroError(
+        "unavailable",
+        `the ${this.driver.name} driver cannot save a running VM (only QEMU can); stop it instead`,
+      );
+    }
+    if (this.saving) throw new PyroError("conflict", "the VM is already being saved");
+    this.saving = true;
+    try {
+      await this.quiesce();
+      return await save(vmm);
+    } finally {
+      this.saving = false;
+    }
+  }
+
+  /**
+   * Stops the guest and writes its state into `dir`, runs `alsoCopy` while it is stopped,
+   * and writes the saved state's description last (so its presence means complete). On
+   * failure the partial files go and the guest continues.
+   */
+  private async saveInto(dir: string, vmm: VmmHandle, alsoCopy = async () => {}) {
+    const target = vmFiles(dir);
+    try {
+      await vmm.saveState!(target.vmstate);
+      await alsoCopy();
+      await writeSavedState(dir, await this.stateInputs, this.config.mem_mib);
+    } catch (error) {
+      await rm(target.savedState, { force: true });
+      await rm(target.vmstate, { force: true });
+      if (dir === this.dir) await vmm.resume!().catch(() => {});
+      throw error;
+    }
+  }
+
+  private memoryPath(): string {
+    return this.config.memory_path ?? this.files.memory;
+  }
+
+  /** Waits until no forwarded request is in flight, at most {@link QUIESCE_TIMEOUT_MS}. */
+  private async quiesce(): Promise<void> {
+    const deadline = performance.now() + QUIESCE_TIMEOUT_MS;
+    while (this.busyRequests > 0) {
+      if (performance.now() > deadline) {
+        throw new PyroError(
+          "conflict",
+          `${this.busyRequests} request(s) still running in the VM after ${QUIESCE_TIMEOUT_MS / 1000} s; wait for them (or stop what runs) and try again`,
+        );
+      }
+      await sleep(QUIESCE_POLL_MS);
+    }
+  }
+}
+
+/** A copy that stays sparse (and shares blocks where the file system can): RAM and disks. */
+async function copySparse(from: string, to: string): Promise<void> {
+  await runChecked("copy the VM's files", "cp", ["--sparse=always", "--reflink=auto", from, to]);
 }
 
 /** One client of the shim: its requests are either shim ops or forwarded to the agent. */
@@ -431,6 +594,20 @@ class ClientConnection {
         this.pendingStop = channel;
         void this.shim.end({ remove, reason: "stop requested" });
         return;
+      }
+      case SHIM_OPS.pause.name: {
+        checkRequest(SHIM_OPS.pause, fieldsOf(message));
+        // Answered like a stop, with the final status once the shim has ended.
+        this.pendingStop = channel;
+        return this.shim.pause("pause requested").catch((error: unknown) => {
+          this.pendingStop = undefined;
+          throw error;
+        });
+      }
+      case SHIM_OPS.fork.name: {
+        const { target_dir } = checkRequest(SHIM_OPS.fork, fieldsOf(message));
+        const stoppedMs = await this.shim.fork(target_dir);
+        return this.reply(channel, { type: "result", stopped_ms: stoppedMs });
       }
       case SHIM_OPS.network_info.name:
         return this.reply(channel, { type: "result", ...this.shim.networkInfo() });

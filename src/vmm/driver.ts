@@ -67,6 +67,11 @@ export interface VmmHandle {
   /** SIGKILL, for when stop did not work. */
   kill(): void;
   status(): "running" | "exited";
+  /** Stops the guest's CPUs and writes its device state to vmstatePath; the VM stays stopped
+   * (then either stop() it, or resume() it). Undefined for drivers that cannot. */
+  saveState?(vmstatePath: string): Promise<void>;
+  /** Continues a VM stopped by saveState. */
+  resume?(): Promise<void>;
 }
 
 export interface VmmDriver {

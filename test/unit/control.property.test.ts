@@ -187,6 +187,8 @@ const VALID_REPLIES: Record<string, Record<string, unknown>> = {
   "shim.wait_ready": ok(STATUS),
   "shim.claim": ok(),
   "shim.stop": ok(STATUS),
+  "shim.pause": ok({ ...STATUS, state: "paused" }),
+  "shim.fork": ok({ stopped_ms: 120 }),
   net_configure: ok(),
   "shim.network_info": ok({
     policy: "egress+published-ports",

@@ -6,7 +6,9 @@ import { serviceList, serviceLogs, serviceStart, serviceStop } from "./services.
 import { shellClose, shellList, shellOpen, shellRead, shellSignal, shellWrite } from "./shells.js";
 import {
   shimClaim,
+  shimFork,
   shimNetworkInfo,
+  shimPause,
   shimPublishPort,
   shimStatus,
   shimStop,
@@ -48,6 +50,8 @@ export const SHIM_OPS = {
   wait_ready: shimWaitReady,
   claim: shimClaim,
   stop: shimStop,
+  pause: shimPause,
+  fork: shimFork,
   network_info: shimNetworkInfo,
   publish_port: shimPublishPort,
   unpublish_port: shimUnpublishPort,
