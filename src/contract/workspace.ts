@@ -56,7 +56,9 @@ export const CreateWorkspaceParams = z.object({
     .min(1)
     .max(LIMITS.max_ttl_seconds)
     .default(DEFAULTS.ttl_seconds)
-    .describe("Stop the workspace (keeping its files) after this many idle seconds."),
+    .describe(
+      "Pause the workspace after this many idle seconds (stop it, keeping its files, where its VM cannot be saved).",
+    ),
   network_policy: NetworkPolicy.default("off").describe(
     "off: no network device; egress: outbound access; egress+published-ports: plus host ports.",
   ),

@@ -88,7 +88,7 @@ export interface SandboxKind<R extends SandboxRecord> {
   /** What no longer holds once the VM has ended (counts of guest processes). */
   endedFields: Partial<R>;
   /** What the shim is told besides the record: what its TTL does, where /workspace is. */
-  launch: { ttl_action: "delete" | "stop"; workspace_root?: string };
+  launch: { ttl_action: "delete" | "stop" | "pause"; workspace_root?: string };
   /** The fields a successful boot sets besides state, error and acceleration. */
   startedFields(record: R, nowIso: string): Partial<R>;
 }

@@ -195,7 +195,7 @@ export class Pyro {
    * Creates and starts a workspace, optionally seeded from a host directory or a
    * `.tar`/`.tar.gz`/`.tgz` archive (captured as the immutable baseline).
    * Defaults: `vcpu_count` 1, `mem_mib` 1024, `ttl_seconds` 600 (idle time before it is
-   * stopped, never deleted), `network_policy` "off".
+   * paused, or stopped where its VMM cannot save a VM; never deleted), `network_policy` "off".
    */
   createWorkspace(
     options: In<typeof ws.CreateWorkspaceParams>,
