@@ -76,6 +76,12 @@ export class WorkspacePauses {
     const record = await workspaceStore.reconciled(id);
     if (record.state !== "paused") return undefined;
     const started = performance.now();
+    const live = await liveState(workspaceStore.dir(id));
+    if (live.shimAlive && live.shim?.state === "ready") {
+      // A resume whose caller died after the restore, before it could record it: done.
+      const running = await this.sandboxes.markStarted(id, record.acceleration ?? "tcg");
+      return { record: running, resumed_from: "memory", resume_ms: 0 };
+    }
     const warm = await this.bootSaved(record).catch((error: unknown) => error as Error);
     const note = typeof warm === "string" ? warm : warm instanceof Error ? failed(warm) : null;
     if (note !== null) {

@@ -21,7 +21,10 @@ import {
 import { readFileTail } from "../vmm/console-log.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
 import { ChannelMux } from "../guest/mux.js";
+import { sendGo } from "../guest/park.js";
+import { createMemoryFile } from "../vmm/memory.js";
 import { AGENT_OPS, SHIM_OPS } from "../guest/ops/index.js";
+import { helloEntropy } from "../guest/ops/system.js";
 import { ForwardedRequest } from "./forward.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
 import { ShimNetwork, vmmNetworkSpec } from "./network.js";
@@ -87,6 +90,7 @@ export class Supervisor {
       acceleration: config.acceleration,
       agent_version: null,
       timings: {},
+      boot_mode: config.restore ? "warm" : "cold",
       error: null,
       stop_reason: null,
       updated_at: new Date().toISOString(),
@@ -170,7 +174,13 @@ export class Supervisor {
 
   private async boot(): Promise<void> {
     const started = performance.now();
+    const restore = this.config.restore ?? undefined;
+    if (restore && this.driver.name !== "qemu")
+      throw new Error(`the ${this.driver.name} driver cannot restore a saved VM`);
+    const memoryPath = this.config.memory_path ?? undefined;
+    if (memoryPath) await createMemoryFile(memoryPath, this.config.mem_mib);
     await this.network?.prepare();
+    const launchStarted = performance.now();
     this.launching = this.driver.launch({
       vmId: this.config.vm_id,
       kernelPath: this.config.kernel_path,
@@ -187,8 +197,15 @@ export class Supervisor {
       controlSocketPath: this.files.controlSocket,
       consoleLogPath: this.files.console,
       ...(this.network ? { network: vmmNetworkSpec() } : {}),
+      ...(memoryPath ? { memoryPath } : {}),
+      ...(restore ? { restoreFrom: restore.vmstate_path } : {}),
     });
     this.vmm = await this.launching;
+    this.status.boot_mode = restore ? "warm" : "cold";
+    if (restore) this.status.timings.restore_ms = Math.round(performance.now() - launchStarted);
+    // A saved state holds only with the RAM as it was at the save; the guest now runs on
+    // in that RAM, so the state is stale and must never be restored again.
+    if (restore?.kind === "saved") await rm(restore.vmstate_path, { force: true });
     if (this.network) {
       if (!this.vmm.network) throw new Error(`the ${this.driver.name} driver has no network`);
       this.network.attach(this.vmm.network);
@@ -203,6 +220,8 @@ export class Supervisor {
       this.config.boot_timeout_ms,
       "the VMM never opened the agent channel",
     );
+    // A template's clone waits, parked before its root mount, for the word to go on.
+    if (restore?.kind === "template") await sendGo(agentSocket);
     const mux = new ChannelMux(agentSocket, {
       onBroken: (error) => void this.fail(`lost the guest agent: ${error.message}`),
     });
@@ -214,6 +233,9 @@ export class Supervisor {
         time_ms: Date.now(),
         hostname: this.config.hostname,
         ...(this.config.workspace_root ? { workspace_root: this.config.workspace_root } : {}),
+        // A restored guest has its template's (or its saved self's) RNG state: without
+        // fresh input, clones would draw the same numbers.
+        entropy: helloEntropy(),
       },
       { deadlineMs: this.config.boot_timeout_ms },
     );
