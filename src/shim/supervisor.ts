@@ -12,12 +12,9 @@ import {
   type Frame,
 } from "../guest/frame.js";
 import { writeJsonAtomic } from "../util/fs.js";
-import { isProcessAlive, lastLines, runChecked, sleep } from "../util/process.js";
-import {
-  savedStateInputs,
-  writeSavedState,
-  type SavedStateInputs,
-} from "../vmstate/saved-state.js";
+import { isProcessAlive, lastLines } from "../util/process.js";
+import { savedStateInputs, type SavedStateInputs } from "../vmstate/saved-state.js";
+import { forkVm, saveable, saveVm, waitUntilIdle, type SaveableVmm } from "./save.js";
 import { readFileTail } from "../vmm/console-log.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
 import { ChannelMux } from "../guest/mux.js";
@@ -34,9 +31,6 @@ const VMM_EXIT_GRACE_MS = 2_000;
 const CONSOLE_TAIL_LINES = 20;
 const CONSOLE_TAIL_BYTES = 16 * 1024;
 const OWNER_POLL_MS = 500;
-/** How long a pause or fork waits for requests in flight to end before it refuses. */
-const QUIESCE_TIMEOUT_MS = 10_000;
-const QUIESCE_POLL_MS = 10;
 
 /**
  * Owns one VM: the VMM process, the agent channel, the clients' socket and the TTL.
@@ -408,7 +402,7 @@ export class Supervisor {
     return this.agentClient;
   }
 
-  // ---- pause and fork (design: /work/briefs/vmstate-design.md 6) ----
+  // ---- pause and fork (src/shim/save.ts) ----
 
   /**
    * Saves the VM into its directory (`vmstate` beside the RAM file it already lives in)
@@ -418,7 +412,7 @@ export class Supervisor {
   async pause(reason: string): Promise<void> {
     await this.whileSaving(async (vmm) => {
       const started = performance.now();
-      await this.saveInto(this.dir, vmm);
+      await saveVm(vmm, this.dir, this.saveSpec(), { resumeOnFailure: true });
       this.status.timings.pause_ms = Math.round(performance.now() - started);
       // Still refusing requests: the guest is stopped for good now.
       await this.end({ remove: false, reason, paused: true });
@@ -426,92 +420,43 @@ export class Supervisor {
   }
 
   /**
-   * Copies the VM into `targetDir` while its guest is stopped: device state, RAM file and
-   * state disk, so the copy boots like a paused VM; then this VM runs on. Returns how long
-   * the guest was stopped.
+   * Copies the VM into `targetDir` (a fresh sandbox directory) while its guest is stopped,
+   * so the copy boots like a paused VM; then this VM runs on. Returns how long it stopped.
    */
   async fork(targetDir: string): Promise<number> {
-    return this.whileSaving(async (vmm) => {
-      const started = performance.now();
-      const target = vmFiles(targetDir);
-      try {
-        await this.saveInto(targetDir, vmm, async () => {
-          await copySparse(this.memoryPath(), target.memory);
-          await copySparse(this.config.state_disk_path, target.stateDisk);
-        });
-      } finally {
-        // The parent runs on whatever became of the copy.
-        await vmm.resume!().catch((error: Error) => {
-          void this.fail(`the VM could not continue after a fork: ${error.message}`);
-        });
-      }
-      return Math.round(performance.now() - started);
-    });
+    return this.whileSaving((vmm) =>
+      forkVm(
+        vmm,
+        targetDir,
+        {
+          ...this.saveSpec(),
+          memoryPath: this.config.memory_path ?? this.files.memory,
+          stateDiskPath: this.config.state_disk_path,
+        },
+        (error) => void this.fail(`the VM could not continue after a fork: ${error.message}`),
+      ),
+    );
   }
 
   /** Runs `save` once no request is in flight, refusing new ones meanwhile. */
-  private async whileSaving<T>(save: (vmm: VmmHandle) => Promise<T>): Promise<T> {
-    const vmm = this.vmm;
-    if (this.status.state !== "ready" || this.ending || !vmm) {
+  private async whileSaving<T>(save: (vmm: SaveableVmm) => Promise<T>): Promise<T> {
+    if (this.status.state !== "ready" || this.ending || !this.vmm) {
       throw new PyroError("conflict", `the VM is ${this.status.state}, not ready`);
     }
-    if (!vmm.saveState || !vmm.resume || !this.config.memory_path) {
-      throw new PyroError(
-        "unavailable",
-        `the ${this.driver.name} driver cannot save a running VM (only QEMU can); stop it instead`,
-      );
-    }
+    const vmm = saveable(this.vmm, this.driver.name, this.config.memory_path);
     if (this.saving) throw new PyroError("conflict", "the VM is already being saved");
     this.saving = true;
     try {
-      await this.quiesce();
+      await waitUntilIdle(() => this.busyRequests);
       return await save(vmm);
     } finally {
       this.saving = false;
     }
   }
 
-  /**
-   * Stops the guest and writes its state into `dir`, runs `alsoCopy` while it is stopped,
-   * and writes the saved state's description last (so its presence means complete). On
-   * failure the partial files go and the guest continues.
-   */
-  private async saveInto(dir: string, vmm: VmmHandle, alsoCopy = async () => {}) {
-    const target = vmFiles(dir);
-    try {
-      await vmm.saveState!(target.vmstate);
-      await alsoCopy();
-      await writeSavedState(dir, await this.stateInputs, this.config.mem_mib);
-    } catch (error) {
-      await rm(target.savedState, { force: true });
-      await rm(target.vmstate, { force: true });
-      if (dir === this.dir) await vmm.resume!().catch(() => {});
-      throw error;
-    }
+  private saveSpec() {
+    return { inputs: this.stateInputs, memMib: this.config.mem_mib };
   }
-
-  private memoryPath(): string {
-    return this.config.memory_path ?? this.files.memory;
-  }
-
-  /** Waits until no forwarded request is in flight, at most {@link QUIESCE_TIMEOUT_MS}. */
-  private async quiesce(): Promise<void> {
-    const deadline = performance.now() + QUIESCE_TIMEOUT_MS;
-    while (this.busyRequests > 0) {
-      if (performance.now() > deadline) {
-        throw new PyroError(
-          "conflict",
-          `${this.busyRequests} request(s) still running in the VM after ${QUIESCE_TIMEOUT_MS / 1000} s; wait for them (or stop what runs) and try again`,
-        );
-      }
-      await sleep(QUIESCE_POLL_MS);
-    }
-  }
-}
-
-/** A copy that stays sparse (and shares blocks where the file system can): RAM and disks. */
-async function copySparse(from: string, to: string): Promise<void> {
-  await runChecked("copy the VM's files", "cp", ["--sparse=always", "--reflink=auto", from, to]);
 }
 
 /** One client of the shim: its requests are either shim ops or forwarded to the agent. */

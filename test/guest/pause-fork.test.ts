@@ -168,3 +168,25 @@ describe("workspace fork on a real guest", () => {
     expect(first![1]).not.toBe(second![1]);
   });
 });
+
+describe("pause and resume timings (printed, not asserted: a loaded 2-core box varies)", () => {
+  it("resume to a working exec, against a cold start of the same workspace to one", async () => {
+    const execTrue = () => pyro.execWorkspace({ workspace_id: workspaceId, command: ["true"] });
+    const pauseStarted = performance.now();
+    await pyro.pauseWorkspace({ workspace_id: workspaceId });
+    const pauseMs = performance.now() - pauseStarted;
+    const resumeStarted = performance.now();
+    await pyro.resumeWorkspace({ workspace_id: workspaceId });
+    expect((await execTrue()).exit_code).toBe(0);
+    const resumeMs = performance.now() - resumeStarted;
+    await pyro.stopWorkspace({ workspace_id: workspaceId });
+    const coldStarted = performance.now();
+    await pyro.startWorkspace({ workspace_id: workspaceId });
+    expect((await execTrue()).exit_code).toBe(0);
+    const coldMs = performance.now() - coldStarted;
+    console.log(
+      `pause ${Math.round(pauseMs)} ms; resume to exec ${Math.round(resumeMs)} ms; ` +
+        `cold start to exec ${Math.round(coldMs)} ms (${(resumeMs / coldMs).toFixed(2)}x)`,
+    );
+  });
+});
