@@ -13,7 +13,7 @@ import {
 } from "./fields.js";
 import { ActivePublishedPort, allowedDomains, NetworkPolicy, NetworkStatus } from "./network.js";
 import { changes, defineOperation, readOnly } from "./operation.js";
-import { AccelerationMode, ExecutionMode, RunResult } from "./vm.js";
+import { AccelerationMode, bootRecordFields, ExecutionMode, RunResult } from "./vm.js";
 
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const nameRule = `must match ${NAME_PATTERN.source}`;
@@ -127,6 +127,7 @@ export const WorkspaceRecord = z.object({
     .nullable()
     .optional()
     .describe("The workspace this one was forked from, if any."),
+  ...bootRecordFields(),
 });
 
 export const ExecWorkspaceParams = z.object({
@@ -145,6 +146,8 @@ export const ExecWorkspaceResult = RunResult.omit({
   environment: true,
   timings: true,
   acceleration: true,
+  boot_mode: true,
+  cold_reason: true,
 }).extend({
   workspace_id: z.string(),
   sequence: count().describe("This command's number in the workspace's journal."),
