@@ -335,7 +335,8 @@ export const startWorkspace = op({
     idempotent: true,
     openWorld: true,
   }),
-  description: "Boot a stopped or failed workspace again with its files in place.",
+  description:
+    "Boot a stopped or failed workspace again with its files in place; a paused one is resumed.",
   params: WorkspaceIdParams,
   result: WorkspaceRecord,
   errors: ["not_found", "conflict", "unavailable", "internal"],

@@ -246,7 +246,7 @@ export class Pyro {
     return this.workspaces.stop(options);
   }
 
-  /** Boots a stopped or failed workspace with its files in place. */
+  /** Boots a stopped or failed workspace with its files in place; resumes a paused one. */
   startWorkspace(
     options: In<typeof ws.WorkspaceIdParams>,
   ): Promise<Out<typeof ws.WorkspaceRecord>> {

@@ -170,23 +170,36 @@ describe("workspace fork on a real guest", () => {
 });
 
 describe("pause and resume timings (printed, not asserted: a loaded 2-core box varies)", () => {
-  it("resume to a working exec, against a cold start of the same workspace to one", async () => {
+  it("resume to a working exec, against a start of the same workspace and a cold run", async () => {
     const execTrue = () => pyro.execWorkspace({ workspace_id: workspaceId, command: ["true"] });
     const pauseStarted = performance.now();
     await pyro.pauseWorkspace({ workspace_id: workspaceId });
     const pauseMs = performance.now() - pauseStarted;
     const resumeStarted = performance.now();
-    await pyro.resumeWorkspace({ workspace_id: workspaceId });
+    const resumed = await pyro.resumeWorkspace({ workspace_id: workspaceId });
     expect((await execTrue()).exit_code).toBe(0);
     const resumeMs = performance.now() - resumeStarted;
+    expect([resumed.resumed_from, resumed.boot_mode]).toEqual(["memory", "warm"]);
     await pyro.stopWorkspace({ workspace_id: workspaceId });
-    const coldStarted = performance.now();
-    await pyro.startWorkspace({ workspace_id: workspaceId });
+    const startStarted = performance.now();
+    const restarted = await pyro.startWorkspace({ workspace_id: workspaceId });
     expect((await execTrue()).exit_code).toBe(0);
+    const startMs = performance.now() - startStarted;
+    const coldStarted = performance.now();
+    const cold = await pyro.runInVm({
+      environment: "debian:12-build",
+      mem_mib: 512,
+      cold: true,
+      command: ["true"],
+    });
     const coldMs = performance.now() - coldStarted;
+    expect(cold.boot_mode).toBe("cold");
+    const ratio = (ms: number) => (resumeMs / ms).toFixed(2);
     console.log(
-      `pause ${Math.round(pauseMs)} ms; resume to exec ${Math.round(resumeMs)} ms; ` +
-        `cold start to exec ${Math.round(coldMs)} ms (${(resumeMs / coldMs).toFixed(2)}x)`,
+      `pause ${Math.round(pauseMs)} ms; resume to exec ${Math.round(resumeMs)} ms ` +
+        `(shim timings ${JSON.stringify(resumed.timings)}); ` +
+        `start (${restarted.boot_mode}) to exec ${Math.round(startMs)} ms (${ratio(startMs)}x); ` +
+        `cold pyro run ${Math.round(coldMs)} ms (${ratio(coldMs)}x)`,
     );
   });
 });
