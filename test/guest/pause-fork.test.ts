@@ -1,3 +1,4 @@
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Pyro } from "../../src/index.js";
@@ -166,6 +167,40 @@ describe("workspace fork on a real guest", () => {
     const [first, second] = draws.map((d) => d.split("\n"));
     expect(first![0]).not.toBe(second![0]);
     expect(first![1]).not.toBe(second![1]);
+  });
+});
+
+describe("an idle workspace, and a save the host can no longer restore", () => {
+  it("the idle TTL pauses; a save made under another kernel resumes from the disk, saying so", async () => {
+    const { workspace_id: id } = await pyro.createWorkspace({
+      environment: "debian:12-base",
+      ttl_seconds: 2,
+    });
+    forks.push(id); // deleted with the forks
+    await stdoutOf(id, "echo on-disk > /workspace/kept.txt");
+    const dir = join(home, "workspaces", id);
+    const shimState = () => {
+      try {
+        return (JSON.parse(readFileSync(join(dir, "shim.json"), "utf8")) as { state: string })
+          .state;
+      } catch {
+        return "";
+      }
+    };
+    expect(await eventually(() => shimState() === "paused", 60_000)).toBe(true);
+    expect((await pyro.statusWorkspace({ workspace_id: id })).state).toBe("paused");
+    // As if the guest kernel had been rebuilt since the pause.
+    const metaPath = join(dir, "saved-state.json");
+    const meta = JSON.parse(readFileSync(metaPath, "utf8"));
+    meta.inputs.kernel.size += 1;
+    meta.key = "f".repeat(64);
+    writeFileSync(metaPath, JSON.stringify(meta));
+    const resumed = await pyro.resumeWorkspace({ workspace_id: id });
+    expect([resumed.state, resumed.resumed_from]).toEqual(["started", "disk"]);
+    expect(resumed.resume_note).toMatch(
+      /^the saved VM could not be restored: it was saved under another guest kernel; its disk was booted instead/,
+    );
+    expect(await stdoutOf(id, "cat /workspace/kept.txt")).toBe("on-disk\n");
   });
 });
 
