@@ -172,7 +172,7 @@ export class Supervisor {
     if (restore && this.driver.name !== "qemu")
       throw new Error(`the ${this.driver.name} driver cannot restore a saved VM`);
     const memoryPath = this.config.memory_path ?? undefined;
-    if (memoryPath) await createMemoryFile(memoryPath, this.config.mem_mib);
+    if (memoryPath) await createMemoryFile(memoryPath, this.config.mem_mib, { fresh: !restore });
     await this.network?.prepare();
     const launchStarted = performance.now();
     this.launching = this.driver.launch({

@@ -8,6 +8,7 @@ import { helloEntropy } from "../../src/guest/ops/system.js";
 import { sendGo, waitParked } from "../../src/guest/park.js";
 import { bootSandbox, createStateDisk } from "../../src/manager/boot.js";
 import { vmFiles, type ShimLaunchConfig } from "../../src/shim/launch.js";
+import { vmmNetworkSpec } from "../../src/shim/network.js";
 import { runChecked } from "../../src/util/process.js";
 import { silentProgress } from "../../src/util/progress.js";
 import type { VmmHandle, VmmLaunchSpec } from "../../src/vmm/driver.js";
@@ -153,6 +154,44 @@ describe("QEMU save and restore", () => {
       vm.client.destroy();
       await vm.handle.stop();
     }
+  });
+
+  it("a VM with a NIC restores with it: the guest's frames reach the shim's end again", async () => {
+    const net = { network: vmmNetworkSpec(), vmId: `vm-restore-net-${process.pid}` };
+    const nicRam = join(dir, "nic.ram");
+    await createMemoryFile(nicRam, MEM_MIB);
+    const cold = await launch({ ...net, memoryPath: nicRam });
+    await cold.client.request(AGENT_OPS.net_configure, {
+      address: "10.0.2.15",
+      prefix_len: 24,
+      gateway: "10.0.2.2",
+      dns: [],
+    });
+    await cold.handle.saveState!(join(dir, "nic.vmstate"));
+    cold.client.destroy();
+    await cold.handle.stop();
+
+    const warm = await launch({
+      ...net,
+      memoryPath: nicRam,
+      restoreFrom: join(dir, "nic.vmstate"),
+    });
+    // Frames come as a uint32 big-endian length, then the Ethernet frame (driver.ts).
+    const frame = new Promise<Buffer>((resolve) => {
+      let seen = Buffer.alloc(0);
+      warm.handle.network!.fromGuest.on("data", (chunk: Buffer) => {
+        seen = Buffer.concat([seen, chunk]);
+        if (seen.length >= 4 && seen.length >= 4 + seen.readUInt32BE(0))
+          resolve(seen.subarray(4, 4 + seen.readUInt32BE(0)));
+      });
+    });
+    // The default route via 10.0.2.2 survived in the guest's memory; a datagram to the
+    // gateway starts with an ARP request, which comes out on the shim's end.
+    expect(await sh(warm.client, "grep -c 0202000A /proc/net/route")).toBe("1\n");
+    await sh(warm.client, "bash -c 'echo x > /dev/udp/10.0.2.2/9' || true");
+    expect((await frame).length).toBeGreaterThan(14);
+    warm.client.destroy();
+    await warm.handle.stop();
   });
 
   it("a corrupt state file fails the launch with QEMU's reason and leaves no QEMU behind", async () => {
