@@ -1,13 +1,15 @@
 import { readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { Pyro } from "../../src/index.js";
-import type { ProgressEvent } from "../../src/util/progress.js";
+import type { RunResultValue } from "../../src/contract/vm.js";
+import { templateIsCurrent } from "../../src/manager/environments.js";
 import {
   templateFiles,
   listTemplates,
   type TemplateManifest,
 } from "../../src/vmstate/templates.js";
 import { eventually, isolatedHome, processesMentioning, vmDirs } from "../helpers/guest.js";
+import { runCli } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp.js";
 
 // Warm boots through the SDK on real VMs. The template cache is this file's own
@@ -17,8 +19,7 @@ const home = isolatedHome();
 process.env.PYRO_TEMPLATE_DIR = tempDir("pyro-templates-");
 
 const ENV = "debian:12-base";
-const events: ProgressEvent[] = [];
-const pyro = new Pyro({ progress: (event) => events.push(event) });
+const pyro = new Pyro();
 const run = (command: string, options: { cold?: boolean } = {}) =>
   pyro.runInVm({ environment: ENV, command: ["sh", "-c", command], mem_mib: 256, ...options });
 
@@ -35,13 +36,30 @@ async function onlyTemplate(): Promise<{ key: string; manifest: TemplateManifest
 }
 
 describe("warm boots from memory templates", () => {
-  it("racing first runs build one template, and both restore from it", async () => {
-    const [a, b] = await Promise.all([run("echo a"), run("echo b")]);
-    expect([a.stdout, b.stdout]).toEqual(["a\n", "b\n"]);
-    expect([a.boot_mode, b.boot_mode]).toEqual(["warm", "warm"]);
-    expect(events.filter((e) => e.scope === "template" && e.phase === "build")).toHaveLength(1);
+  it("racing first runs (two pyro processes) build one template, and both restore from it", async () => {
+    const cli = (word: string) =>
+      runCli(["run", ENV, "--mem-mib", "256", "--json", "--", "echo", word]);
+    const [a, b] = await Promise.all([cli("a"), cli("b")]);
+    const [ra, rb] = [a, b].map((r) => JSON.parse(r.stdout) as RunResultValue);
+    expect([ra!.stdout, rb!.stdout]).toEqual(["a\n", "b\n"]);
+    expect([ra!.boot_mode, rb!.boot_mode]).toEqual(["warm", "warm"]);
+    const builds = [a, b].filter((r) => r.stderr.includes("[template] phase=build"));
+    expect(builds).toHaveLength(1);
     await onlyTemplate();
-    console.log(`template build: ${Math.max(a.timings.template_ms, b.timings.template_ms)} ms`);
+    console.log(`template build: ${Math.max(ra!.timings.template_ms, rb!.timings.template_ms)} ms`);
+  });
+
+  it("env inspect lists the template as current; one built from another kernel is not", async () => {
+    const { manifest } = await onlyTemplate();
+    const inspected = await pyro.inspectEnvironment({ environment: ENV });
+    expect(inspected.templates).toMatchObject([
+      { vcpu_count: 1, mem_mib: 256, network: false, current: true, failure: null },
+    ]);
+    expect(await templateIsCurrent(manifest)).toBe(true);
+    const otherKernel = { ...manifest.inputs.kernel, key: "6.1.0-other" };
+    expect(
+      await templateIsCurrent({ ...manifest, inputs: { ...manifest.inputs, kernel: otherKernel } }),
+    ).toBe(false);
   });
 
   it("warm and cold runs give the same output, exit code, hostname and clock", async () => {
