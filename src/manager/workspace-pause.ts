@@ -63,6 +63,23 @@ export class WorkspacePauses {
     return workspaceStore.withLock(id, () => this.resumeLocked(id));
   }
 
+  /** The resume operation: a started workspace is left as it is, a stopped one refused. */
+  async resumeCall(id: string) {
+    const resumed = await this.resume(id);
+    if (resumed) {
+      const { record, ...how } = resumed;
+      return { ...record, ...how };
+    }
+    const record = await workspaceStore.reconciled(id);
+    if (record.state === "started")
+      return { ...record, resume_ms: 0, resumed_from: "running" as const };
+    throw new PyroError(
+      "conflict",
+      `workspace ${id} is ${record.state}, not paused; start it with \`pyro workspace start ${id}\` (MCP: workspace_start)`,
+      { details: { workspace_id: id, state: record.state } },
+    );
+  }
+
   /**
    * {@link resume} when the record says paused: the lock is taken only then, so calls on
    * a started workspace (every exec) stay as concurrent as before.

@@ -212,23 +212,8 @@ export class WorkspaceManager {
   }
 
   /** Restores a paused workspace (or boots its disk, saying why); a started one is left. */
-  async resume(input: { workspace_id: string }) {
-    const id = workspaceIdOf(input);
-    const resumed = await this.pauses.resume(id);
-    if (resumed)
-      return {
-        ...resumed.record,
-        resume_ms: resumed.resume_ms,
-        resumed_from: resumed.resumed_from,
-      };
-    const record = await workspaceStore.reconciled(id);
-    if (record.state === "started")
-      return { ...record, resume_ms: 0, resumed_from: "running" as const };
-    throw new PyroError(
-      "conflict",
-      `workspace ${id} is ${record.state}, not paused; start it with \`pyro workspace start ${id}\` (MCP: workspace_start)`,
-      { details: { workspace_id: id, state: record.state } },
-    );
+  resume(input: { workspace_id: string }) {
+    return this.pauses.resumeCall(workspaceIdOf(input));
   }
 
   /** A new workspace from this one's memory and disk (a paused one is resumed first). */
