@@ -170,6 +170,32 @@ describe("workspace fork on a real guest", () => {
   });
 });
 
+describe("published ports across a pause", () => {
+  it("a service's published port answers again after a resume, on the same host port", async () => {
+    const { workspace_id: id } = await pyro.createWorkspace({
+      environment: "debian:12-build",
+      network_policy: "egress+published-ports",
+      mem_mib: 512,
+    });
+    forks.push(id); // deleted with the forks
+    const service = await pyro.startService({
+      workspace_id: id,
+      service_name: "web",
+      command: ["python3", "-m", "http.server", "8000"],
+      readiness: { type: "http", url: "http://127.0.0.1:8000/" },
+      published_ports: [{ guest_port: 8000 }],
+    });
+    const url = `http://127.0.0.1:${service.published_ports[0]!.host_port}/`;
+    expect((await fetch(url)).status).toBe(200);
+    await pyro.pauseWorkspace({ workspace_id: id });
+    await expect(fetch(url)).rejects.toThrow();
+    await pyro.resumeWorkspace({ workspace_id: id });
+    expect((await fetch(url)).status).toBe(200);
+    const after = await pyro.statusService({ workspace_id: id, service_name: "web" });
+    expect(after.published_ports).toEqual(service.published_ports);
+  });
+});
+
 describe("an idle workspace, and a save the host can no longer restore", () => {
   it("the idle TTL pauses; a save made under another kernel resumes from the disk, saying so", async () => {
     const { workspace_id: id } = await pyro.createWorkspace({
