@@ -1,4 +1,5 @@
 import { readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Pyro } from "../../src/index.js";
 import type { RunResultValue } from "../../src/contract/vm.js";
@@ -98,6 +99,35 @@ describe("warm boots from memory templates", () => {
     expect(uuidA).toMatch(/^[0-9a-f-]{36}$/);
     expect(uuidA).not.toBe(uuidB);
     expect(bytesA).not.toBe(bytesB);
+  });
+
+  it("one template fits every disk: a seeded workspace is created and restarted warm", async () => {
+    const seed = tempDir("pyro-templates-seed-");
+    writeFileSync(join(seed, "seeded.txt"), "from the seed\n");
+    const created = await pyro.createWorkspace({ environment: ENV, mem_mib: 256, seed_path: seed });
+    const id = created.workspace_id;
+    try {
+      expect([created.state, created.boot_mode, created.cold_reason]).toEqual([
+        "started",
+        "warm",
+        null,
+      ]);
+      expect(created.timings?.restore_ms).toBeGreaterThan(0);
+      await pyro.execWorkspace({
+        workspace_id: id,
+        command: ["sh", "-c", "echo kept > /workspace/made.txt"],
+      });
+      await pyro.stopWorkspace({ workspace_id: id });
+      const started = await pyro.startWorkspace({ workspace_id: id });
+      expect([started.state, started.boot_mode]).toEqual(["started", "warm"]);
+      const r = await pyro.execWorkspace({
+        workspace_id: id,
+        command: ["cat", "/workspace/seeded.txt", "/workspace/made.txt"],
+      });
+      expect(r.stdout).toBe("from the seed\nkept\n");
+    } finally {
+      await pyro.deleteWorkspace({ workspace_id: id });
+    }
   });
 
   it("a template whose manifest names another key is not used: cold, then rebuilt", async () => {
