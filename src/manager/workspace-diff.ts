@@ -1,0 +1,122 @@
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { PyroError } from "../contract/errors.js";
+import type { ChannelClient } from "../guest/client.js";
+import { readManifest } from "../guest/files.js";
+import { MANIFEST_DEFAULT_BYTES, MANIFEST_MAX_ENTRIES } from "../guest/ops/index.js";
+import { writeFileAtomic } from "../util/fs.js";
+import { readArchivePaths, manifestOfArchive } from "../workspace/archive-scan.js";
+import { DEFAULT_ARCHIVE_LIMITS } from "../workspace/archive.js";
+import { diffTrees, type WorkspaceDiff } from "../workspace/diff.js";
+import { DEFAULT_TREE_LIMITS } from "../workspace/limits.js";
+import {
+  changedPaths,
+  checkGuestManifest,
+  manifestFromJson,
+  manifestToJson,
+  type Manifest,
+} from "../workspace/manifest.js";
+import { guestPath, WORKSPACE_ROOT } from "../workspace/paths.js";
+import { readTree, type Tree } from "../workspace/tree.js";
+import { captureFilesFromGuest } from "./workspace-guest.js";
+
+/**
+ * A workspace's diff against its baseline, moving only what changed: the agent hashes
+ * /workspace (`file_manifest`), the host compares that with the baseline's manifest
+ * (computed once from baseline.tar and cached beside it), and only the files whose
+ * entries differ are copied out of the guest and read from the baseline. Both sides of
+ * the comparison then go through the same `diffTrees`, restricted to those paths, which
+ * gives the very result a comparison of the whole trees would (see `changedPaths`).
+ */
+export async function diffWithGuest(
+  client: ChannelClient,
+  workspaceDir: string,
+  baselinePath: string,
+): Promise<WorkspaceDiff> {
+  const before = await baselineManifest(workspaceDir, baselinePath);
+  const after = await guestManifest(client);
+  const changed = changedPaths(before, after);
+  const fetched = changed.filter((path) => after.get(path)?.type === "file");
+  const baseline = await readArchivePaths(baselinePath, new Set(changed), DEFAULT_TREE_LIMITS);
+  const current = await currentEntries(client, after, changed, fetched);
+  return diffTrees(baseline, current);
+}
+
+/** The guest's entries at `changed`: directories and links from the manifest, files copied out. */
+async function currentEntries(
+  client: ChannelClient,
+  manifest: Manifest,
+  changed: string[],
+  fetched: string[],
+): Promise<Tree> {
+  const captured = fetched.length > 0 ? await captureFilesFromGuest(client, fetched) : undefined;
+  try {
+    const files = captured ? await readTree(captured.root) : new Map();
+    const tree: Tree = new Map();
+    for (const path of changed) {
+      const entry = manifest.get(path);
+      if (entry?.type === "directory") tree.set(path, { type: "directory", mode: entry.mode });
+      if (entry?.type === "symlink") tree.set(path, { type: "symlink", target: entry.target });
+      // A file gone (or no longer a file) since the manifest is left out: the diff shows it
+      // as it is now.
+      const file = entry?.type === "file" ? files.get(path) : undefined;
+      if (file?.type === "file") tree.set(path, file);
+      else if (entry?.type === "file" && path.includes("\uFFFD")) throw notUtf8(path);
+    }
+    return tree;
+  } finally {
+    await captured?.cleanup();
+  }
+}
+
+/** The agent writes bytes of a name that are not UTF-8 as U+FFFD, which names nothing. */
+function notUtf8(path: string): PyroError {
+  return new PyroError(
+    "unavailable",
+    `the name of ${guestPath(path)} in the workspace is not valid UTF-8, which a diff cannot show; rename it (for example with workspace_exec and mv) and diff again`,
+  );
+}
+
+async function guestManifest(client: ChannelClient): Promise<Manifest> {
+  const manifest = await readManifest(client, {
+    root: WORKSPACE_ROOT,
+    path: ".",
+    max_entries: MANIFEST_MAX_ENTRIES,
+    max_bytes: MANIFEST_DEFAULT_BYTES,
+  });
+  if (manifest.truncated) {
+    throw new PyroError(
+      "unavailable",
+      `/workspace holds more than ${MANIFEST_MAX_ENTRIES} entries or ${MANIFEST_DEFAULT_BYTES >> 20} MiB of files, more than a diff compares; export it (workspace_export) and compare on the host`,
+    );
+  }
+  return checkGuestManifest(manifest.lines, {
+    maxEntries: MANIFEST_MAX_ENTRIES,
+    maxTotalBytes: MANIFEST_DEFAULT_BYTES,
+  });
+}
+
+const MANIFEST_CACHE = "baseline-manifest.json";
+const CACHE_FORMAT = 1;
+
+/**
+ * The baseline's manifest, cached in the workspace's directory. The baseline never
+ * changes after creation, but the cache is keyed on the file's identity (inode, size,
+ * mtime) anyway, so a replaced or copied baseline is never compared with a stale list.
+ */
+async function baselineManifest(workspaceDir: string, baselinePath: string): Promise<Manifest> {
+  const info = await stat(baselinePath);
+  const key = `${CACHE_FORMAT}:${info.ino}:${info.size}:${info.mtimeMs}`;
+  const cachePath = join(workspaceDir, MANIFEST_CACHE);
+  const cached = await readFile(cachePath, "utf8").catch(() => "");
+  const newline = cached.indexOf("\n");
+  if (newline > 0 && cached.slice(0, newline) === key) {
+    const manifest = manifestFromJson(cached.slice(newline + 1));
+    if (manifest) return manifest;
+  }
+  const manifest = await manifestOfArchive(baselinePath, DEFAULT_ARCHIVE_LIMITS);
+  await writeFileAtomic(cachePath, `${key}\n${manifestToJson(manifest)}`, 0o600, {
+    createParent: false,
+  });
+  return manifest;
+}
