@@ -113,7 +113,11 @@ async function scanArchive(path: string, limits: ArchiveLimits, visit: Visit): P
   await new Promise<void>((resolve, reject) => {
     const source = createReadStream(path);
     source.on("error", (error) => reject(asPyroError(error, `reading ${path}`)));
-    parser.on("error", (error: Error) => reject(damaged(path, `bad tar data (${error.message})`)));
+    parser.on("error", (error: Error) => {
+      // node-tar calls an archive of nothing but end blocks "unrecognized"; it is empty.
+      if (entries === 0 && /Unrecognized archive/.test(error.message)) return;
+      reject(damaged(path, `bad tar data (${error.message})`));
+    });
     parser.on("end", resolve);
     source.pipe(parser);
   });
