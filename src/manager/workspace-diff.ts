@@ -2,7 +2,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { PyroError } from "../contract/errors.js";
 import type { ChannelClient } from "../guest/client.js";
-import { readManifest } from "../guest/files.js";
+import { readFileBytes, readManifest } from "../guest/files.js";
 import { MANIFEST_DEFAULT_BYTES, MANIFEST_MAX_ENTRIES } from "../guest/ops/index.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { readArchivePaths, manifestOfArchive } from "../workspace/archive-scan.js";
@@ -42,6 +42,13 @@ export async function diffWithGuest(
   return diffTrees(baseline, current);
 }
 
+/**
+ * A few small changed files are read one by one (`file_read`, no process in the guest);
+ * more, or larger ones, come out in one archive from the guest's tar.
+ */
+const MAX_SINGLE_READS = 64;
+const MAX_SINGLE_READ_BYTES = 1 << 20;
+
 /** The guest's entries at `changed`: directories and links from the manifest, files copied out. */
 async function currentEntries(
   client: ChannelClient,
@@ -49,24 +56,57 @@ async function currentEntries(
   changed: string[],
   fetched: string[],
 ): Promise<Tree> {
-  const captured = fetched.length > 0 ? await captureFilesFromGuest(client, fetched) : undefined;
-  try {
-    const files = captured ? await readTree(captured.root) : new Map();
-    const tree: Tree = new Map();
-    for (const path of changed) {
-      const entry = manifest.get(path);
-      if (entry?.type === "directory") tree.set(path, { type: "directory", mode: entry.mode });
-      if (entry?.type === "symlink") tree.set(path, { type: "symlink", target: entry.target });
-      // A file gone (or no longer a file) since the manifest is left out: the diff shows it
-      // as it is now.
-      const file = entry?.type === "file" ? files.get(path) : undefined;
-      if (file?.type === "file") tree.set(path, file);
-      else if (entry?.type === "file" && path.includes("\uFFFD")) throw notUtf8(path);
-    }
-    return tree;
-  } finally {
-    await captured?.cleanup();
+  const files = await fetchFiles(client, manifest, fetched);
+  const tree: Tree = new Map();
+  for (const path of changed) {
+    const entry = manifest.get(path);
+    if (entry?.type === "directory") tree.set(path, { type: "directory", mode: entry.mode });
+    if (entry?.type === "symlink") tree.set(path, { type: "symlink", target: entry.target });
+    // A file gone (or no longer a file) since the manifest is left out: the diff shows it
+    // as it is now.
+    const file = entry?.type === "file" ? files.get(path) : undefined;
+    if (file?.type === "file") tree.set(path, file);
+    else if (entry?.type === "file" && path.includes("\uFFFD")) throw notUtf8(path);
   }
+  return tree;
+}
+
+async function fetchFiles(client: ChannelClient, manifest: Manifest, paths: string[]) {
+  const small = paths.every((path) => {
+    const entry = manifest.get(path);
+    return entry?.type === "file" && entry.size <= MAX_SINGLE_READ_BYTES;
+  });
+  if (paths.length <= MAX_SINGLE_READS && small) return readFiles(client, manifest, paths);
+  const captured = await captureFilesFromGuest(client, paths);
+  try {
+    return await readTree(captured.root);
+  } finally {
+    await captured.cleanup();
+  }
+}
+
+async function readFiles(client: ChannelClient, manifest: Manifest, paths: string[]) {
+  const tree: Tree = new Map();
+  for (const path of paths) {
+    const entry = manifest.get(path);
+    if (entry?.type !== "file") continue;
+    const file = await readFileBytes(client, {
+      root: WORKSPACE_ROOT,
+      path,
+      max_bytes: MAX_SINGLE_READ_BYTES,
+    }).catch((error: unknown) => {
+      if (error instanceof PyroError && error.code === "not_found") return undefined;
+      throw error;
+    });
+    if (file?.truncated) {
+      throw new PyroError(
+        "unavailable",
+        `${guestPath(path)} grew while the diff read it; run the diff again when the workspace is quiet`,
+      );
+    }
+    if (file) tree.set(path, { type: "file", content: file.content, mode: entry.mode });
+  }
+  return tree;
 }
 
 /** The agent writes bytes of a name that are not UTF-8 as U+FFFD, which names nothing. */
