@@ -1,10 +1,10 @@
 #include "file_list.h"
+#include "file_walk.h"
 
 #include "confine.h"
 #include "exec.h"
 #include "files.h"
 #include "log.h"
-#include "sha256.h"
 #include "sys.h"
 
 #include <dirent.h>
@@ -15,82 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define NO_TARGET SIZE_MAX
-
 static const char *const artifact_types[] = {"file", "directory", "symlink"};
-enum artifact { ARTIFACT_FILE, ARTIFACT_DIRECTORY, ARTIFACT_SYMLINK };
-
-struct entry {
-    size_t path;   /* offset in the listing's strings */
-    size_t target; /* offset of the link target, or NO_TARGET */
-    int64_t size_bytes;
-    enum artifact type;
-    unsigned mode;                     /* permission bits; file_manifest only */
-    uint8_t sha256[PYRO_SHA256_BYTES]; /* of a file's content; file_manifest only */
-};
-
-/* Everything gathered; strings are NUL-terminated and addressed by offset because the
- * arena moves when it grows. */
-struct listing {
-    char *strings;
-    size_t strings_len, strings_cap;
-    struct entry *entries;
-    size_t count, entries_cap;
-    size_t max_entries;
-    bool recursive;
-    bool truncated;
-    /* file_manifest: hash every file, at most max_hash_bytes of content in all. */
-    bool manifest;
-    uint64_t hashed_bytes, max_hash_bytes;
-    char path[PATH_MAX]; /* the entry being looked at, relative to the root */
-};
-
-/* Hashes the regular file name in dir_fd into ent (its size becomes the bytes hashed,
- * so size and digest agree if the file changes meanwhile). Returns 0, 1 when the hash
- * budget is spent (the listing is then truncated), 2 when the name is no longer a
- * regular file (skipped, as a raced name is), -1 on error. */
-static int hash_file(struct listing *l, int dir_fd, const char *name, struct entry *ent)
-{
-    static uint8_t buf[PYRO_OUTPUT_CHUNK_BYTES];
-    /* O_NOFOLLOW and O_NONBLOCK: a name swapped for a link or a fifo since the fstatat
-     * is neither followed nor waited on; fstat then says what was opened. */
-    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0)
-        return errno == ENOENT || errno == ELOOP ? 2 : -1;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        int rc = S_ISREG(st.st_mode) ? -1 : 2;
-        pyro_close(&fd);
-        return rc;
-    }
-    struct pyro_sha256 h;
-    pyro_sha256_init(&h);
-    int rc = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -1 : 0;
-            break;
-        }
-        if (l->hashed_bytes + (uint64_t)n > l->max_hash_bytes) {
-            l->truncated = true;
-            rc = 1;
-            break;
-        }
-        l->hashed_bytes += (uint64_t)n;
-        pyro_sha256_update(&h, buf, (size_t)n);
-    }
-    int saved = errno;
-    pyro_close(&fd);
-    errno = saved;
-    if (rc == 0) {
-        pyro_sha256_final(&h, ent->sha256);
-        ent->size_bytes = (int64_t)h.length;
-    }
-    return rc;
-}
 
 /* Grows *buf to hold need elements of size elem; false with ENOMEM. */
 static bool reserve(void **buf, size_t *cap, size_t need, size_t elem)
@@ -124,30 +49,31 @@ static bool store_string(char **arena, size_t *len, size_t *cap, const char *s, 
 
 /* Adds the entry for l->path (name in dir_fd, status st). Returns 0 (added, or skipped:
  * fifos, sockets and devices are not listed), 1 when the listing is full, -1 on error. */
-static int add_entry(struct listing *l, int dir_fd, const char *name, const struct stat *st)
+static int add_entry(struct pyro_listing *l, int dir_fd, const char *name,
+                     const struct stat *st)
 {
-    struct entry ent = {
-        .target = NO_TARGET, .size_bytes = st->st_size, .mode = st->st_mode & 07777};
+    struct pyro_walk_entry ent = {
+        .target = PYRO_NO_TARGET, .size_bytes = st->st_size, .mode = st->st_mode & 07777};
     if (S_ISREG(st->st_mode))
-        ent.type = ARTIFACT_FILE;
+        ent.type = PYRO_ARTIFACT_FILE;
     else if (S_ISDIR(st->st_mode))
-        ent.type = ARTIFACT_DIRECTORY;
+        ent.type = PYRO_ARTIFACT_DIRECTORY;
     else if (S_ISLNK(st->st_mode))
-        ent.type = ARTIFACT_SYMLINK;
+        ent.type = PYRO_ARTIFACT_SYMLINK;
     else
         return 0;
     if (l->count == l->max_entries) {
         l->truncated = true;
         return 1;
     }
-    if (ent.type == ARTIFACT_DIRECTORY)
+    if (ent.type == PYRO_ARTIFACT_DIRECTORY)
         ent.size_bytes = 0; /* a directory's st_size is file-system specific */
-    if (l->manifest && ent.type == ARTIFACT_FILE) {
-        int rc = hash_file(l, dir_fd, name, &ent);
+    if (l->manifest && ent.type == PYRO_ARTIFACT_FILE) {
+        int rc = pyro_manifest_hash_file(l, dir_fd, name, &ent);
         if (rc != 0)
             return rc == 2 ? 0 : rc;
     }
-    if (ent.type == ARTIFACT_SYMLINK) {
+    if (ent.type == PYRO_ARTIFACT_SYMLINK) {
         char target[PATH_MAX];
         ssize_t n = readlinkat(dir_fd, name, target, sizeof target);
         if (n < 0 || !store_string(&l->strings, &l->strings_len, &l->strings_cap, target,
@@ -218,10 +144,10 @@ static bool raced(int err)
     return err == ENOENT || err == ENOTDIR || err == ELOOP;
 }
 
-static int walk_dir(struct listing *l, int dir_fd, int depth);
+static int walk_dir(struct pyro_listing *l, int dir_fd, int depth);
 
 /* Looks at one name of dir_fd; l->path already holds its path. Returns as add_entry. */
-static int visit(struct listing *l, int dir_fd, const char *name, int depth)
+static int visit(struct pyro_listing *l, int dir_fd, const char *name, int depth)
 {
     struct stat st;
     if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
@@ -242,7 +168,7 @@ static int visit(struct listing *l, int dir_fd, const char *name, int depth)
 }
 
 /* Lists dir_fd, whose path is l->path ("" for the root). Returns as add_entry. */
-static int walk_dir(struct listing *l, int dir_fd, int depth)
+static int walk_dir(struct pyro_listing *l, int dir_fd, int depth)
 {
     struct names n = {0};
     int rc = read_names(dir_fd, &n);
@@ -268,7 +194,7 @@ static int walk_dir(struct listing *l, int dir_fd, int depth)
     return rc;
 }
 
-static int list_root(struct listing *l, const struct pyro_confined *c)
+static int list_root(struct pyro_listing *l, const struct pyro_confined *c)
 {
     int fd = pyro_confine_open(c->root_fd, ".", O_RDONLY | O_DIRECTORY);
     if (fd < 0)
@@ -280,7 +206,7 @@ static int list_root(struct listing *l, const struct pyro_confined *c)
 }
 
 /* Gathers the listing of c's path; false with e set. */
-static bool gather(struct listing *l, const struct pyro_confined *c, const char *op,
+static bool gather(struct pyro_listing *l, const struct pyro_confined *c, const char *op,
                    struct pyro_error *e)
 {
     if (strcmp(c->rel, ".") == 0) {
@@ -316,31 +242,17 @@ static bool gather(struct listing *l, const struct pyro_confined *c, const char 
 
 static int compare_entries(const void *a, const void *b, void *strings)
 {
-    const struct entry *x = a, *y = b;
+    const struct pyro_walk_entry *x = a, *y = b;
     return strcmp((const char *)strings + x->path, (const char *)strings + y->path);
 }
 
-static void write_manifest_fields(struct pyro_json_writer *w, const struct entry *ent)
-{
-    pyro_json_key(w, "mode");
-    pyro_json_int(w, ent->mode);
-    pyro_json_key(w, "sha256");
-    if (ent->type == ARTIFACT_FILE) {
-        char hex[2 * PYRO_SHA256_BYTES + 1];
-        pyro_sha256_hex(ent->sha256, hex);
-        pyro_json_string(w, hex);
-    } else {
-        pyro_json_null(w);
-    }
-}
-
 /* Sends the entries as JSON lines, as many whole lines per stdout frame as fit. */
-static void send_entries(struct pyro_conn *conn, uint32_t channel, const struct listing *l)
+static void send_entries(struct pyro_conn *conn, uint32_t channel, const struct pyro_listing *l)
 {
     static char frame[PYRO_OUTPUT_CHUNK_BYTES], line[PYRO_OUTPUT_CHUNK_BYTES];
     size_t used = 0;
     for (size_t i = 0; i < l->count; i++) {
-        const struct entry *ent = &l->entries[i];
+        const struct pyro_walk_entry *ent = &l->entries[i];
         struct pyro_json_writer w;
         pyro_json_writer_init(&w, line, sizeof line - 1);
         pyro_json_object_begin(&w);
@@ -351,9 +263,9 @@ static void send_entries(struct pyro_conn *conn, uint32_t channel, const struct 
         pyro_json_key(&w, "size_bytes");
         pyro_json_int(&w, ent->size_bytes);
         if (l->manifest)
-            write_manifest_fields(&w, ent);
+            pyro_manifest_write_fields(&w, ent);
         pyro_json_key(&w, "link_target");
-        if (ent->target != NO_TARGET)
+        if (ent->target != PYRO_NO_TARGET)
             pyro_json_string(&w, l->strings + ent->target);
         else
             pyro_json_null(&w);
@@ -377,8 +289,8 @@ static void send_entries(struct pyro_conn *conn, uint32_t channel, const struct 
 
 /* Gathers, sorts and sends l's entries for the request, then the result (with the hashed
  * bytes for a manifest). */
-static void list_and_send(struct pyro_conn *conn, uint32_t channel, struct listing *l,
-                          const struct pyro_confined *c, const char *op)
+void pyro_listing_send(struct pyro_conn *conn, uint32_t channel, struct pyro_listing *l,
+                       const struct pyro_confined *c, const char *op)
 {
     struct pyro_error e;
     if (!gather(l, c, op, &e)) {
@@ -402,7 +314,7 @@ static void list_and_send(struct pyro_conn *conn, uint32_t channel, struct listi
     pyro_send_control(conn, channel, &w);
 }
 
-static void release(struct listing *l, struct pyro_confined *c)
+void pyro_listing_release(struct pyro_listing *l, struct pyro_confined *c)
 {
     free(l->strings);
     free(l->entries);
@@ -413,7 +325,7 @@ void pyro_file_list(struct pyro_conn *conn, uint32_t channel, const struct pyro_
 {
     static const char *const fields[] = {"op",        "root",        "path",
                                          "recursive", "max_entries", NULL};
-    static struct listing l; /* for its path buffer; the arrays are freed below */
+    static struct pyro_listing l; /* for its path buffer; the arrays are freed below */
     struct pyro_confined c;
     struct pyro_error e;
     int64_t max_entries = PYRO_FILE_LIST_DEFAULT_ENTRIES;
@@ -427,34 +339,6 @@ void pyro_file_list(struct pyro_conn *conn, uint32_t channel, const struct pyro_
         return;
     }
     l.max_entries = (size_t)max_entries;
-    list_and_send(conn, channel, &l, &c, "file_list");
-    release(&l, &c);
-}
-
-void pyro_file_manifest(struct pyro_conn *conn, uint32_t channel,
-                        const struct pyro_json_value *req)
-{
-    static const char *const fields[] = {"op",          "root",      "path",
-                                         "max_entries", "max_bytes", NULL};
-    static struct listing l;
-    struct pyro_confined c;
-    struct pyro_error e;
-    int64_t max_entries = PYRO_FILE_LIST_MAX_ENTRIES;
-    int64_t max_bytes = PYRO_FILE_MANIFEST_DEFAULT_BYTES;
-    memset(&l, 0, sizeof l);
-    if (!pyro_fields_known(req, "file_manifest", fields, &e) ||
-        !pyro_field_int(req, "file_manifest", "max_entries", 1, PYRO_FILE_LIST_MAX_ENTRIES,
-                        NULL, &max_entries, &e) ||
-        !pyro_field_int(req, "file_manifest", "max_bytes", 0, PYRO_FILE_MANIFEST_MAX_BYTES,
-                        NULL, &max_bytes, &e) ||
-        !pyro_confine_request(req, "file_manifest", &c, &e)) {
-        pyro_send_error(conn, channel, &e);
-        return;
-    }
-    l.max_entries = (size_t)max_entries;
-    l.recursive = true;
-    l.manifest = true;
-    l.max_hash_bytes = (uint64_t)max_bytes;
-    list_and_send(conn, channel, &l, &c, "file_manifest");
-    release(&l, &c);
+    pyro_listing_send(conn, channel, &l, &c, "file_list");
+    pyro_listing_release(&l, &c);
 }
