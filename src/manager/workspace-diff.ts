@@ -1,12 +1,13 @@
-import { readFile, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PyroError } from "../contract/errors.js";
 import type { ChannelClient } from "../guest/client.js";
 import { readFileBytes, readManifest } from "../guest/files.js";
-import { MANIFEST_DEFAULT_BYTES, MANIFEST_MAX_ENTRIES } from "../guest/ops/index.js";
+import { MANIFEST_MAX_ENTRIES } from "../guest/ops/index.js";
 import { writeFileAtomic } from "../util/fs.js";
 import { readArchivePaths, manifestOfArchive } from "../workspace/archive-scan.js";
-import { DEFAULT_ARCHIVE_LIMITS } from "../workspace/archive.js";
+import { DEFAULT_ARCHIVE_LIMITS, extractArchive } from "../workspace/archive.js";
 import { diffTrees, type WorkspaceDiff } from "../workspace/diff.js";
 import { DEFAULT_TREE_LIMITS } from "../workspace/limits.js";
 import {
@@ -18,7 +19,7 @@ import {
 } from "../workspace/manifest.js";
 import { guestPath, WORKSPACE_ROOT } from "../workspace/paths.js";
 import { readTree, type Tree } from "../workspace/tree.js";
-import { captureFilesFromGuest } from "./workspace-guest.js";
+import { captureFilesFromGuest, captureFromGuest } from "./workspace-guest.js";
 
 /**
  * A workspace's diff against its baseline, moving only what changed: the agent hashes
@@ -35,6 +36,7 @@ export async function diffWithGuest(
 ): Promise<WorkspaceDiff> {
   const before = await baselineManifest(workspaceDir, baselinePath);
   const after = await guestManifest(client);
+  if (!after) return diffWholeTrees(client, baselinePath);
   const changed = changedPaths(before, after);
   const fetched = changed.filter((path) => after.get(path)?.type === "file");
   const baseline = await readArchivePaths(baselinePath, new Set(changed), DEFAULT_TREE_LIMITS);
@@ -117,23 +119,45 @@ function notUtf8(path: string): PyroError {
   );
 }
 
-async function guestManifest(client: ChannelClient): Promise<Manifest> {
+/**
+ * File content the agent hashes for one diff. It hashes in one turn of its loop (about
+ * 190 MB/s natively, several times slower under TCG), so this bounds how long other
+ * calls on the workspace wait. A larger workspace is diffed as whole trees instead.
+ */
+const MANIFEST_HASH_BYTES = 64 << 20;
+
+/** The guest's manifest, or undefined when /workspace is over the manifest's bounds. */
+async function guestManifest(client: ChannelClient): Promise<Manifest | undefined> {
   const manifest = await readManifest(client, {
     root: WORKSPACE_ROOT,
     path: ".",
     max_entries: MANIFEST_MAX_ENTRIES,
-    max_bytes: MANIFEST_DEFAULT_BYTES,
+    max_bytes: MANIFEST_HASH_BYTES,
   });
-  if (manifest.truncated) {
-    throw new PyroError(
-      "unavailable",
-      `/workspace holds more than ${MANIFEST_MAX_ENTRIES} entries or ${MANIFEST_DEFAULT_BYTES >> 20} MiB of files, more than a diff compares; export it (workspace_export) and compare on the host`,
-    );
-  }
+  if (manifest.truncated) return undefined;
   return checkGuestManifest(manifest.lines, {
     maxEntries: MANIFEST_MAX_ENTRIES,
-    maxTotalBytes: MANIFEST_DEFAULT_BYTES,
+    maxTotalBytes: MANIFEST_HASH_BYTES,
   });
+}
+
+/**
+ * The diff of the whole trees, as before manifests: the baseline unpacked, /workspace
+ * copied out whole (both bounded by the tree limits).
+ */
+async function diffWholeTrees(client: ChannelClient, baselinePath: string) {
+  const root = await mkdtemp(join(tmpdir(), "pyro-tree-"));
+  try {
+    await extractArchive(baselinePath, root, DEFAULT_ARCHIVE_LIMITS, { origin: "guest" });
+    const current = await captureFromGuest(client, "");
+    try {
+      return diffTrees(await readTree(root), await readTree(current.root));
+    } finally {
+      await current.cleanup();
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 }
 
 const MANIFEST_CACHE = "baseline-manifest.json";

@@ -86,6 +86,19 @@ describe("workspace diff from manifests", () => {
     expect(diff).toEqual(await wholeTreeDiff());
   });
 
+  it("diffs a workspace over the manifest's 64 MiB hash budget as whole trees, same result", async () => {
+    await sh("head -c 70000000 /dev/zero > big.bin");
+    const diff = await pyro.diffWorkspace({ workspace_id: id });
+    expect(diff.entries).toContainEqual({
+      path: "big.bin",
+      status: "added",
+      artifact_type: "file",
+      binary: true,
+    });
+    expect(diff).toEqual(await wholeTreeDiff());
+    await sh("rm big.bin");
+  });
+
   it("caches the baseline's manifest beside the baseline", async () => {
     expect(existsSync(join(home, "workspaces", id, "baseline-manifest.json"))).toBe(true);
   });
