@@ -27,5 +27,7 @@ void test_names(void);
 void test_ring(void);
 void test_service_log(void);
 void test_sha256(void);
+void test_park(void);
+void test_entropy(void);
 
 #endif

@@ -19,6 +19,8 @@ int main(void)
     test_ring();
     test_service_log();
     test_sha256();
+    test_park();
+    test_entropy();
     printf("%d checks, %d failures\n", test_checks, test_failures);
     return test_failures == 0 ? 0 : 1;
 }
