@@ -1,5 +1,5 @@
 import { exec } from "./exec.js";
-import { fileDelete, fileList, fileRead, fileWrite, mkdir } from "./files.js";
+import { fileDelete, fileList, fileManifest, fileRead, fileWrite, mkdir } from "./files.js";
 import { netConfigure } from "./net.js";
 import type { AnyOp, OutputPolicy } from "./op.js";
 import { serviceList, serviceLogs, serviceStart, serviceStop } from "./services.js";
@@ -28,6 +28,7 @@ export const AGENT_OPS = {
   signal,
   exec,
   file_list: fileList,
+  file_manifest: fileManifest,
   file_read: fileRead,
   file_write: fileWrite,
   file_delete: fileDelete,
