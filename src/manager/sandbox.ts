@@ -7,6 +7,7 @@ import { ShimClient } from "../shim/client.js";
 import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
 import { pathExists } from "../util/fs.js";
 import { CLONE_VMSTATE } from "../vmstate/templates.js";
+import { discardSavedState } from "../vmstate/saved-state.js";
 import { isProcessAlive, sleep } from "../util/process.js";
 import { bootSandbox, killSandboxProcesses, type BootedSandbox } from "./boot.js";
 import type { BootPlan } from "./boot-plan.js";
@@ -88,9 +89,12 @@ export class Sandboxes<R extends SandboxRecord> {
     });
   }
 
+  /** A paused sandbox stops too: its saved VM is discarded (its disk stays). */
   async stop(id: string): Promise<R> {
     return this.store.withLock(id, async () => {
-      await this.store.requireState(id, "started", "there is nothing to stop");
+      const record = await this.store.reconciled(id);
+      if (record.state !== "paused")
+        await this.store.requireState(id, "started", "there is nothing to stop");
       await this.powerOff(id, "stop");
       return this.store.update(id, (r) => this.store.stopped(r));
     });
@@ -216,16 +220,22 @@ export class Sandboxes<R extends SandboxRecord> {
 
   /**
    * Runs the before-stop hooks, then has the shim power the VM off (with `remove`, and
-   * delete its directory) and waits for the shim to exit.
+   * delete its directory) and waits for the shim to exit. A saved VM (paused) is
+   * discarded: whatever comes next boots the disk.
    */
   async powerOff(id: string, reason: StopReason, options: { remove?: boolean } = {}) {
-    const live = await liveState(this.store.dir(id));
-    if (!live.shimAlive || !live.shim) return this.beforeStop({ id, reason, guest: undefined });
-    await this.withGuest(id, async (guest) => {
-      await this.beforeStop({ id, reason, guest });
-      await guest.stop(options.remove ?? false);
-    });
-    await waitForExit(live.shim.shim_pid, SHIM_EXIT_MS);
+    const dir = this.store.dir(id);
+    const live = await liveState(dir);
+    if (!live.shimAlive || !live.shim) {
+      await this.beforeStop({ id, reason, guest: undefined });
+    } else {
+      await this.withGuest(id, async (guest) => {
+        await this.beforeStop({ id, reason, guest });
+        await guest.stop(options.remove ?? false);
+      });
+      await waitForExit(live.shim.shim_pid, SHIM_EXIT_MS);
+    }
+    if (!options.remove) await discardSavedState(dir);
   }
 
   /** Ends whatever runs for the sandbox (hooks first, then by force) and removes it. */
@@ -274,7 +284,7 @@ export function refuseUnbuiltFeatures(params: { allow_host_compat: boolean }): v
   }
 }
 
-async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
+export async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (isProcessAlive(pid) && Date.now() < deadline) await sleep(10);
 }
