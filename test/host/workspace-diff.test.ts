@@ -99,8 +99,16 @@ describe("workspace diff from manifests", () => {
     await sh("rm big.bin");
   });
 
-  it("caches the baseline's manifest beside the baseline", async () => {
-    expect(existsSync(join(home, "workspaces", id, "baseline-manifest.json"))).toBe(true);
+  it("caches the baseline's manifest beside the baseline, and never trusts a stale cache", async () => {
+    const cache = join(home, "workspaces", id, "baseline-manifest.json");
+    expect(existsSync(cache)).toBe(true);
+    const diff = await pyro.diffWorkspace({ workspace_id: id });
+    // A cache for another baseline (its key differs) that says the baseline was empty:
+    // used, it would show every file as added.
+    writeFileSync(cache, "1:0:0:0\n[]");
+    expect(await pyro.diffWorkspace({ workspace_id: id })).toEqual(diff);
+    writeFileSync(cache, "garbage");
+    expect(await pyro.diffWorkspace({ workspace_id: id })).toEqual(diff);
   });
 });
 
