@@ -2,11 +2,16 @@
 /**
  * The per-VM supervisor process: `node shim/main.js VM_DIR`. Started detached by the
  * manager; its stdout/stderr go to VM_DIR/shim.log.
+ *
+ * It starts the VMM before it loads the supervisor: only the launch config, the driver and
+ * `vmm-start.ts` load first (tens of ms), and the supervisor with zod and the protocol
+ * schemas (over 100 ms more) loads while the guest boots or restores, on the other core.
+ * A warm start would otherwise wait for that load (issue 10, "Start-up cost").
  */
 import { readFile } from "node:fs/promises";
 import { createDriver } from "../vmm/select.js";
 import { vmFiles, type ShimLaunchConfig } from "./launch.js";
-import { Supervisor } from "./supervisor.js";
+import { startVmm } from "./vmm-start.js";
 
 async function main(): Promise<void> {
   const dir = process.argv[2];
@@ -16,8 +21,14 @@ async function main(): Promise<void> {
   }
   process.umask(0o077);
   const config = JSON.parse(await readFile(vmFiles(dir).launch, "utf8")) as ShimLaunchConfig;
+  const driver = await createDriver(config.vmm);
+  // A VM with a NIC needs the network's modules before its VMM starts: no head start.
+  // A signal before the supervisor exists ends this process, and the VMM with it
+  // (it runs under pdeathsig); the manager reconciles that as a dead shim.
+  const earlyStart = config.network ? undefined : startVmm(driver, dir, config);
+  const { Supervisor } = await import("./supervisor.js");
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-  const supervisor = new Supervisor(dir, config, await createDriver(config.vmm), log);
+  const supervisor = new Supervisor(dir, config, driver, log, earlyStart);
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
     process.on(
       signal,

@@ -20,6 +20,7 @@ import { AGENT_OPS, SHIM_OPS } from "../guest/ops/index.js";
 import { ForwardedRequest } from "./forward.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
 import { ShimNetwork, vmmNetworkSpec } from "./network.js";
+import { startVmm, type VmmStart } from "./vmm-start.js";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 const VMM_EXIT_GRACE_MS = 2_000;
@@ -56,8 +57,12 @@ export class Supervisor {
     private readonly config: ShimLaunchConfig,
     private readonly driver: VmmDriver,
     private readonly log: (line: string) => void,
+    /** A VMM the shim's entry started before loading this module (`shim/main.ts`). */
+    private readonly earlyStart?: VmmStart,
   ) {
     this.files = vmFiles(dir);
+    // Set at once, so an end() before boot() still stops the VMM that is starting.
+    this.launching = earlyStart?.handle;
     this.network = config.network
       ? new ShimNetwork(config.network, this.files.networkLog)
       : undefined;
@@ -135,31 +140,23 @@ export class Supervisor {
   }
 
   private async boot(): Promise<void> {
-    const started = performance.now();
-    await this.network?.prepare();
-    this.launching = this.driver.launch({
-      vmId: this.config.vm_id,
-      kernelPath: this.config.kernel_path,
-      initrdPath: this.config.initrd_path,
-      kernelArgs: [`pyro.hostname=${this.config.hostname}`, ...this.config.kernel_args],
-      vcpuCount: this.config.vcpu_count,
-      memMib: this.config.mem_mib,
-      acceleration: this.config.acceleration,
-      disks: [
-        { path: this.config.rootfs_path, readOnly: true },
-        { path: this.config.state_disk_path, readOnly: false },
-      ],
-      agentSocketPath: this.files.agentSocket,
-      controlSocketPath: this.files.controlSocket,
-      consoleLogPath: this.files.console,
-      ...(this.network ? { network: vmmNetworkSpec() } : {}),
-    });
+    const network = this.network;
+    const start =
+      this.earlyStart ??
+      startVmm(
+        this.driver,
+        this.dir,
+        this.config,
+        network && { prepare: () => network.prepare(), spec: vmmNetworkSpec() },
+      );
+    const started = start.startedAt;
+    this.launching = start.handle;
     this.vmm = await this.launching;
     if (this.network) {
       if (!this.vmm.network) throw new Error(`the ${this.driver.name} driver has no network`);
       this.network.attach(this.vmm.network);
     }
-    const vmmReady = performance.now();
+    const vmmReady = start.readyAt ?? performance.now();
     this.status.vmm_pid = this.vmm.pid;
     this.status.timings.vmm_start_ms = Math.round(vmmReady - started);
     void this.vmm.exited.then((exit) => this.onVmmExit(exit.code, exit.signal));

@@ -78,6 +78,23 @@ describe("start-up import graph", () => {
     expect(files).not.toContain("cli/schema-options.ts");
     expect(commandsFor(["node", "pyro", "--version"])).toEqual([]);
   });
+
+  it("the shim reaches its VMM's start without zod, the protocol or another driver", () => {
+    const { files, packages } = staticGraph("shim/main.ts");
+    expect(packages).toEqual([]);
+    // The supervisor (and zod under it) is a dynamic import, after startVmm().
+    expect(files).toEqual([
+      "contract/errors.ts",
+      "shim/launch.ts",
+      "shim/main.ts",
+      "shim/vmm-start.ts",
+      "vmm/select.ts",
+    ]);
+    // Each driver is loaded only when chosen, and none of them loads zod.
+    for (const driver of ["vmm/qemu.ts", "vmm/host-process.ts", "vmm/firecracker.ts"]) {
+      expect(staticGraph(driver).packages).toEqual([]);
+    }
+  });
 });
 
 describe("which commands a command line loads", () => {
