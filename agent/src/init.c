@@ -2,6 +2,7 @@
 
 #include "guard.h"
 #include "log.h"
+#include "park.h"
 #include "rootfs.h"
 #include "sys.h"
 
@@ -106,6 +107,8 @@ void pyro_cmdline_parse(const char *cmdline, struct pyro_cmdline *out)
             out->state_tmpfs = true;
         } else if (len == 14 && strncmp(p, "pyro.verbose=1", 14) == 0) {
             out->verbose = true;
+        } else if (len == 11 && strncmp(p, "pyro.park=1", 11) == 0) {
+            out->park = true;
         }
         p += len;
     }
@@ -179,9 +182,10 @@ static void loopback_up(void)
     close(fd);
 }
 
-void pyro_init_run(void)
+int pyro_init_run(void)
 {
     struct pyro_cmdline cmdline;
+    int parked_port = -1;
     mount_early_filesystems();
     read_cmdline(&cmdline);
     if (cmdline.verbose)
@@ -191,6 +195,9 @@ void pyro_init_run(void)
         LOG_INFO("probe ok");
         power_off_now();
     }
+    /* Before the root switch: nothing may have read the state disk yet (park.h). */
+    if (cmdline.park)
+        parked_port = pyro_park();
     pyro_rootfs_setup(cmdline.state_tmpfs);
     /* After the root switch: the cgroup mount belongs under the final /sys. */
     pyro_guard_init();
@@ -200,6 +207,7 @@ void pyro_init_run(void)
         pyro_init_error("sethostname %s: %s", cmdline.hostname, strerror(errno));
     }
     loopback_up();
+    return parked_port;
 }
 
 void pyro_init_power_off(void)

@@ -14,10 +14,12 @@ struct pyro_cmdline {
     bool probe;       /* pyro.probe=1: acceleration probe, power off at once */
     bool state_tmpfs; /* pyro.state=tmpfs: writable layer on tmpfs, no state disk */
     bool verbose;     /* pyro.verbose=1: debug logs on the console */
+    bool park;        /* pyro.park=1: memory-template build, see park.h */
 };
 
-/* Runs every init step. Returns only when serving should start (a probe powers off). */
-void pyro_init_run(void);
+/* Runs every init step. Returns only when serving should start (a probe powers off):
+ * the agent's virtio port if parking left it open, else -1. */
+int pyro_init_run(void);
 
 /* Parses the pyro.* keys out of a kernel command line. */
 void pyro_cmdline_parse(const char *cmdline, struct pyro_cmdline *out);

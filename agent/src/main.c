@@ -223,8 +223,8 @@ int main(int argc, char **argv)
             pyro_agent.root_dir = NULL;
         if (setup_signals() != 0)
             pyro_init_error("signal setup failed: %s", strerror(errno));
-        pyro_init_run();
-        pyro_transport_start_guest(pyro_now_ms());
+        int parked_port = pyro_init_run();
+        pyro_transport_start_guest(pyro_now_ms(), parked_port);
         serve();
     }
     if (args_rc != 0 || !listen_path) {

@@ -1,6 +1,7 @@
-/* The system ops: hello (handshake, clock, hostname, workspace root), shutdown, and
- * signal (to the exec running on another channel). */
+/* The system ops: hello (handshake, RNG reseed, clock, hostname, workspace root),
+ * shutdown, and signal (to the exec running on another channel). */
 #include "agent.h"
+#include "entropy.h"
 #include "exec.h"
 #include "files.h"
 #include "init.h"
@@ -16,14 +17,34 @@
 
 static char reply_buf[PYRO_MAX_CONTROL_BYTES];
 
-/* Applies hello's time_ms and hostname (only a guest agent owns the clock) and creates
- * its workspace_root (in every mode). Everything is validated before anything is done. */
+/* hello's optional entropy: exactly PYRO_ENTROPY_BYTES in base64 (entropy.h). */
+static bool hello_entropy(const struct pyro_json_value *req, uint8_t *bytes, bool *has,
+                          struct pyro_error *e)
+{
+    const struct pyro_json_value *v = pyro_json_get(req, "entropy");
+    size_t len = 0;
+    *has = v != NULL;
+    if (v && (!pyro_json_is_cstring(v) ||
+              !pyro_base64_decode(v->str, v->len, bytes, PYRO_ENTROPY_BYTES, &len) ||
+              len != PYRO_ENTROPY_BYTES)) {
+        pyro_error_set(e, PYRO_ERR_INVALID_ARGUMENT, 0,
+                       "hello: entropy must be %d bytes in base64", PYRO_ENTROPY_BYTES);
+        return false;
+    }
+    return true;
+}
+
+/* Applies hello's entropy, time_ms and hostname (only a guest agent owns the RNG and
+ * the clock) and creates its workspace_root (in every mode). Everything is validated
+ * before anything is done. */
 static bool hello_apply(const struct pyro_json_value *req, struct pyro_error *e)
 {
     int64_t time_ms = 0;
-    bool has_time = false, has_workspace = false;
+    bool has_time = false, has_workspace = false, has_entropy = false;
     char workspace[PATH_MAX];
-    if (!pyro_field_int(req, "hello", "time_ms", 0, INT64_MAX, &has_time, &time_ms, e))
+    uint8_t entropy[PYRO_ENTROPY_BYTES];
+    if (!pyro_field_int(req, "hello", "time_ms", 0, INT64_MAX, &has_time, &time_ms, e) ||
+        !hello_entropy(req, entropy, &has_entropy, e))
         return false;
     const struct pyro_json_value *host = pyro_json_get(req, "hostname");
     if (host && (!pyro_json_is_cstring(host) || host->len == 0 || host->len > 64)) {
@@ -37,6 +58,11 @@ static bool hello_apply(const struct pyro_json_value *req, struct pyro_error *e)
         return false;
     if (!pyro_agent.guest_mode)
         return true;
+    if (has_entropy && pyro_entropy_add(entropy, sizeof entropy) != 0) {
+        pyro_error_set(e, PYRO_ERR_INTERNAL, errno, "hello: reseed the RNG: %s",
+                       strerror(errno));
+        return false;
+    }
     if (has_time) {
         struct timespec ts = {.tv_sec = time_ms / 1000, .tv_nsec = (time_ms % 1000) * 1000000};
         if (clock_settime(CLOCK_REALTIME, &ts) != 0) {
@@ -55,7 +81,8 @@ static bool hello_apply(const struct pyro_json_value *req, struct pyro_error *e)
 static void handle_hello(struct pyro_conn *conn, uint32_t channel,
                          const struct pyro_json_value *req)
 {
-    static const char *const fields[] = {"op", "time_ms", "hostname", "workspace_root", NULL};
+    static const char *const fields[] = {"op",      "time_ms", "hostname", "workspace_root",
+                                         "entropy", NULL};
     struct pyro_error e;
     if (!pyro_fields_known(req, "hello", fields, &e) || !hello_apply(req, &e)) {
         pyro_send_error(conn, channel, &e);

@@ -99,17 +99,22 @@ static void listen_vsock(void)
     vsock_listener.fd = fd;
 }
 
-void pyro_transport_start_guest(int64_t now_ms)
+void pyro_transport_start_guest(int64_t now_ms, int virtio_fd)
 {
     listen_vsock();
+    virtio_conn.resume_ms = now_ms;
+    if (virtio_fd >= 0) {
+        virtio_conn.fd = virtio_fd;
+        pyro_frame_reader_reset(virtio_conn.reader);
+        return;
+    }
     virtio_searching = true;
     virtio_search_until_ms = now_ms + VIRTIO_PORT_SEARCH_MS;
-    virtio_conn.resume_ms = now_ms;
 }
 
-/* Finds /dev/vportNpM whose /sys/class/virtio-ports entry is named pyro.agent; the
- * numbering depends on device order, so the name is the only stable handle. */
-static bool find_virtio_port(char *dev, size_t dev_len)
+/* The numbering of /dev/vportNpM depends on device order, so the name is the only
+ * stable handle. */
+bool pyro_transport_find_virtio_port(char *dev, size_t dev_len)
 {
     DIR *dir = opendir("/sys/class/virtio-ports");
     if (!dir)
@@ -145,7 +150,7 @@ static bool find_virtio_port(char *dev, size_t dev_len)
 static void open_virtio_port(int64_t now_ms)
 {
     char dev[300];
-    if (!find_virtio_port(dev, sizeof dev)) {
+    if (!pyro_transport_find_virtio_port(dev, sizeof dev)) {
         if (now_ms >= virtio_search_until_ms) {
             virtio_searching = false;
             LOG_ERROR("no virtio-serial port named %s", PYRO_VIRTIO_SERIAL_NAME);

@@ -30,8 +30,12 @@ struct pyro_conn {
 /* Host mode: listen on a Unix socket at path (a stale socket there is removed). */
 int pyro_transport_listen_unix(const char *path);
 
-/* Guest mode: start looking for the virtio port and listen on vsock if it exists. */
-void pyro_transport_start_guest(int64_t now_ms);
+/* Guest mode: listen on vsock if it exists and serve the virtio port: virtio_fd when it
+ * is open already (init parked on it, park.h), else once it is found. */
+void pyro_transport_start_guest(int64_t now_ms, int virtio_fd);
+
+/* Finds /dev/vportNpM whose /sys/class/virtio-ports entry is named pyro.agent. */
+bool pyro_transport_find_virtio_port(char *dev, size_t dev_len);
 
 void pyro_transport_poll_add(struct pyro_pollset *ps, int64_t now_ms);
 void pyro_transport_on_ready(const struct pyro_poll_tag *tag, short revents, int64_t now_ms);

@@ -18,6 +18,8 @@ int main(void)
     test_names();
     test_ring();
     test_service_log();
+    test_park();
+    test_entropy();
     printf("%d checks, %d failures\n", test_checks, test_failures);
     return test_failures == 0 ? 0 : 1;
 }

@@ -211,7 +211,9 @@ export class ChannelClient {
     return new Promise((resolve) => this.mux.onceWritable(resolve));
   }
 
-  async hello(options: { time_ms?: number; hostname?: string } = {}): Promise<HelloResult> {
+  async hello(
+    options: { time_ms?: number; hostname?: string; entropy?: string } = {},
+  ): Promise<HelloResult> {
     return this.request(AGENT_OPS.hello, options);
   }
 

@@ -71,6 +71,7 @@ export class SandboxRuntime {
       workspace_root: spec.workspace_root ?? null,
       owner_pid: spec.owner_pid ?? null,
       network,
+      memory_path: vmm === "qemu" ? vmFiles(spec.dir).memory : null,
     };
   }
 }

@@ -44,6 +44,22 @@ export interface ShimLaunchConfig {
   owner_pid: number | null;
   /** The VM's NIC and its policy; null = policy `off`: no NIC at all. */
   network?: ShimNetworkConfig | null;
+  /**
+   * QEMU: the guest's RAM file (`vmFiles(dir).memory`), created sparse by the shim when
+   * absent; null/absent for drivers without one (then there is no save or restore).
+   */
+  memory_path?: string | null;
+  /**
+   * Boot by restoring saved state instead of a cold boot: `template` (a parked template's
+   * state, RAM copied into `memory_path` by the manager; the shim lets the guest go on)
+   * or `saved` (this VM's own state from a pause or a fork).
+   */
+  restore?: ShimRestore | null;
+}
+
+export interface ShimRestore {
+  vmstate_path: string;
+  kind: "template" | "saved";
 }
 
 export type { ShimState, ShimStatus } from "../guest/ops/index.js";
@@ -61,6 +77,10 @@ export function vmFiles(dir: string) {
     networkLog: join(dir, "network.log"),
     shimLog: join(dir, "shim.log"),
     stateDisk: join(dir, "state.ext4"),
+    /** The guest's RAM (QEMU, `share=on`): a pause leaves the VM's memory here. */
+    memory: join(dir, "memory.ram"),
+    /** Device and CPU state saved by a pause or a fork (RAM is in `memory`). */
+    vmstate: join(dir, "vmstate"),
     record: join(dir, "record.json"),
     /** pid of the process that made a one-shot VM, written before anything else. */
     owner: join(dir, "owner.pid"),

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { chmod, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { PyroError } from "../contract/errors.js";
@@ -16,6 +17,7 @@ import { isProcessAlive, lastLines } from "../util/process.js";
 import { readFileTail } from "../vmm/console-log.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
 import { ChannelMux } from "../guest/mux.js";
+import { sendGo } from "../guest/park.js";
 import { AGENT_OPS, SHIM_OPS } from "../guest/ops/index.js";
 import { ForwardedRequest } from "./forward.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
@@ -27,6 +29,7 @@ const VMM_EXIT_GRACE_MS = 2_000;
 const CONSOLE_TAIL_LINES = 20;
 const CONSOLE_TAIL_BYTES = 16 * 1024;
 const OWNER_POLL_MS = 500;
+const HELLO_ENTROPY_BYTES = 64;
 
 /**
  * Owns one VM: the VMM process, the agent channel, the clients' socket and the TTL.
@@ -77,6 +80,7 @@ export class Supervisor {
       acceleration: config.acceleration,
       agent_version: null,
       timings: {},
+      boot_mode: config.restore ? "warm" : "cold",
       error: null,
       stop_reason: null,
       updated_at: new Date().toISOString(),
@@ -150,8 +154,14 @@ export class Supervisor {
         network && { prepare: () => network.prepare(), spec: vmmNetworkSpec() },
       );
     const started = start.startedAt;
+    const restore = this.config.restore ?? undefined;
     this.launching = start.handle;
     this.vmm = await this.launching;
+    this.status.boot_mode = restore ? "warm" : "cold";
+    if (restore) this.status.timings.restore_ms = Math.round(start.readyAt! - start.launchedAt!);
+    // A saved state holds only with the RAM as it was at the save; the guest now runs on
+    // in that RAM, so the state is stale and must never be restored again.
+    if (restore?.kind === "saved") await rm(restore.vmstate_path, { force: true });
     if (this.network) {
       if (!this.vmm.network) throw new Error(`the ${this.driver.name} driver has no network`);
       this.network.attach(this.vmm.network);
@@ -166,6 +176,8 @@ export class Supervisor {
       this.config.boot_timeout_ms,
       "the VMM never opened the agent channel",
     );
+    // A template's clone waits, parked before its root mount, for the word to go on.
+    if (restore?.kind === "template") await sendGo(agentSocket);
     const mux = new ChannelMux(agentSocket, {
       onBroken: (error) => void this.fail(`lost the guest agent: ${error.message}`),
     });
@@ -177,6 +189,7 @@ export class Supervisor {
         time_ms: Date.now(),
         hostname: this.config.hostname,
         ...(this.config.workspace_root ? { workspace_root: this.config.workspace_root } : {}),
+        ...helloEntropy(),
       },
       { deadlineMs: this.config.boot_timeout_ms },
     );
@@ -524,6 +537,16 @@ class ClientConnection {
 /** A request's fields without its `op` (shim op schemas are strict). */
 function fieldsOf({ op: _op, ...fields }: Record<string, unknown>): Record<string, unknown> {
   return fields;
+}
+
+/**
+ * 64 random bytes for the guest's CRNG: a restored guest has its template's (or its
+ * parent's) RNG state, so without fresh input clones would draw the same numbers. Cold
+ * boots get them too (harmless). Sent only once the hello schema knows the field.
+ */
+function helloEntropy(): { entropy?: string } {
+  if (!("entropy" in AGENT_OPS.hello.request.shape)) return {};
+  return { entropy: randomBytes(HELLO_ENTROPY_BYTES).toString("base64") };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

@@ -1,4 +1,5 @@
 import type { VmmDriver, VmmHandle, VmmLaunchSpec, VmmNetworkSpec } from "../vmm/driver.js";
+import { createMemoryFile } from "../vmm/memory.js";
 import type { ShimLaunchConfig } from "./launch.js";
 import { vmFiles } from "./launch.js";
 
@@ -15,6 +16,8 @@ export interface VmmStart {
   readonly handle: Promise<VmmHandle>;
   /** `performance.now()` when the start began. */
   readonly startedAt: number;
+  /** `performance.now()` when the driver's launch began (after the RAM file and network). */
+  readonly launchedAt: number | undefined;
   /** `performance.now()` when the VMM became controllable; unset until then. */
   readonly readyAt: number | undefined;
 }
@@ -33,9 +36,13 @@ export function startVmm(
   network?: VmmStartNetwork,
 ): VmmStart {
   const startedAt = performance.now();
-  const times = { readyAt: undefined as number | undefined };
+  const times: { launchedAt?: number; readyAt?: number } = {};
   const handle = (async () => {
+    if (config.restore && driver.name !== "qemu")
+      throw new Error(`the ${driver.name} driver cannot restore a saved VM`);
+    if (config.memory_path) await createMemoryFile(config.memory_path, config.mem_mib);
     await network?.prepare();
+    times.launchedAt = performance.now();
     const vmm = await driver.launch(vmmLaunchSpec(dir, config, network?.spec));
     times.readyAt = performance.now();
     return vmm;
@@ -46,6 +53,9 @@ export function startVmm(
   return {
     handle,
     startedAt,
+    get launchedAt() {
+      return times.launchedAt;
+    },
     get readyAt() {
       return times.readyAt;
     },
@@ -75,5 +85,7 @@ export function vmmLaunchSpec(
     controlSocketPath: files.controlSocket,
     consoleLogPath: files.console,
     ...(network ? { network } : {}),
+    ...(config.memory_path ? { memoryPath: config.memory_path } : {}),
+    ...(config.restore ? { restoreFrom: config.restore.vmstate_path } : {}),
   };
 }

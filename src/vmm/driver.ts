@@ -23,6 +23,18 @@ export interface VmmLaunchSpec {
    * through the shim first (docs/architecture.md "Network plumbing"); absent = no NIC at all.
    */
   network?: VmmNetworkSpec;
+  /**
+   * Guest RAM backed by this file (QEMU `memory-backend-file`, `share=on`): exactly
+   * `memMib`, owned by QEMU's jail uid when root (the driver sets both owner and mode).
+   * QEMU only; required by `restoreFrom` and `saveState`.
+   */
+  memoryPath?: string;
+  /**
+   * Restore instead of booting: device and CPU state from this vmstate file, RAM from
+   * `memoryPath`. Everything else in the spec must match the VM that was saved. `launch()`
+   * resolves once the guest runs again (incoming migration done, `cont` sent).
+   */
+  restoreFrom?: string;
 }
 
 export interface VmmNetworkSpec {
@@ -67,6 +79,14 @@ export interface VmmHandle {
   /** SIGKILL, for when stop did not work. */
   kill(): void;
   status(): "running" | "exited";
+  /**
+   * Stops the guest's CPUs and writes its device state to `vmstatePath` (RAM stays in the
+   * `memoryPath` file); the VM stays stopped: then either `stop()` it or `resume()` it.
+   * Undefined for drivers that cannot.
+   */
+  saveState?(vmstatePath: string): Promise<void>;
+  /** Continues a VM stopped by saveState. */
+  resume?(): Promise<void>;
 }
 
 export interface VmmDriver {

@@ -1,5 +1,14 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, statSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  statSync,
+} from "node:fs";
 import { Socket } from "node:net";
 import { join } from "node:path";
 import { PyroError } from "../contract/errors.js";
@@ -16,6 +25,8 @@ import { CappedLog, captureToLog, readFileTail, VMM_LOG_LIMITS } from "./console
 import type { VmmDriver, VmmExit, VmmHandle, VmmLaunchSpec, VmmNetworkChannels } from "./driver.js";
 import { JAIL_NOFILE, jailCommand, jailIdentity, type JailPlan } from "./jail.js";
 import { QEMU_KERNEL_ARGS } from "./kernel-args.js";
+import { memoryFileBytes } from "./memory.js";
+import { restoreVmState, saveVmState } from "./migration.js";
 import { QmpClient } from "./qmp.js";
 
 export const QEMU_BINARY = process.env.PYRO_QEMU || "qemu-system-x86_64";
@@ -58,19 +69,52 @@ export interface InheritedFile {
   /** `r` or `r+`; a writable disk also gets a read-only fd (QEMU probes the image with one). */
   flags: "r" | "r+";
   fd: number;
+  role: "kernel" | "initrd" | "disk" | "memory" | "vmstate";
 }
 
-/** The files QEMU inherits and at which fd: kernel, initramfs, then each disk's fds. */
+/**
+ * The files QEMU inherits and at which fd: kernel, initramfs, each disk's fds, then the
+ * RAM file and the state to restore when the spec has them.
+ */
 export function qemuInheritedFiles(spec: VmmLaunchSpec): InheritedFile[] {
-  const opens: { path: string; flags: "r" | "r+" }[] = [
-    { path: spec.kernelPath, flags: "r" },
-    { path: spec.initrdPath, flags: "r" },
+  const opens: Omit<InheritedFile, "fd">[] = [
+    { path: spec.kernelPath, flags: "r", role: "kernel" },
+    { path: spec.initrdPath, flags: "r", role: "initrd" },
   ];
   for (const disk of spec.disks) {
-    if (!disk.readOnly) opens.push({ path: disk.path, flags: "r+" });
-    opens.push({ path: disk.path, flags: "r" });
+    if (!disk.readOnly) opens.push({ path: disk.path, flags: "r+", role: "disk" });
+    opens.push({ path: disk.path, flags: "r", role: "disk" });
   }
+  if (spec.memoryPath) opens.push({ path: spec.memoryPath, flags: "r+", role: "memory" });
+  if (spec.restoreFrom) opens.push({ path: spec.restoreFrom, flags: "r", role: "vmstate" });
   return opens.map((open, index) => ({ ...open, fd: QEMU_FD.firstFile + index }));
+}
+
+/** The inherited fd of a file role (the first, for disks). */
+export function qemuFileFd(spec: VmmLaunchSpec, role: InheritedFile["role"]): number | undefined {
+  return qemuInheritedFiles(spec).find((file) => file.role === role)?.fd;
+}
+
+/** QEMU's id of the RAM backend; migration matches RAM blocks by it. */
+const MEMORY_BACKEND_ID = "mem";
+
+/**
+ * Guest RAM in the VM's own file, `share=on`: what the guest writes lands in the file,
+ * so a save leaves RAM out of the stream (`x-ignore-shared`) and a restore maps it back.
+ * QEMU reopens the inherited fd by its /proc path (O_RDWR: the file must be its uid's).
+ */
+function memoryArgs(spec: VmmLaunchSpec): string[] {
+  const fd = qemuFileFd(spec, "memory");
+  if (fd === undefined) return [];
+  return [
+    "-object",
+    `memory-backend-file,id=${MEMORY_BACKEND_ID},size=${spec.memMib}M,mem-path=/proc/self/fd/${fd},share=on`,
+  ];
+}
+
+/** A restore starts QEMU waiting for its state; QMP then feeds it from the vmstate fd. */
+function incomingArgs(spec: VmmLaunchSpec): string[] {
+  return spec.restoreFrom ? ["-incoming", "defer"] : [];
 }
 
 /**
@@ -110,9 +154,15 @@ export function networkArgs(spec: VmmLaunchSpec): string[] {
   ];
 }
 
-/** `-add-fd` for each disk's fds (fd set N+1 for disk N) and the drives that use them. */
+/**
+ * `-add-fd` for each disk's fds (fd set N+1 for disk N) and the drives that use them.
+ * Image locking is off: QEMU's OFD locks guard against two QEMUs opening one image by
+ * path, but ours get fds from the shim that owns the VM's directory, and with two open
+ * descriptions of one image in its fd set QEMU's own locks refused its `cont` after a
+ * save (`Failed to get shared "write" lock`, QEMU 7.2): pause-then-continue needs it off.
+ */
 function diskArgs(spec: VmmLaunchSpec, files: InheritedFile[]): string[] {
-  const diskFiles = files.slice(2);
+  const diskFiles = files.filter((file) => file.role === "disk");
   let next = 0;
   return spec.disks.flatMap((disk, index) => {
     const count = disk.readOnly ? 1 : 2;
@@ -121,7 +171,7 @@ function diskArgs(spec: VmmLaunchSpec, files: InheritedFile[]): string[] {
     return [
       ...fds.flatMap((file) => ["-add-fd", `fd=${file.fd},set=${index + 1}`]),
       "-drive",
-      `id=disk${index},file=/dev/fdset/${index + 1},format=raw,if=none${disk.readOnly ? ",readonly=on" : ""}`,
+      `id=disk${index},file=/dev/fdset/${index + 1},format=raw,if=none,file.locking=off${disk.readOnly ? ",readonly=on" : ""}`,
       "-device",
       `virtio-blk-device,drive=disk${index}`,
     ];
@@ -137,14 +187,17 @@ export function qemuArgs(spec: VmmLaunchSpec, hostTscKhz?: number): string[] {
       : // A bounded translation buffer (QEMU's default is 1 GiB) keeps the VM within its
         // cgroup's memory limit (cgroup.ts).
         ["-accel", `tcg,tb-size=${TCG_TB_SIZE_MIB}`, "-cpu", "max"];
+  const machine = ["microvm", "x-option-roms=off", "rtc=on"];
+  if (spec.memoryPath) machine.push(`memory-backend=${MEMORY_BACKEND_ID}`);
   return [
     "-M",
-    "microvm,x-option-roms=off,rtc=on",
+    machine.join(","),
     ...accel,
     "-m",
     String(spec.memMib),
     "-smp",
     String(spec.vcpuCount),
+    ...memoryArgs(spec),
     ...QEMU_ISOLATION_ARGS,
     // -kernel and -initrd take a plain path (not option syntax); /proc/self/fd reopens
     // the inherited file without QEMU needing any access to the directories above it.
@@ -174,6 +227,7 @@ export function qemuArgs(spec: VmmLaunchSpec, hostTscKhz?: number): string[] {
     "-mon",
     "chardev=qmp,mode=control",
     ...networkArgs(spec),
+    ...incomingArgs(spec),
   ];
 }
 
@@ -222,6 +276,9 @@ export class QemuDriver implements VmmDriver {
   constructor(private readonly binary = QEMU_BINARY) {}
 
   async launch(spec: VmmLaunchSpec): Promise<VmmHandle> {
+    // Without its RAM file a restore would run the saved devices on blank memory.
+    if (spec.restoreFrom && !spec.memoryPath)
+      throw new PyroError("invalid_argument", "restoring a VM needs its RAM file (memoryPath)");
     const cgroup = await createCgroupForVm(
       spec.vmId,
       vmLimits(spec.vcpuCount, spec.memMib, spec.acceleration === "tcg"),
@@ -233,7 +290,7 @@ export class QemuDriver implements VmmDriver {
       await removeVmCgroup(cgroup);
       throw error;
     }
-    const { child, stderrPath, stderrClosed, consoleClosed } = started;
+    const { child, stderrPath, stderrClosed, consoleClosed, identity } = started;
     const exited = new Promise<VmmExit>((resolve) => {
       child.on("exit", (code, signal) => resolve({ code, signal }));
       child.on("error", () => resolve({ code: 127, signal: null }));
@@ -252,22 +309,40 @@ export class QemuDriver implements VmmDriver {
         `QEMU exited (${exit.code ?? exit.signal}) at launch: ${output}`,
       );
     });
-    let qmp: QmpClient;
+    failed.catch(() => {});
+    let qmp: QmpClient | undefined;
     try {
       const attached = QmpClient.attach(stdioSocket(child, QEMU_FD.control));
       qmp = await Promise.race([attached, failed, launchTimeout(QMP_ATTACH_TIMEOUT_MS)]);
+      if (spec.restoreFrom)
+        await Promise.race([restoreVmState(qmp, qemuFileFd(spec, "vmstate")!), failed]);
     } catch (error) {
       child.kill("SIGKILL");
       await exited;
-      throw error;
+      if (!qmp || !spec.restoreFrom) throw error;
+      throw await restoreFailure(spec.restoreFrom, error as Error, stderrPath);
     }
-    failed.catch(() => {});
     const agentChannel = Promise.resolve(stdioSocket(child, QEMU_FD.agent));
     const network = spec.network ? networkChannels(spec, child, qmp) : undefined;
-    return new QemuHandle(child.pid!, exited, agentChannel, qmp, network, () =>
-      child.kill("SIGKILL"),
-    );
+    return new QemuHandle(child.pid!, exited, agentChannel, qmp, {
+      network,
+      identity,
+      savable: spec.memoryPath !== undefined,
+      kill: () => child.kill("SIGKILL"),
+    });
   }
+}
+
+/** A QEMU whose state load fails exits; what it printed says why (a changed device...). */
+async function restoreFailure(path: string, error: Error, stderrPath: string): Promise<PyroError> {
+  const said = lastLines(await readFileTail(stderrPath, VMM_ERROR_TAIL_BYTES), 10);
+  const detail =
+    said && !error.message.includes(said) ? `${error.message}; QEMU: ${said}` : error.message;
+  return new PyroError(
+    error instanceof PyroError ? error.code : "unavailable",
+    `restoring the VM's state from ${path} failed: ${detail}`,
+    { cause: error },
+  );
 }
 
 /**
@@ -277,10 +352,13 @@ export class QemuDriver implements VmmDriver {
 function startQemu(spec: VmmLaunchSpec, binary: string, cgroup: CgroupDir[]) {
   const files = qemuInheritedFiles(spec);
   const fds: number[] = [];
+  const identity = jailIdentity(process.pid, process.getuid?.() === 0, kvmGroup(spec));
   try {
     for (const file of files) fds.push(openSync(file.path, file.flags));
+    const memory = files.findIndex((file) => file.role === "memory");
+    if (memory >= 0) prepareMemoryFd(fds[memory]!, files[memory]!.path, spec.memMib, identity);
     const plan: JailPlan = {
-      identity: jailIdentity(process.pid, process.getuid?.() === 0, kvmGroup(spec)),
+      identity,
       nofile: JAIL_NOFILE,
       // Sized from the opened fds: the files QEMU gets, whatever their paths point at now.
       fsizeBytes: Math.max(
@@ -310,10 +388,31 @@ function startQemu(spec: VmmLaunchSpec, binary: string, cgroup: CgroupDir[]) {
       stdioSocket(child, QEMU_FD.console),
       new CappedLog(spec.consoleLogPath),
     );
-    return { child, stderrPath, stderrClosed, consoleClosed };
+    return { child, stderrPath, stderrClosed, consoleClosed, identity };
   } finally {
     for (const fd of fds) closeSync(fd);
   }
+}
+
+/**
+ * The RAM file must be exactly the VM's memory (a short one would be extended by QEMU, a
+ * template copy of another size is not this VM's) and, under the jail, QEMU's uid's:
+ * QEMU reopens it read-write by its /proc path, which checks the inode's permissions.
+ */
+function prepareMemoryFd(
+  fd: number,
+  path: string,
+  memMib: number,
+  identity: JailPlan["identity"],
+): void {
+  const size = fstatSync(fd).size;
+  if (size !== memoryFileBytes(memMib))
+    throw new PyroError(
+      "unavailable",
+      `the VM's RAM file ${path} is ${size} bytes, not ${memMib} MiB; remove it to boot afresh`,
+    );
+  if (identity) fchownSync(fd, identity.uid, identity.gid);
+  fchmodSync(fd, 0o600);
 }
 
 function networkChannels(
@@ -350,17 +449,29 @@ function kvmGroup(spec: VmmLaunchSpec): number | undefined {
   }
 }
 
+interface QemuHandleOptions {
+  network: VmmNetworkChannels | undefined;
+  /** QEMU's jail identity (root only): the save socket must be its to connect to. */
+  identity: JailPlan["identity"];
+  /** The VM's RAM is in a file: only then is its state small enough to save. */
+  savable: boolean;
+  kill: () => void;
+}
+
 class QemuHandle implements VmmHandle {
   private exitedFlag = false;
+  readonly network: VmmNetworkChannels | undefined;
+  readonly kill: () => void;
 
   constructor(
     readonly pid: number,
     readonly exited: Promise<VmmExit>,
     readonly agentChannel: Promise<Socket>,
     private readonly qmp: QmpClient,
-    readonly network: VmmNetworkChannels | undefined,
-    readonly kill: () => void,
+    private readonly options: QemuHandleOptions,
   ) {
+    this.network = options.network;
+    this.kill = options.kill;
     void exited.then(() => {
       this.exitedFlag = true;
       qmp.close();
@@ -378,5 +489,19 @@ class QemuHandle implements VmmHandle {
 
   status(): "running" | "exited" {
     return this.exitedFlag ? "exited" : "running";
+  }
+
+  /** Stops the guest and writes its device state; RAM is already in the memory file. */
+  async saveState(vmstatePath: string): Promise<void> {
+    if (this.exitedFlag) throw new PyroError("unavailable", "the VM's QEMU has exited");
+    if (!this.options.savable)
+      throw new PyroError("unavailable", "this VM's RAM is not in a file; it cannot be saved");
+    await saveVmState(this.qmp, vmstatePath, this.options.identity);
+  }
+
+  /** Runs the guest again after saveState (QEMU takes its disks back on `cont`). */
+  async resume(): Promise<void> {
+    if (this.exitedFlag) throw new PyroError("unavailable", "the VM's QEMU has exited");
+    await this.qmp.execute("cont");
   }
 }

@@ -5,6 +5,7 @@ import {
   QEMU_FD,
   QEMU_SANDBOX,
   qemuArgs,
+  qemuFileFd,
   qemuInheritedFiles,
   qemuNetworkFds,
   qemuOptionValue,
@@ -12,6 +13,7 @@ import {
 import { sampleLaunchSpec } from "../helpers/vmm-spec.js";
 
 const spec = sampleLaunchSpec({ acceleration: "tcg" });
+const warmSpec = sampleLaunchSpec({ memoryPath: "/vm/memory.ram", restoreFrom: "/vm/vmstate" });
 
 const after = (args: string[], flag: string) => args.filter((_, i) => args[i - 1] === flag);
 
@@ -41,8 +43,8 @@ describe("QEMU command line", () => {
     const args = qemuArgs(spec);
     expect(after(args, "-M")[0]).toMatch(/^microvm/);
     expect(after(args, "-drive")).toEqual([
-      "id=disk0,file=/dev/fdset/1,format=raw,if=none,readonly=on",
-      "id=disk1,file=/dev/fdset/2,format=raw,if=none",
+      "id=disk0,file=/dev/fdset/1,format=raw,if=none,file.locking=off,readonly=on",
+      "id=disk1,file=/dev/fdset/2,format=raw,if=none,file.locking=off",
     ]);
     expect(after(args, "-smp")).toEqual(["2"]);
     expect(after(args, "-m")).toEqual(["512"]);
@@ -120,6 +122,8 @@ describe("QEMU command line", () => {
         { path: `${hostile}/rootfs.ext4`, readOnly: true },
         { path: `${hostile}/vms/vm-1/state.ext4`, readOnly: false },
       ],
+      memoryPath: `${hostile}/vms/vm-1/memory.ram`,
+      restoreFrom: `${hostile}/vms/vm-1/vmstate`,
       agentSocketPath: `${hostile}/vms/vm-1/agent.sock`,
       controlSocketPath: `${hostile}/vms/vm-1/vmm.sock`,
       consoleLogPath: `${hostile}/vms/vm-1/console.log`,
@@ -127,8 +131,57 @@ describe("QEMU command line", () => {
     const optionKeysOf = (args: string[]) =>
       args.flatMap((arg, i) => (OPTION_FLAGS.includes(args[i - 1]!) ? optionKeys(arg) : []));
     const args = qemuArgs(commaSpec);
-    expect(optionKeysOf(args)).toEqual(optionKeysOf(qemuArgs(spec)));
-    expect(after(args, "-drive")[1]).toBe("id=disk1,file=/dev/fdset/2,format=raw,if=none");
+    expect(optionKeysOf(args)).toEqual(optionKeysOf(qemuArgs(warmSpec)));
+    expect(args.filter((a) => a.includes(hostile))).toEqual([]);
+    expect(after(args, "-drive")[1]).toBe(
+      "id=disk1,file=/dev/fdset/2,format=raw,if=none,file.locking=off",
+    );
+  });
+
+  it("without a RAM file: no memory backend and no incoming state", () => {
+    const args = qemuArgs(spec);
+    expect(args.join(" ")).not.toMatch(/memory-backend|-incoming/);
+    expect(qemuInheritedFiles(spec).map((f) => f.role)).not.toContain("memory");
+  });
+
+  it("keeps guest RAM in the VM's file: a shared file backend on an inherited read-write fd", () => {
+    const withRam = sampleLaunchSpec({ memoryPath: "/vm/memory.ram" });
+    const files = qemuInheritedFiles(withRam);
+    // After the kernel, the initramfs and the disks' three fds.
+    expect(files.at(-1)).toEqual({ path: "/vm/memory.ram", flags: "r+", fd: 11, role: "memory" });
+    const args = qemuArgs(withRam);
+    expect(after(args, "-M")).toEqual(["microvm,x-option-roms=off,rtc=on,memory-backend=mem"]);
+    expect(after(args, "-object")).toContain(
+      "memory-backend-file,id=mem,size=512M,mem-path=/proc/self/fd/11,share=on",
+    );
+    expect(after(args, "-m")).toEqual(["512"]);
+    expect(args).not.toContain("-incoming");
+    // The NIC's channels move past the RAM file's fd.
+    const net = {
+      ...withRam,
+      network: {
+        mac: "52:54:00:00:00:01",
+        subnet: "10.0.2.0/24",
+        gateway: "10.0.2.2",
+        dns: "10.0.2.3",
+      },
+    };
+    expect(qemuNetworkFds(net)).toEqual({ fromGuest: 12, toNetwork: 13 });
+  });
+
+  it("a restore waits at -incoming defer with the saved state as a read-only fd", () => {
+    const files = qemuInheritedFiles(warmSpec);
+    expect(files.slice(-2).map((f) => [f.path, f.flags, f.fd, f.role])).toEqual([
+      ["/vm/memory.ram", "r+", 11, "memory"],
+      ["/vm/vmstate", "r", 12, "vmstate"],
+    ]);
+    expect(qemuFileFd(warmSpec, "vmstate")).toBe(12);
+    const args = qemuArgs(warmSpec);
+    expect(after(args, "-incoming")).toEqual(["defer"]);
+    // Apart from the incoming state and its fd, a restore's QEMU is the saved one's.
+    const saved = qemuArgs({ ...warmSpec, restoreFrom: undefined });
+    expect(args.slice(0, saved.length)).toEqual(saved);
+    expect(args.slice(saved.length)).toEqual(["-incoming", "defer"]);
   });
 
   it("escapes commas in option values by doubling them", () => {

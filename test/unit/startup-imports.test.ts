@@ -88,6 +88,7 @@ describe("start-up import graph", () => {
       "shim/launch.ts",
       "shim/main.ts",
       "shim/vmm-start.ts",
+      "vmm/memory.ts",
       "vmm/select.ts",
     ]);
     // Each driver is loaded only when chosen, and none of them loads zod.

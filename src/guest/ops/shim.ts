@@ -15,9 +15,15 @@ export const ShimStatusSchema = z.object({
   acceleration: z.enum(["kvm", "tcg"]),
   agent_version: guestText(64).nullable(),
   timings: z.object({
+    /** Shim start to a controllable VMM (for a restore: to the guest running again). */
     vmm_start_ms: z.number().nonnegative().optional(),
+    /** Then to an answering agent. */
     boot_ms: z.number().nonnegative().optional(),
+    /** A warm boot's part of vmm_start_ms: QEMU start, state load and `cont`. */
+    restore_ms: z.number().nonnegative().optional(),
   }),
+  /** `warm`: restored from a template or a saved state. Absent in older status files: cold. */
+  boot_mode: z.enum(["cold", "warm"]).optional(),
   /** Carries the console tail of a failed boot. */
   error: guestText(64 * 1024).nullable(),
   /** Why the VM ended: `ttl`, `stop requested`, `owning client disconnected`, a signal... */
