@@ -79,6 +79,13 @@ describe("start-up import graph", () => {
     expect(commandsFor(["node", "pyro", "--version"])).toEqual([]);
   });
 
+  it("a one-shot VM's calls load the VM core only: no workspace code, archives or diffs", () => {
+    const { files, packages } = staticGraph("sdk/vm-core.ts");
+    expect(packages).toEqual(["zod"]);
+    expect(files.filter((f) => /^manager\/(workspace|shells|services|doctor)/.test(f))).toEqual([]);
+    expect(files.filter((f) => f.startsWith("workspace/"))).toEqual([]);
+  });
+
   it("the shim reaches its VMM's start without zod, the protocol or another driver", () => {
     const { files, packages } = staticGraph("shim/main.ts");
     expect(packages).toEqual([]);
