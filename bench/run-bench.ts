@@ -58,6 +58,24 @@ function timingsLine(payloads: RunPayload[]): string {
     .join(" ");
 }
 
+/**
+ * What a run spends outside the VM's own phases: the CLI's start and module loads, the
+ * manager's preparation (VM directory, state disk, template copy) and the shim's spawn,
+ * i.e. the whole run minus the start request's time to an answering agent, the command
+ * and the teardown.
+ */
+function outsideVm(runs: RunSample[]): number {
+  return median(
+    runs.map(
+      (r) =>
+        r.totalMs -
+        (r.payload.timings.agent_ready_ms ?? 0) -
+        (r.payload.timings.exec_ms ?? 0) -
+        (r.payload.timings.teardown_ms ?? 0),
+    ),
+  );
+}
+
 function bootModes(runs: RunSample[]): string {
   const modes = new Set(runs.map((r) => r.payload.boot_mode ?? "cold"));
   const reasons = new Set(runs.map((r) => r.payload.cold_reason).filter(Boolean));
@@ -74,7 +92,7 @@ function runReport({ floor, cold, warm }: Samples): string[] {
     `acceleration: ${String(cold[0]!.payload.acceleration)}, runs: ${RUNS} each, load average ${loadavg()[0]!.toFixed(1)}`,
     `floor (raw boot to agent, power off): median ${floorMs.toFixed(0)} ms (agent ready ${median(floor.map((f) => f.readyMs)).toFixed(0)} ms)`,
     `cold pyro run ${BENCH_ENVIRONMENT} -- true: median ${coldMs.toFixed(0)} ms, boot_mode ${bootModes(cold)}`,
-    `  timings (median ms): ${timingsLine(cold.map((r) => r.payload))}`,
+    `  timings (median ms): ${timingsLine(cold.map((r) => r.payload))}; outside the VM ${outsideVm(cold).toFixed(0)}`,
     `ratio cold run/floor: ${ratio(coldMs / floorMs, TARGETS.runOverFloor)}`,
   ];
   if (warm.length === 0) {
@@ -86,7 +104,7 @@ function runReport({ floor, cold, warm }: Samples): string[] {
   const warmMs = median(warm.map((r) => r.totalMs));
   lines.push(
     `warm pyro run ${BENCH_ENVIRONMENT} -- true: median ${warmMs.toFixed(0)} ms, boot_mode ${bootModes(warm)}`,
-    `  timings (median ms): ${timingsLine(warm.map((r) => r.payload))}`,
+    `  timings (median ms): ${timingsLine(warm.map((r) => r.payload))}; outside the VM ${outsideVm(warm).toFixed(0)}`,
     `ratio warm/cold: ${ratio(warmMs / coldMs, TARGETS.warmOverCold)}`,
     `ratio warm run/floor: ${(warmMs / floorMs).toFixed(2)}`,
   );
