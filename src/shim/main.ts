@@ -5,13 +5,20 @@
  *
  * It starts the VMM before it loads the supervisor: only the launch config, the driver and
  * `vmm-start.ts` load first (tens of ms), and the supervisor with zod and the protocol
- * schemas (over 100 ms more) loads while the guest boots or restores, on the other core.
- * A warm start would otherwise wait for that load (issue 10, "Start-up cost").
+ * schemas (over 100 ms more of CPU) loads once the VMM runs, while the guest boots or (a
+ * template's clone) mounts its root. Loading it meanwhile would not help: the launch's
+ * own steps (files, cgroup, QMP) would wait behind the module loads on this one thread,
+ * measured as QEMU spawning after the load, not before it (issue 10, "Start-up cost").
  */
 import { readFile } from "node:fs/promises";
 import { createDriver } from "../vmm/select.js";
 import { vmFiles, type ShimLaunchConfig } from "./launch.js";
 import { startVmm } from "./vmm-start.js";
+
+/** The longest the supervisor's load waits for the VMM's launch. */
+const HEAD_START_MAX_MS = 2_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
 async function main(): Promise<void> {
   const dir = process.argv[2];
@@ -26,6 +33,9 @@ async function main(): Promise<void> {
   // A signal before the supervisor exists ends this process, and the VMM with it
   // (it runs under pdeathsig); the manager reconciles that as a dead shim.
   const earlyStart = config.network ? undefined : startVmm(driver, dir, config);
+  // Bounded: the manager gives a new shim 10 s to serve its socket (`shim/client.ts`),
+  // and a restore on a loaded host may take longer than a head start is worth.
+  if (earlyStart) await Promise.race([earlyStart.handle.catch(() => {}), sleep(HEAD_START_MAX_MS)]);
   const { Supervisor } = await import("./supervisor.js");
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const supervisor = new Supervisor(dir, config, driver, log, earlyStart);

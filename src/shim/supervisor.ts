@@ -17,7 +17,6 @@ import { isProcessAlive, lastLines } from "../util/process.js";
 import { readFileTail } from "../vmm/console-log.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
 import { ChannelMux } from "../guest/mux.js";
-import { sendGo } from "../guest/park.js";
 import { AGENT_OPS, SHIM_OPS } from "../guest/ops/index.js";
 import { ForwardedRequest } from "./forward.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
@@ -176,8 +175,7 @@ export class Supervisor {
       this.config.boot_timeout_ms,
       "the VMM never opened the agent channel",
     );
-    // A template's clone waits, parked before its root mount, for the word to go on.
-    if (restore?.kind === "template") await sendGo(agentSocket);
+    // A template's clone was told to go on by startVmm (`vmm-start.ts`).
     const mux = new ChannelMux(agentSocket, {
       onBroken: (error) => void this.fail(`lost the guest agent: ${error.message}`),
     });

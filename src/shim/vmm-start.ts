@@ -1,4 +1,5 @@
 import type { VmmDriver, VmmHandle, VmmLaunchSpec, VmmNetworkSpec } from "../vmm/driver.js";
+import { sendGo } from "../guest/park.js";
 import { createMemoryFile } from "../vmm/memory.js";
 import type { ShimLaunchConfig } from "./launch.js";
 import { vmFiles } from "./launch.js";
@@ -10,7 +11,11 @@ import { vmFiles } from "./launch.js";
  * then runs while the guest boots or restores, not before (issue 10, `shim/main.ts`).
  */
 
-/** A VMM being started, and when: the supervisor reports the times as `vmm_start_ms`. */
+/**
+ * A VMM being started, and when: the supervisor reports the times as `vmm_start_ms` and
+ * `restore_ms`. Its handle settles once the VMM is controllable and, for a template's
+ * clone, the guest was told to go on (`guest/park.ts`).
+ */
 export interface VmmStart {
   /** Settles with the running VMM; a shim that ends meanwhile awaits it to stop it. */
   readonly handle: Promise<VmmHandle>;
@@ -45,6 +50,9 @@ export function startVmm(
     times.launchedAt = performance.now();
     const vmm = await driver.launch(vmmLaunchSpec(dir, config, network?.spec));
     times.readyAt = performance.now();
+    // A template's clone waits, parked before its root mount, for the word to go on: it
+    // gets it now, so its root mount runs while the shim loads the rest of itself.
+    if (config.restore?.kind === "template") await sendGo(await vmm.agentChannel);
     return vmm;
   })();
   // Its owner awaits it later (the shim may still be loading); until then a failed

@@ -92,6 +92,7 @@ describe("start-up import graph", () => {
     // The supervisor (and zod under it) is a dynamic import, after startVmm().
     expect(files).toEqual([
       "contract/errors.ts",
+      "guest/park.ts",
       "shim/launch.ts",
       "shim/main.ts",
       "shim/vmm-start.ts",
