@@ -14,8 +14,9 @@ export const PARK_GO = "PYRO-GO\n";
 export const PARK_MAX_BYTES = 64 * 1024;
 
 /**
- * Resolves once the guest on `socket` has written `PARK_SIGNAL`. Bytes after the signal
- * (there should be none: the guest waits for `PARK_GO`) are put back on the socket.
+ * Resolves once the guest on `socket` has written `PARK_SIGNAL`. The socket is then left
+ * paused, with any bytes after the signal put back (there should be none: the guest
+ * waits for `PARK_GO`), so nothing is lost before the next reader calls `resume()`.
  */
 export function waitParked(socket: Socket, timeoutMs: number): Promise<void> {
   const signal = Buffer.from(PARK_SIGNAL);

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { chmod, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { PyroError } from "../contract/errors.js";
@@ -18,6 +17,7 @@ import { readFileTail } from "../vmm/console-log.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
 import { ChannelMux } from "../guest/mux.js";
 import { AGENT_OPS, SHIM_OPS } from "../guest/ops/index.js";
+import { helloEntropy } from "../guest/ops/system.js";
 import { ForwardedRequest } from "./forward.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
 import { ShimNetwork, vmmNetworkSpec } from "./network.js";
@@ -28,7 +28,6 @@ const VMM_EXIT_GRACE_MS = 2_000;
 const CONSOLE_TAIL_LINES = 20;
 const CONSOLE_TAIL_BYTES = 16 * 1024;
 const OWNER_POLL_MS = 500;
-const HELLO_ENTROPY_BYTES = 64;
 
 /**
  * Owns one VM: the VMM process, the agent channel, the clients' socket and the TTL.
@@ -187,7 +186,9 @@ export class Supervisor {
         time_ms: Date.now(),
         hostname: this.config.hostname,
         ...(this.config.workspace_root ? { workspace_root: this.config.workspace_root } : {}),
-        ...helloEntropy(),
+        // A restored guest has its template's (or its saved self's) RNG state: without
+        // fresh input, clones would draw the same numbers.
+        entropy: helloEntropy(),
       },
       { deadlineMs: this.config.boot_timeout_ms },
     );
@@ -535,16 +536,6 @@ class ClientConnection {
 /** A request's fields without its `op` (shim op schemas are strict). */
 function fieldsOf({ op: _op, ...fields }: Record<string, unknown>): Record<string, unknown> {
   return fields;
-}
-
-/**
- * 64 random bytes for the guest's CRNG: a restored guest has its template's (or its
- * parent's) RNG state, so without fresh input clones would draw the same numbers. Cold
- * boots get them too (harmless). Sent only once the hello schema knows the field.
- */
-function helloEntropy(): { entropy?: string } {
-  if (!("entropy" in AGENT_OPS.hello.request.shape)) return {};
-  return { entropy: randomBytes(HELLO_ENTROPY_BYTES).toString("base64") };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

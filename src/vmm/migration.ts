@@ -9,6 +9,9 @@ import { PyroError } from "../contract/errors.js";
 import { sleep } from "../util/process.js";
 import type { QmpClient } from "./qmp.js";
 
+/** What a save or restore needs of a QMP connection (tests drive it with a fake QEMU). */
+export type QmpCommands = Pick<QmpClient, "execute">;
+
 /**
  * Saving and restoring a QEMU VM's state (docs/architecture.md "VM state"). Guest RAM lives
  * in a `share=on` file backend, and `x-ignore-shared` leaves it out of the migration
@@ -39,7 +42,7 @@ interface MigrationInfo {
 
 /** Polls `query-migrate` until the migration completed; a failed one is an error. */
 async function waitMigration(
-  qmp: QmpClient,
+  qmp: QmpCommands,
   what: string,
   deadline: number,
   pollMs: number,
@@ -64,7 +67,7 @@ async function waitMigration(
  * stopped (state `postmigrate`); on failure no state file is left.
  */
 export async function saveVmState(
-  qmp: QmpClient,
+  qmp: QmpCommands,
   vmstatePath: string,
   owner: { uid: number; gid: number } | undefined,
   options: MigrationOptions = {},
@@ -161,7 +164,7 @@ function listen(server: Server, path: string): Promise<void> {
  * inherited fd, then `cont` once QEMU has loaded it. A QEMU whose load fails exits.
  */
 export async function restoreVmState(
-  qmp: QmpClient,
+  qmp: QmpCommands,
   vmstateFd: number,
   options: MigrationOptions = {},
 ): Promise<void> {

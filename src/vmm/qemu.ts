@@ -312,10 +312,12 @@ export class QemuDriver implements VmmDriver {
     failed.catch(() => {});
     let qmp: QmpClient | undefined;
     try {
-      const attached = QmpClient.attach(stdioSocket(child, QEMU_FD.control));
+      const attached = settledQuietly(QmpClient.attach(stdioSocket(child, QEMU_FD.control)));
       qmp = await Promise.race([attached, failed, launchTimeout(QMP_ATTACH_TIMEOUT_MS)]);
-      if (spec.restoreFrom)
-        await Promise.race([restoreVmState(qmp, qemuFileFd(spec, "vmstate")!), failed]);
+      if (spec.restoreFrom) {
+        const restoring = restoreVmState(qmp, qemuFileFd(spec, "vmstate")!);
+        await Promise.race([settledQuietly(restoring), failed]);
+      }
     } catch (error) {
       child.kill("SIGKILL");
       await exited;
@@ -331,6 +333,15 @@ export class QemuDriver implements VmmDriver {
       kill: () => child.kill("SIGKILL"),
     });
   }
+}
+
+/**
+ * The same promise, marked handled: raced against QEMU's exit, the loser's rejection
+ * (a QMP connection closing as QEMU dies) must not become an unhandled rejection.
+ */
+function settledQuietly<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
 }
 
 /** A QEMU whose state load fails exits; what it printed says why (a changed device...). */
@@ -460,6 +471,8 @@ interface QemuHandleOptions {
 
 class QemuHandle implements VmmHandle {
   private exitedFlag = false;
+  /** saveState was called and no resume since. */
+  private saved = false;
   readonly network: VmmNetworkChannels | undefined;
   readonly kill: () => void;
 
@@ -491,11 +504,19 @@ class QemuHandle implements VmmHandle {
     return this.exitedFlag ? "exited" : "running";
   }
 
-  /** Stops the guest and writes its device state; RAM is already in the memory file. */
+  /**
+   * Stops the guest and writes its device state; RAM is already in the memory file. On
+   * failure the guest stays stopped too: resume() it or stop() it.
+   */
   async saveState(vmstatePath: string): Promise<void> {
     if (this.exitedFlag) throw new PyroError("unavailable", "the VM's QEMU has exited");
     if (!this.options.savable)
       throw new PyroError("unavailable", "this VM's RAM is not in a file; it cannot be saved");
+    // After a save QEMU has handed its disks over (inactive) until `cont`; a second
+    // migration from there is not one QEMU 7.2 supports.
+    if (this.saved)
+      throw new PyroError("conflict", "the VM's state is already saved; resume it first");
+    this.saved = true;
     await saveVmState(this.qmp, vmstatePath, this.options.identity);
   }
 
@@ -503,5 +524,6 @@ class QemuHandle implements VmmHandle {
   async resume(): Promise<void> {
     if (this.exitedFlag) throw new PyroError("unavailable", "the VM's QEMU has exited");
     await this.qmp.execute("cont");
+    this.saved = false;
   }
 }

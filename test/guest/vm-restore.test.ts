@@ -1,13 +1,17 @@
-import { statSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootArtifacts, type BootArtifacts } from "../../src/env/environments.js";
 import { ChannelClient } from "../../src/guest/client.js";
 import { AGENT_OPS } from "../../src/guest/ops/index.js";
-import { createStateDisk } from "../../src/manager/boot.js";
+import { helloEntropy } from "../../src/guest/ops/system.js";
+import { sendGo, waitParked } from "../../src/guest/park.js";
+import { bootSandbox, createStateDisk } from "../../src/manager/boot.js";
+import { vmFiles, type ShimLaunchConfig } from "../../src/shim/launch.js";
 import { runChecked } from "../../src/util/process.js";
 import { silentProgress } from "../../src/util/progress.js";
 import type { VmmHandle, VmmLaunchSpec } from "../../src/vmm/driver.js";
+import { JAIL_UID_BASE } from "../../src/vmm/jail.js";
 import { createMemoryFile } from "../../src/vmm/memory.js";
 import { QemuDriver } from "../../src/vmm/qemu.js";
 import { expectedAcceleration } from "../helpers/accel.js";
@@ -27,6 +31,7 @@ const files = {
 let artifacts: BootArtifacts;
 const handles: VmmHandle[] = [];
 const driver = new QemuDriver();
+const isRoot = process.getuid?.() === 0;
 
 const spec = (extra: Partial<VmmLaunchSpec> = {}): VmmLaunchSpec => ({
   vmId: `vm-restore-${process.pid}`,
@@ -63,7 +68,9 @@ async function sh(client: ChannelClient, script: string): Promise<string> {
   return result.stdout.toString("utf8");
 }
 
-const GUEST_FACTS = "cat /tmp/mark; cat /proc/sys/kernel/random/boot_id";
+// /run is a tmpfs in the guest (the overlay root keeps /tmp on the state disk): a mark
+// there, like the boot id, lives only in the guest's memory.
+const GUEST_FACTS = "stat -f -c %T /run; cat /run/mark; cat /proc/sys/kernel/random/boot_id";
 
 beforeAll(async () => {
   artifacts = await bootArtifacts("debian:12-base", silentProgress);
@@ -83,10 +90,10 @@ describe("QEMU save and restore", () => {
   /** The restored VM, which the fork test goes on with. */
   let running: Awaited<ReturnType<typeof launch>> | undefined;
 
-  it("a VM restored from its saved state has its memory: /tmp, boot id, and working disks", async () => {
+  it("a VM restored from its saved state has its memory (a tmpfs file, the boot id) and working disks", async () => {
     const cold = await launch();
-    facts = await sh(cold.client, `echo before-save > /tmp/mark; ${GUEST_FACTS}`);
-    expect(facts).toMatch(/^before-save\n[0-9a-f-]{36}\n$/);
+    facts = await sh(cold.client, `echo before-save > /run/mark; ${GUEST_FACTS}`);
+    expect(facts).toMatch(/^tmpfs\nbefore-save\n[0-9a-f-]{36}\n$/);
 
     const saveStarted = performance.now();
     await cold.handle.saveState!(files.vmstate);
@@ -115,7 +122,7 @@ describe("QEMU save and restore", () => {
 
   it("a fork: save, copy RAM and disk, resume; parent and child then diverge", async () => {
     const parent = running!;
-    await sh(parent.client, "echo shared > /tmp/mark2");
+    await sh(parent.client, "echo shared > /run/mark2");
     await parent.handle.saveState!(files.vmstate);
     // A saved state holds only while its RAM file is as it was at the save: the copies
     // are taken before the parent runs again (what a fork does).
@@ -125,7 +132,7 @@ describe("QEMU save and restore", () => {
     await runChecked("copy the disk", "cp", ["--sparse=always", stateDisk, child.disk]);
     const copyMs = Math.round(performance.now() - copyStarted);
     await parent.handle.resume!();
-    await sh(parent.client, "echo parent > /tmp/mark3; echo parent > /root/disk-mark; sync");
+    await sh(parent.client, "echo parent > /run/mark3; echo parent > /root/disk-mark; sync");
 
     const forked = await launch({
       vmId: `vm-restore-child-${process.pid}`,
@@ -137,8 +144,8 @@ describe("QEMU save and restore", () => {
       ],
       consoleLogPath: join(dir, "child-console.log"),
     });
-    await sh(forked.client, "echo child > /tmp/mark3; echo child > /root/disk-mark; sync");
-    const read = "cat /tmp/mark2 /tmp/mark3 /root/disk-mark";
+    await sh(forked.client, "echo child > /run/mark3; echo child > /root/disk-mark; sync");
+    const read = "cat /run/mark2 /run/mark3 /root/disk-mark";
     expect(await sh(parent.client, read)).toBe("shared\nparent\nparent\n");
     expect(await sh(forked.client, read)).toBe("shared\nchild\nchild\n");
     console.log(`fork: RAM + disk copy ${copyMs} ms`);
@@ -166,5 +173,164 @@ describe("QEMU save and restore", () => {
       driver.launch(spec({ memoryPath: short, restoreFrom: files.vmstate })),
     ).rejects.toMatchObject({ code: "unavailable", message: expect.stringMatching(/RAM file/) });
     expect(processesMentioning(dir)).toEqual([]);
+  });
+});
+
+describe("a parked template and its clones", () => {
+  const template = { memory: join(dir, "template.ram"), vmstate: join(dir, "template.vmstate") };
+
+  /** A clone as the shim makes one: its own RAM copy and a fresh state disk. */
+  async function clone(name: string) {
+    const own = { memory: join(dir, `${name}.ram`), disk: join(dir, `${name}.ext4`) };
+    await runChecked("copy the RAM", "cp", ["--sparse=always", template.memory, own.memory]);
+    await runChecked("make a disk", "mkfs.ext4", ["-q", "-F", "-L", "pyro-state", own.disk, "8G"]);
+    const started = performance.now();
+    const handle = await driver.launch(
+      spec({
+        vmId: `vm-restore-${name}-${process.pid}`,
+        kernelArgs: [`pyro.hostname=${name}`],
+        memoryPath: own.memory,
+        restoreFrom: template.vmstate,
+        disks: [
+          { path: artifacts.rootfs, readOnly: true },
+          { path: own.disk, readOnly: false },
+        ],
+        consoleLogPath: join(dir, `${name}-console.log`),
+      }),
+    );
+    handles.push(handle);
+    const launchMs = Math.round(performance.now() - started);
+    const channel = await handle.agentChannel;
+    await sendGo(channel);
+    const client = new ChannelClient(channel);
+    await client.request(
+      AGENT_OPS.hello,
+      { time_ms: Date.now(), hostname: name, entropy: helloEntropy() },
+      { deadlineMs: 60_000 },
+    );
+    return { handle, client, launchMs, helloMs: Math.round(performance.now() - started) };
+  }
+
+  it("clones restore with any state disk, each with its own randomness", async () => {
+    await createMemoryFile(template.memory, MEM_MIB);
+    const parked = await driver.launch(
+      spec({
+        vmId: `vm-restore-template-${process.pid}`,
+        kernelArgs: ["pyro.hostname=pyro-template", "pyro.park=1"],
+        memoryPath: template.memory,
+        consoleLogPath: join(dir, "template-console.log"),
+      }),
+    );
+    handles.push(parked);
+    await waitParked(await parked.agentChannel, 60_000);
+    await parked.saveState!(template.vmstate);
+    await parked.stop();
+
+    const clones = [await clone("clone-a"), await clone("clone-b")];
+    const facts = "hostname; cat /proc/sys/kernel/random/uuid; od -An -N16 /dev/urandom";
+    const seen = [];
+    for (const vm of clones) {
+      expect(await sh(vm.client, "echo mine > /root/m; sync; cat /root/m")).toBe("mine\n");
+      seen.push((await sh(vm.client, facts)).split("\n"));
+    }
+    expect(seen.map((lines) => lines[0])).toEqual(["clone-a", "clone-b"]);
+    expect(seen[0]![1]).not.toBe(seen[1]![1]);
+    expect(seen[0]![2]).not.toBe(seen[1]![2]);
+    console.log(
+      `template clone: restore to hello ${clones.map((c) => `${c.helloMs} (launch ${c.launchMs})`).join(", ")} ms`,
+    );
+    for (const vm of clones) {
+      vm.client.destroy();
+      await vm.handle.stop();
+    }
+  });
+});
+
+describe("the shim's boot from a restore", () => {
+  const vmDir = join(dir, "shim-vm");
+  const vm = vmFiles(vmDir);
+  const template = { memory: join(dir, "template.ram"), vmstate: join(dir, "template.vmstate") };
+
+  const launchConfig = (restore: ShimLaunchConfig["restore"]): ShimLaunchConfig => ({
+    vm_id: `vm_restore_shim_${process.pid}`,
+    kernel_path: artifacts.kernel.path,
+    initrd_path: artifacts.agent.initramfs,
+    rootfs_path: artifacts.rootfs,
+    state_disk_path: vm.stateDisk,
+    vcpu_count: 1,
+    mem_mib: MEM_MIB,
+    acceleration: expectedAcceleration(),
+    vmm: "qemu",
+    hostname: "shim-restored",
+    kernel_args: [],
+    ttl_seconds: 0,
+    ttl_action: "stop",
+    boot_timeout_ms: 60_000,
+    workspace_root: null,
+    delete_on_exit: false,
+    owner_pid: null,
+    network: null,
+    memory_path: vm.memory,
+    restore,
+  });
+
+  async function boot(restore: ShimLaunchConfig["restore"]) {
+    const { client, ready } = await bootSandbox(vmDir, launchConfig(restore), { claim: false });
+    const exec = async (script: string) =>
+      (await client.exec({ argv: ["sh", "-c", script] })).stdout.toString("utf8");
+    return { client, ready, exec };
+  }
+
+  it("template: the clone goes on from the park with this VM's name, disk and a RAM copy", async () => {
+    mkdirSync(vmDir);
+    await runChecked("copy the RAM", "cp", ["--sparse=always", template.memory, vm.memory]);
+    const warm = await boot({ kind: "template", vmstate_path: template.vmstate });
+    expect(warm.ready).toMatchObject({ state: "ready", boot_mode: "warm" });
+    expect(warm.ready.timings.restore_ms).toBeGreaterThan(0);
+    expect(await warm.exec("hostname; echo kept > /root/kept; sync")).toBe("shim-restored\n");
+    // A template serves every clone: its state stays.
+    expect(existsSync(template.vmstate)).toBe(true);
+    if (isRoot) expect(statSync(vm.memory).uid).toBe(JAIL_UID_BASE + warm.ready.shim_pid);
+    await warm.client.stop(false);
+    warm.client.destroy();
+  });
+
+  it("saved: a VM saved by the driver boots warm through the shim, and its state is consumed", async () => {
+    const saved = await driver.launch(
+      spec({
+        vmId: `vm-restore-saver-${process.pid}`,
+        kernelArgs: ["pyro.hostname=shim-restored"],
+        memoryPath: vm.memory,
+        disks: [
+          { path: artifacts.rootfs, readOnly: true },
+          { path: vm.stateDisk, readOnly: false },
+        ],
+        consoleLogPath: join(dir, "saver-console.log"),
+      }),
+    );
+    handles.push(saved);
+    const client = new ChannelClient(await saved.agentChannel);
+    await client.request(AGENT_OPS.hello, {}, { deadlineMs: 60_000 });
+    await sh(client, "echo in-memory > /run/mark");
+    await saved.saveState!(vm.vmstate);
+    client.destroy();
+    await saved.stop();
+
+    const warm = await boot({ kind: "saved", vmstate_path: vm.vmstate });
+    expect(warm.ready).toMatchObject({ state: "ready", boot_mode: "warm" });
+    expect(await warm.exec("cat /run/mark /root/kept")).toBe("in-memory\nkept\n");
+    expect(existsSync(vm.vmstate)).toBe(false);
+    await warm.client.stop(false);
+    warm.client.destroy();
+
+    // Without a restore the same VM boots cold (RAM file reused, not trusted as state).
+    const cold = await boot(null);
+    expect(cold.ready.boot_mode).toBe("cold");
+    expect(cold.ready.timings.restore_ms).toBeUndefined();
+    expect(await cold.exec("cat /run/mark 2>/dev/null || echo none; cat /root/kept")).toBe(
+      "none\nkept\n",
+    );
+    await cold.client.stop(false);
+    cold.client.destroy();
   });
 });
