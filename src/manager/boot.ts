@@ -1,28 +1,20 @@
 import { rm, stat } from "node:fs/promises";
 import { PyroError } from "../contract/errors.js";
+import { stateDiskMkfsArgs } from "./state-disk.js";
 import { ShimClient, spawnShim } from "../shim/client.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "../shim/launch.js";
 import { writeJsonAtomic } from "../util/fs.js";
 import { runChecked } from "../util/process.js";
 import { liveState } from "./records.js";
 
-/** Writable layer of each VM: sparse, so only what the guest writes takes host disk. */
-const STATE_DISK_SIZE = "8G";
-const STATE_DISK_LABEL = "pyro-state";
-
 /** A fresh, empty writable layer (the guest agent finds it by its label). */
 export async function createStateDisk(dir: string): Promise<void> {
   await rm(vmFiles(dir).stateDisk, { force: true });
-  await runChecked("create the VM's state disk", "mkfs.ext4", [
-    "-q",
-    "-F",
-    "-L",
-    STATE_DISK_LABEL,
-    "-E",
-    "lazy_itable_init=1,lazy_journal_init=1",
-    vmFiles(dir).stateDisk,
-    STATE_DISK_SIZE,
-  ]);
+  await runChecked(
+    "create the VM's state disk",
+    "mkfs.ext4",
+    stateDiskMkfsArgs(vmFiles(dir).stateDisk),
+  );
 }
 
 /** Kills a sandbox's shim and VMM if they still run: what a dead or mute shim leaves. */

@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { z } from "zod";
@@ -274,8 +274,8 @@ export class WorkspaceContent {
   }
 
   /**
-   * Recreates the sandbox: power off, a fresh writable layer, boot, unpack the baseline or
-   * snapshot. The id and the baseline stay; services and shells are gone with the old VM.
+   * Recreates the sandbox: power off, a writable layer holding the baseline or snapshot,
+   * boot. The id and the baseline stay; services and shells are gone with the old VM.
    */
   async reset(input: z.input<typeof resetWorkspace.params>) {
     const params = parseParams(resetWorkspace.params, input);
@@ -292,9 +292,7 @@ export class WorkspaceContent {
         `no snapshot "${params.snapshot}"; list them with snapshot_list`,
       );
     }
-    return workspaceStore.withLock(id, async () =>
-      this.workspaces.recreate(id, await readFile(source), params.snapshot),
-    );
+    return workspaceStore.withLock(id, () => this.workspaces.recreate(id, source, params.snapshot));
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { z } from "zod";
@@ -17,6 +17,8 @@ import type { ExecHandlers } from "../guest/client.js";
 import type { ShimClient } from "../shim/client.js";
 import { vmFiles } from "../shim/launch.js";
 import { readFileTail } from "../vmm/console-log.js";
+import { hostVmmForced } from "../vmm/select.js";
+import { buildStateDisk, stateDisksBuildable } from "./state-disk.js";
 import { networkStatus } from "./network.js";
 import {
   DEFAULT_ARCHIVE_LIMITS,
@@ -76,7 +78,8 @@ export class WorkspaceManager {
 
   /**
    * Validates everything on the host first (resources, seed path), captures the
-   * immutable baseline archive, then boots the VM and unpacks the baseline into it.
+   * immutable baseline archive, builds the state disk holding it on the host (or, where
+   * that cannot be done, unpacks it in the guest after boot), then boots the VM.
    * Any failure removes the half-made workspace.
    */
   async create(input: z.input<typeof CreateWorkspaceParams>): Promise<WorkspaceRecord> {
@@ -94,6 +97,7 @@ export class WorkspaceManager {
     const seed = params.seed_path ? await detectSeed(params.seed_path) : undefined;
     const id = workspaceStore.newId();
     const now = new Date().toISOString();
+    const onHost = await contentOnHost();
     let baseline: Buffer = Buffer.alloc(0);
     try {
       const record = await workspaceStore.create(
@@ -102,7 +106,8 @@ export class WorkspaceManager {
           name: params.name ?? null,
           labels: params.labels,
           environment: params.environment,
-          state: "failed",
+          // A disk built on the host is whole before this record exists.
+          state: onHost ? "stopped" : "failed",
           vcpu_count: params.vcpu_count,
           mem_mib: params.mem_mib,
           ttl_seconds: params.ttl_seconds,
@@ -121,17 +126,19 @@ export class WorkspaceManager {
           running_service_count: 0,
           execution_mode: "guest",
           acceleration: null,
-          error: "workspace creation did not finish; delete it and create it again",
+          error: onHost ? null : "workspace creation did not finish; delete it and create it again",
         },
         async (dir) => {
-          await mkdir(workspaceFiles(dir).snapshots, { recursive: true, mode: 0o700 });
+          const files = workspaceFiles(dir);
+          await mkdir(files.snapshots, { recursive: true, mode: 0o700 });
           baseline = await seedArchive(seed);
-          await writeFile(workspaceFiles(dir).baseline, baseline, { mode: 0o600 });
+          await writeFile(files.baseline, baseline, { mode: 0o600 });
+          if (onHost) await buildStateDisk(dir, files.baseline, "user");
           await saveSecrets(id, secrets);
         },
       );
       this.runtime.progress({ scope: "workspace", phase: "boot", fields: { workspace_id: id } });
-      return await this.bootWithContent(record, baseline);
+      return await this.bootWithContent(record, onHost ? undefined : baseline);
     } catch (error) {
       await this.sandboxes.destroy(id);
       await deleteSecrets(id);
@@ -310,11 +317,12 @@ export class WorkspaceManager {
   }
 
   /**
-   * Recreates the sandbox from an archive (reset): power off, a fresh writable layer,
-   * boot, unpack. The caller holds the state lock.
+   * Recreates the sandbox from an archive file (reset): power off, a writable layer
+   * holding the archive, boot. The caller holds the state lock.
    */
-  async recreate(workspaceId: string, archive: Buffer, snapshot: string): Promise<WorkspaceRecord> {
+  async recreate(workspaceId: string, archive: string, snapshot: string): Promise<WorkspaceRecord> {
     await this.sandboxes.powerOff(workspaceId, "reset");
+    if (await contentOnHost()) return this.recreateOnHost(workspaceId, archive, snapshot);
     // Until the archive is unpacked the workspace is not what it claims to be: say so,
     // so an interrupted reset shows as failed with the way out.
     const record = await updateWorkspaceRecord(workspaceId, (r) => ({
@@ -324,26 +332,59 @@ export class WorkspaceManager {
       error: `a reset to "${snapshot}" did not finish; run workspace reset again`,
     }));
     await createStateDisk(workspaceDir(workspaceId));
-    return this.bootWithContent(record, archive, {
+    return this.bootWithContent(record, await readFile(archive), {
       reset_count: record.reset_count + 1,
       last_reset_at: new Date().toISOString(),
     });
   }
 
-  /** Boots, unpacks `archive` into /workspace, and only then marks the workspace started. */
+  /**
+   * The old disk stays until the new one is whole, so a reset that fails before the swap
+   * (a refused snapshot, a full host disk) leaves the workspace stopped as it was.
+   */
+  private async recreateOnHost(id: string, archive: string, snapshot: string) {
+    const ended = (r: WorkspaceRecord): WorkspaceRecord => ({
+      ...r,
+      ...workspaceStore.kind.endedFields,
+      state: r.state === "started" ? "stopped" : r.state,
+    });
+    await updateWorkspaceRecord(id, ended);
+    await buildStateDisk(workspaceDir(id), archive, snapshot === "baseline" ? "user" : "guest");
+    const record = await updateWorkspaceRecord(id, (r) => ({
+      ...ended(r),
+      state: "stopped",
+      error: null,
+      reset_count: r.reset_count + 1,
+      last_reset_at: new Date().toISOString(),
+    }));
+    return this.bootWithContent(record);
+  }
+
+  /**
+   * Boots, unpacks `archive` (when the disk does not hold the content yet) into
+   * /workspace, and only then marks the workspace started.
+   */
   private async bootWithContent(
     record: WorkspaceRecord,
-    archive: Buffer,
+    archive?: Buffer,
     changes: Partial<WorkspaceRecord> = {},
   ): Promise<WorkspaceRecord> {
     const id = record.workspace_id;
     const { acceleration } = await this.sandboxes.boot(record, { contentPending: true });
     await this.withGuest(id, async (client) => {
-      await pushArchive(client, archive, "");
+      if (archive) await pushArchive(client, archive, "");
       await materializeSecrets(client, await loadSecrets(id));
     });
     return this.sandboxes.markStarted(id, acceleration, changes);
   }
+}
+
+/**
+ * Whether workspace content goes into the state disk on the host. Not under the
+ * host-process test driver, whose "guest" tree is a host directory beside the disk.
+ */
+async function contentOnHost(): Promise<boolean> {
+  return !hostVmmForced() && (await stateDisksBuildable());
 }
 
 /**
