@@ -29,6 +29,22 @@ export const EnvironmentManifest = z.object({
   build_seconds: z.number(),
 });
 
+export const TemplateSummary = z.object({
+  key: z.string(),
+  vcpu_count: count(),
+  mem_mib: count(),
+  acceleration: z.enum(["kvm", "tcg"]),
+  network: z.boolean().describe("Built for VMs with a NIC."),
+  state_disk_bytes: count(),
+  built_at: z.string(),
+  build_ms: z.number(),
+  disk_bytes: count().describe("Host disk the template takes (its RAM file is sparse)."),
+  current: z
+    .boolean()
+    .describe("Built by this host's QEMU from the current kernel, agent and image."),
+  failure: z.string().nullable().describe("A recent build or restore failure, if any."),
+});
+
 export const listEnvironments = defineOperation({
   sdkMethod: "listEnvironments",
   mcpTool: "vm_list_environments",
@@ -50,12 +66,19 @@ export const pullEnvironment = defineOperation({
     openWorld: true,
   }),
   description:
-    "Build (or verify and repair) an environment and the kernel and agent it boots with.",
+    "Build (or verify and repair) an environment, the kernel and agent it boots with, and the memory template warm boots of a default VM restore.",
   params: EnvironmentParams,
   result: z.object({
     environment: z.string(),
     status: z.enum(["cached", "built", "repaired"]),
     manifest: EnvironmentManifest,
+    template: z
+      .object({
+        status: z.enum(["cached", "built", "failed", "unavailable"]),
+        key: z.string().nullable(),
+        reason: z.string().nullable(),
+      })
+      .describe("The memory template of a default VM of the environment (warm boots)."),
   }),
   errors: ["not_found", "unavailable", "internal"],
 });
@@ -65,7 +88,7 @@ export const inspectEnvironment = defineOperation({
   mcpTool: undefined,
   cliCommand: "env inspect",
   annotations: readOnly("Inspect an environment"),
-  description: "Show an environment's recipe and, when built, its manifest.",
+  description: "Show an environment's recipe and, when built, its manifest and memory templates.",
   params: EnvironmentParams,
   result: z.object({
     name: z.string(),
@@ -79,6 +102,9 @@ export const inspectEnvironment = defineOperation({
     }),
     image_path: z.string().nullable(),
     manifest: EnvironmentManifest.nullable(),
+    templates: z
+      .array(TemplateSummary)
+      .describe("Memory templates built from this environment (one per VM shape)."),
   }),
   errors: ["not_found", "internal"],
 });
@@ -92,7 +118,8 @@ export const pruneEnvironments = defineOperation({
     idempotent: true,
     openWorld: false,
   }),
-  description: "Delete cached kernels, agents and environment images that nothing current uses.",
+  description:
+    "Delete cached kernels, agents, environment images and memory templates that nothing current uses.",
   params: z.object({}),
   result: z.object({
     removed: z.array(z.string()),

@@ -13,6 +13,11 @@ import {
 import { NetworkStatus } from "./network.js";
 import { changes, defineOperation, readOnly } from "./operation.js";
 
+const cold = z
+  .boolean()
+  .default(false)
+  .describe("Boot cold even when a memory template fits (slower; for comparison or debugging).");
+
 export const RunParams = z.object({
   environment,
   command,
@@ -25,15 +30,57 @@ export const RunParams = z.object({
     .boolean()
     .default(false)
     .describe("Allow running on the host without a VM when no VM can boot."),
+  cold,
 });
 
 export const Timings = z.object({
-  vmm_start_ms: z.number().describe("Launching the VMM until it was controllable."),
-  boot_ms: z.number().describe("Guest kernel and init until the agent answered."),
+  template_ms: z
+    .number()
+    .describe("Finding the memory template, building it on first use, copying it for this VM."),
+  vmm_start_ms: z
+    .number()
+    .describe("Launching the VMM until it was controllable (a warm boot: and restored)."),
+  restore_ms: z.number().describe("Restoring the memory template; 0 for a cold boot."),
+  boot_ms: z
+    .number()
+    .describe("Guest kernel and init (warm: the resumed guest) until the agent answered."),
   agent_ready_ms: z.number().describe("From the start request until the agent answered."),
   exec_ms: z.number().describe("The command's round trip through the agent."),
   teardown_ms: z.number().describe("Powering off and removing the VM."),
 });
+
+/** How the last boot went (the record) or this one (a run). */
+export const BootFields = {
+  boot_mode: z
+    .enum(["cold", "warm"])
+    .describe("warm: restored from a memory template of the environment; cold: a full boot."),
+  cold_reason: z
+    .string()
+    .nullable()
+    .describe(
+      "Why the boot was cold (asked for, no template for this VMM, a template problem); null when warm.",
+    ),
+};
+
+/** What vm_start, workspace_create and workspace_start report about the boot they did. */
+export const BootTimings = Timings.pick({
+  template_ms: true,
+  vmm_start_ms: true,
+  restore_ms: true,
+  boot_ms: true,
+});
+
+/**
+ * The boot fields of a record: absent until its first boot (and in records written by
+ * a pyro before memory templates).
+ */
+export function bootRecordFields() {
+  return {
+    boot_mode: BootFields.boot_mode.optional(),
+    cold_reason: BootFields.cold_reason.optional(),
+    timings: BootTimings.optional().describe("How long the last boot took, by part."),
+  };
+}
 
 export const ExecutionMode = z.enum(["guest", "host_compat"]);
 export const AccelerationMode = z.enum(["kvm", "tcg"]);
@@ -51,6 +98,7 @@ export const RunResult = z.object({
   stderr_truncated: z.boolean(),
   execution_mode: ExecutionMode,
   acceleration: AccelerationMode,
+  ...BootFields,
   timings: Timings,
 });
 
@@ -90,10 +138,12 @@ export const VmRecord = z.object({
   execution_mode: ExecutionMode,
   acceleration: AccelerationMode.nullable().describe("Set once the VM has been started."),
   error: z.string().nullable().describe("Why the VM failed, when state is failed."),
+  ...bootRecordFields(),
 });
 
 const vmId = z.string().min(1).describe('The VM id returned by vm_create, e.g. "vm_0123456789ab".');
 export const VmIdParams = z.object({ vm_id: vmId });
+export const StartVmParams = VmIdParams.extend({ cold });
 
 export const CreateVmParams = RunParams.pick({
   environment: true,
@@ -105,7 +155,12 @@ export const CreateVmParams = RunParams.pick({
 });
 
 export const ExecVmParams = z.object({ vm_id: vmId, command, timeout_seconds: timeoutSeconds });
-export const ExecVmResult = RunResult.omit({ environment: true, timings: true }).extend({
+export const ExecVmResult = RunResult.omit({
+  environment: true,
+  timings: true,
+  boot_mode: true,
+  cold_reason: true,
+}).extend({
   timings: Timings.pick({ exec_ms: true, teardown_ms: true }),
 });
 
@@ -145,7 +200,7 @@ export const startVm = defineOperation({
   cliCommand: undefined,
   annotations: changes("Start a VM", { destructive: false, idempotent: true, openWorld: true }),
   description: "Boot a created or stopped VM and wait until it is ready for vm_exec.",
-  params: VmIdParams,
+  params: StartVmParams,
   result: VmRecord,
   errors: ["not_found", "conflict", "unavailable", "internal"],
 });

@@ -13,7 +13,7 @@ import {
 } from "./fields.js";
 import { ActivePublishedPort, allowedDomains, NetworkPolicy, NetworkStatus } from "./network.js";
 import { changes, defineOperation, readOnly } from "./operation.js";
-import { AccelerationMode, ExecutionMode, RunResult } from "./vm.js";
+import { AccelerationMode, bootRecordFields, ExecutionMode, RunResult } from "./vm.js";
 
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const nameRule = `must match ${NAME_PATTERN.source}`;
@@ -109,6 +109,7 @@ export const WorkspaceRecord = z.object({
   execution_mode: ExecutionMode,
   acceleration: AccelerationMode.nullable(),
   error: z.string().nullable().describe("Why the workspace failed, when state is failed."),
+  ...bootRecordFields(),
 });
 
 export const ExecWorkspaceParams = z.object({
@@ -127,6 +128,8 @@ export const ExecWorkspaceResult = RunResult.omit({
   environment: true,
   timings: true,
   acceleration: true,
+  boot_mode: true,
+  cold_reason: true,
 }).extend({
   workspace_id: z.string(),
   sequence: count().describe("This command's number in the workspace's journal."),

@@ -18,6 +18,7 @@ import {
 import { JAIL_NOFILE, JAIL_UID_BASE } from "../vmm/jail.js";
 import { QEMU_BINARY } from "../vmm/qemu.js";
 import { chooseDriver, hostVmmForced } from "../vmm/select.js";
+import { listTemplates, templatesRoot } from "../vmstate/templates.js";
 
 export interface DoctorCheck {
   name: string;
@@ -165,6 +166,7 @@ export async function runDoctor(): Promise<DoctorReport> {
     ),
   );
 
+  checks.push(await templateCheck(accel.mode));
   checks.push(...(await networkChecks()));
 
   return {
@@ -173,6 +175,25 @@ export async function runDoctor(): Promise<DoctorReport> {
     acceleration: accel,
     checks,
   };
+}
+
+/** Whether boots can be warm (memory templates need QEMU) and what the cache holds. */
+async function templateCheck(acceleration: "kvm" | "tcg"): Promise<DoctorCheck> {
+  const vmm = await chooseDriver(acceleration).catch(() => undefined);
+  if (vmm && vmm.vmm !== "qemu") {
+    const detail = `cold boots only: the ${vmm.vmm} driver cannot restore memory templates`;
+    return check("memory templates", true, detail, null, false);
+  }
+  const entries = await listTemplates();
+  const built = entries.filter((e) => e.manifest && !e.failure);
+  const failed = entries.filter((e) => e.failure);
+  const bytes = entries.reduce((sum, e) => sum + e.disk_bytes, 0);
+  const detail =
+    `warm boots restore memory templates (built on first boot of each VM shape, or by ` +
+    `pyro env pull): ${built.length} cached, ${(bytes / 2 ** 20).toFixed(0)} MiB on disk, ` +
+    `in ${templatesRoot()}` +
+    (failed.length ? `; ${failed.length} failed lately: ${failed[0]!.failure!.error}` : "");
+  return check("memory templates", failed.length === 0, detail, "pyro env prune", false);
 }
 
 /** Which VMM VMs will use and why (`vmm/select.ts`); fails only for an impossible PYRO_VMM. */

@@ -1,11 +1,15 @@
 import { cachePaths } from "../env/artifacts.js";
-import { bootArtifacts } from "../env/environments.js";
+import { bootArtifacts, type BootArtifacts } from "../env/environments.js";
 import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
 import type { ShimNetworkConfig } from "../shim/network.js";
 import { silentProgress, type ProgressSink } from "../util/progress.js";
 import { resolveAcceleration, type ResolvedAcceleration } from "../vmm/acceleration.js";
 import { probeKvm } from "../vmm/probe.js";
 import { chooseDriver, type VmmDecision } from "../vmm/select.js";
+import { DEFAULTS } from "../contract/defaults.js";
+import { STATE_DISK_BYTES } from "../vmstate/template-key.js";
+import { planBoot, savedStatePlan, templateFor, type BootPlan } from "./boot-plan.js";
+import type { BootChoice } from "./sandbox.js";
 import type { SandboxKind, SandboxRecord } from "./records.js";
 
 export interface RuntimeOptions {
@@ -38,16 +42,64 @@ export class SandboxRuntime {
     this.extraKernelArgs = options.extraKernelArgs ?? [];
   }
 
-  /** Builds what the environment needs (first use only) and says how to boot it. */
-  async launchConfig(record: SandboxRecord, spec: LaunchSpec): Promise<ShimLaunchConfig> {
+  /**
+   * How to boot a sandbox: warm from a memory template when one fits (built on first
+   * use), else cold, saying why (`boot-plan.ts`).
+   */
+  async planBoot(
+    record: SandboxRecord,
+    spec: LaunchSpec,
+    options: BootChoice = {},
+  ): Promise<BootPlan> {
     const artifacts = await bootArtifacts(record.environment, this.progress);
+    const launch = await this.launchConfig(record, spec, artifacts);
+    const saved = await options.restore?.(launch);
+    if (saved) return savedStatePlan(launch, saved);
+    return planBoot(launch, artifacts, spec.dir, { ...options, progress: this.progress });
+  }
+
+  /**
+   * `pyro env pull`: verifies (or builds) the template of a default VM of the environment
+   * (DEFAULTS' vcpus and memory, no NIC, a fresh state disk), retrying a failed one now.
+   */
+  async pullTemplate(environment: string): Promise<TemplatePull> {
+    const artifacts = await bootArtifacts(environment, this.progress);
+    const { acceleration, decision } = await this.host(artifacts);
+    if (decision.vmm !== "qemu") {
+      const reason = `the ${decision.vmm} driver cannot restore memory templates`;
+      return { status: "unavailable", key: null, reason };
+    }
+    const shape = {
+      vcpuCount: DEFAULTS.vcpu_count,
+      memMib: DEFAULTS.mem_mib,
+      acceleration,
+      network: null,
+      stateDiskBytes: STATE_DISK_BYTES,
+    };
+    const result = await templateFor(shape, artifacts, this.progress, { retryFailed: true });
+    if (!result.ok) return { status: "failed", key: result.key, reason: result.reason };
+    return { status: result.built ? "built" : "cached", key: result.key, reason: null };
+  }
+
+  /** The host's acceleration and VMM, found once per runtime. */
+  private async host(artifacts: BootArtifacts) {
     this.acceleration ??= resolveAcceleration(cachePaths.accel(), () =>
       probeKvm(artifacts.kernel.path, artifacts.agent.initramfs),
     );
     const { acceleration } = await this.acceleration;
     this.vmm ??= chooseDriver(acceleration);
+    return { acceleration, decision: await this.vmm };
+  }
+
+  /** Builds what the environment needs (first use only) and says how to boot it cold. */
+  async launchConfig(
+    record: SandboxRecord,
+    spec: LaunchSpec,
+    resolved?: BootArtifacts,
+  ): Promise<ShimLaunchConfig> {
+    const artifacts = resolved ?? (await bootArtifacts(record.environment, this.progress));
+    const { acceleration, decision } = await this.host(artifacts);
     const network = networkOf(record);
-    const decision = await this.vmm;
     // Only QEMU has the guarded NIC (docs/architecture.md "Network plumbing"); a forced
     // PYRO_VMM=firecracker keeps its choice and the launch says why it cannot.
     const vmm =
@@ -74,6 +126,13 @@ export class SandboxRuntime {
       memory_path: vmm === "qemu" ? vmFiles(spec.dir).memory : null,
     };
   }
+}
+
+/** What `pyro env pull` says about the template of a default VM of the environment. */
+export interface TemplatePull {
+  status: "cached" | "built" | "failed" | "unavailable";
+  key: string | null;
+  reason: string | null;
 }
 
 /** A VM's `network: true` is `egress`; a workspace names its policy and allowlist. */

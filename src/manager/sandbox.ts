@@ -1,11 +1,16 @@
 import { cpus, totalmem } from "node:os";
-import { rm } from "node:fs/promises";
+import { rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { LIMITS } from "../contract/defaults.js";
 import { PyroError } from "../contract/errors.js";
 import { ShimClient } from "../shim/client.js";
+import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
+import { CLONE_VMSTATE } from "../vmstate/templates.js";
 import { isProcessAlive, sleep } from "../util/process.js";
-import { bootSandbox, killSandboxProcesses } from "./boot.js";
-import { liveState } from "./records.js";
+import { bootSandbox, killSandboxProcesses, type BootedSandbox } from "./boot.js";
+import type { BootPlan } from "./boot-plan.js";
+import { coldAfterWarmFailure } from "./boot-plan.js";
+import { liveState, readRecord } from "./records.js";
 import type { SandboxRuntime } from "./runtime.js";
 import type { SandboxRecord, SandboxStore } from "./records.js";
 
@@ -18,6 +23,18 @@ type Acceleration = NonNullable<SandboxRecord["acceleration"]>;
 
 /** Guest work a boot does before the sandbox counts as started. */
 export type GuestPrepare = (client: ShimClient) => Promise<void>;
+
+/**
+ * Chooses, once the launch config is known, whether the boot restores a saved VM (resume,
+ * fork) and from what; null boots as usual (warm from a template when one fits).
+ */
+export type RestoreChoice = (launch: ShimLaunchConfig) => Promise<ShimLaunchConfig["restore"]>;
+
+/** How a boot may go: `cold` forbids templates; `restore` restores a saved VM. */
+export interface BootChoice {
+  cold?: boolean;
+  restore?: RestoreChoice;
+}
 
 /** Why a sandbox's VM is being ended by a caller (the shim's own TTL stop is not one). */
 export type StopReason = "stop" | "reset" | "delete";
@@ -57,10 +74,15 @@ export class Sandboxes<R extends SandboxRecord> {
    * Boots a sandbox that is not running; `runningHint` says what to do with a running one.
    * `prepare` runs in the guest before the sandbox counts as started (workspace secrets).
    */
-  async start(id: string, runningHint: string, prepare?: GuestPrepare): Promise<R> {
+  async start(
+    id: string,
+    runningHint: string,
+    prepare?: GuestPrepare,
+    options: { cold?: boolean } = {},
+  ): Promise<R> {
     return this.store.withLock(id, async () => {
       const record = await this.store.requireState(id, "not started", runningHint);
-      await this.boot(record, prepare ? { prepare } : {});
+      await this.boot(record, { ...(prepare ? { prepare } : {}), ...options });
       return this.store.load(id);
     });
   }
@@ -87,25 +109,25 @@ export class Sandboxes<R extends SandboxRecord> {
    */
   async boot(
     record: R,
-    options: { claim?: boolean; contentPending?: boolean; prepare?: GuestPrepare } = {},
+    options: {
+      claim?: boolean;
+      contentPending?: boolean;
+      prepare?: GuestPrepare;
+      /** Boot cold even when a memory template fits (`--cold`). */
+      cold?: boolean;
+      /** Restore a saved VM (resume, fork) instead; its null = boot as usual. */
+      restore?: RestoreChoice;
+    } = {},
   ) {
     const id = this.store.kind.idOf(record);
     const dir = this.store.dir(id);
     const claim = options.claim ?? false;
-    const launch = await this.runtime.launchConfig(record, {
-      ...this.store.kind.launch,
-      id,
-      dir,
-      ...(claim ? { owner_pid: process.pid } : {}),
-    });
-    const booted = await bootSandbox(dir, launch, { claim }).catch(async (error: unknown) => {
-      const message = error instanceof Error ? error.message : String(error);
-      // A claimed VM that failed is already gone with its directory: nothing to record.
-      await this.store
-        .update(id, (r) => ({ ...r, state: "failed", error: message }))
-        .catch(() => {});
-      throw error;
-    });
+    const choice = {
+      cold: options.cold ?? false,
+      ...(options.restore && { restore: options.restore }),
+    };
+    const { plan, booted } = await this.bootWarmOrCold(record, dir, claim, choice);
+    const boot = bootReport(plan, booted.ready);
     try {
       await options.prepare?.(booted.client);
     } catch (error) {
@@ -115,18 +137,63 @@ export class Sandboxes<R extends SandboxRecord> {
       throw error;
     }
     try {
-      if (!options.contentPending) await this.markStarted(id, launch.acceleration);
+      if (options.contentPending) await this.store.update(id, (r) => ({ ...r, ...boot }));
+      else await this.markStarted(id, plan.launch.acceleration, {}, boot);
     } catch (error) {
       booted.client.destroy();
       throw error;
     }
     if (!claim) booted.client.destroy();
-    return { ...booted, acceleration: launch.acceleration };
+    return { ...booted, acceleration: plan.launch.acceleration, boot };
   }
 
-  async markStarted(id: string, acceleration: Acceleration, changes: Partial<R> = {}): Promise<R> {
+  /**
+   * Boots from a saved VM or a memory template when one fits, cold otherwise; a warm boot
+   * from a template that fails is retried cold once (the plan says why). A failure of the
+   * boot that counts marks the record failed and is thrown.
+   */
+  private async bootWarmOrCold(record: R, dir: string, claim: boolean, choice: BootChoice) {
+    const id = this.store.kind.idOf(record);
+    const spec = {
+      ...this.store.kind.launch,
+      id,
+      dir,
+      ...(claim ? { owner_pid: process.pid } : {}),
+    };
+    let plan = await this.runtime.planBoot(record, spec, choice);
+    try {
+      if (plan.template_key) {
+        const booted = await bootSandbox(dir, plan.launch, { claim }).catch(async (error) => {
+          plan = await coldAfterWarmFailure(plan, dir, error);
+          // A claimed VM's shim removed its directory when the boot failed: make it again.
+          if (claim && !(await readRecord(dir))) await this.store.create(record, writeOwner);
+          return undefined;
+        });
+        // The shim has restored from its copy of the device state; it is of no more use.
+        await rm(join(dir, CLONE_VMSTATE), { force: true });
+        if (booted) return { plan, booted };
+      }
+      return { plan, booted: await bootSandbox(dir, plan.launch, { claim }) };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      // A claimed VM that failed is already gone with its directory: nothing to record.
+      await this.store
+        .update(id, (r) => ({ ...r, state: "failed", error: message }))
+        .catch(() => {});
+      throw error;
+    }
+  }
+
+  /** `boot` is what the boot reported, for a caller that did not pass it on earlier. */
+  async markStarted(
+    id: string,
+    acceleration: Acceleration,
+    changes: Partial<R> = {},
+    boot?: BootReport,
+  ): Promise<R> {
     return this.store.update(id, (r) => ({
       ...r,
+      ...boot,
       state: "started",
       error: null,
       acceleration,
@@ -208,4 +275,35 @@ export function refuseUnbuiltFeatures(params: { allow_host_compat: boolean }): v
 async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (isProcessAlive(pid) && Date.now() < deadline) await sleep(10);
+}
+
+/** What a boot reports and a record keeps: how it booted and how long each part took. */
+export interface BootReport {
+  boot_mode: "cold" | "warm";
+  cold_reason: string | null;
+  timings: {
+    template_ms: number;
+    vmm_start_ms: number;
+    restore_ms: number;
+    boot_ms: number;
+  };
+}
+
+function bootReport(plan: BootPlan, ready: BootedSandbox["ready"]): BootReport {
+  const timings = ready.timings as { vmm_start_ms?: number; boot_ms?: number; restore_ms?: number };
+  return {
+    boot_mode: plan.boot_mode,
+    cold_reason: plan.cold_reason,
+    timings: {
+      template_ms: plan.template_ms,
+      vmm_start_ms: timings.vmm_start_ms ?? 0,
+      restore_ms: timings.restore_ms ?? 0,
+      boot_ms: timings.boot_ms ?? 0,
+    },
+  };
+}
+
+/** One-shot VMs record their maker's pid first (`vms.ts`), so a dead maker's VM is reaped. */
+async function writeOwner(dir: string): Promise<void> {
+  await writeFile(vmFiles(dir).owner, String(process.pid), { mode: 0o600 });
 }

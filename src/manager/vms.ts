@@ -6,6 +6,7 @@ import {
   CreateVmParams,
   ExecVmParams,
   RunParams,
+  StartVmParams,
   VmIdParams,
   type ExecVmResult,
   type NetworkInfo,
@@ -61,19 +62,19 @@ export class VmManager {
     const params = parseParams(RunParams, input);
     const startedAt = performance.now();
     const record = await this.create(params, { owned: true });
-    const emit = (phase: string) =>
+    const emit = (phase: string, fields: Record<string, string> = {}) =>
       this.progress({
         scope: "run",
         phase,
-        fields: { vm_id: record.vm_id, environment: params.environment },
+        fields: { vm_id: record.vm_id, environment: params.environment, ...fields },
       });
     let client: ShimClient | undefined;
     try {
       emit("boot");
-      const booted = await this.sandboxes.boot(record, { claim: true });
+      const booted = await this.sandboxes.boot(record, { claim: true, cold: params.cold });
       client = booted.client;
       const agentReadyMs = performance.now() - startedAt;
-      emit("exec");
+      emit("exec", { boot_mode: booted.boot.boot_mode });
       const { timings, ...result } = await execThenDelete(client, params, handlers, () =>
         emit("teardown"),
       );
@@ -84,9 +85,10 @@ export class VmManager {
         ...result,
         environment: params.environment,
         acceleration: booted.acceleration,
+        boot_mode: booted.boot.boot_mode,
+        cold_reason: booted.boot.cold_reason,
         timings: {
-          vmm_start_ms: booted.ready.timings.vmm_start_ms ?? 0,
-          boot_ms: booted.ready.timings.boot_ms ?? 0,
+          ...booted.boot.timings,
           agent_ready_ms: Math.round(agentReadyMs),
           ...timings,
         },
@@ -137,9 +139,14 @@ export class VmManager {
     return record;
   }
 
-  async start(input: z.input<typeof VmIdParams>): Promise<VmRecord> {
-    const { vm_id } = parseParams(VmIdParams, input);
-    return this.sandboxes.start(vm_id, "run a command in it with vm_exec (SDK: execVm)");
+  async start(input: z.input<typeof StartVmParams>): Promise<VmRecord> {
+    const { vm_id, cold } = parseParams(StartVmParams, input);
+    return this.sandboxes.start(
+      vm_id,
+      "run a command in it with vm_exec (SDK: execVm)",
+      undefined,
+      { cold },
+    );
   }
 
   /** Runs one command in a started VM, then deletes the VM (CONTRACT.md `execVm`). */

@@ -122,7 +122,7 @@ export class Pyro {
   }
 
   /** Boots a created or stopped VM and waits for its agent. @throws conflict if started */
-  startVm(options: In<typeof vm.VmIdParams>): Promise<Out<typeof vm.VmRecord>> {
+  startVm(options: In<typeof vm.StartVmParams>): Promise<Out<typeof vm.VmRecord>> {
     return this.vms.start(options);
   }
 

@@ -33,7 +33,17 @@ const outcome = (stdout: string): RunResultValue => ({
   stderr_truncated: false,
   execution_mode: "guest",
   acceleration: "tcg",
-  timings: { vmm_start_ms: 1, boot_ms: 1, agent_ready_ms: 1, exec_ms: 1, teardown_ms: 1 },
+  boot_mode: "warm",
+  cold_reason: null,
+  timings: {
+    template_ms: 1,
+    vmm_start_ms: 1,
+    restore_ms: 1,
+    boot_ms: 1,
+    agent_ready_ms: 1,
+    exec_ms: 1,
+    teardown_ms: 1,
+  },
 });
 
 const functionCall = (args: string, name = "vm_run"): ResponseFunctionToolCall => ({

@@ -38,7 +38,10 @@ export function registerEnv(program: Command, pyro: () => Pyro): void {
         (r) =>
           print(
             `${r.environment}: ${r.status} (${mib(r.manifest.image_size_bytes)}, ` +
-              `${r.manifest.packages.length} packages, sha256 ${r.manifest.image_sha256.slice(0, 12)})`,
+              `${r.manifest.packages.length} packages, sha256 ${r.manifest.image_sha256.slice(0, 12)})\n` +
+              `memory template: ${r.template.status}` +
+              (r.template.key ? ` (key ${r.template.key.slice(0, 12)})` : "") +
+              (r.template.reason ? `: ${r.template.reason}` : ""),
           ),
       ),
     );
@@ -66,6 +69,15 @@ export function registerEnv(program: Command, pyro: () => Pyro): void {
               `kernel:      ${m.kernel_version}`,
               `agent:       ${m.agent_version}`,
               `built:       ${m.built_at} in ${m.build_seconds}s from ${m.mirror}`,
+            );
+          }
+          lines.push(`templates:   ${result.templates.length || "none (built on first boot)"}`);
+          for (const t of result.templates) {
+            lines.push(
+              `  ${t.key.slice(0, 12)} ${t.vcpu_count} vcpu ${t.mem_mib} MiB ${t.acceleration}` +
+                `${t.network ? " nic" : ""}, ${mib(t.disk_bytes)} on disk, built ${t.built_at} ` +
+                `in ${t.build_ms} ms${t.current ? "" : " (stale: pyro env prune removes it)"}` +
+                (t.failure ? `; failed: ${t.failure}` : ""),
             );
           }
           print(lines.join("\n"));

@@ -12,6 +12,7 @@ const FLAG_FIELDS = [
   "ttl_seconds",
   "network",
   "allow_host_compat",
+  "cold",
 ];
 
 /** `pyro run ENV [flags] -- CMD [ARG...]`: exits with the guest command's status. */

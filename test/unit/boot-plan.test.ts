@@ -1,0 +1,73 @@
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BootArtifacts } from "../../src/env/environments.js";
+import { planBoot } from "../../src/manager/boot-plan.js";
+import type { ShimLaunchConfig } from "../../src/shim/launch.js";
+import { silentProgress } from "../../src/util/progress.js";
+
+// The cold paths of the boot plan: decided before any template is looked for or built.
+
+let dir: string;
+const previousTemplates = process.env.PYRO_TEMPLATE_DIR;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "pyro-boot-plan-"));
+  process.env.PYRO_TEMPLATE_DIR = join(dir, "templates");
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  if (previousTemplates === undefined) delete process.env.PYRO_TEMPLATE_DIR;
+  else process.env.PYRO_TEMPLATE_DIR = previousTemplates;
+});
+
+function launch(vmm: ShimLaunchConfig["vmm"]): ShimLaunchConfig {
+  return {
+    vm_id: "vm_0123456789ab",
+    kernel_path: "/k",
+    initrd_path: "/i",
+    rootfs_path: "/r",
+    state_disk_path: join(dir, "state.ext4"),
+    vcpu_count: 1,
+    mem_mib: 256,
+    acceleration: "tcg",
+    vmm,
+    hostname: "vm-0123456789ab",
+    kernel_args: [],
+    ttl_seconds: 60,
+    ttl_action: "delete",
+    boot_timeout_ms: 1000,
+    workspace_root: null,
+    delete_on_exit: true,
+    owner_pid: null,
+    network: null,
+    memory_path: vmm === "qemu" ? join(dir, "memory.ram") : null,
+  };
+}
+
+const artifacts = {} as BootArtifacts;
+
+describe("boot plan", () => {
+  it.each([
+    ["qemu", { cold: true }, "a cold boot was asked for (--cold)"],
+    ["firecracker", {}, "the firecracker driver cannot restore memory templates"],
+    ["host", {}, "the host driver cannot restore memory templates"],
+    [
+      "qemu",
+      { kernelArgs: ["loglevel=7"] },
+      "extra kernel arguments (loglevel=7) need a cold boot",
+    ],
+  ] as const)("%s %j boots cold and says why", async (vmm, options, reason) => {
+    const config = {
+      ...launch(vmm),
+      kernel_args: "kernelArgs" in options ? [...options.kernelArgs] : [],
+    };
+    const plan = await planBoot(config, artifacts, dir, {
+      ...options,
+      progress: silentProgress,
+    });
+    expect(plan).toMatchObject({ boot_mode: "cold", cold_reason: reason, template_key: null });
+    expect(plan.launch.restore ?? null).toBeNull();
+    expect(existsSync(join(dir, "templates"))).toBe(false);
+  });
+});
