@@ -10,11 +10,7 @@ import { chmod, mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { vmFiles } from "../shim/launch.js";
 import { runChecked, runCommand } from "../util/process.js";
-import {
-  DEFAULT_ARCHIVE_LIMITS,
-  extractArchive,
-  type ContentOrigin,
-} from "../workspace/archive.js";
+import type { ContentOrigin } from "../workspace/archive.js";
 
 /** Writable layer of each VM: sparse, so only what the guest writes takes host disk. */
 export const STATE_DISK_SIZE = "8G";
@@ -74,6 +70,9 @@ export async function buildStateDisk(
     const workspace = join(stage, ...UPPER_WORKSPACE);
     await mkdir(workspace, { recursive: true });
     await mkdir(join(stage, "work"));
+    // Loaded here: every boot reaches this module for its mkfs arguments (`boot.ts`), and
+    // the archive code (with `tar`) would cost `pyro run` its load (issue 10).
+    const { DEFAULT_ARCHIVE_LIMITS, extractArchive } = await import("../workspace/archive.js");
     await extractArchive(archivePath, workspace, DEFAULT_ARCHIVE_LIMITS, { origin });
     // The disk's root and the overlay's directories as the agent would have made them.
     for (const path of [stage, join(stage, "upper"), workspace, join(stage, "work")])
