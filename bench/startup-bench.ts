@@ -99,8 +99,8 @@ function appearance(dir: string, name: string): Promise<number> {
 
 /**
  * `node dist/shim/main.js DIR` with the host driver and the stand-in VMM, two figures:
- * spawn until the VMM runs (what a guest's boot waits for), and spawn until the shim
- * serves clients (its status file appears; by then it has loaded everything). The
+ * spawn until the VMM runs (what a guest's boot waits for), and spawn until the shim has
+ * loaded everything and answers clients (its status file appears). The
  * stand-in exits at once, so the shim records a failed boot and exits by itself: its CPU
  * time includes that short failure path.
  */
@@ -110,7 +110,7 @@ async function shimRun(fixture: ShimFixture): Promise<[string, Sample][]> {
     await rm(`${fixture.agent}.ran`, { force: true });
     await writeFile(join(dir, "launch.json"), JSON.stringify(shimConfig(dir, fixture)));
     const vmmRan = appearance(fixture.dir, "pyro-agent.ran");
-    const serving = appearance(dir, "shim.json");
+    const loaded = appearance(dir, "shim.json");
     const started = performance.now();
     // The host driver is for tests only, so the shim refuses it unless told.
     const child = spawn(process.execPath, [...nodeArgs, join(DIST, "shim", "main.js"), dir], {
@@ -120,16 +120,16 @@ async function shimRun(fixture: ShimFixture): Promise<[string, Sample][]> {
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<undefined>((r) => child.on("exit", () => r(undefined)));
-    const [ran, served] = await Promise.all(
-      [vmmRan, serving].map((seen) => Promise.race([seen, exited])),
+    const [ran, loadedAt] = await Promise.all(
+      [vmmRan, loaded].map((seen) => Promise.race([seen, exited])),
     );
     await exited;
-    if (ran === undefined || served === undefined)
-      throw new Error(`the shim exited before it started its VMM and served clients: ${stderr}`);
+    if (ran === undefined || loadedAt === undefined)
+      throw new Error(`the shim exited before it started its VMM and loaded: ${stderr}`);
     const cpuMs = Number(await readFile(env.PYRO_BENCH_CPU_FILE!, "utf8"));
     return [
       [SHIM_VMM, { wallMs: ran - started, cpuMs: NaN }],
-      [SHIM_SERVING, { wallMs: served - started, cpuMs }],
+      [SHIM_LOADED, { wallMs: loadedAt - started, cpuMs }],
     ];
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -162,7 +162,7 @@ function shimConfig(dir: string, fixture: ShimFixture): ShimLaunchConfig {
 
 const sdkEntry = JSON.stringify(pathToFileURL(join(DIST, "index.js")).href);
 const SHIM_VMM = "shim to VMM start";
-const SHIM_SERVING = "shim serving";
+const SHIM_LOADED = "shim loaded";
 const single = (name: string, run: () => Promise<Sample>) => async () =>
   [[name, await run()]] as [string, Sample][];
 

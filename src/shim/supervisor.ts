@@ -1,5 +1,5 @@
-import { chmod, rm } from "node:fs/promises";
-import { createServer, type Server, type Socket } from "node:net";
+import { rm } from "node:fs/promises";
+import { type Server, type Socket } from "node:net";
 import { PyroError } from "../contract/errors.js";
 import type { DeadlinePolicy } from "../guest/bounds.js";
 import { ChannelClient, checkRequest } from "../guest/client.js";
@@ -21,6 +21,7 @@ import { helloEntropy } from "../guest/ops/system.js";
 import { ForwardedRequest } from "./forward.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
 import { ShimNetwork, vmmNetworkSpec } from "./network.js";
+import { listenForClients, type ClientListener } from "./client-listener.js";
 import { startVmm, type VmmStart } from "./vmm-start.js";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
@@ -58,12 +59,15 @@ export class Supervisor {
     private readonly config: ShimLaunchConfig,
     private readonly driver: VmmDriver,
     private readonly log: (line: string) => void,
-    /** A VMM the shim's entry started before loading this module (`shim/main.ts`). */
-    private readonly earlyStart?: VmmStart,
+    /**
+     * What the shim's entry started before loading this module (`shim/main.ts`): the
+     * clients' socket and the VMM.
+     */
+    private readonly early: { clients?: ClientListener; vmm?: VmmStart } = {},
   ) {
     this.files = vmFiles(dir);
     // Set at once, so an end() before boot() still stops the VMM that is starting.
-    this.launching = earlyStart?.handle;
+    this.launching = early.vmm?.handle;
     this.network = config.network
       ? new ShimNetwork(config.network, this.files.networkLog)
       : undefined;
@@ -144,7 +148,7 @@ export class Supervisor {
   private async boot(): Promise<void> {
     const network = this.network;
     const start =
-      this.earlyStart ??
+      this.early.vmm ??
       startVmm(
         this.driver,
         this.dir,
@@ -267,7 +271,8 @@ export class Supervisor {
   }
 
   private async serveClients(): Promise<Server> {
-    const server = createServer((socket) => {
+    const listener = this.early.clients ?? (await listenForClients(this.files.socket));
+    listener.accept((socket) => {
       const client = new ClientConnection(socket, this);
       this.clients.add(client);
       socket.on("close", () => {
@@ -275,12 +280,7 @@ export class Supervisor {
         client.onClose();
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.files.socket, resolve);
-    });
-    await chmod(this.files.socket, 0o600);
-    return server;
+    return listener.server;
   }
 
   // ---- used by ClientConnection ----

@@ -93,6 +93,7 @@ describe("start-up import graph", () => {
     expect(files).toEqual([
       "contract/errors.ts",
       "guest/park.ts",
+      "shim/client-listener.ts",
       "shim/launch.ts",
       "shim/main.ts",
       "shim/vmm-start.ts",
