@@ -108,7 +108,9 @@ void pyro_cmdline_parse(const char *cmdline, struct pyro_cmdline *out)
         } else if (len == 14 && strncmp(p, "pyro.verbose=1", 14) == 0) {
             out->verbose = true;
         } else if (len == 11 && strncmp(p, "pyro.park=1", 11) == 0) {
-            out->park = true;
+            out->park = PYRO_PARK_EARLY;
+        } else if (len == 14 && strncmp(p, "pyro.park=late", 14) == 0) {
+            out->park = PYRO_PARK_LATE;
         }
         p += len;
     }
@@ -195,9 +197,14 @@ int pyro_init_run(void)
         LOG_INFO("probe ok");
         power_off_now();
     }
-    /* Before the root switch: nothing may have read the state disk yet (park.h). */
-    if (cmdline.park)
+    if (cmdline.park == PYRO_PARK_EARLY) {
+        /* Before the state disk is touched, with the base (the same for every clone)
+         * mounted and lo up already, so that a clone has less to do after the GO. */
+        pyro_rootfs_mount_base();
+        loopback_up();
         parked_port = pyro_park();
+        pyro_park_flush_disks(pyro_rootfs_base_device());
+    }
     pyro_rootfs_setup(cmdline.state_tmpfs);
     /* After the root switch: the cgroup mount belongs under the final /sys. */
     pyro_guard_init();
@@ -206,7 +213,10 @@ int pyro_init_run(void)
         LOG_ERRNO("sethostname %s", cmdline.hostname);
         pyro_init_error("sethostname %s: %s", cmdline.hostname, strerror(errno));
     }
-    loopback_up();
+    if (cmdline.park != PYRO_PARK_EARLY)
+        loopback_up();
+    if (cmdline.park == PYRO_PARK_LATE)
+        parked_port = pyro_park();
     return parked_port;
 }
 

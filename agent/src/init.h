@@ -9,12 +9,18 @@
 
 #define PYRO_INIT_MAX_ERRORS 32
 
+enum pyro_park_mode {
+    PYRO_PARK_NONE,
+    PYRO_PARK_EARLY, /* pyro.park=1: before the state disk is touched */
+    PYRO_PARK_LATE,  /* pyro.park=late: once init is done */
+};
+
 struct pyro_cmdline {
     char hostname[65];
-    bool probe;       /* pyro.probe=1: acceleration probe, power off at once */
-    bool state_tmpfs; /* pyro.state=tmpfs: writable layer on tmpfs, no state disk */
-    bool verbose;     /* pyro.verbose=1: debug logs on the console */
-    bool park;        /* pyro.park=1: memory-template build, see park.h */
+    bool probe;               /* pyro.probe=1: acceleration probe, power off at once */
+    bool state_tmpfs;         /* pyro.state=tmpfs: writable layer on tmpfs, no state disk */
+    bool verbose;             /* pyro.verbose=1: debug logs on the console */
+    enum pyro_park_mode park; /* memory-template builds, see park.h */
 };
 
 /* Runs every init step. Returns only when serving should start (a probe powers off):

@@ -88,7 +88,7 @@ static bool wait_for_go(int fd)
 
 /* The kernel read the template's disks while probing them; a clone has its own state
  * disk behind the same device, so nothing cached from the template may be used. */
-static void flush_disks(void)
+void pyro_park_flush_disks(const char *keep)
 {
     DIR *dir = opendir("/sys/block");
     if (!dir) {
@@ -101,6 +101,8 @@ static void flush_disks(void)
             continue;
         char dev[300];
         snprintf(dev, sizeof dev, "/dev/%s", ent->d_name);
+        if (keep && strcmp(dev, keep) == 0)
+            continue;
         int fd = open(dev, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || ioctl(fd, BLKFLSBUF, 0) != 0) {
             LOG_ERRNO("park: flush %s", dev);
@@ -135,7 +137,5 @@ int pyro_park(void)
     int fd = open_port();
     if (fd >= 0 && !signal_and_wait(fd))
         pyro_close(&fd);
-    /* Even after a failure: this may be a clone whose disks are not the template's. */
-    flush_disks();
     return fd;
 }

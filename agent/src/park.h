@@ -1,10 +1,13 @@
-/* Template parking (kernel argument pyro.park=1, only for memory-template builds).
+/* Template parking (kernel argument pyro.park=1 or pyro.park=late, only for
+ * memory-template builds).
  *
- * Init stops after the early mounts and before the root switch: it tells the host
- * PYRO_PARK_SIGNAL on the agent's virtio-serial port and waits for PYRO_PARK_GO. The
- * host saves the VM while it waits; every clone restored from that save wakes up here,
- * drops what the kernel cached of the template's disks and goes on with its own state
- * disk. So one template fits any state disk. Host side: src/guest/park.ts. */
+ * Init tells the host PYRO_PARK_SIGNAL on the agent's virtio-serial port and waits for
+ * PYRO_PARK_GO; the host saves the VM while it waits, and every clone restored from that
+ * save wakes up there. pyro.park=1 parks with only the read-only base mounted (it is the
+ * same image for a template and its clones): a clone drops what the kernel cached of the
+ * other disks and goes on with its own state disk, so one template fits any state disk.
+ * pyro.park=late parks once init is done (root switched): its clones must get a byte
+ * copy of the template's state disk as it was at the save. Host side: src/guest/park.ts. */
 #ifndef PYRO_PARK_H
 #define PYRO_PARK_H
 
@@ -23,10 +26,14 @@ struct pyro_park_matcher {
 /* Takes the next byte; true once the last byte of PYRO_PARK_GO arrived. */
 bool pyro_park_feed(struct pyro_park_matcher *m, uint8_t byte);
 
-/* Parks (see above) and flushes the virtio disks' cached blocks. Returns the agent port,
- * open and non-blocking, for the transport to serve: closing it would discard what the
- * host sent right after PYRO_PARK_GO (its hello). -1 when parking failed (logged in the
- * init errors); the boot then goes on without a port in hand. */
+/* Parks (see above). Returns the agent port, open and non-blocking, for the transport to
+ * serve: closing it would discard what the host sent right after PYRO_PARK_GO (its
+ * hello). -1 when parking failed (logged in the init errors); the boot then goes on
+ * without a port in hand. */
 int pyro_park(void);
+
+/* Drops the kernel's cached blocks (BLKFLSBUF) of every virtio disk but `keep` (a device
+ * path, or NULL): after an early park the state disk is the clone's, not the template's. */
+void pyro_park_flush_disks(const char *keep);
 
 #endif

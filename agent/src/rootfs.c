@@ -95,10 +95,33 @@ static bool try_mount(const char *source, const char *target, const char *type,
     return false;
 }
 
-static bool mount_layers(const char *base, const char *state, bool state_tmpfs)
+/* The base's device once looked for ("" when there was none), and whether it is mounted. */
+static char base_dev[300];
+static bool base_tried, base_mounted;
+
+bool pyro_rootfs_mount_base(void)
 {
-    if (!try_mount(base, "/mnt/base", "ext4", MS_RDONLY, NULL))
+    if (base_tried)
+        return base_mounted;
+    base_tried = true;
+    char state[300] = "";
+    find_disks(base_dev, state, sizeof base_dev);
+    if (base_dev[0] == '\0') {
+        LOG_ERROR("no disk labelled %s; serving from the initramfs", PYRO_BASE_LABEL);
+        pyro_init_error("no disk labelled %s; serving from the initramfs", PYRO_BASE_LABEL);
         return false;
+    }
+    base_mounted = try_mount(base_dev, "/mnt/base", "ext4", MS_RDONLY, NULL);
+    return base_mounted;
+}
+
+const char *pyro_rootfs_base_device(void)
+{
+    return base_dev;
+}
+
+static bool mount_layers(const char *state, bool state_tmpfs)
+{
     bool state_ok;
     if (state_tmpfs || state[0] == '\0') {
         if (!state_tmpfs) {
@@ -196,14 +219,12 @@ static void switch_root(void)
 
 void pyro_rootfs_setup(bool state_tmpfs)
 {
+    if (!pyro_rootfs_mount_base())
+        return;
+    /* Looked up again: a parked template's clone has a state disk of its own. */
     char base[300] = "", state[300] = "";
     find_disks(base, state, sizeof base);
-    if (base[0] == '\0') {
-        LOG_ERROR("no disk labelled %s; serving from the initramfs", PYRO_BASE_LABEL);
-        pyro_init_error("no disk labelled %s; serving from the initramfs", PYRO_BASE_LABEL);
-        return;
-    }
-    if (!mount_layers(base, state, state_tmpfs)) {
+    if (!mount_layers(state, state_tmpfs)) {
         LOG_ERROR("no overlay root; serving from the initramfs");
         return;
     }

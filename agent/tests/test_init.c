@@ -14,11 +14,14 @@ static void cmdline_keys(void)
     pyro_cmdline_parse("pyro.probe=1", &c);
     CHECK(c.probe && !c.state_tmpfs && !c.verbose && c.hostname[0] == '\0');
     pyro_cmdline_parse("pyro.verbose=1", &c);
-    CHECK(c.verbose && !c.park);
+    CHECK(c.verbose && c.park == PYRO_PARK_NONE);
     pyro_cmdline_parse("quiet pyro.park=1 pyro.hostname=pyro-template", &c);
-    CHECK(c.park && strcmp(c.hostname, "pyro-template") == 0);
-    pyro_cmdline_parse("pyro.park=0 pyro.park=11 pyro.park", &c);
-    CHECK(!c.park);
+    CHECK(c.park == PYRO_PARK_EARLY && strcmp(c.hostname, "pyro-template") == 0);
+    pyro_cmdline_parse("pyro.park=late", &c);
+    CHECK(c.park == PYRO_PARK_LATE);
+    pyro_cmdline_parse("pyro.park=0 pyro.park=11 pyro.park pyro.park=lately pyro.park=LATE",
+                       &c);
+    CHECK(c.park == PYRO_PARK_NONE);
     pyro_cmdline_parse("pyro.probe=10 pyro.state=tmpfsx xpyro.hostname=a pyro.hostname=", &c);
     CHECK(!c.probe && !c.state_tmpfs && c.hostname[0] == '\0');
     char long_line[200] = "pyro.hostname=";

@@ -45,7 +45,9 @@ export function startVmm(
   const handle = (async () => {
     if (config.restore && driver.name !== "qemu")
       throw new Error(`the ${driver.name} driver cannot restore a saved VM`);
-    if (config.memory_path) await createMemoryFile(config.memory_path, config.mem_mib);
+    if (config.memory_path) {
+      await createMemoryFile(config.memory_path, config.mem_mib, { fresh: !config.restore });
+    }
     await network?.prepare();
     times.launchedAt = performance.now();
     const vmm = await driver.launch(vmmLaunchSpec(dir, config, network?.spec));

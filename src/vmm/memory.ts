@@ -10,9 +10,16 @@ export function memoryFileBytes(memMib: number): number {
 /**
  * Creates a VM's RAM file (QEMU `memory-backend-file`, `share=on`) unless it exists:
  * sparse, so a fresh VM costs no disk until its guest touches a page. An existing file
- * is kept: it holds a paused VM's memory or a template's copy (the driver checks its size).
+ * is kept (it holds a paused VM's memory or a template's copy; the driver checks its
+ * size) unless `fresh`: a cold boot starts from empty RAM, not a previous run's pages,
+ * and gives their disk space back.
  */
-export async function createMemoryFile(path: string, memMib: number): Promise<void> {
+export async function createMemoryFile(
+  path: string,
+  memMib: number,
+  options: { fresh?: boolean } = {},
+): Promise<void> {
+  if (options.fresh) await rm(path, { force: true });
   let handle;
   try {
     handle = await open(path, "wx", 0o600);

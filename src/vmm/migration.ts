@@ -1,6 +1,6 @@
 import { createWriteStream } from "node:fs";
 import { chmod, chown, mkdtemp, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Transform } from "node:stream";
@@ -73,17 +73,10 @@ export async function saveVmState(
   options: MigrationOptions = {},
 ): Promise<void> {
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  await qmp.execute("stop");
-  await qmp.execute("migrate-set-capabilities", IGNORE_SHARED);
   const receiver = await receiveState(vmstatePath, owner, options.maxStateBytes);
   try {
-    await qmp.execute("migrate", { uri: `unix:${receiver.socketPath}` });
-    await Promise.race([
-      waitMigration(qmp, "saving the VM's state", deadline, options.pollMs ?? DEFAULT_POLL_MS),
-      // A stream over the cap fails the save at once, whatever QEMU reports.
-      receiver.done.then(() => new Promise<never>(() => {})),
-    ]);
-    await Promise.race([receiver.done, sleep(deadline - Date.now()).then(timedOut)]);
+    const saving = migrateOut(qmp, receiver, deadline, options.pollMs ?? DEFAULT_POLL_MS);
+    await beforeDeadline(saving, deadline, "saving the VM's state did not finish in time");
   } catch (error) {
     await rm(vmstatePath, { force: true });
     throw error;
@@ -92,8 +85,41 @@ export async function saveVmState(
   }
 }
 
-function timedOut(): never {
-  throw new PyroError("timeout", "saving the VM's state: the stream did not end in time");
+async function migrateOut(
+  qmp: QmpCommands,
+  receiver: { socketPath: string; done: Promise<number> },
+  deadline: number,
+  pollMs: number,
+): Promise<void> {
+  await qmp.execute("stop");
+  await qmp.execute("migrate-set-capabilities", IGNORE_SHARED);
+  await qmp.execute("migrate", { uri: `unix:${receiver.socketPath}` });
+  await Promise.race([
+    waitMigration(qmp, "saving the VM's state", deadline, pollMs),
+    // A stream over the cap fails the save at once, whatever QEMU reports.
+    receiver.done.then(() => new Promise<never>(() => {})),
+  ]);
+  await receiver.done;
+}
+
+/**
+ * `work`, or a `timeout` at the deadline: a QEMU whose monitor stopped answering must
+ * not hold a pause forever. The timer never outlives the work (a CLI would wait for it).
+ */
+async function beforeDeadline<T>(work: Promise<T>, deadline: number, message: string): Promise<T> {
+  work.catch(() => {}); // what it does after the deadline is nobody's concern
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new PyroError("timeout", message)),
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -110,8 +136,10 @@ async function receiveState(
   const socketPath = join(dir, "vmstate.sock");
   const server = createServer();
   server.maxConnections = 1;
+  let connection: Socket | undefined;
   const done = new Promise<number>((resolve, reject) => {
     server.once("connection", (socket) => {
+      connection = socket;
       server.close(); // one connection: whoever comes next is refused
       let bytes = 0;
       const cap = new Transform({
@@ -143,6 +171,7 @@ async function receiveState(
   }
   const close = async () => {
     server.close();
+    connection?.destroy(); // a save that failed or timed out leaves QEMU nothing to write to
     await rm(dir, { recursive: true, force: true });
   };
   return { socketPath, done, close };
@@ -170,6 +199,16 @@ export async function restoreVmState(
 ): Promise<void> {
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
+  const restoring = migrateIn(qmp, vmstateFd, deadline, pollMs);
+  await beforeDeadline(restoring, deadline, "restoring the VM's state did not finish in time");
+}
+
+async function migrateIn(
+  qmp: QmpCommands,
+  vmstateFd: number,
+  deadline: number,
+  pollMs: number,
+): Promise<void> {
   await qmp.execute("migrate-set-capabilities", IGNORE_SHARED);
   await qmp.execute("migrate-incoming", { uri: `fd:${vmstateFd}` });
   await waitMigration(qmp, "restoring the VM's state", deadline, pollMs);

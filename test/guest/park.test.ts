@@ -56,16 +56,16 @@ function readUntil(socket: Socket, done: (seen: Buffer) => boolean, ms = 120_000
 const oneFrame = (seen: Buffer) =>
   seen.length >= FRAME_HEADER_BYTES && seen.length >= FRAME_HEADER_BYTES + seen.readUInt32LE(0);
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "pyro-park-"));
+/** A VM of `dir` booted with `pyro.park=<mode>`, straight on the QEMU driver. */
+async function launchParked(dir: string, mode: string): Promise<VmmHandle> {
   const artifacts = await bootArtifacts("debian:12-base", silentProgress);
   await createStateDisk(dir);
   const files = vmFiles(dir);
-  vmm = await new QemuDriver().launch({
-    vmId: "park-test",
+  return new QemuDriver().launch({
+    vmId: `park-${mode}`,
     kernelPath: artifacts.kernel.path,
     initrdPath: artifacts.agent.initramfs,
-    kernelArgs: ["pyro.hostname=pyro-template", "pyro.park=1"],
+    kernelArgs: ["pyro.hostname=pyro-template", `pyro.park=${mode}`],
     vcpuCount: 1,
     memMib: 256,
     acceleration: expectedAcceleration(),
@@ -77,12 +77,21 @@ beforeAll(async () => {
     controlSocketPath: files.controlSocket,
     consoleLogPath: files.console,
   });
+}
+
+async function stopVm(handle: VmmHandle | undefined) {
+  if (handle?.status() === "running") await handle.stop().catch(() => handle.kill());
+  await handle?.exited;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "pyro-park-"));
+  vmm = await launchParked(dir, "1");
   channel = await vmm.agentChannel;
 });
 
 afterAll(async () => {
-  if (vmm?.status() === "running") await vmm.stop().catch(() => vmm?.kill());
-  await vmm?.exited;
+  await stopVm(vmm);
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -123,6 +132,38 @@ describe("a guest booted with pyro.park=1", () => {
       expect(uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     } finally {
       client.destroy();
+    }
+  });
+});
+
+describe("a guest booted with pyro.park=late", () => {
+  it("parks once init is done and serves the hello right behind GO", async () => {
+    const lateDir = await mkdtemp(join(tmpdir(), "pyro-park-late-"));
+    let late: VmmHandle | undefined;
+    try {
+      late = await launchParked(lateDir, "late");
+      const socket = await late.agentChannel;
+      const parked = await readUntil(socket, (seen) => seen.length >= PARKED.length);
+      expect(parked.toString("latin1")).toBe(PARKED);
+      const console = await readFile(vmFiles(lateDir).console, "utf8");
+      // Parked after the root switch: the overlay root was set up before the signal.
+      expect(console).toContain("parked: waiting for the host");
+      const reply = readUntil(socket, oneFrame);
+      socket.write(Buffer.concat([Buffer.from(GO), encodeControl(1, { op: "hello" })]));
+      const frame = await reply;
+      expect(decodeControl(frame.subarray(FRAME_HEADER_BYTES))).toMatchObject({
+        type: "result",
+        init_errors: [],
+      });
+      const client = new ChannelClient(socket);
+      const result = await client.exec({
+        argv: ["sh", "-c", "grep -c ' / overlay ' /proc/mounts"],
+      });
+      client.destroy();
+      expect(result.stdout.toString()).toBe("1\n");
+    } finally {
+      await stopVm(late);
+      await rm(lateDir, { recursive: true, force: true });
     }
   });
 });

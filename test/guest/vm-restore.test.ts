@@ -8,6 +8,7 @@ import { helloEntropy } from "../../src/guest/ops/system.js";
 import { sendGo, waitParked } from "../../src/guest/park.js";
 import { bootSandbox, createStateDisk } from "../../src/manager/boot.js";
 import { vmFiles, type ShimLaunchConfig } from "../../src/shim/launch.js";
+import { vmmNetworkSpec } from "../../src/shim/network.js";
 import { runChecked } from "../../src/util/process.js";
 import { silentProgress } from "../../src/util/progress.js";
 import type { VmmHandle, VmmLaunchSpec } from "../../src/vmm/driver.js";
@@ -155,6 +156,44 @@ describe("QEMU save and restore", () => {
     }
   });
 
+  it("a VM with a NIC restores with it: the guest's frames reach the shim's end again", async () => {
+    const net = { network: vmmNetworkSpec(), vmId: `vm-restore-net-${process.pid}` };
+    const nicRam = join(dir, "nic.ram");
+    await createMemoryFile(nicRam, MEM_MIB);
+    const cold = await launch({ ...net, memoryPath: nicRam });
+    await cold.client.request(AGENT_OPS.net_configure, {
+      address: "10.0.2.15",
+      prefix_len: 24,
+      gateway: "10.0.2.2",
+      dns: [],
+    });
+    await cold.handle.saveState!(join(dir, "nic.vmstate"));
+    cold.client.destroy();
+    await cold.handle.stop();
+
+    const warm = await launch({
+      ...net,
+      memoryPath: nicRam,
+      restoreFrom: join(dir, "nic.vmstate"),
+    });
+    // Frames come as a uint32 big-endian length, then the Ethernet frame (driver.ts).
+    const frame = new Promise<Buffer>((resolve) => {
+      let seen = Buffer.alloc(0);
+      warm.handle.network!.fromGuest.on("data", (chunk: Buffer) => {
+        seen = Buffer.concat([seen, chunk]);
+        if (seen.length >= 4 && seen.length >= 4 + seen.readUInt32BE(0))
+          resolve(seen.subarray(4, 4 + seen.readUInt32BE(0)));
+      });
+    });
+    // The default route via 10.0.2.2 survived in the guest's memory; a datagram to the
+    // gateway starts with an ARP request, which comes out on the shim's end.
+    expect(await sh(warm.client, "grep -c 0202000A /proc/net/route")).toBe("1\n");
+    await sh(warm.client, "bash -c 'echo x > /dev/udp/10.0.2.2/9' || true");
+    expect((await frame).length).toBeGreaterThan(14);
+    warm.client.destroy();
+    await warm.handle.stop();
+  });
+
   it("a corrupt state file fails the launch with QEMU's reason and leaves no QEMU behind", async () => {
     const bad = join(dir, "bad-vmstate");
     writeFileSync(bad, Buffer.alloc(4096, 7));
@@ -177,13 +216,70 @@ describe("QEMU save and restore", () => {
 });
 
 describe("a parked template and its clones", () => {
-  const template = { memory: join(dir, "template.ram"), vmstate: join(dir, "template.vmstate") };
+  type Park = "early" | "late";
+  /** Early: parked before the state disk is read (template.* is the shim test's too). */
+  const templates = {
+    early: { memory: join(dir, "template.ram"), vmstate: join(dir, "template.vmstate") },
+    late: { memory: join(dir, "late.ram"), vmstate: join(dir, "late.vmstate") },
+  };
+  const lateDisk = join(dir, "late-template.ext4");
 
-  /** A clone as the shim makes one: its own RAM copy and a fresh state disk. */
-  async function clone(name: string) {
+  async function buildTemplate(park: Park) {
+    const template = templates[park];
+    await createMemoryFile(template.memory, MEM_MIB);
+    if (park === "late")
+      await runChecked("make a disk", "mkfs.ext4", [
+        "-q",
+        "-F",
+        "-L",
+        "pyro-state",
+        lateDisk,
+        "8G",
+      ]);
+    const parked = await driver.launch(
+      spec({
+        vmId: `vm-restore-template-${process.pid}`,
+        kernelArgs: [
+          "pyro.hostname=pyro-template",
+          park === "late" ? "pyro.park=late" : "pyro.park=1",
+        ],
+        memoryPath: template.memory,
+        ...(park === "late"
+          ? {
+              disks: [
+                { path: artifacts.rootfs, readOnly: true },
+                { path: lateDisk, readOnly: false },
+              ],
+            }
+          : {}),
+        consoleLogPath: join(dir, `template-${park}-console.log`),
+      }),
+    );
+    handles.push(parked);
+    await waitParked(await parked.agentChannel, 60_000);
+    await parked.saveState!(template.vmstate);
+    await parked.stop();
+  }
+
+  /**
+   * A clone as the shim makes one: its own RAM copy and a state disk, fresh after an
+   * early park, a byte copy of the template's after a late one.
+   */
+  async function clone(name: string, park: Park) {
+    const template = templates[park];
     const own = { memory: join(dir, `${name}.ram`), disk: join(dir, `${name}.ext4`) };
     await runChecked("copy the RAM", "cp", ["--sparse=always", template.memory, own.memory]);
-    await runChecked("make a disk", "mkfs.ext4", ["-q", "-F", "-L", "pyro-state", own.disk, "8G"]);
+    if (park === "late")
+      await runChecked("copy the disk", "cp", ["--sparse=always", lateDisk, own.disk]);
+    else
+      await runChecked("make a disk", "mkfs.ext4", [
+        "-q",
+        "-F",
+        "-L",
+        "pyro-state",
+        own.disk,
+        "8G",
+      ]);
     const started = performance.now();
     const handle = await driver.launch(
       spec({
@@ -211,39 +307,29 @@ describe("a parked template and its clones", () => {
     return { handle, client, launchMs, helloMs: Math.round(performance.now() - started) };
   }
 
-  it("clones restore with any state disk, each with its own randomness", async () => {
-    await createMemoryFile(template.memory, MEM_MIB);
-    const parked = await driver.launch(
-      spec({
-        vmId: `vm-restore-template-${process.pid}`,
-        kernelArgs: ["pyro.hostname=pyro-template", "pyro.park=1"],
-        memoryPath: template.memory,
-        consoleLogPath: join(dir, "template-console.log"),
-      }),
-    );
-    handles.push(parked);
-    await waitParked(await parked.agentChannel, 60_000);
-    await parked.saveState!(template.vmstate);
-    await parked.stop();
-
-    const clones = [await clone("clone-a"), await clone("clone-b")];
-    const facts = "hostname; cat /proc/sys/kernel/random/uuid; od -An -N16 /dev/urandom";
-    const seen = [];
-    for (const vm of clones) {
-      expect(await sh(vm.client, "echo mine > /root/m; sync; cat /root/m")).toBe("mine\n");
-      seen.push((await sh(vm.client, facts)).split("\n"));
-    }
-    expect(seen.map((lines) => lines[0])).toEqual(["clone-a", "clone-b"]);
-    expect(seen[0]![1]).not.toBe(seen[1]![1]);
-    expect(seen[0]![2]).not.toBe(seen[1]![2]);
-    console.log(
-      `template clone: restore to hello ${clones.map((c) => `${c.helloMs} (launch ${c.launchMs})`).join(", ")} ms`,
-    );
-    for (const vm of clones) {
-      vm.client.destroy();
-      await vm.handle.stop();
-    }
-  });
+  it.each(["early", "late"] as const)(
+    "%s park: clones restore, write their own disks, each with its own randomness",
+    async (park) => {
+      await buildTemplate(park);
+      const clones = [await clone(`${park}-a`, park), await clone(`${park}-b`, park)];
+      const facts = "hostname; cat /proc/sys/kernel/random/uuid; od -An -N16 /dev/urandom";
+      const seen = [];
+      for (const vm of clones) {
+        expect(await sh(vm.client, "echo mine > /root/m; sync; cat /root/m")).toBe("mine\n");
+        seen.push((await sh(vm.client, facts)).split("\n"));
+      }
+      expect(seen.map((lines) => lines[0])).toEqual([`${park}-a`, `${park}-b`]);
+      expect(seen[0]![1]).not.toBe(seen[1]![1]);
+      expect(seen[0]![2]).not.toBe(seen[1]![2]);
+      console.log(
+        `${park} template clone: restore to hello ${clones.map((c) => `${c.helloMs} (launch ${c.launchMs})`).join(", ")} ms`,
+      );
+      for (const vm of clones) {
+        vm.client.destroy();
+        await vm.handle.stop();
+      }
+    },
+  );
 });
 
 describe("the shim's boot from a restore", () => {

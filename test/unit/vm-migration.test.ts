@@ -93,6 +93,15 @@ describe("saving a VM's state", () => {
     expect(existsSync(join(dir, "vmstate"))).toBe(false);
   });
 
+  it("a QEMU whose monitor stops answering fails the save at the deadline", async () => {
+    const dir = tempDir("pyro-save-test-");
+    const hung: QmpCommands = { execute: () => new Promise(() => {}) };
+    await expect(
+      saveVmState(hung, join(dir, "vmstate"), undefined, { timeoutMs: 50 }),
+    ).rejects.toMatchObject({ code: "timeout", message: /saving the VM's state/ });
+    expect(existsSync(join(dir, "vmstate"))).toBe(false);
+  });
+
   it("takes one connection: a second one is refused and cannot add to the state", async () => {
     const dir = tempDir("pyro-save-test-");
     const path = join(dir, "vmstate");
@@ -150,6 +159,14 @@ describe("restoring a VM's state", () => {
     const qemu = incoming("running");
     await restoreVmState(qemu.qmp, 12, { pollMs: 1 });
     expect(qemu.commands.at(-1)).toBe("query-status");
+  });
+
+  it("a QEMU whose monitor stops answering fails the restore at the deadline", async () => {
+    const hung: QmpCommands = { execute: () => new Promise(() => {}) };
+    await expect(restoreVmState(hung, 12, { timeoutMs: 50 })).rejects.toMatchObject({
+      code: "timeout",
+      message: /restoring the VM's state/,
+    });
   });
 
   it("a failed load is an error", async () => {
