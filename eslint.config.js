@@ -28,12 +28,12 @@ export default tseslint.config(
   },
   layer(
     ["src/cli/**", "src/mcp/**"],
-    ["manager", "workspace", "vmm", "shim", "guest", "env", "disk", "network"],
+    ["manager", "workspace", "vmm", "vmstate", "shim", "guest", "env", "disk", "network"],
     "Surfaces call the Pyro facade and the contract only.",
   ),
   layer(
     ["src/sdk/**"],
-    ["cli", "mcp", "vmm", "shim", "guest", "env", "disk", "network"],
+    ["cli", "mcp", "vmm", "vmstate", "shim", "guest", "env", "disk", "network"],
     "The SDK facade calls the core (manager/, workspace/), not the runtime below it.",
   ),
   layer(
@@ -60,7 +60,15 @@ export default tseslint.config(
     "The core never reaches up to a surface.",
   ),
   layer(
-    ["src/vmm/**", "src/shim/**", "src/guest/**", "src/env/**", "src/disk/**", "src/network/**"],
+    [
+      "src/vmm/**",
+      "src/vmstate/**",
+      "src/shim/**",
+      "src/guest/**",
+      "src/env/**",
+      "src/disk/**",
+      "src/network/**",
+    ],
     ["cli", "mcp", "sdk", "manager", "workspace"],
     "The runtime layer never reaches up into the core or the surfaces.",
   ),

@@ -1,4 +1,5 @@
 #include "file_list.h"
+#include "file_walk.h"
 
 #include "confine.h"
 #include "exec.h"
@@ -14,30 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define NO_TARGET SIZE_MAX
-
 static const char *const artifact_types[] = {"file", "directory", "symlink"};
-enum artifact { ARTIFACT_FILE, ARTIFACT_DIRECTORY, ARTIFACT_SYMLINK };
-
-struct entry {
-    size_t path;   /* offset in the listing's strings */
-    size_t target; /* offset of the link target, or NO_TARGET */
-    int64_t size_bytes;
-    enum artifact type;
-};
-
-/* Everything gathered; strings are NUL-terminated and addressed by offset because the
- * arena moves when it grows. */
-struct listing {
-    char *strings;
-    size_t strings_len, strings_cap;
-    struct entry *entries;
-    size_t count, entries_cap;
-    size_t max_entries;
-    bool recursive;
-    bool truncated;
-    char path[PATH_MAX]; /* the entry being looked at, relative to the root */
-};
 
 /* Grows *buf to hold need elements of size elem; false with ENOMEM. */
 static bool reserve(void **buf, size_t *cap, size_t need, size_t elem)
@@ -71,24 +49,31 @@ static bool store_string(char **arena, size_t *len, size_t *cap, const char *s, 
 
 /* Adds the entry for l->path (name in dir_fd, status st). Returns 0 (added, or skipped:
  * fifos, sockets and devices are not listed), 1 when the listing is full, -1 on error. */
-static int add_entry(struct listing *l, int dir_fd, const char *name, const struct stat *st)
+static int add_entry(struct pyro_listing *l, int dir_fd, const char *name,
+                     const struct stat *st)
 {
-    struct entry ent = {.target = NO_TARGET, .size_bytes = st->st_size};
+    struct pyro_walk_entry ent = {
+        .target = PYRO_NO_TARGET, .size_bytes = st->st_size, .mode = st->st_mode & 07777};
     if (S_ISREG(st->st_mode))
-        ent.type = ARTIFACT_FILE;
+        ent.type = PYRO_ARTIFACT_FILE;
     else if (S_ISDIR(st->st_mode))
-        ent.type = ARTIFACT_DIRECTORY;
+        ent.type = PYRO_ARTIFACT_DIRECTORY;
     else if (S_ISLNK(st->st_mode))
-        ent.type = ARTIFACT_SYMLINK;
+        ent.type = PYRO_ARTIFACT_SYMLINK;
     else
         return 0;
     if (l->count == l->max_entries) {
         l->truncated = true;
         return 1;
     }
-    if (ent.type == ARTIFACT_DIRECTORY)
+    if (ent.type == PYRO_ARTIFACT_DIRECTORY)
         ent.size_bytes = 0; /* a directory's st_size is file-system specific */
-    if (ent.type == ARTIFACT_SYMLINK) {
+    if (l->manifest && ent.type == PYRO_ARTIFACT_FILE) {
+        int rc = pyro_manifest_hash_file(l, dir_fd, name, &ent);
+        if (rc != 0)
+            return rc == 2 ? 0 : rc;
+    }
+    if (ent.type == PYRO_ARTIFACT_SYMLINK) {
         char target[PATH_MAX];
         ssize_t n = readlinkat(dir_fd, name, target, sizeof target);
         if (n < 0 || !store_string(&l->strings, &l->strings_len, &l->strings_cap, target,
@@ -159,10 +144,10 @@ static bool raced(int err)
     return err == ENOENT || err == ENOTDIR || err == ELOOP;
 }
 
-static int walk_dir(struct listing *l, int dir_fd, int depth);
+static int walk_dir(struct pyro_listing *l, int dir_fd, int depth);
 
 /* Looks at one name of dir_fd; l->path already holds its path. Returns as add_entry. */
-static int visit(struct listing *l, int dir_fd, const char *name, int depth)
+static int visit(struct pyro_listing *l, int dir_fd, const char *name, int depth)
 {
     struct stat st;
     if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
@@ -183,7 +168,7 @@ static int visit(struct listing *l, int dir_fd, const char *name, int depth)
 }
 
 /* Lists dir_fd, whose path is l->path ("" for the root). Returns as add_entry. */
-static int walk_dir(struct listing *l, int dir_fd, int depth)
+static int walk_dir(struct pyro_listing *l, int dir_fd, int depth)
 {
     struct names n = {0};
     int rc = read_names(dir_fd, &n);
@@ -209,7 +194,7 @@ static int walk_dir(struct listing *l, int dir_fd, int depth)
     return rc;
 }
 
-static int list_root(struct listing *l, const struct pyro_confined *c)
+static int list_root(struct pyro_listing *l, const struct pyro_confined *c)
 {
     int fd = pyro_confine_open(c->root_fd, ".", O_RDONLY | O_DIRECTORY);
     if (fd < 0)
@@ -221,12 +206,13 @@ static int list_root(struct listing *l, const struct pyro_confined *c)
 }
 
 /* Gathers the listing of c's path; false with e set. */
-static bool gather(struct listing *l, const struct pyro_confined *c, struct pyro_error *e)
+static bool gather(struct pyro_listing *l, const struct pyro_confined *c, const char *op,
+                   struct pyro_error *e)
 {
     if (strcmp(c->rel, ".") == 0) {
         if (list_root(l, c) >= 0)
             return true;
-        pyro_confine_error(c, "file_list", errno, false, e);
+        pyro_confine_error(c, op, errno, false, e);
         return false;
     }
     char name[NAME_MAX + 1];
@@ -249,24 +235,24 @@ static bool gather(struct listing *l, const struct pyro_confined *c, struct pyro
         }
     }
     if (rc < 0)
-        pyro_confine_error(c, "file_list", errno, false, e);
+        pyro_confine_error(c, op, errno, false, e);
     pyro_close(&parent);
     return rc >= 0;
 }
 
 static int compare_entries(const void *a, const void *b, void *strings)
 {
-    const struct entry *x = a, *y = b;
+    const struct pyro_walk_entry *x = a, *y = b;
     return strcmp((const char *)strings + x->path, (const char *)strings + y->path);
 }
 
 /* Sends the entries as JSON lines, as many whole lines per stdout frame as fit. */
-static void send_entries(struct pyro_conn *conn, uint32_t channel, const struct listing *l)
+static void send_entries(struct pyro_conn *conn, uint32_t channel, const struct pyro_listing *l)
 {
     static char frame[PYRO_OUTPUT_CHUNK_BYTES], line[PYRO_OUTPUT_CHUNK_BYTES];
     size_t used = 0;
     for (size_t i = 0; i < l->count; i++) {
-        const struct entry *ent = &l->entries[i];
+        const struct pyro_walk_entry *ent = &l->entries[i];
         struct pyro_json_writer w;
         pyro_json_writer_init(&w, line, sizeof line - 1);
         pyro_json_object_begin(&w);
@@ -276,8 +262,10 @@ static void send_entries(struct pyro_conn *conn, uint32_t channel, const struct 
         pyro_json_string(&w, artifact_types[ent->type]);
         pyro_json_key(&w, "size_bytes");
         pyro_json_int(&w, ent->size_bytes);
+        if (l->manifest)
+            pyro_manifest_write_fields(&w, ent);
         pyro_json_key(&w, "link_target");
-        if (ent->target != NO_TARGET)
+        if (ent->target != PYRO_NO_TARGET)
             pyro_json_string(&w, l->strings + ent->target);
         else
             pyro_json_null(&w);
@@ -299,11 +287,45 @@ static void send_entries(struct pyro_conn *conn, uint32_t channel, const struct 
         pyro_conn_send(conn, channel, PYRO_FRAME_STDOUT, frame, used);
 }
 
+/* Gathers, sorts and sends l's entries for the request, then the result (with the hashed
+ * bytes for a manifest). */
+void pyro_listing_send(struct pyro_conn *conn, uint32_t channel, struct pyro_listing *l,
+                       const struct pyro_confined *c, const char *op)
+{
+    struct pyro_error e;
+    if (!gather(l, c, op, &e)) {
+        pyro_send_error(conn, channel, &e);
+        return;
+    }
+    if (l->count > 1)
+        qsort_r(l->entries, l->count, sizeof l->entries[0], compare_entries, l->strings);
+    send_entries(conn, channel, l);
+    struct pyro_json_writer w;
+    pyro_files_result_begin(&w, c->rel);
+    pyro_json_key(&w, "count");
+    pyro_json_int(&w, (int64_t)l->count);
+    pyro_json_key(&w, "truncated");
+    pyro_json_bool(&w, l->truncated);
+    if (l->manifest) {
+        pyro_json_key(&w, "hashed_bytes");
+        pyro_json_int(&w, (int64_t)l->hashed_bytes);
+    }
+    pyro_json_object_end(&w);
+    pyro_send_control(conn, channel, &w);
+}
+
+void pyro_listing_release(struct pyro_listing *l, struct pyro_confined *c)
+{
+    free(l->strings);
+    free(l->entries);
+    pyro_confine_release(c);
+}
+
 void pyro_file_list(struct pyro_conn *conn, uint32_t channel, const struct pyro_json_value *req)
 {
     static const char *const fields[] = {"op",        "root",        "path",
                                          "recursive", "max_entries", NULL};
-    static struct listing l; /* for its path buffer; the arrays are freed below */
+    static struct pyro_listing l; /* for its path buffer; the arrays are freed below */
     struct pyro_confined c;
     struct pyro_error e;
     int64_t max_entries = PYRO_FILE_LIST_DEFAULT_ENTRIES;
@@ -317,22 +339,6 @@ void pyro_file_list(struct pyro_conn *conn, uint32_t channel, const struct pyro_
         return;
     }
     l.max_entries = (size_t)max_entries;
-    if (gather(&l, &c, &e)) {
-        if (l.count > 1)
-            qsort_r(l.entries, l.count, sizeof l.entries[0], compare_entries, l.strings);
-        send_entries(conn, channel, &l);
-        struct pyro_json_writer w;
-        pyro_files_result_begin(&w, c.rel);
-        pyro_json_key(&w, "count");
-        pyro_json_int(&w, (int64_t)l.count);
-        pyro_json_key(&w, "truncated");
-        pyro_json_bool(&w, l.truncated);
-        pyro_json_object_end(&w);
-        pyro_send_control(conn, channel, &w);
-    } else {
-        pyro_send_error(conn, channel, &e);
-    }
-    free(l.strings);
-    free(l.entries);
-    pyro_confine_release(&c);
+    pyro_listing_send(conn, channel, &l, &c, "file_list");
+    pyro_listing_release(&l, &c);
 }

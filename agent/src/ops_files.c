@@ -7,6 +7,7 @@
 
 static const struct pyro_op ops[] = {
     {"file_list", pyro_file_list},
+    {"file_manifest", pyro_file_manifest},
     {"file_read", pyro_file_read},
     {"file_write", pyro_file_write_start},
     {"file_delete", pyro_file_delete},

@@ -26,6 +26,7 @@ void test_proc(void);
 void test_names(void);
 void test_ring(void);
 void test_service_log(void);
+void test_sha256(void);
 void test_park(void);
 void test_entropy(void);
 

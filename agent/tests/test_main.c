@@ -18,6 +18,7 @@ int main(void)
     test_names();
     test_ring();
     test_service_log();
+    test_sha256();
     test_park();
     test_entropy();
     printf("%d checks, %d failures\n", test_checks, test_failures);

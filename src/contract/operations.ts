@@ -32,6 +32,10 @@ export const OPERATIONS = [
   ws.deleteWorkspace,
   ws.stopWorkspace,
   ws.startWorkspace,
+  // VM state (issue 10): workspace-full only.
+  ws.pauseWorkspace,
+  ws.resumeWorkspace,
+  ws.forkWorkspace,
   ws.execWorkspace,
   ws.pushWorkspaceSync,
   ws.exportWorkspace,

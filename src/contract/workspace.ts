@@ -56,7 +56,9 @@ export const CreateWorkspaceParams = z.object({
     .min(1)
     .max(LIMITS.max_ttl_seconds)
     .default(DEFAULTS.ttl_seconds)
-    .describe("Stop the workspace (keeping its files) after this many idle seconds."),
+    .describe(
+      "Pause the workspace after this many idle seconds (stop it, keeping its files, where its VM cannot be saved).",
+    ),
   network_policy: NetworkPolicy.default("off").describe(
     "off: no network device; egress: outbound access; egress+published-ports: plus host ports.",
   ),
@@ -69,7 +71,11 @@ export const CreateWorkspaceParams = z.object({
   allow_host_compat: z.boolean().default(false).describe("Allow running without a VM."),
 });
 
-export const WorkspaceState = z.enum(["started", "stopped", "failed"]);
+export const WorkspaceState = z
+  .enum(["started", "stopped", "failed", "paused"])
+  .describe(
+    "paused: the whole VM (memory, processes, shells) is saved on the host; any call that needs the guest resumes it first.",
+  );
 
 export const WorkspaceRecord = z.object({
   workspace_id: z.string(),
@@ -109,6 +115,18 @@ export const WorkspaceRecord = z.object({
   execution_mode: ExecutionMode,
   acceleration: AccelerationMode.nullable(),
   error: z.string().nullable().describe("Why the workspace failed, when state is failed."),
+  resume_note: z
+    .string()
+    .nullable()
+    .optional()
+    .describe(
+      "Set when the last resume could not restore the saved VM and booted its disk instead (running processes and shells were lost), saying why.",
+    ),
+  forked_from: z
+    .string()
+    .nullable()
+    .optional()
+    .describe("The workspace this one was forked from, if any."),
   ...bootRecordFields(),
 });
 
@@ -317,7 +335,8 @@ export const startWorkspace = op({
     idempotent: true,
     openWorld: true,
   }),
-  description: "Boot a stopped or failed workspace again with its files in place.",
+  description:
+    "Boot a stopped or failed workspace again with its files in place; a paused one is resumed.",
   params: WorkspaceIdParams,
   result: WorkspaceRecord,
   errors: ["not_found", "conflict", "unavailable", "internal"],
@@ -552,4 +571,67 @@ export const deleteSnapshot = op({
     deleted: z.literal(true),
   }),
   errors: ["invalid_argument", "not_found", "internal"],
+});
+
+export const pauseWorkspace = op({
+  sdkMethod: "pauseWorkspace",
+  mcpTool: "workspace_pause",
+  cliCommand: "workspace pause",
+  annotations: changes("Pause a workspace", {
+    destructive: false,
+    idempotent: true,
+    openWorld: false,
+  }),
+  description:
+    "Save a started workspace's whole VM (memory, running services, open shells) on the host and free its CPU; workspace_resume, or any call that needs the guest, brings it back as it was.",
+  params: WorkspaceIdParams,
+  result: WorkspaceRecord.extend({
+    pause_ms: z.number().describe("How long the pause took, request to VM saved and gone."),
+  }),
+  errors: ["not_found", "conflict", "unavailable", "internal"],
+});
+
+export const resumeWorkspace = op({
+  sdkMethod: "resumeWorkspace",
+  mcpTool: "workspace_resume",
+  cliCommand: "workspace resume",
+  annotations: changes("Resume a paused workspace", {
+    destructive: false,
+    idempotent: true,
+    openWorld: true,
+  }),
+  description:
+    "Resume a paused workspace with its processes, services and shells as they were; a started one is left as it is.",
+  params: WorkspaceIdParams,
+  result: WorkspaceRecord.extend({
+    resume_ms: z.number().describe("How long the resume took, until the guest answered."),
+    resumed_from: z
+      .enum(["memory", "disk", "running"])
+      .describe(
+        "memory: the saved VM was restored; disk: it could not be (see resume_note) and the disk was booted; running: it was not paused.",
+      ),
+  }),
+  errors: ["not_found", "conflict", "unavailable", "guest_error", "internal"],
+});
+
+export const forkWorkspace = op({
+  sdkMethod: "forkWorkspace",
+  mcpTool: "workspace_fork",
+  cliCommand: "workspace fork",
+  annotations: changes("Fork a workspace", {
+    destructive: false,
+    idempotent: false,
+    openWorld: true,
+  }),
+  description:
+    "Make a new started workspace from a running one's memory and disk: its files, processes, services and shells, diverging from then on. Published ports are not carried over.",
+  params: z.object({
+    workspace_id: workspaceId,
+    name: z.string().max(128).optional().describe("A name for the new workspace."),
+  }),
+  result: WorkspaceRecord.extend({
+    fork_ms: z.number().describe("How long the fork took, until the new workspace answered."),
+    parent_stopped_ms: z.number().describe("How long the parent's guest was stopped for the copy."),
+  }),
+  errors: WORKSPACE_ERRORS,
 });

@@ -1,9 +1,15 @@
 import { PyroError } from "../contract/errors.js";
 import { parseFromGuest, type ChannelClient } from "./client.js";
 import { FrameType } from "./frame.js";
-import { AGENT_OPS, FileEntrySchema, MAX_LISTING_BYTES } from "./ops/index.js";
+import {
+  AGENT_OPS,
+  FileEntrySchema,
+  ManifestLineSchema,
+  MAX_LISTING_BYTES,
+  type WireManifestLine,
+} from "./ops/index.js";
 
-export type { WireFileEntry } from "./ops/index.js";
+export type { WireFileEntry, WireManifestLine } from "./ops/index.js";
 
 /** The agent's confined file operations (protocol/README.md, file ops). */
 
@@ -34,6 +40,35 @@ export async function listFiles(
     throw new PyroError("guest_error", "the guest listed more entries than asked");
   const entries = lines.map((line) => parseFromGuest(FileEntrySchema, safeJson(line), "file_list"));
   return { entries, truncated: result.truncated };
+}
+
+/**
+ * The agent's manifest of `path` (recursive: modes, sizes, SHA-256 of files), each line
+ * parsed with its schema. The listing as a whole is checked by `workspace/manifest.ts`.
+ */
+export async function readManifest(
+  client: ChannelClient,
+  target: Target & { max_entries: number; max_bytes: number },
+): Promise<{ lines: WireManifestLine[]; truncated: boolean; hashed_bytes: number }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const onData = (type: number, payload: Buffer) => {
+    if (type !== FrameType.stdout) return;
+    size += payload.length;
+    if (size <= MAX_LISTING_BYTES) chunks.push(payload);
+  };
+  const result = await client.request(AGENT_OPS.file_manifest, target, { onData });
+  if (size > MAX_LISTING_BYTES)
+    throw new PyroError("guest_error", "the guest sent an oversized file manifest");
+  const lines = Buffer.concat(chunks).toString("utf8").split("\n").filter(Boolean);
+  if (lines.length > target.max_entries)
+    throw new PyroError("guest_error", "the guest's manifest has more entries than asked");
+  if (result.hashed_bytes > target.max_bytes)
+    throw new PyroError("guest_error", "the guest hashed more bytes than asked");
+  const parsed = lines.map((line) =>
+    parseFromGuest(ManifestLineSchema, safeJson(line), "file_manifest"),
+  );
+  return { lines: parsed, truncated: result.truncated, hashed_bytes: result.hashed_bytes };
 }
 
 export async function readFileBytes(client: ChannelClient, target: Target & { max_bytes: number }) {

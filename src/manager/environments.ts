@@ -55,7 +55,7 @@ export async function pruneEnvironments() {
 }
 
 /** Built by this host's QEMU from the kernel, agent and image a boot would use now. */
-async function templateIsCurrent(manifest: TemplateManifest): Promise<boolean> {
+export async function templateIsCurrent(manifest: TemplateManifest): Promise<boolean> {
   const inputs = manifest.inputs;
   if (inputs.format !== TEMPLATE_FORMAT_VERSION) return false;
   const qemu = await qemuIdentity().catch(() => undefined);

@@ -30,7 +30,11 @@ export interface LiveState {
 
 export async function liveState(dir: string): Promise<LiveState> {
   const shim = await readJsonIfExists<ShimStatus>(vmFiles(dir).status);
-  const running = shim !== undefined && shim.state !== "exited" && shim.state !== "failed";
+  const running =
+    shim !== undefined &&
+    shim.state !== "exited" &&
+    shim.state !== "failed" &&
+    shim.state !== "paused";
   return {
     shim,
     shimAlive: running && ownsPid(shim.shim_pid, dir),
@@ -51,7 +55,8 @@ function ownsPid(pid: number, dir: string): boolean {
 /** The record fields every kind of sandbox (one-shot VM, workspace) has. */
 export interface SandboxRecord {
   environment: string;
-  state: "created" | "started" | "stopped" | "failed";
+  /** `paused`: saved to its directory by its shim, which has exited (workspaces only). */
+  state: "created" | "started" | "stopped" | "failed" | "paused";
   vcpu_count: number;
   mem_mib: number;
   ttl_seconds: number;
@@ -83,7 +88,7 @@ export interface SandboxKind<R extends SandboxRecord> {
   /** What no longer holds once the VM has ended (counts of guest processes). */
   endedFields: Partial<R>;
   /** What the shim is told besides the record: what its TTL does, where /workspace is. */
-  launch: { ttl_action: "delete" | "stop"; workspace_root?: string };
+  launch: { ttl_action: "delete" | "stop" | "pause"; workspace_root?: string };
   /** The fields a successful boot sets besides state, error and acceleration. */
   startedFields(record: R, nowIso: string): Partial<R>;
 }
@@ -165,7 +170,8 @@ export class SandboxStore<R extends SandboxRecord> {
 
   /**
    * The record reconciled with reality: a sandbox recorded as started whose VM ended is
-   * `stopped` when it ended cleanly (idle TTL) and `failed` otherwise.
+   * `paused` when its shim saved it (an idle TTL pause, or a pause whose caller went before
+   * recording it), `stopped` when it ended cleanly (idle TTL) and `failed` otherwise.
    */
   async reconciled(id: string): Promise<R> {
     const record = await this.load(id);
@@ -192,6 +198,8 @@ export class SandboxStore<R extends SandboxRecord> {
 
   /** A VM that idled out (TTL) ended cleanly; any other end unasked for is a failure. */
   private ended(record: R, shim: ShimStatus | undefined): R {
+    // Its guest processes live on in the saved memory: nothing has ended for them.
+    if (shim?.state === "paused") return { ...record, state: "paused", error: null };
     if (shim?.state === "exited" && shim.stop_reason === "ttl") return this.stopped(record);
     const error = shim?.error ?? this.kind.endedError;
     return { ...record, ...this.kind.endedFields, state: "failed", error };

@@ -5,12 +5,14 @@ import { LIMITS } from "../contract/defaults.js";
 import { PyroError } from "../contract/errors.js";
 import { ShimClient } from "../shim/client.js";
 import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
+import { pathExists } from "../util/fs.js";
 import { CLONE_VMSTATE } from "../vmstate/templates.js";
+import { discardSavedState } from "../vmstate/saved-state.js";
 import { isProcessAlive, sleep } from "../util/process.js";
 import { bootSandbox, killSandboxProcesses, type BootedSandbox } from "./boot.js";
 import type { BootPlan } from "./boot-plan.js";
 import { coldAfterWarmFailure } from "./boot-plan.js";
-import { liveState, readRecord } from "./records.js";
+import { liveState } from "./records.js";
 import type { SandboxRuntime } from "./runtime.js";
 import type { SandboxRecord, SandboxStore } from "./records.js";
 
@@ -87,9 +89,12 @@ export class Sandboxes<R extends SandboxRecord> {
     });
   }
 
+  /** A paused sandbox stops too: its saved VM is discarded (its disk stays). */
   async stop(id: string): Promise<R> {
     return this.store.withLock(id, async () => {
-      await this.store.requireState(id, "started", "there is nothing to stop");
+      const record = await this.store.reconciled(id);
+      if (record.state !== "paused")
+        await this.store.requireState(id, "started", "there is nothing to stop");
       await this.powerOff(id, "stop");
       return this.store.update(id, (r) => this.store.stopped(r));
     });
@@ -164,9 +169,10 @@ export class Sandboxes<R extends SandboxRecord> {
     try {
       if (plan.template_key) {
         const booted = await bootSandbox(dir, plan.launch, { claim }).catch(async (error) => {
+          await settleFailedShim(dir, claim);
           plan = await coldAfterWarmFailure(plan, dir, error);
           // A claimed VM's shim removed its directory when the boot failed: make it again.
-          if (claim && !(await readRecord(dir))) await this.store.create(record, writeOwner);
+          if (claim) await this.store.create(record, writeOwner);
           return undefined;
         });
         // The shim has restored from its copy of the device state; it is of no more use.
@@ -214,16 +220,22 @@ export class Sandboxes<R extends SandboxRecord> {
 
   /**
    * Runs the before-stop hooks, then has the shim power the VM off (with `remove`, and
-   * delete its directory) and waits for the shim to exit.
+   * delete its directory) and waits for the shim to exit. A saved VM (paused) is
+   * discarded: whatever comes next boots the disk.
    */
   async powerOff(id: string, reason: StopReason, options: { remove?: boolean } = {}) {
-    const live = await liveState(this.store.dir(id));
-    if (!live.shimAlive || !live.shim) return this.beforeStop({ id, reason, guest: undefined });
-    await this.withGuest(id, async (guest) => {
-      await this.beforeStop({ id, reason, guest });
-      await guest.stop(options.remove ?? false);
-    });
-    await waitForExit(live.shim.shim_pid, SHIM_EXIT_MS);
+    const dir = this.store.dir(id);
+    const live = await liveState(dir);
+    if (!live.shimAlive || !live.shim) {
+      await this.beforeStop({ id, reason, guest: undefined });
+    } else {
+      await this.withGuest(id, async (guest) => {
+        await this.beforeStop({ id, reason, guest });
+        await guest.stop(options.remove ?? false);
+      });
+      await waitForExit(live.shim.shim_pid, SHIM_EXIT_MS);
+    }
+    if (!options.remove) await discardSavedState(dir);
   }
 
   /** Ends whatever runs for the sandbox (hooks first, then by force) and removes it. */
@@ -272,7 +284,7 @@ export function refuseUnbuiltFeatures(params: { allow_host_compat: boolean }): v
   }
 }
 
-async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
+export async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (isProcessAlive(pid) && Date.now() < deadline) await sleep(10);
 }
@@ -301,6 +313,18 @@ function bootReport(plan: BootPlan, ready: BootedSandbox["ready"]): BootReport {
       boot_ms: timings.boot_ms ?? 0,
     },
   };
+}
+
+/**
+ * A shim whose boot failed answers before it has cleaned up (removed its socket, and a
+ * one-shot VM's whole directory); a retry started before that would lose its files to
+ * it. Bounded: a shim that hangs in its cleanup is killed by the retry's own boot.
+ */
+async function settleFailedShim(dir: string, claim: boolean): Promise<void> {
+  const pid = (await liveState(dir)).shim?.shim_pid;
+  if (pid) await waitForExit(pid, SHIM_EXIT_MS);
+  const deadline = Date.now() + SHIM_EXIT_MS;
+  while (claim && (await pathExists(dir)) && Date.now() < deadline) await sleep(20);
 }
 
 /** One-shot VMs record their maker's pid first (`vms.ts`), so a dead maker's VM is reaped. */

@@ -48,7 +48,7 @@ import type { WorkspaceManager } from "./workspaces.js";
 
 /** What the service manager needs of the workspace layer (WorkspaceManager in production). */
 export interface ServiceHost {
-  /** The reconciled record, `not_found` for an unknown id. */
+  /** The reconciled record (a paused workspace resumed first), `not_found` for an unknown id. */
   status(workspaceId: string): Promise<WorkspaceRecord>;
   /** Throws `conflict` (with the fix) unless the workspace is started. */
   requireStarted(workspaceId: string): Promise<WorkspaceRecord>;
@@ -508,7 +508,7 @@ export function workspaceServices(workspaces: WorkspaceManager): ServiceManager 
 
 function workspaceServiceHost(workspaces: WorkspaceManager): ServiceHost {
   return {
-    status: (id) => workspaces.status({ workspace_id: id }),
+    status: (id) => workspaces.active(id),
     requireStarted: (id) => workspaces.requireStarted(id),
     withAgent: (id, fn) => workspaces.withGuest(id, (client) => fn(channelServiceAgent(client))),
     touch: (id) => workspaces.touch(id),

@@ -188,7 +188,7 @@ export class ShellManager {
       closed: true as const,
     };
     // The workspace first: its id is checked there before it becomes part of a path.
-    const workspace = await this.workspaces.status({ workspace_id: params.workspace_id });
+    const workspace = await this.workspaces.active(params.workspace_id);
     const record = await readShellRecord(params.workspace_id, params.shell_id);
     if (workspace.state === "started") {
       await this.workspaces
@@ -208,7 +208,7 @@ export class ShellManager {
    */
   private async liveRecord(params: { workspace_id: string; shell_id: string }) {
     // The workspace first: its id is checked there before it becomes part of a path.
-    const workspace = await this.workspaces.status({ workspace_id: params.workspace_id });
+    const workspace = await this.workspaces.active(params.workspace_id);
     const record = await readShellRecord(params.workspace_id, params.shell_id);
     if (workspace.state !== "started") {
       await removeShellRecord(record.workspace_id, record.shell_id);

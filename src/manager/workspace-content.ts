@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { z } from "zod";
@@ -25,13 +25,17 @@ import {
   extractArchive,
   packDirectory,
 } from "../workspace/archive.js";
-import { diffTrees } from "../workspace/diff.js";
 import { patchedPaths, planPatch, summarizeChanges } from "../workspace/patch.js";
 import { guestPath, normalizeWorkspacePath, WORKSPACE_ROOT } from "../workspace/paths.js";
 import { checkWritableText, decodeUtf8Text } from "../workspace/text.js";
 import { countTree, replacePath } from "../workspace/host-tree.js";
-import { readTree } from "../workspace/tree.js";
-import { captureFromGuest, capturedEntry, pushArchive } from "./workspace-guest.js";
+import { diffWithGuest } from "./workspace-diff.js";
+import {
+  captureFromGuest,
+  capturedEntry,
+  pushArchive,
+  snapshotFromGuest,
+} from "./workspace-guest.js";
 import { workspaceDir, workspaceFiles, workspaceStore } from "./workspace-store.js";
 import type { WorkspaceManager } from "./workspaces.js";
 
@@ -125,21 +129,12 @@ export class WorkspaceContent {
   async diff(input: z.input<typeof WorkspaceIdParams>) {
     const { workspace_id } = parseParams(WorkspaceIdParams, input);
     await this.workspaces.requireStarted(workspace_id);
-    const baseline = await unpackArchiveFile(workspaceFiles(workspaceDir(workspace_id)).baseline);
-    try {
-      const current = await this.workspaces.withGuest(workspace_id, (client) =>
-        captureFromGuest(client, ""),
-      );
-      try {
-        const result = diffTrees(await readTree(baseline.root), await readTree(current.root));
-        await this.workspaces.touch(workspace_id);
-        return { workspace_id, ...result };
-      } finally {
-        await current.cleanup();
-      }
-    } finally {
-      await baseline.cleanup();
-    }
+    const dir = workspaceDir(workspace_id);
+    const result = await this.workspaces.withGuest(workspace_id, (client) =>
+      diffWithGuest(client, dir, workspaceFiles(dir).baseline),
+    );
+    await this.workspaces.touch(workspace_id);
+    return { workspace_id, ...result };
   }
 
   /** Copies a /workspace path out to the host through a checked temp dir, then moves it in place. */
@@ -217,14 +212,9 @@ export class WorkspaceContent {
           `snapshot "${params.snapshot_name}" already exists; delete it first or pick another name`,
         );
       }
-      const captured = await this.workspaces.withGuest(params.workspace_id, (client) =>
-        captureFromGuest(client, ""),
+      await this.workspaces.withGuest(params.workspace_id, (client) =>
+        snapshotFromGuest(client, target),
       );
-      try {
-        await writeFile(target, await packDirectory(captured.root), { mode: 0o600 });
-      } finally {
-        await captured.cleanup();
-      }
       await this.workspaces.touch(params.workspace_id);
       return {
         workspace_id: params.workspace_id,

@@ -21,7 +21,8 @@ export const workspaceStore = new SandboxStore<WorkspaceRecord>({
   persistReconciled: true,
   // Services and shells end with the VM; their own records are reconciled by their managers.
   endedFields: { running_service_count: 0 },
-  launch: { ttl_action: "stop", workspace_root: WORKSPACE_ROOT },
+  // Idle workspaces are paused (a driver that cannot save stops them instead).
+  launch: { ttl_action: "pause", workspace_root: WORKSPACE_ROOT },
   startedFields: activity,
 });
 

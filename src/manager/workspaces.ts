@@ -8,6 +8,7 @@ import { parseParams } from "../contract/validate.js";
 import {
   CreateWorkspaceParams,
   ExecWorkspaceParams,
+  forkWorkspace,
   logsWorkspace,
   updateWorkspace,
   WorkspaceIdParams,
@@ -37,6 +38,8 @@ import {
   type BeforeStopHook,
 } from "./sandbox.js";
 import { pushArchive } from "./workspace-guest.js";
+import { forkWorkspace as forkFrom, type Forked } from "./workspace-fork.js";
+import { WorkspacePauses } from "./workspace-pause.js";
 import type { Redactor } from "../secrets/redact.js";
 import {
   deleteSecrets,
@@ -71,9 +74,13 @@ const workspaceIdOf = (input: z.input<typeof WorkspaceIdParams>) =>
 /** Persistent workspaces: lifecycle, exec and the journal. Content operations build on it. */
 export class WorkspaceManager {
   private readonly sandboxes: Sandboxes<WorkspaceRecord>;
+  private readonly pauses: WorkspacePauses;
 
   constructor(private readonly runtime: SandboxRuntime) {
     this.sandboxes = new Sandboxes(workspaceStore, runtime);
+    this.pauses = new WorkspacePauses(this.sandboxes, async (client, id) =>
+      materializeSecrets(client, await loadSecrets(id)),
+    );
   }
 
   /**
@@ -196,11 +203,31 @@ export class WorkspaceManager {
     return this.sandboxes.stop(workspaceIdOf(input));
   }
 
-  start(input: { workspace_id: string }): Promise<WorkspaceRecord> {
+  /** Boots a stopped or failed workspace; a paused one is resumed instead. */
+  async start(input: { workspace_id: string }): Promise<WorkspaceRecord> {
     const id = workspaceIdOf(input);
+    const resumed = await this.pauses.resume(id);
+    if (resumed) return resumed.record;
     return this.sandboxes.start(id, "run commands with workspace_exec", async (client) =>
       materializeSecrets(client, await loadSecrets(id)),
     );
+  }
+
+  /** Saves the whole VM on the host and ends its processes there; see {@link resume}. */
+  pause(input: { workspace_id: string }): Promise<WorkspaceRecord & { pause_ms: number }> {
+    return this.pauses.pause(workspaceIdOf(input));
+  }
+
+  /** Restores a paused workspace (or boots its disk, saying why); a started one is left. */
+  resume(input: { workspace_id: string }) {
+    return this.pauses.resumeCall(workspaceIdOf(input));
+  }
+
+  /** A new workspace from this one's memory and disk (a paused one is resumed first). */
+  async fork(input: z.input<typeof forkWorkspace.params>): Promise<Forked> {
+    const params = parseParams(forkWorkspace.params, input);
+    const parent = await this.requireStarted(params.workspace_id);
+    return forkFrom(this.sandboxes, this.pauses, parent, params.name);
   }
 
   /** Runs one command; the journal and the record's counters follow it. */
@@ -290,13 +317,26 @@ export class WorkspaceManager {
 
   // ---- shared with the content operations and guest-process managers ----
 
-  /** Throws `conflict` (with the fix) unless the workspace's VM is running. */
+  /**
+   * Throws `conflict` (with the fix) unless the workspace's VM is running; a paused one is
+   * resumed first, as by every call that needs the guest.
+   */
   async requireStarted(workspaceId: string): Promise<WorkspaceRecord> {
+    await this.pauses.resumeIfPaused(workspaceId);
     return workspaceStore.requireState(
       workspaceId,
       "started",
       `run \`pyro workspace start ${workspaceId}\` (MCP: workspace_start) first`,
     );
+  }
+
+  /**
+   * The reconciled record, a paused workspace resumed first: for calls that work on the
+   * guest's processes (services, shells) and must not read a pause as their end.
+   */
+  async active(workspaceId: string): Promise<WorkspaceRecord> {
+    await this.pauses.resumeIfPaused(workspaceId);
+    return this.status({ workspace_id: workspaceId });
   }
 
   /** One connection to the workspace's shim for the duration of `fn`. */

@@ -199,7 +199,7 @@ export class Pyro {
    * Creates and starts a workspace, optionally seeded from a host directory or a
    * `.tar`/`.tar.gz`/`.tgz` archive (captured as the immutable baseline).
    * Defaults: `vcpu_count` 1, `mem_mib` 1024, `ttl_seconds` 600 (idle time before it is
-   * stopped, never deleted), `network_policy` "off".
+   * paused, or stopped where its VMM cannot save a VM; never deleted), `network_policy` "off".
    */
   createWorkspace(
     options: In<typeof ws.CreateWorkspaceParams>,
@@ -242,16 +242,57 @@ export class Pyro {
     return this.workspaces.delete(options);
   }
 
-  /** Syncs and powers the VM off; files stay for `startWorkspace`. */
+  /**
+   * Syncs and powers the VM off; files stay for `startWorkspace`. A paused workspace stops
+   * too: its saved VM is discarded.
+   */
   stopWorkspace(options: In<typeof ws.WorkspaceIdParams>): Promise<Out<typeof ws.WorkspaceRecord>> {
     return this.workspaces.stop(options);
   }
 
-  /** Boots a stopped or failed workspace with its files in place. */
+  /** Boots a stopped or failed workspace with its files in place; resumes a paused one. */
   startWorkspace(
     options: In<typeof ws.WorkspaceIdParams>,
   ): Promise<Out<typeof ws.WorkspaceRecord>> {
     return this.workspaces.start(options);
+  }
+
+  /**
+   * Saves a started workspace's whole VM (memory, processes, services, shells) on the host
+   * and ends its processes there; the pause survives every host process. Any later call
+   * that needs the guest resumes it first. Idempotent on a paused workspace.
+   * @throws conflict when it is not started, or requests keep running in it for 10 s
+   * @throws unavailable when its VMM cannot save a VM (only QEMU can)
+   */
+  pauseWorkspace(
+    options: In<typeof ws.WorkspaceIdParams>,
+  ): Promise<Out<typeof ws.pauseWorkspace.result>> {
+    return this.workspaces.pause(options);
+  }
+
+  /**
+   * Resumes a paused workspace as it was. When the host can no longer restore the saved
+   * VM (another QEMU, kernel, agent or image, or a damaged save) its disk is booted instead
+   * and `resume_note` says why; `resumed_from` tells which happened. A started workspace
+   * is left as it is.
+   * @throws conflict when it is stopped or failed (start it instead)
+   */
+  resumeWorkspace(
+    options: In<typeof ws.WorkspaceIdParams>,
+  ): Promise<Out<typeof ws.resumeWorkspace.result>> {
+    return this.workspaces.resume(options);
+  }
+
+  /**
+   * Makes a new started workspace from a running one's memory and disk: files, processes,
+   * services and shells, diverging from then on; its baseline is the parent's. The
+   * parent's guest is stopped for the copy (`parent_stopped_ms`) and then runs on.
+   * Published ports are not carried over. A paused parent is resumed first.
+   */
+  forkWorkspace(
+    options: In<typeof ws.forkWorkspace.params>,
+  ): Promise<Out<typeof ws.forkWorkspace.result>> {
+    return this.workspaces.fork(options);
   }
 
   /**

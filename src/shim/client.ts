@@ -97,6 +97,20 @@ export class ShimClient extends ChannelClient {
     await this.request(SHIM_OPS.unpublish_port, { host_port: hostPort });
   }
 
+  /**
+   * Saves the VM into its directory and ends the shim; answers with the final status
+   * (`paused`). `conflict` while requests keep running, `unavailable` for a driver that
+   * cannot save.
+   */
+  async pause(): Promise<ShimStatus> {
+    return statusOf(await this.request(SHIM_OPS.pause, {}));
+  }
+
+  /** Copies the running VM into another sandbox directory; returns how long it was stopped. */
+  async fork(targetDir: string): Promise<{ stopped_ms: number }> {
+    return withoutType(await this.request(SHIM_OPS.fork, { target_dir: targetDir }));
+  }
+
   /** Powers the VM off; with `remove` its state directory goes too. */
   async stop(remove: boolean): Promise<ShimStatus> {
     return statusOf(await this.request(SHIM_OPS.stop, { remove }));

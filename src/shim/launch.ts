@@ -19,8 +19,11 @@ export interface ShimLaunchConfig {
   kernel_args: string[];
   /** The shim ends the VM this long after start; 0 = never. */
   ttl_seconds: number;
-  /** At the TTL: delete the VM (one-shot and lifecycle VMs) or only stop it (workspaces). */
-  ttl_action: "delete" | "stop";
+  /**
+   * At the TTL: delete the VM (one-shot and lifecycle VMs), only stop it, or pause it
+   * (workspaces: saved to its directory; a driver that cannot save stops it instead).
+   */
+  ttl_action: "delete" | "stop" | "pause";
   /**
    * Time a guest gets past a request's own timeout before the shim gives up on it.
    * @default 20000 (`guest/bounds.ts`; tests shorten it)
@@ -81,6 +84,8 @@ export function vmFiles(dir: string) {
     memory: join(dir, "memory.ram"),
     /** Device and CPU state saved by a pause or a fork (RAM is in `memory`). */
     vmstate: join(dir, "vmstate"),
+    /** What the paused VM was saved by and when; written after `vmstate`, read before resume. */
+    savedState: join(dir, "saved-state.json"),
     record: join(dir, "record.json"),
     /** pid of the process that made a one-shot VM, written before anything else. */
     owner: join(dir, "owner.pid"),

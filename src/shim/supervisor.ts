@@ -13,6 +13,8 @@ import {
 } from "../guest/frame.js";
 import { writeJsonAtomic } from "../util/fs.js";
 import { isProcessAlive, lastLines } from "../util/process.js";
+import { savedStateInputs, type SavedStateInputs } from "../vmstate/saved-state.js";
+import { forkVm, saveable, saveVm, waitUntilIdle, type SaveableVmm } from "./save.js";
 import { readFileTail } from "../vmm/console-log.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
 import { ChannelMux } from "../guest/mux.js";
@@ -53,6 +55,13 @@ export class Supervisor {
   readonly ended = new Promise<void>((resolve) => (this.markEnded = resolve));
   /** How long a forwarded request may wait for the guest (`guest/bounds.ts`). */
   readonly deadlines: DeadlinePolicy;
+  /** A pause or fork is saving the VM: new requests are refused until it is done. */
+  private saving = false;
+  /**
+   * What the VM runs on, taken when the shim starts (the QEMU binary that runs it, not one
+   * installed later): a saved state is only restored under the same (vmstate/saved-state.ts).
+   */
+  private readonly stateInputs: Promise<SavedStateInputs>;
 
   constructor(
     private readonly dir: string,
@@ -87,6 +96,9 @@ export class Supervisor {
       stop_reason: null,
       updated_at: new Date().toISOString(),
     };
+    this.stateInputs = savedStateInputs(config);
+    // A shim that never pauses must not die of an unhandled rejection (a missing binary).
+    this.stateInputs.catch(() => {});
   }
 
   async run(): Promise<void> {
@@ -115,18 +127,34 @@ export class Supervisor {
   }
 
   /**
-   * (Re)arms the TTL. A VM's TTL runs from boot; a workspace's (`ttl_action: "stop"`)
-   * counts idle time, so every client request pushes it back.
+   * (Re)arms the TTL. A VM's TTL runs from boot; a workspace's (`ttl_action` `stop` or
+   * `pause`) counts idle time, so every client request pushes it back.
    */
   touch(): void {
     if (this.config.ttl_seconds <= 0) return;
-    if (this.ttlTimer && this.config.ttl_action === "delete") return;
+    const idle = this.config.ttl_action !== "delete";
+    if (this.ttlTimer && !idle) return;
     if (this.ttlTimer) clearTimeout(this.ttlTimer);
     this.ttlTimer = setTimeout(() => {
-      if (this.config.ttl_action === "stop" && this.busyRequests > 0) return this.touch();
+      if (idle && this.busyRequests > 0) return this.touch();
       this.log(`ttl of ${this.config.ttl_seconds}s reached`);
+      if (this.config.ttl_action === "pause") return void this.pauseAtTtl();
       void this.end({ remove: this.config.ttl_action === "delete", reason: "ttl" });
     }, this.config.ttl_seconds * 1000);
+  }
+
+  /** An idle workspace is paused; one whose driver cannot save (or whose save fails) stops. */
+  private async pauseAtTtl(): Promise<void> {
+    try {
+      await this.pause("ttl");
+    } catch (error) {
+      if (error instanceof PyroError && error.code === "conflict" && !this.ending) {
+        this.touch(); // a request came in meanwhile: not idle after all
+        return;
+      }
+      this.log(`could not pause at the ttl (${(error as Error).message}); stopping instead`);
+      await this.end({ remove: false, reason: "ttl" });
+    }
   }
 
   /**
@@ -205,14 +233,26 @@ export class Supervisor {
     this.log(`ready in ${Math.round(performance.now() - started)} ms`);
   }
 
-  /** Stops the VM (agent shutdown, then VMM stop, then kill) and exits the shim. */
-  end(options: { remove: boolean; reason: string }): Promise<void> {
+  /**
+   * Stops the VM (agent shutdown, then VMM stop, then kill) and exits the shim. With
+   * `paused` the VM was saved by {@link pause}: its guest is stopped, so the VMM just quits.
+   */
+  end(options: { remove: boolean; reason: string; paused?: boolean }): Promise<void> {
     this.ending ??= this.doEnd(options);
     return this.ending;
   }
 
-  private async doEnd({ remove, reason }: { remove: boolean; reason: string }) {
+  private async doEnd({
+    remove,
+    reason,
+    paused = false,
+  }: {
+    remove: boolean;
+    reason: string;
+    paused?: boolean;
+  }) {
     this.log(`ending: ${reason}`);
+    const wasReady = this.status.state === "ready";
     if (this.ttlTimer) clearTimeout(this.ttlTimer);
     this.status.stop_reason ??= reason;
     if (this.status.state === "ready" || this.status.state === "booting")
@@ -220,18 +260,24 @@ export class Supervisor {
     await this.writeStatus().catch(() => {});
     this.vmm ??= await this.launching?.catch(() => undefined);
     if (this.vmm && this.vmm.status() === "running") {
-      if (this.agentClient && this.status.state === "stopping") {
+      if (this.agentClient && this.status.state === "stopping" && !paused) {
         await this.agentClient
           .request(AGENT_OPS.shutdown, { power_off: true }, { deadlineMs: SHUTDOWN_TIMEOUT_MS })
           .catch(() => {});
       }
-      const exitedInTime = await Promise.race([
-        this.vmm.exited.then(() => true),
-        new Promise<boolean>((r) => setTimeout(() => r(false), VMM_EXIT_GRACE_MS)),
-      ]);
+      const exitedInTime =
+        !paused &&
+        (await Promise.race([
+          this.vmm.exited.then(() => true),
+          new Promise<boolean>((r) => setTimeout(() => r(false), VMM_EXIT_GRACE_MS)),
+        ]));
       if (!exitedInTime) await this.vmm.stop().catch(() => this.vmm?.kill());
     }
-    if (this.status.state !== "failed") this.status.state = "exited";
+    if (this.status.state !== "failed") this.status.state = paused ? "paused" : "exited";
+    // A VM that ran and ended unpaused has no use for its RAM file (the next boot starts
+    // afresh); a failed restore keeps it for the manager to decide about.
+    if (wasReady && !paused && this.config.memory_path)
+      await rm(this.config.memory_path, { force: true });
     await this.network?.close();
     if (remove || this.config.delete_on_exit) {
       await rm(this.dir, { recursive: true, force: true });
@@ -334,7 +380,69 @@ export class Supervisor {
     if (!this.agentClient || this.status.state !== "ready") {
       throw new PyroError("conflict", `the VM is ${this.status.state}, not ready`);
     }
+    if (this.saving) {
+      throw new PyroError(
+        "conflict",
+        "the VM is being saved (a pause or fork); try again once that call has returned",
+      );
+    }
     return this.agentClient;
+  }
+
+  // ---- pause and fork (src/shim/save.ts) ----
+
+  /**
+   * Saves the VM into its directory (`vmstate` beside the RAM file it already lives in)
+   * and ends the shim with state `paused`. Refused with `conflict` when requests stay in
+   * flight, `unavailable` when the driver cannot save; the VM then runs on untouched.
+   */
+  async pause(reason: string): Promise<void> {
+    await this.whileSaving(async (vmm) => {
+      const started = performance.now();
+      await saveVm(vmm, this.dir, this.saveSpec(), { resumeOnFailure: true });
+      this.status.timings.pause_ms = Math.round(performance.now() - started);
+      // Still refusing requests: the guest is stopped for good now.
+      await this.end({ remove: false, reason, paused: true });
+    });
+  }
+
+  /**
+   * Copies the VM into `targetDir` (a fresh sandbox directory) while its guest is stopped,
+   * so the copy boots like a paused VM; then this VM runs on. Returns how long it stopped.
+   */
+  async fork(targetDir: string): Promise<number> {
+    return this.whileSaving((vmm) =>
+      forkVm(
+        vmm,
+        targetDir,
+        {
+          ...this.saveSpec(),
+          memoryPath: this.config.memory_path ?? this.files.memory,
+          stateDiskPath: this.config.state_disk_path,
+        },
+        (error) => void this.fail(`the VM could not continue after a fork: ${error.message}`),
+      ),
+    );
+  }
+
+  /** Runs `save` once no request is in flight, refusing new ones meanwhile. */
+  private async whileSaving<T>(save: (vmm: SaveableVmm) => Promise<T>): Promise<T> {
+    if (this.status.state !== "ready" || this.ending || !this.vmm) {
+      throw new PyroError("conflict", `the VM is ${this.status.state}, not ready`);
+    }
+    const vmm = saveable(this.vmm, this.driver.name, this.config.memory_path);
+    if (this.saving) throw new PyroError("conflict", "the VM is already being saved");
+    this.saving = true;
+    try {
+      await waitUntilIdle(() => this.busyRequests);
+      return await save(vmm);
+    } finally {
+      this.saving = false;
+    }
+  }
+
+  private saveSpec() {
+    return { inputs: this.stateInputs, memMib: this.config.mem_mib };
   }
 }
 
@@ -440,6 +548,20 @@ class ClientConnection {
         this.pendingStop = channel;
         void this.shim.end({ remove, reason: "stop requested" });
         return;
+      }
+      case SHIM_OPS.pause.name: {
+        checkRequest(SHIM_OPS.pause, fieldsOf(message));
+        // Answered like a stop, with the final status once the shim has ended.
+        this.pendingStop = channel;
+        return this.shim.pause("pause requested").catch((error: unknown) => {
+          this.pendingStop = undefined;
+          throw error;
+        });
+      }
+      case SHIM_OPS.fork.name: {
+        const { target_dir } = checkRequest(SHIM_OPS.fork, fieldsOf(message));
+        const stoppedMs = await this.shim.fork(target_dir);
+        return this.reply(channel, { type: "result", stopped_ms: stoppedMs });
       }
       case SHIM_OPS.network_info.name:
         return this.reply(channel, { type: "result", ...this.shim.networkInfo() });

@@ -1,20 +1,8 @@
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  futimesSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
-import { chmod, open, readdir, rm, utimes } from "node:fs/promises";
-import { join } from "node:path";
+import { open, readdir } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { Parser, type ReadEntry } from "tar";
 import { TarFeed } from "./archive-feed.js";
+import { DirectorySink, TarFileSink, type EntrySink, type Kind } from "./archive-sinks.js";
 import { asPyroError, PyroError } from "../contract/errors.js";
 import { isErrno } from "../util/fs.js";
 import {
@@ -45,14 +33,6 @@ const MAX_PATH_BYTES = 4096;
 const MAX_NAME_BYTES = 255;
 /** A pax header holds a path, a link target and a few fields: 64 KiB is plenty. */
 const MAX_META_BYTES = 64 * 1024;
-/**
- * Permission bits an extracted file or directory may keep: no set-id or sticky bit, and
- * no write for group or others (what a umask of 022 gives), since a guest's modes must
- * not make a host file writable by every user.
- */
-const KEPT_MODE_BITS = 0o755;
-
-type Kind = "file" | "directory" | "symlink";
 
 const KIND_OF_TYPE: Partial<Record<ReadEntry["type"], Kind>> = {
   File: "file",
@@ -97,11 +77,39 @@ export async function extractArchive(
   const gzip = options.gzip ?? (origin === "user" ? "auto" : false);
   await checkEmptyDirectory(dest);
   const input = await openSource(source, origin);
+  const sink = new DirectorySink(dest);
   try {
-    return await new Extraction(dest, limits, origin).run(input, gzip);
+    return await new Extraction(sink, limits, origin).run(input, gzip);
   } catch (error) {
-    await clearDirectory(dest);
+    await sink.discard();
     throw asPyroError(error, "extracting an archive");
+  }
+}
+
+/**
+ * Checks an untrusted tar exactly as {@link extractArchive} does, but writes it to the
+ * file `dest` as a normalised plain tar instead of unpacking it: the same entries with
+ * owners 0, extraction's modes, paths without `./`. Nothing is held in memory beyond
+ * one chunk; the file appears (by rename) only once the whole archive passed, and a
+ * partial one is deleted.
+ *
+ * @throws PyroError as extractArchive.
+ */
+export async function copyArchive(
+  source: NodeJS.ReadableStream | string,
+  dest: string,
+  limits: ArchiveLimits,
+  options: ExtractOptions = {},
+): Promise<{ entries: number; bytes: number }> {
+  const origin = options.origin ?? "guest";
+  const gzip = options.gzip ?? (origin === "user" ? "auto" : false);
+  const input = await openSource(source, origin);
+  const sink = await TarFileSink.create(dest);
+  try {
+    return await new Extraction(sink, limits, origin).run(input, gzip);
+  } catch (error) {
+    await sink.discard();
+    throw asPyroError(error, "copying an archive");
   }
 }
 
@@ -112,9 +120,6 @@ class Extraction {
   private bytes = 0;
   /** What each path is, by the archive's own entries (parents included). */
   private readonly kinds = new Map<string, Kind>();
-  private readonly directories: { path: string; mode: number; mtime?: Date }[] = [];
-  /** Directories already created under dest (only this extraction writes there). */
-  private readonly madeDirectories = new Set<string>();
   /** Entries are written one after another, in archive order. */
   private writes: Promise<void> = Promise.resolve();
   private failure: PyroError | undefined;
@@ -133,7 +138,7 @@ class Extraction {
   };
 
   constructor(
-    private readonly dest: string,
+    private readonly sink: EntrySink,
     private readonly limits: ArchiveLimits,
     private readonly origin: ContentOrigin,
   ) {}
@@ -205,7 +210,7 @@ class Extraction {
   private async finish(): Promise<void> {
     try {
       await this.writes;
-      await this.finishDirectories();
+      if (!this.failure) await this.sink.finish();
       if (!this.failure) this.settle.resolve({ entries: this.entries, bytes: this.bytes });
     } catch (error) {
       this.stop(asPyroError(error, "extracting an archive"));
@@ -224,7 +229,7 @@ class Extraction {
     }
     this.writes = this.writes
       .then(async () => {
-        if (plan && !this.failure) await this.write(entry, plan);
+        if (plan && !this.failure) await this.sink.write(entry, plan);
         else entry.resume();
       })
       .then(
@@ -318,47 +323,6 @@ class Extraction {
     }
   }
 
-  private async write(entry: ReadEntry, plan: { path: string; kind: Kind; replaces: boolean }) {
-    const full = join(this.dest, plan.path);
-    this.makeParents(plan.path);
-    if (plan.replaces) rmSync(full, { force: true }); // a file or symlink, never a directory
-    if (plan.kind === "directory") {
-      this.makeDirectoryOnce(plan.path);
-      this.directories.push({
-        path: full,
-        mode: ((entry.mode ?? 0o755) | 0o700) & KEPT_MODE_BITS,
-        mtime: entry.mtime,
-      });
-      entry.resume();
-    } else if (plan.kind === "symlink") {
-      symlinkSync(entry.linkpath as string, full);
-      entry.resume();
-    } else {
-      await writeEntryFile(full, entry);
-    }
-  }
-
-  private makeParents(path: string): void {
-    const parts = path.split("/");
-    for (let depth = 1; depth < parts.length; depth++) {
-      this.makeDirectoryOnce(parts.slice(0, depth).join("/"));
-    }
-  }
-
-  private makeDirectoryOnce(path: string): void {
-    if (this.madeDirectories.has(path)) return;
-    makeDirectory(join(this.dest, path));
-    this.madeDirectories.add(path);
-  }
-
-  /** Directory modes go last, so a read-only directory could still be filled. */
-  private async finishDirectories(): Promise<void> {
-    for (const { path, mode, mtime } of this.directories.reverse()) {
-      await chmod(path, mode);
-      if (mtime) await utimes(path, mtime, mtime);
-    }
-  }
-
   private unsupportedEntry(entry: ReadEntry): PyroError {
     if (entry.meta) {
       return this.rejectEntry(entry, `has extended headers over ${MAX_META_BYTES} bytes`);
@@ -386,33 +350,6 @@ class Extraction {
   }
 }
 
-/**
- * The file operations here are synchronous on purpose: each is one short syscall, while
- * an awaited fs promise costs a thread-pool round trip (~0.1 ms), which made a 100k-file
- * workspace take over a minute to unpack. The event loop still turns between chunks.
- */
-async function writeEntryFile(path: string, entry: ReadEntry): Promise<void> {
-  // O_EXCL|O_NOFOLLOW: the path was checked to be free; never follow or reuse what is there.
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-  const fd = openSync(path, flags, 0o600);
-  try {
-    for await (const chunk of entry as AsyncIterable<Buffer>) writeFileSync(fd, chunk);
-    fchmodSync(fd, ((entry.mode ?? 0o644) & KEPT_MODE_BITS) | 0o600);
-    if (entry.mtime) futimesSync(fd, entry.mtime, entry.mtime);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** mkdir that accepts an existing directory and nothing else (a symlink there is an error). */
-function makeDirectory(path: string): void {
-  try {
-    mkdirSync(path, 0o700);
-  } catch (error) {
-    if (!isErrno(error, "EEXIST") || !lstatSync(path).isDirectory()) throw error;
-  }
-}
-
 async function openSource(source: NodeJS.ReadableStream | string, origin: ContentOrigin) {
   if (typeof source !== "string") return source;
   try {
@@ -430,11 +367,5 @@ async function checkEmptyDirectory(dest: string): Promise<void> {
   });
   if (names.length > 0) {
     throw new PyroError("internal", `extraction destination ${dest} is not empty`);
-  }
-}
-
-async function clearDirectory(dest: string): Promise<void> {
-  for (const name of await readdir(dest)) {
-    await rm(join(dest, name), { recursive: true, force: true });
   }
 }

@@ -94,12 +94,31 @@ export function packTree(tree: Tree, mtime = new Date()): Buffer {
 
 function entryBlocks(path: string, entry: TreeEntry, mtime: Date): Buffer[] {
   const size = entry.type === "file" ? entry.content.length : 0;
+  const blocks = tarHeaderBlocks(path, entry, size, mtime);
+  if (entry.type === "file") blocks.push(entry.content, Buffer.alloc((512 - (size % 512)) % 512));
+  return blocks;
+}
+
+/** What a tar header says about an entry (its content, for a file, follows the header). */
+export type HeaderEntry =
+  { type: "file" | "directory"; mode: number } | { type: "symlink"; target: string };
+
+/**
+ * The header block of an entry, after a pax header when its path or link target does not
+ * fit the ustar fields. Owners are 0 and no user or group names are written.
+ */
+export function tarHeaderBlocks(
+  path: string,
+  entry: HeaderEntry,
+  size: number,
+  mtime: Date,
+): Buffer[] {
   const data: HeaderData = {
     path: entry.type === "directory" ? `${path}/` : path,
     mode: entry.type === "symlink" ? 0o777 : entry.mode,
     uid: 0,
     gid: 0,
-    size,
+    size: entry.type === "file" ? size : 0,
     mtime,
     type: TAR_TYPES[entry.type],
     linkpath: entry.type === "symlink" ? entry.target : undefined,
@@ -108,6 +127,5 @@ function entryBlocks(path: string, entry: TreeEntry, mtime: Date): Buffer[] {
   // Long paths or link targets do not fit the ustar fields: a pax header carries them.
   const blocks: Buffer[] = header.encode() ? [new Pax(data).encode()] : [];
   blocks.push(header.block as Buffer);
-  if (entry.type === "file") blocks.push(entry.content, Buffer.alloc((512 - (size % 512)) % 512));
   return blocks;
 }

@@ -98,10 +98,23 @@ describe("a guest whose tar answers with a crafted archive", () => {
     expect(existsSync(output)).toBe(false);
   });
 
-  it("shows the planted links in a diff as inert entries", async () => {
+  it("shows links planted in /workspace in a diff as inert entries", async () => {
+    // The diff reads the agent's manifest, not the tar: the links are planted for real.
+    await sh(`ln -s ${hostDir} proj && ln -s /usr data`);
     const diff = await pyro.diffWorkspace({ workspace_id: id });
     expect(diff.entries.filter((e) => e.artifact_type === "symlink").map((e) => e.path)).toEqual(
       expect.arrayContaining(["data", "proj"]),
+    );
+    expect(readFileSync(hostFile, "utf8")).toBe("host original\n");
+  });
+
+  it("takes only the asked-for files from a crafted archive in a diff, never through its links", async () => {
+    // Over 64 changed files: the diff asks the (replaced) tar for them in one archive.
+    await sh("mkdir many && for i in $(seq 70); do echo $i > many/f$i; done");
+    const diff = await pyro.diffWorkspace({ workspace_id: id });
+    expect(diff.patch).not.toContain("host original");
+    expect(diff.entries.some((e) => e.path.startsWith("proj/") || e.path.startsWith("data/"))).toBe(
+      false,
     );
     expect(readFileSync(hostFile, "utf8")).toBe("host original\n");
   });

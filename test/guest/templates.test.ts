@@ -1,13 +1,16 @@
 import { readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Pyro } from "../../src/index.js";
-import type { ProgressEvent } from "../../src/util/progress.js";
+import type { RunResultValue } from "../../src/contract/vm.js";
+import { templateIsCurrent } from "../../src/manager/environments.js";
 import {
   templateFiles,
   listTemplates,
   type TemplateManifest,
 } from "../../src/vmstate/templates.js";
 import { eventually, isolatedHome, processesMentioning, vmDirs } from "../helpers/guest.js";
+import { runCli } from "../helpers/cli.js";
 import { tempDir } from "../helpers/temp.js";
 
 // Warm boots through the SDK on real VMs. The template cache is this file's own
@@ -17,8 +20,7 @@ const home = isolatedHome();
 process.env.PYRO_TEMPLATE_DIR = tempDir("pyro-templates-");
 
 const ENV = "debian:12-base";
-const events: ProgressEvent[] = [];
-const pyro = new Pyro({ progress: (event) => events.push(event) });
+const pyro = new Pyro();
 const run = (command: string, options: { cold?: boolean } = {}) =>
   pyro.runInVm({ environment: ENV, command: ["sh", "-c", command], mem_mib: 256, ...options });
 
@@ -35,13 +37,30 @@ async function onlyTemplate(): Promise<{ key: string; manifest: TemplateManifest
 }
 
 describe("warm boots from memory templates", () => {
-  it("racing first runs build one template, and both restore from it", async () => {
-    const [a, b] = await Promise.all([run("echo a"), run("echo b")]);
-    expect([a.stdout, b.stdout]).toEqual(["a\n", "b\n"]);
-    expect([a.boot_mode, b.boot_mode]).toEqual(["warm", "warm"]);
-    expect(events.filter((e) => e.scope === "template" && e.phase === "build")).toHaveLength(1);
+  it("racing first runs (two pyro processes) build one template, and both restore from it", async () => {
+    const cli = (word: string) =>
+      runCli(["run", ENV, "--mem-mib", "256", "--json", "--", "echo", word]);
+    const [a, b] = await Promise.all([cli("a"), cli("b")]);
+    const [ra, rb] = [a, b].map((r) => JSON.parse(r.stdout) as RunResultValue);
+    expect([ra!.stdout, rb!.stdout]).toEqual(["a\n", "b\n"]);
+    expect([ra!.boot_mode, rb!.boot_mode]).toEqual(["warm", "warm"]);
+    const builds = [a, b].filter((r) => r.stderr.includes("[template] phase=build"));
+    expect(builds).toHaveLength(1);
     await onlyTemplate();
-    console.log(`template build: ${Math.max(a.timings.template_ms, b.timings.template_ms)} ms`);
+    console.log(`template build: ${Math.max(ra!.timings.template_ms, rb!.timings.template_ms)} ms`);
+  });
+
+  it("env inspect lists the template as current; one built from another kernel is not", async () => {
+    const { manifest } = await onlyTemplate();
+    const inspected = await pyro.inspectEnvironment({ environment: ENV });
+    expect(inspected.templates).toMatchObject([
+      { vcpu_count: 1, mem_mib: 256, network: false, current: true, failure: null },
+    ]);
+    expect(await templateIsCurrent(manifest)).toBe(true);
+    const otherKernel = { ...manifest.inputs.kernel, key: "6.1.0-other" };
+    expect(
+      await templateIsCurrent({ ...manifest, inputs: { ...manifest.inputs, kernel: otherKernel } }),
+    ).toBe(false);
   });
 
   it("warm and cold runs give the same output, exit code, hostname and clock", async () => {
@@ -80,6 +99,35 @@ describe("warm boots from memory templates", () => {
     expect(uuidA).toMatch(/^[0-9a-f-]{36}$/);
     expect(uuidA).not.toBe(uuidB);
     expect(bytesA).not.toBe(bytesB);
+  });
+
+  it("one template fits every disk: a seeded workspace is created and restarted warm", async () => {
+    const seed = tempDir("pyro-templates-seed-");
+    writeFileSync(join(seed, "seeded.txt"), "from the seed\n");
+    const created = await pyro.createWorkspace({ environment: ENV, mem_mib: 256, seed_path: seed });
+    const id = created.workspace_id;
+    try {
+      expect([created.state, created.boot_mode, created.cold_reason]).toEqual([
+        "started",
+        "warm",
+        null,
+      ]);
+      expect(created.timings?.restore_ms).toBeGreaterThan(0);
+      await pyro.execWorkspace({
+        workspace_id: id,
+        command: ["sh", "-c", "echo kept > /workspace/made.txt"],
+      });
+      await pyro.stopWorkspace({ workspace_id: id });
+      const started = await pyro.startWorkspace({ workspace_id: id });
+      expect([started.state, started.boot_mode]).toEqual(["started", "warm"]);
+      const r = await pyro.execWorkspace({
+        workspace_id: id,
+        command: ["cat", "/workspace/seeded.txt", "/workspace/made.txt"],
+      });
+      expect(r.stdout).toBe("from the seed\nkept\n");
+    } finally {
+      await pyro.deleteWorkspace({ workspace_id: id });
+    }
   });
 
   it("a template whose manifest names another key is not used: cold, then rebuilt", async () => {

@@ -1,11 +1,12 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BootArtifacts } from "../../src/env/environments.js";
-import { planBoot } from "../../src/manager/boot-plan.js";
+import { coldAfterWarmFailure, planBoot } from "../../src/manager/boot-plan.js";
 import type { ShimLaunchConfig } from "../../src/shim/launch.js";
 import { silentProgress } from "../../src/util/progress.js";
+import { CLONE_VMSTATE, templateFiles } from "../../src/vmstate/templates.js";
 
 // The cold paths of the boot plan: decided before any template is looked for or built.
 
@@ -69,5 +70,39 @@ describe("boot plan", () => {
     expect(plan).toMatchObject({ boot_mode: "cold", cold_reason: reason, template_key: null });
     expect(plan.launch.restore ?? null).toBeNull();
     expect(existsSync(join(dir, "templates"))).toBe(false);
+  });
+});
+
+describe("a warm boot that failed", () => {
+  it("blames the template, removes the clone's files and plans the same VM cold", async () => {
+    const key = "a".repeat(64);
+    const template = templateFiles(key);
+    mkdirSync(template.dir, { recursive: true });
+    writeFileSync(template.vmstate, "state");
+    const vm = join(dir, "vm");
+    mkdirSync(vm);
+    for (const file of ["memory.ram", CLONE_VMSTATE]) writeFileSync(join(vm, file), "x");
+    const warm = {
+      launch: {
+        ...launch("qemu"),
+        restore: { vmstate_path: join(vm, CLONE_VMSTATE), kind: "template" as const },
+      },
+      boot_mode: "warm" as const,
+      cold_reason: null,
+      template_key: key,
+      template_ms: 7,
+    };
+    const plan = await coldAfterWarmFailure(warm, vm, new Error("load of migration failed\nmore"));
+    expect(plan).toMatchObject({ boot_mode: "cold", template_key: null, template_ms: 7 });
+    expect(plan.launch.restore).toBeNull();
+    expect(plan.cold_reason).toBe(
+      "the warm boot from the memory template failed (load of migration failed); booted cold",
+    );
+    expect(existsSync(join(vm, "memory.ram")) || existsSync(join(vm, CLONE_VMSTATE))).toBe(false);
+    expect(existsSync(template.vmstate)).toBe(false);
+    expect(JSON.parse(readFileSync(template.failure, "utf8"))).toMatchObject({
+      stage: "restore",
+      error: "load of migration failed\nmore",
+    });
   });
 });

@@ -160,6 +160,7 @@ const VALID_REPLIES: Record<string, Record<string, unknown>> = {
   signal: ok(),
   exec: VALID_EXIT,
   file_list: ok({ path: ".", count: 2, truncated: false }),
+  file_manifest: ok({ path: ".", count: 2, truncated: false, hashed_bytes: 3 }),
   file_read: ok({ path: "a", size_bytes: 3, truncated: false }),
   file_write: ok({ path: "a", bytes_written: 3 }),
   file_delete: ok({ path: "a", deleted: true }),
@@ -187,6 +188,8 @@ const VALID_REPLIES: Record<string, Record<string, unknown>> = {
   "shim.wait_ready": ok(STATUS),
   "shim.claim": ok(),
   "shim.stop": ok(STATUS),
+  "shim.pause": ok({ ...STATUS, state: "paused" }),
+  "shim.fork": ok({ stopped_ms: 120 }),
   net_configure: ok(),
   "shim.network_info": ok({
     policy: "egress+published-ports",

@@ -134,6 +134,7 @@ function workspacesFor(guest: ScriptedGuest, state: { value: string } = { value:
       if (state.value !== "started") throw new PyroError("conflict", "not started");
     },
     status: async () => ({ state: state.value }),
+    active: async () => ({ state: state.value }),
     withGuest: <T>(_id: string, fn: (client: ChannelClient) => Promise<T>) => fn(guest.client),
     touch: async () => {},
     onBeforeStop: (hook: BeforeStopHook) => hooks.push(hook),

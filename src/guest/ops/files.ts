@@ -30,6 +30,41 @@ export const fileList = defineOp(
   { stdoutCap: () => MAX_LISTING_BYTES, stderrCap: () => 0 },
 );
 
+/** Bytes of file content `file_manifest` hashes by default, and at most (agent/src/file_list.h). */
+export const MANIFEST_DEFAULT_BYTES = 256 << 20;
+export const MANIFEST_MAX_BYTES = 2 * 1024 ** 3;
+export const MANIFEST_MAX_ENTRIES = 100_000;
+
+/**
+ * One NDJSON line of a `file_manifest` stream: a `file_list` line plus the permission bits
+ * and, for files only, the SHA-256 of the content. Only the fields' shapes are checked
+ * here; `workspace/manifest.ts` checks the listing as a whole (paths, duplicates, parents).
+ */
+export const ManifestLineSchema = z.strictObject({
+  path: guestText(),
+  artifact_type: z.enum(["file", "directory", "symlink"]),
+  size_bytes: count,
+  mode: z.number().int().min(0).max(0o7777),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .nullable(),
+  link_target: guestText().nullable(),
+});
+export type WireManifestLine = z.infer<typeof ManifestLineSchema>;
+
+/** A recursive listing of `path` with modes and content hashes (protocol/README.md). */
+export const fileManifest = defineOp(
+  "file_manifest",
+  z.strictObject({
+    ...target,
+    max_entries: z.number().int().min(1).max(MANIFEST_MAX_ENTRIES).optional(),
+    max_bytes: z.number().int().min(0).max(MANIFEST_MAX_BYTES).optional(),
+  }),
+  resultFrame({ path: guestText(), count, truncated: z.boolean(), hashed_bytes: count }),
+  { stdoutCap: () => MAX_LISTING_BYTES, stderrCap: () => 0 },
+);
+
 export const fileRead = defineOp(
   "file_read",
   z.strictObject({ ...target, max_bytes: z.number().int().min(1).max(MAX_FILE_BYTES).optional() }),

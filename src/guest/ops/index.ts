@@ -1,12 +1,14 @@
 import { exec } from "./exec.js";
-import { fileDelete, fileList, fileRead, fileWrite, mkdir } from "./files.js";
+import { fileDelete, fileList, fileManifest, fileRead, fileWrite, mkdir } from "./files.js";
 import { netConfigure } from "./net.js";
 import type { AnyOp, OutputPolicy } from "./op.js";
 import { serviceList, serviceLogs, serviceStart, serviceStop } from "./services.js";
 import { shellClose, shellList, shellOpen, shellRead, shellSignal, shellWrite } from "./shells.js";
 import {
   shimClaim,
+  shimFork,
   shimNetworkInfo,
+  shimPause,
   shimPublishPort,
   shimStatus,
   shimStop,
@@ -26,6 +28,7 @@ export const AGENT_OPS = {
   signal,
   exec,
   file_list: fileList,
+  file_manifest: fileManifest,
   file_read: fileRead,
   file_write: fileWrite,
   file_delete: fileDelete,
@@ -48,6 +51,8 @@ export const SHIM_OPS = {
   wait_ready: shimWaitReady,
   claim: shimClaim,
   stop: shimStop,
+  pause: shimPause,
+  fork: shimFork,
   network_info: shimNetworkInfo,
   publish_port: shimPublishPort,
   unpublish_port: shimUnpublishPort,

@@ -11,7 +11,8 @@ import { EmptyResultSchema } from "./system.js";
 export const ShimStatusSchema = z.object({
   shim_pid: z.number().int().positive(),
   vmm_pid: z.number().int().nullable(),
-  state: z.enum(["booting", "ready", "stopping", "exited", "failed"]),
+  /** `paused`: the VM was saved to its directory (vmstate + RAM file) and the shim exited. */
+  state: z.enum(["booting", "ready", "stopping", "exited", "failed", "paused"]),
   acceleration: z.enum(["kvm", "tcg"]),
   agent_version: guestText(64).nullable(),
   timings: z.object({
@@ -21,6 +22,8 @@ export const ShimStatusSchema = z.object({
     boot_ms: z.number().nonnegative().optional(),
     /** A warm boot's part of vmm_start_ms: QEMU start, state load and `cont`. */
     restore_ms: z.number().nonnegative().optional(),
+    /** Pause: guest stopped, state saved, VMM gone. */
+    pause_ms: z.number().nonnegative().optional(),
   }),
   /** `warm`: restored from a template or a saved state. Absent in older status files: cold. */
   boot_mode: z.enum(["cold", "warm"]).optional(),
@@ -49,6 +52,28 @@ export const shimStop = defineOp(
   "shim.stop",
   z.strictObject({ remove: z.boolean() }),
   statusResult,
+);
+
+/**
+ * Saves the VM into its directory and ends the shim, keeping the VM's files: waits until
+ * no request is in flight (else `conflict`), stops the guest's CPUs, writes its device
+ * state, quits the VMM. Answers with the final status (`paused`). A driver that cannot
+ * save answers `unavailable` and the VM runs on.
+ */
+export const shimPause = defineOp("shim.pause", z.strictObject({}), statusResult);
+
+/**
+ * Copies the running VM into `target_dir` (an absolute path of a fresh sandbox directory):
+ * its device state, RAM file and state disk, taken while the guest's CPUs are stopped; then
+ * the VM runs on. The copy boots like a paused VM.
+ */
+export const shimFork = defineOp(
+  "shim.fork",
+  z.strictObject({ target_dir: z.string().min(2).max(4096).startsWith("/") }),
+  resultFrame({
+    /** How long the parent's guest was stopped. */
+    stopped_ms: z.number().nonnegative(),
+  }),
 );
 
 const port = z.number().int().min(1).max(65535);

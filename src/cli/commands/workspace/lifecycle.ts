@@ -1,8 +1,11 @@
 import type { Command } from "commander";
 import {
   deleteWorkspace,
+  forkWorkspace,
   listWorkspaces,
   logsWorkspace,
+  pauseWorkspace,
+  resumeWorkspace,
   startWorkspace,
   statusWorkspace,
   stopWorkspace,
@@ -21,7 +24,7 @@ import {
 import { workspaceTable } from "../../list-tables.js";
 import { escapeLine } from "../../escape.js";
 
-/** `pyro workspace list | status | logs | delete | stop | start | update`. */
+/** `pyro workspace list | status | logs | delete | stop | start | pause | resume | fork | update`. */
 export function registerLifecycle(workspace: Command, pyro: () => Pyro): void {
   workspace
     .command("list")
@@ -39,6 +42,8 @@ export function registerLifecycle(workspace: Command, pyro: () => Pyro): void {
     ["stop", stopWorkspace, (id: string) => pyro().stopWorkspace({ workspace_id: id })],
     ["start", startWorkspace, (id: string) => pyro().startWorkspace({ workspace_id: id })],
     ["delete", deleteWorkspace, (id: string) => pyro().deleteWorkspace({ workspace_id: id })],
+    ["pause", pauseWorkspace, (id: string) => pyro().pauseWorkspace({ workspace_id: id })],
+    ["resume", resumeWorkspace, (id: string) => pyro().resumeWorkspace({ workspace_id: id })],
   ] as const) {
     workspace
       .command(verb)
@@ -47,6 +52,24 @@ export function registerLifecycle(workspace: Command, pyro: () => Pyro): void {
       .option(...jsonOption)
       .action(action(([id]) => run(id!), printRecord));
   }
+
+  workspace
+    .command("fork")
+    .description(forkWorkspace.description)
+    .argument("<workspace_id>")
+    .option("--name <name>", "a name for the new workspace")
+    .option("--id-only", "print only the new workspace id")
+    .option(...jsonOption)
+    .action(
+      action(
+        ([id], options) =>
+          pyro().forkWorkspace({
+            workspace_id: id!,
+            ...(options.name !== undefined ? { name: options.name as string } : {}),
+          }),
+        (record, options) => (options.idOnly ? print(record.workspace_id) : printRecord(record)),
+      ),
+    );
 
   workspace
     .command("logs")
