@@ -3,8 +3,9 @@
  * ratios hold on a noisy machine (issue 10). Floor = the same QEMU, kernel, initramfs and
  * base image booted to an answering agent by raw socket writes (`floor.ts`). Cold and warm
  * = `pyro run debian:12-base -- true` through the CLI, with `--cold` and from the memory
- * template. Then the host memory of idle VMs (`vm-memory.ts`) and the start-up cost of
- * pyro's own processes (`startup-bench.ts`).
+ * template. Then pause and resume of a workspace (`pause-resume.ts`), the host memory of
+ * idle VMs (`vm-memory.ts`) and the start-up cost of pyro's own processes
+ * (`startup-bench.ts`).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
@@ -19,12 +20,13 @@ import {
   type RunPayload,
   type RunSample,
 } from "./pyro-cli.js";
+import { cliHasPause, pauseResume } from "./pause-resume.js";
 import { startupFigures, startupReport } from "./startup-bench.js";
 import { idleVmMemory, memoryReport } from "./vm-memory.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const CLONES = Number(process.env.BENCH_CLONES ?? 10);
-const TARGETS = { runOverFloor: 1.5, warmOverCold: 0.35 };
+const TARGETS = { runOverFloor: 1.5, warmOverCold: 0.35, pauseMs: 100, resumeOverCold: 0.3 };
 
 interface Samples {
   floor: FloorRun[];
@@ -123,11 +125,29 @@ async function memoryLines(work: string, warmToo: boolean): Promise<string[]> {
   return lines;
 }
 
+/**
+ * Pause and resume of one workspace. The ratio's cold start is a cold run's start request
+ * to its answering agent (`agent_ready_ms`), the same span `resume_ms` covers.
+ */
+async function pauseLines(work: string, coldAgentReadyMs: number): Promise<string[]> {
+  if (!cliHasPause()) return ["pause/resume: n/a (this build has no `pyro workspace pause`)"];
+  const figures = await pauseResume(work, RUNS);
+  return [
+    `pause: median pause_ms ${figures.pauseMs.toFixed(0)} (target <= ${TARGETS.pauseMs}, ${figures.pauseMs <= TARGETS.pauseMs ? "met" : "missed"})`,
+    `resume: median resume_ms ${figures.resumeMs.toFixed(0)}, resumed_from ${figures.resumedFrom.join("+")}; ` +
+      `resume + exec as CLI processes ${figures.resumeToExecWallMs.toFixed(0)} ms`,
+    `ratio resume/cold start (agent_ready_ms ${coldAgentReadyMs.toFixed(0)}): ${ratio(figures.resumeMs / coldAgentReadyMs, TARGETS.resumeOverCold)}`,
+  ];
+}
+
 async function main() {
   const work = await mkdtemp(join(tmpdir(), "pyro-bench-"));
   try {
     const warmToo = cliHasColdFlag();
-    for (const line of runReport(await measureRuns(work, warmToo))) console.log(line);
+    const samples = await measureRuns(work, warmToo);
+    for (const line of runReport(samples)) console.log(line);
+    const coldReady = median(samples.cold.map((r) => r.payload.timings.agent_ready_ms ?? NaN));
+    for (const line of await pauseLines(work, coldReady)) console.log(line);
     for (const line of await memoryLines(work, warmToo)) console.log(`memory: ${line}`);
     for (const line of startupReport(await startupFigures())) console.log(`start-up: ${line}`);
   } finally {
