@@ -1,156 +1,158 @@
 /**
- * `npm run bench`: pyro's overhead against the floor, measured in one run so the ratio
- * holds on a noisy machine. Floor = the same QEMU, kernel, initramfs and base image booted
- * to an answering agent and powered off, driven by a few raw socket writes (no pyro code
- * in the path). Pyro = `pyro run debian:12-base -- true` through the CLI.
+ * `npm run bench`: pyro against the floor, cold against warm, measured in one run so the
+ * ratios hold on a noisy machine (issue 10). Floor = the same QEMU, kernel, initramfs and
+ * base image booted to an answering agent by raw socket writes (`floor.ts`). Cold and warm
+ * = `pyro run debian:12-base -- true` through the CLI, with `--cold` and from the memory
+ * template. Then pause and resume of a workspace (`pause-resume.ts`), the host memory of
+ * idle VMs (`vm-memory.ts`) and the start-up cost of pyro's own processes
+ * (`startup-bench.ts`).
  */
-import { spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import type { Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { mkdtemp, rm } from "node:fs/promises";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
 import { bootArtifacts } from "../src/env/environments.js";
-import { encodeControl, FrameReader } from "../src/guest/frame.js";
-import { runChecked, sleep } from "../src/util/process.js";
-import { hostTscKhz, qemuArgs, qemuInheritedFiles } from "../src/vmm/qemu.js";
-import { readAccelerationFacts, decideAcceleration } from "../src/vmm/acceleration.js";
+import { floorRun, type FloorRun } from "./floor.js";
 import { median } from "./measure.js";
+import {
+  BENCH_ENVIRONMENT,
+  cliHasColdFlag,
+  pyroRun,
+  type RunPayload,
+  type RunSample,
+} from "./pyro-cli.js";
+import { cliHasPause, pauseResume } from "./pause-resume.js";
 import { startupFigures, startupReport } from "./startup-bench.js";
+import { idleVmMemory, memoryReport } from "./vm-memory.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const CLI = resolve("dist/cli/main.js");
+const CLONES = Number(process.env.BENCH_CLONES ?? 10);
+const TARGETS = { runOverFloor: 1.5, warmOverCold: 0.35, pauseMs: 100, resumeOverCold: 0.3 };
 
-async function floorRun(work: string, artifacts: Awaited<ReturnType<typeof bootArtifacts>>) {
-  const dir = await mkdtemp(join(work, "floor-"));
-  const stateDisk = join(dir, "state.ext4");
-  await runChecked("state disk", "mkfs.ext4", [
-    "-q",
-    "-F",
-    "-L",
-    "pyro-state",
-    "-E",
-    "lazy_itable_init=1,lazy_journal_init=1",
-    stateDisk,
-    "8G",
-  ]);
-  const spec = {
-    vmId: "floor",
-    kernelPath: artifacts.kernel.path,
-    initrdPath: artifacts.agent.initramfs,
-    kernelArgs: ["pyro.hostname=floor"],
-    vcpuCount: 1,
-    memMib: 1024,
-    acceleration: decideAcceleration(await readAccelerationFacts()).acceleration,
-    disks: [
-      { path: artifacts.rootfs, readOnly: true },
-      { path: stateDisk, readOnly: false },
-    ],
-    agentSocketPath: join(dir, "agent.sock"),
-    controlSocketPath: join(dir, "vmm.sock"),
-    consoleLogPath: join(dir, "console.log"),
-  };
-  // QEMU takes its channels (socket pairs) and files as inherited fds (vmm/qemu.ts).
-  const files = qemuInheritedFiles(spec).map((file) => openSync(file.path, file.flags));
-  const started = performance.now();
-  const args = qemuArgs(spec, hostTscKhz());
-  const qemu = spawn("qemu-system-x86_64", args, {
-    stdio: ["ignore", "ignore", "ignore", "pipe", "pipe", "pipe", ...files],
-  });
-  files.forEach((fd) => closeSync(fd));
-  const exited = new Promise((r) => qemu.on("exit", r));
-  const socketAt = (fd: number) => qemu.stdio[fd as 3] as Socket;
-  const agent = socketAt(4);
-  socketAt(3).resume(); // QMP greets; nobody needs to answer.
-  socketAt(5).resume(); // the console
-  const reader = new FrameReader();
-  const replies: number[] = [];
-  let wake = () => {};
-  agent.on("data", (chunk: Buffer) => {
-    for (const frame of reader.push(chunk)) replies.push(frame.channel);
-    wake();
-  });
-  const awaitReply = async (channel: number) => {
-    while (!replies.includes(channel)) await new Promise<void>((r) => (wake = r));
-  };
-  agent.write(encodeControl(1, { op: "hello" }));
-  await awaitReply(1);
-  const readyMs = performance.now() - started;
-  agent.write(encodeControl(2, { op: "shutdown", power_off: true }));
-  await exited;
-  const totalMs = performance.now() - started;
-  await rm(dir, { recursive: true, force: true });
-  return { readyMs, totalMs };
+interface Samples {
+  floor: FloorRun[];
+  cold: RunSample[];
+  /** Empty when this build has no templates (no `--cold` flag). */
+  warm: RunSample[];
 }
 
-function pyroRun(home: string): Promise<{ totalMs: number; payload: Record<string, unknown> }> {
-  const started = performance.now();
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI, "run", "debian:12-base", "--json", "--", "true"], {
-      env: { ...process.env, PYRO_HOME: home },
-      stdio: ["ignore", "pipe", "ignore"],
-    });
-    let out = "";
-    child.stdout.on("data", (c: Buffer) => (out += c));
-    child.on("close", (code) => {
-      if (code !== 0) return reject(new Error(`pyro run exited ${code}: ${out}`));
-      resolvePromise({ totalMs: performance.now() - started, payload: JSON.parse(out) });
-    });
-  });
+/** Rounds of floor, cold and warm, interleaved so a busy neighbour slows all three alike. */
+async function measureRuns(work: string, warmToo: boolean): Promise<Samples> {
+  const artifacts = await bootArtifacts(BENCH_ENVIRONMENT, () => {});
+  const coldFlags = warmToo ? ["--cold"] : [];
+  // Not counted: warms the page cache for every side and builds the template once.
+  await floorRun(work, artifacts);
+  await pyroRun(work, coldFlags);
+  if (warmToo) await pyroRun(work);
+  const samples: Samples = { floor: [], cold: [], warm: [] };
+  for (let i = 0; i < RUNS; i++) {
+    samples.floor.push(await floorRun(work, artifacts));
+    samples.cold.push(await pyroRun(work, coldFlags));
+    if (warmToo) samples.warm.push(await pyroRun(work));
+  }
+  return samples;
 }
 
-async function idleMemory(home: string): Promise<number> {
-  const child = spawn(process.execPath, [CLI, "run", "debian:12-base", "--", "sleep", "30"], {
-    env: { ...process.env, PYRO_HOME: home },
-    stdio: "ignore",
-  });
-  for (let i = 0; i < 600; i++) {
-    const [dir] = await readdir(join(home, "vms")).catch(() => []);
-    const status =
-      dir && (await readFile(join(home, "vms", dir, "shim.json"), "utf8").catch(() => ""));
-    if (status && JSON.parse(status).state === "ready") break;
-    await sleep(100);
+/** The median of each timing the results carry (the set grows with the contract). */
+function timingsLine(payloads: RunPayload[]): string {
+  const keys = Object.keys(payloads[0]?.timings ?? {});
+  return keys
+    .map((key) => `${key}=${median(payloads.map((p) => p.timings[key] ?? NaN)).toFixed(0)}`)
+    .join(" ");
+}
+
+/**
+ * What a run spends outside the VM's own phases: the CLI's start and module loads, the
+ * manager's preparation (VM directory, state disk, template copy) and the shim's spawn,
+ * i.e. the whole run minus the start request's time to an answering agent, the command
+ * and the teardown.
+ */
+function outsideVm(runs: RunSample[]): number {
+  return median(
+    runs.map(
+      (r) =>
+        r.totalMs -
+        (r.payload.timings.agent_ready_ms ?? 0) -
+        (r.payload.timings.exec_ms ?? 0) -
+        (r.payload.timings.teardown_ms ?? 0),
+    ),
+  );
+}
+
+function bootModes(runs: RunSample[]): string {
+  const modes = new Set(runs.map((r) => r.payload.boot_mode ?? "cold"));
+  const reasons = new Set(runs.map((r) => r.payload.cold_reason).filter(Boolean));
+  return [...modes].join("+") + (reasons.size ? ` (cold_reason: ${[...reasons].join("; ")})` : "");
+}
+
+const ratio = (value: number, target: number) =>
+  `${value.toFixed(2)} (target <= ${target.toFixed(2)}, ${value <= target ? "met" : "missed"})`;
+
+function runReport({ floor, cold, warm }: Samples): string[] {
+  const floorMs = median(floor.map((f) => f.totalMs));
+  const coldMs = median(cold.map((r) => r.totalMs));
+  const lines = [
+    `acceleration: ${String(cold[0]!.payload.acceleration)}, runs: ${RUNS} each, load average ${loadavg()[0]!.toFixed(1)}`,
+    `floor (raw boot to agent, power off): median ${floorMs.toFixed(0)} ms (agent ready ${median(floor.map((f) => f.readyMs)).toFixed(0)} ms)`,
+    `cold pyro run ${BENCH_ENVIRONMENT} -- true: median ${coldMs.toFixed(0)} ms, boot_mode ${bootModes(cold)}`,
+    `  timings (median ms): ${timingsLine(cold.map((r) => r.payload))}; outside the VM ${outsideVm(cold).toFixed(0)}`,
+    `ratio cold run/floor: ${ratio(coldMs / floorMs, TARGETS.runOverFloor)}`,
+  ];
+  if (warm.length === 0) {
+    lines.push(
+      "warm pyro run: n/a (this build has no memory templates: `pyro run --cold` unknown)",
+    );
+    return lines;
   }
-  await sleep(1000);
-  let rssKib = 0;
-  for (const pid of await readdir("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
-    if (!cmdline.includes(home) || cmdline.includes("cli/main.js")) continue;
-    const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
-    rssKib += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  }
-  child.kill("SIGKILL");
-  return rssKib / 1024;
+  const warmMs = median(warm.map((r) => r.totalMs));
+  lines.push(
+    `warm pyro run ${BENCH_ENVIRONMENT} -- true: median ${warmMs.toFixed(0)} ms, boot_mode ${bootModes(warm)}`,
+    `  timings (median ms): ${timingsLine(warm.map((r) => r.payload))}; outside the VM ${outsideVm(warm).toFixed(0)}`,
+    `ratio warm/cold: ${ratio(warmMs / coldMs, TARGETS.warmOverCold)}`,
+    `ratio warm run/floor: ${(warmMs / floorMs).toFixed(2)}`,
+  );
+  return lines;
+}
+
+async function memoryLines(work: string, warmToo: boolean): Promise<string[]> {
+  const lines = [
+    memoryReport("idle cold VM", await idleVmMemory(work, 1, warmToo ? ["--cold"] : [])),
+  ];
+  if (!warmToo) return [...lines, "idle warm clones: n/a (no memory templates in this build)"];
+  lines.push(memoryReport("idle warm clone", await idleVmMemory(work, 1, [])));
+  lines.push(
+    memoryReport(`${CLONES} idle warm clones at once`, await idleVmMemory(work, CLONES, [])),
+  );
+  return lines;
+}
+
+/**
+ * Pause and resume of one workspace. The ratio's cold start is a cold run's start request
+ * to its answering agent (`agent_ready_ms`), the same span `resume_ms` covers.
+ */
+async function pauseLines(work: string, coldAgentReadyMs: number): Promise<string[]> {
+  if (!cliHasPause()) return ["pause/resume: n/a (this build has no `pyro workspace pause`)"];
+  const figures = await pauseResume(work, RUNS);
+  return [
+    `pause: median pause_ms ${figures.pauseMs.toFixed(0)} (target <= ${TARGETS.pauseMs}, ${figures.pauseMs <= TARGETS.pauseMs ? "met" : "missed"})`,
+    `resume: median resume_ms ${figures.resumeMs.toFixed(0)}, resumed_from ${figures.resumedFrom.join("+")}; ` +
+      `resume + exec as CLI processes ${figures.resumeToExecWallMs.toFixed(0)} ms`,
+    `ratio resume/cold start (agent_ready_ms ${coldAgentReadyMs.toFixed(0)}): ${ratio(figures.resumeMs / coldAgentReadyMs, TARGETS.resumeOverCold)}`,
+  ];
 }
 
 async function main() {
-  const artifacts = await bootArtifacts("debian:12-base", () => {});
   const work = await mkdtemp(join(tmpdir(), "pyro-bench-"));
-  const floor: { readyMs: number; totalMs: number }[] = [];
-  const runs: Awaited<ReturnType<typeof pyroRun>>[] = [];
-  await floorRun(work, artifacts); // warm the page cache for both sides
-  await pyroRun(work);
-  for (let i = 0; i < RUNS; i++) {
-    floor.push(await floorRun(work, artifacts));
-    runs.push(await pyroRun(work));
+  try {
+    const warmToo = cliHasColdFlag();
+    const samples = await measureRuns(work, warmToo);
+    for (const line of runReport(samples)) console.log(line);
+    const coldReady = median(samples.cold.map((r) => r.payload.timings.agent_ready_ms ?? NaN));
+    for (const line of await pauseLines(work, coldReady)) console.log(line);
+    for (const line of await memoryLines(work, warmToo)) console.log(`memory: ${line}`);
+    for (const line of startupReport(await startupFigures())) console.log(`start-up: ${line}`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
   }
-  const floorMs = median(floor.map((f) => f.totalMs));
-  const pyroMs = median(runs.map((r) => r.totalMs));
-  const timing = (key: string) =>
-    median(runs.map((r) => (r.payload.timings as Record<string, number>)[key]!));
-  console.log(`acceleration: ${String(runs[0]!.payload.acceleration)}, runs: ${RUNS} each`);
-  console.log(
-    `floor  (boot to agent, power off): median ${floorMs.toFixed(0)} ms (agent ready ${median(floor.map((f) => f.readyMs)).toFixed(0)} ms)`,
-  );
-  console.log(`pyro run debian:12-base -- true:   median ${pyroMs.toFixed(0)} ms`);
-  console.log(`ratio pyro/floor: ${(pyroMs / floorMs).toFixed(2)} (target <= 1.50)`);
-  console.log(
-    `pyro timings (median ms): ${["vmm_start_ms", "boot_ms", "agent_ready_ms", "exec_ms", "teardown_ms"].map((k) => `${k}=${timing(k)}`).join(" ")}`,
-  );
-  console.log(`idle VM host memory (shim + VMM RSS): ${(await idleMemory(work)).toFixed(0)} MiB`);
-  for (const line of startupReport(await startupFigures())) console.log(`start-up: ${line}`);
-  await rm(work, { recursive: true, force: true });
 }
 
 await main();

@@ -4,7 +4,7 @@ import { stateDiskMkfsArgs } from "./state-disk.js";
 import { ShimClient, spawnShim } from "../shim/client.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "../shim/launch.js";
 import { writeJsonAtomic } from "../util/fs.js";
-import { runChecked } from "../util/process.js";
+import { isProcessAlive, runChecked, sleep } from "../util/process.js";
 import { liveState } from "./records.js";
 
 /** A fresh, empty writable layer (the guest agent finds it by its label). */
@@ -63,9 +63,10 @@ export async function bootSandbox(
   await clearLeftovers(dir);
   if (!(await stat(files.stateDisk).catch(() => undefined))) await createStateDisk(dir);
   await writeJsonAtomic(files.launch, launch, 0o600, { createParent: false });
-  await spawnShim(dir);
-  const client = await ShimClient.connect(dir);
+  const shimPid = await spawnShim(dir);
+  let client: ShimClient | undefined;
   try {
+    client = await ShimClient.connect(dir);
     if (options.claim) await client.claim();
     const ready = await client.waitReady();
     if (ready.state !== "ready") {
@@ -73,7 +74,20 @@ export async function bootSandbox(
     }
     return { client, ready };
   } catch (error) {
-    client.destroy();
+    client?.destroy();
+    // A failed shim reports the failure, then cleans up (a one-shot VM's whole directory).
+    // A caller that boots the same directory again (a warm boot's cold retry) must not
+    // race that cleanup; the shim starts its VMM before it serves clients, so its boot can
+    // fail before anyone is connected to hear it.
+    await waitForExit(shimPid, FAILED_SHIM_EXIT_WAIT_MS);
     throw error;
   }
+}
+
+/** How long a caller waits for a shim whose boot failed to finish its cleanup. */
+const FAILED_SHIM_EXIT_WAIT_MS = 10_000;
+
+async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (isProcessAlive(pid) && Date.now() < deadline) await sleep(10);
 }

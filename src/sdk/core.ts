@@ -9,30 +9,28 @@ import {
   pullEnvironment,
 } from "../manager/environments.js";
 import { confineHostPaths } from "../manager/host-paths.js";
-import { SandboxRuntime, type RuntimeOptions } from "../manager/runtime.js";
 import { workspaceServices } from "../manager/services.js";
 import { ShellManager } from "../manager/shells.js";
-import { VmManager } from "../manager/vms.js";
 import { WorkspaceContent } from "../manager/workspace-content.js";
 import { WorkspaceDisk } from "../manager/workspace-disk.js";
 import { WorkspaceManager } from "../manager/workspaces.js";
 import type { ProgressSink } from "../util/progress.js";
+import type { VmCore } from "./vm-core.js";
 
 /**
- * Everything behind the `Pyro` facade, made on a facade's first call (`sdk/pyro.ts`
- * imports this module only then, so importing the SDK loads none of it).
+ * Everything behind the `Pyro` facade but the VM manager, made on a facade's first call
+ * that needs it (`sdk/pyro.ts` imports this module only then, so importing the SDK loads
+ * none of it), over the runtime of the VM core (`vm-core.ts`).
  */
-export function createCore(options: RuntimeOptions & { progress: ProgressSink }) {
-  const runtime = new SandboxRuntime(options);
+export function createCore({ runtime }: VmCore, progress: ProgressSink) {
   const workspaces = new WorkspaceManager(runtime);
   return {
-    vms: new VmManager(runtime),
     workspaces,
     content: new WorkspaceContent(workspaces),
-    disk: new WorkspaceDisk(options.progress),
+    disk: new WorkspaceDisk(progress),
     services: workspaceServices(workspaces),
     shells: new ShellManager(workspaces),
-    host: hostCalls(options.progress),
+    host: hostCalls(progress),
   };
 }
 

@@ -84,13 +84,17 @@ export class Pyro {
     this.hostPathRoots = typeof roots === "function" ? roots : roots && [...roots];
     // The managers, and zod and the VMM drivers under them, load on the first call rather
     // than at import: importing the SDK and `new Pyro()` stay cheap (util/lazy.ts).
-    const core = once(async () =>
-      (await import("./core.js")).createCore({
+    // `pyro run` needs only the VM core; the workspace side loads on its first call.
+    const vmCore = once(async () =>
+      (await import("./vm-core.js")).createVmCore({
         progress: this.progress,
         ...pickDefined({ bootTimeoutMs: options.bootTimeoutMs }),
       }),
     );
-    this.vms = deferred(async () => (await core()).vms);
+    const core = once(async () =>
+      (await import("./core.js")).createCore(await vmCore(), this.progress),
+    );
+    this.vms = deferred(async () => (await vmCore()).vms);
     this.workspaces = deferred(async () => (await core()).workspaces);
     this.content = deferred(async () => (await core()).content);
     this.disk = deferred(async () => (await core()).disk);

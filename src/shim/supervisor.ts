@@ -1,5 +1,5 @@
-import { chmod, rm } from "node:fs/promises";
-import { createServer, type Server, type Socket } from "node:net";
+import { rm } from "node:fs/promises";
+import { type Server, type Socket } from "node:net";
 import { PyroError } from "../contract/errors.js";
 import type { DeadlinePolicy } from "../guest/bounds.js";
 import { ChannelClient, checkRequest } from "../guest/client.js";
@@ -18,13 +18,13 @@ import { forkVm, saveable, saveVm, waitUntilIdle, type SaveableVmm } from "./sav
 import { readFileTail } from "../vmm/console-log.js";
 import type { VmmDriver, VmmHandle } from "../vmm/driver.js";
 import { ChannelMux } from "../guest/mux.js";
-import { sendGo } from "../guest/park.js";
-import { createMemoryFile } from "../vmm/memory.js";
 import { AGENT_OPS, SHIM_OPS } from "../guest/ops/index.js";
 import { helloEntropy } from "../guest/ops/system.js";
 import { ForwardedRequest } from "./forward.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "./launch.js";
 import { ShimNetwork, vmmNetworkSpec } from "./network.js";
+import { listenForClients, type ClientListener } from "./client-listener.js";
+import { startVmm, type VmmStart } from "./vmm-start.js";
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 const VMM_EXIT_GRACE_MS = 2_000;
@@ -68,8 +68,15 @@ export class Supervisor {
     private readonly config: ShimLaunchConfig,
     private readonly driver: VmmDriver,
     private readonly log: (line: string) => void,
+    /**
+     * What the shim's entry started before loading this module (`shim/main.ts`): the
+     * clients' socket and the VMM.
+     */
+    private readonly early: { clients?: ClientListener; vmm?: VmmStart } = {},
   ) {
     this.files = vmFiles(dir);
+    // Set at once, so an end() before boot() still stops the VMM that is starting.
+    this.launching = early.vmm?.handle;
     this.network = config.network
       ? new ShimNetwork(config.network, this.files.networkLog)
       : undefined;
@@ -167,36 +174,21 @@ export class Supervisor {
   }
 
   private async boot(): Promise<void> {
-    const started = performance.now();
+    const network = this.network;
+    const start =
+      this.early.vmm ??
+      startVmm(
+        this.driver,
+        this.dir,
+        this.config,
+        network && { prepare: () => network.prepare(), spec: vmmNetworkSpec() },
+      );
+    const started = start.startedAt;
     const restore = this.config.restore ?? undefined;
-    if (restore && this.driver.name !== "qemu")
-      throw new Error(`the ${this.driver.name} driver cannot restore a saved VM`);
-    const memoryPath = this.config.memory_path ?? undefined;
-    if (memoryPath) await createMemoryFile(memoryPath, this.config.mem_mib, { fresh: !restore });
-    await this.network?.prepare();
-    const launchStarted = performance.now();
-    this.launching = this.driver.launch({
-      vmId: this.config.vm_id,
-      kernelPath: this.config.kernel_path,
-      initrdPath: this.config.initrd_path,
-      kernelArgs: [`pyro.hostname=${this.config.hostname}`, ...this.config.kernel_args],
-      vcpuCount: this.config.vcpu_count,
-      memMib: this.config.mem_mib,
-      acceleration: this.config.acceleration,
-      disks: [
-        { path: this.config.rootfs_path, readOnly: true },
-        { path: this.config.state_disk_path, readOnly: false },
-      ],
-      agentSocketPath: this.files.agentSocket,
-      controlSocketPath: this.files.controlSocket,
-      consoleLogPath: this.files.console,
-      ...(this.network ? { network: vmmNetworkSpec() } : {}),
-      ...(memoryPath ? { memoryPath } : {}),
-      ...(restore ? { restoreFrom: restore.vmstate_path } : {}),
-    });
+    this.launching = start.handle;
     this.vmm = await this.launching;
     this.status.boot_mode = restore ? "warm" : "cold";
-    if (restore) this.status.timings.restore_ms = Math.round(performance.now() - launchStarted);
+    if (restore) this.status.timings.restore_ms = Math.round(start.readyAt! - start.launchedAt!);
     // A saved state holds only with the RAM as it was at the save; the guest now runs on
     // in that RAM, so the state is stale and must never be restored again.
     if (restore?.kind === "saved") await rm(restore.vmstate_path, { force: true });
@@ -204,7 +196,7 @@ export class Supervisor {
       if (!this.vmm.network) throw new Error(`the ${this.driver.name} driver has no network`);
       this.network.attach(this.vmm.network);
     }
-    const vmmReady = performance.now();
+    const vmmReady = start.readyAt ?? performance.now();
     this.status.vmm_pid = this.vmm.pid;
     this.status.timings.vmm_start_ms = Math.round(vmmReady - started);
     void this.vmm.exited.then((exit) => this.onVmmExit(exit.code, exit.signal));
@@ -214,8 +206,7 @@ export class Supervisor {
       this.config.boot_timeout_ms,
       "the VMM never opened the agent channel",
     );
-    // A template's clone waits, parked before its root mount, for the word to go on.
-    if (restore?.kind === "template") await sendGo(agentSocket);
+    // A template's clone was told to go on by startVmm (`vmm-start.ts`).
     const mux = new ChannelMux(agentSocket, {
       onBroken: (error) => void this.fail(`lost the guest agent: ${error.message}`),
     });
@@ -326,7 +317,8 @@ export class Supervisor {
   }
 
   private async serveClients(): Promise<Server> {
-    const server = createServer((socket) => {
+    const listener = this.early.clients ?? (await listenForClients(this.files.socket));
+    listener.accept((socket) => {
       const client = new ClientConnection(socket, this);
       this.clients.add(client);
       socket.on("close", () => {
@@ -334,12 +326,7 @@ export class Supervisor {
         client.onClose();
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.files.socket, resolve);
-    });
-    await chmod(this.files.socket, 0o600);
-    return server;
+    return listener.server;
   }
 
   // ---- used by ClientConnection ----

@@ -3,9 +3,6 @@ import { access, stat } from "node:fs/promises";
 import { delimiter, join, resolve } from "node:path";
 import { PyroError } from "../contract/errors.js";
 import type { Acceleration, VmmDriver } from "./driver.js";
-import { FirecrackerDriver } from "./firecracker.js";
-import { HostProcessDriver } from "./host-process.js";
-import { QemuDriver } from "./qemu.js";
 
 export type VmmName = VmmDriver["name"];
 
@@ -134,7 +131,9 @@ export async function createDriver(
   vmm: VmmName,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<VmmDriver> {
-  if (vmm === "qemu") return new QemuDriver();
+  // Each driver loads only when chosen: the shim starts its VMM right after this, and the
+  // others' modules (Firecracker's pulls in node:http) would only delay that (issue 10).
+  if (vmm === "qemu") return new (await import("./qemu.js")).QemuDriver();
   if (vmm === "host") {
     if (!hostVmmForced(env)) {
       throw new PyroError(
@@ -143,8 +142,9 @@ export async function createDriver(
           "a VM; set PYRO_VMM=host to allow it, or delete the VM and create it without it",
       );
     }
-    return new HostProcessDriver();
+    return new (await import("./host-process.js")).HostProcessDriver();
   }
   const { path } = await findFirecracker(env);
+  const { FirecrackerDriver } = await import("./firecracker.js");
   return new FirecrackerDriver(path ? { binary: path } : {});
 }

@@ -78,6 +78,33 @@ describe("start-up import graph", () => {
     expect(files).not.toContain("cli/schema-options.ts");
     expect(commandsFor(["node", "pyro", "--version"])).toEqual([]);
   });
+
+  it("a one-shot VM's calls load the VM core only: no workspace code, archives or diffs", () => {
+    const { files, packages } = staticGraph("sdk/vm-core.ts");
+    expect(packages).toEqual(["zod"]);
+    expect(files.filter((f) => /^manager\/(workspace|shells|services|doctor)/.test(f))).toEqual([]);
+    expect(files.filter((f) => f.startsWith("workspace/"))).toEqual([]);
+  });
+
+  it("the shim reaches its VMM's start without zod, the protocol or another driver", () => {
+    const { files, packages } = staticGraph("shim/main.ts");
+    expect(packages).toEqual([]);
+    // The supervisor (and zod under it) is a dynamic import, after startVmm().
+    expect(files).toEqual([
+      "contract/errors.ts",
+      "guest/park.ts",
+      "shim/client-listener.ts",
+      "shim/launch.ts",
+      "shim/main.ts",
+      "shim/vmm-start.ts",
+      "vmm/memory.ts",
+      "vmm/select.ts",
+    ]);
+    // Each driver is loaded only when chosen, and none of them loads zod.
+    for (const driver of ["vmm/qemu.ts", "vmm/host-process.ts", "vmm/firecracker.ts"]) {
+      expect(staticGraph(driver).packages).toEqual([]);
+    }
+  });
 });
 
 describe("which commands a command line loads", () => {
