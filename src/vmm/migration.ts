@@ -1,5 +1,5 @@
 import { createWriteStream } from "node:fs";
-import { chmod, chown, mkdtemp, rm } from "node:fs/promises";
+import { chmod, lchown, mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -161,8 +161,11 @@ async function receiveState(
     await listen(server, socketPath);
     await chmod(socketPath, 0o600);
     if (owner) {
-      await chown(dir, owner.uid, owner.gid);
-      await chown(socketPath, owner.uid, owner.gid);
+      // The directory stays root's: QEMU's uid may only pass through it (0711) and connect
+      // to its own socket. Owning the directory would let a QEMU the guest took over swap
+      // the socket for a link (root's chown would follow it) or plant links for root's rm.
+      await chmod(dir, 0o711);
+      await lchown(socketPath, owner.uid, owner.gid);
     }
   } catch (error) {
     server.close();
