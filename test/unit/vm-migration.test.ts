@@ -102,6 +102,30 @@ describe("saving a VM's state", () => {
     expect(existsSync(join(dir, "vmstate"))).toBe(false);
   });
 
+  it.runIf(process.getuid?.() === 0)(
+    "gives QEMU's uid its socket only: the directory stays root's and cannot be written by it",
+    async () => {
+      const dir = tempDir("pyro-save-test-");
+      const owner = { uid: 4_242_420, gid: 4_242_420 };
+      let seen:
+        { dir: ReturnType<typeof statSync>; socket: ReturnType<typeof statSync> } | undefined;
+      const qemu = fakeQemu(Buffer.from("state"));
+      const execute = qemu.qmp.execute;
+      qemu.qmp.execute = async (command, args) => {
+        if (command === "migrate") {
+          const socket = String(args?.uri).replace(/^unix:/, "");
+          seen = { dir: statSync(dirname(socket)), socket: statSync(socket) };
+        }
+        return execute(command, args);
+      };
+      await saveVmState(qemu.qmp, join(dir, "vmstate"), owner, { pollMs: 1 });
+      expect(seen?.dir.uid).toBe(0);
+      expect((seen?.dir.mode ?? 0) & 0o777).toBe(0o711);
+      expect(seen?.socket.uid).toBe(owner.uid);
+      expect((seen?.socket.mode ?? 0) & 0o777).toBe(0o600);
+    },
+  );
+
   it("takes one connection: a second one is refused and cannot add to the state", async () => {
     const dir = tempDir("pyro-save-test-");
     const path = join(dir, "vmstate");
