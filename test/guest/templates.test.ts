@@ -181,6 +181,7 @@ describe("warm boots from memory templates", () => {
     expect(next.boot_mode).toBe("cold");
     expect(next.cold_reason).toMatch(/restoring the memory template failed/);
   });
+
   it("a VM with a NIC restores from a template of its own shape, NIC up", async () => {
     const r = await pyro.runInVm({
       environment: ENV,
