@@ -111,14 +111,12 @@ export function savedStatePlan(
 }
 
 /**
- * After a warm boot failed: the template is blamed (removed, not retried for a while),
- * the clone's files go, and the same VM boots cold once.
+ * After a warm boot failed: the clone's files go and the same VM boots cold once. The
+ * template is not blamed here: the failure may be the host's (a timeout under load) or
+ * the VM's own disk, not the template's ({@link blameTemplate}).
  */
 export async function coldAfterWarmFailure(plan: BootPlan, dir: string, error: unknown) {
   const message = messageOf(error);
-  if (plan.template_key) {
-    await recordTemplateFailure(plan.template_key, "restore", message).catch(() => {});
-  }
   await removeCloneFiles(dir, plan.template_kind === "late");
   return {
     launch: { ...plan.launch, restore: null },
@@ -128,6 +126,15 @@ export async function coldAfterWarmFailure(plan: BootPlan, dir: string, error: u
     template_kind: null,
     template_ms: plan.template_ms,
   } satisfies BootPlan;
+}
+
+/**
+ * A warm boot failed and the cold retry of the same VM worked: the template is what
+ * differed, so it is removed and no boot of its shape restores it for a while (shared by
+ * every VM of that shape, so only on that evidence).
+ */
+export async function blameTemplate(key: string, error: unknown): Promise<void> {
+  await recordTemplateFailure(key, "restore", messageOf(error)).catch(() => {});
 }
 
 /** The template of this shape, built now if missing (with a progress line saying so). */

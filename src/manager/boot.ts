@@ -1,20 +1,15 @@
 import { rm, stat } from "node:fs/promises";
 import { PyroError } from "../contract/errors.js";
-import { stateDiskMkfsArgs } from "./state-disk.js";
+import { createStateDiskFile } from "../disk/state-disk-file.js";
 import { ShimClient, spawnShim } from "../shim/client.js";
 import { vmFiles, type ShimLaunchConfig, type ShimStatus } from "../shim/launch.js";
 import { writeJsonAtomic } from "../util/fs.js";
-import { isProcessAlive, runChecked, sleep } from "../util/process.js";
+import { isProcessAlive, sleep } from "../util/process.js";
 import { liveState } from "./records.js";
 
 /** A fresh, empty writable layer (the guest agent finds it by its label). */
 export async function createStateDisk(dir: string): Promise<void> {
-  await rm(vmFiles(dir).stateDisk, { force: true });
-  await runChecked(
-    "create the VM's state disk",
-    "mkfs.ext4",
-    stateDiskMkfsArgs(vmFiles(dir).stateDisk),
-  );
+  await createStateDiskFile(vmFiles(dir).stateDisk);
 }
 
 /** Kills a sandbox's shim and VMM if they still run: what a dead or mute shim leaves. */

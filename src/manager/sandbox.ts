@@ -11,7 +11,7 @@ import { discardSavedState } from "../vmstate/saved-state.js";
 import { isProcessAlive, sleep } from "../util/process.js";
 import { bootSandbox, killSandboxProcesses, type BootedSandbox } from "./boot.js";
 import type { BootPlan } from "./boot-plan.js";
-import { coldAfterWarmFailure } from "./boot-plan.js";
+import { blameTemplate, coldAfterWarmFailure } from "./boot-plan.js";
 import { liveState } from "./records.js";
 import type { SandboxRuntime } from "./runtime.js";
 import type { SandboxRecord, SandboxStore } from "./records.js";
@@ -167,8 +167,11 @@ export class Sandboxes<R extends SandboxRecord> {
     };
     let plan = await this.runtime.planBoot(record, spec, choice);
     try {
+      let warmFailure: { key: string; error: unknown } | undefined;
       if (plan.template_key) {
+        const key = plan.template_key;
         const booted = await bootSandbox(dir, plan.launch, { claim }).catch(async (error) => {
+          warmFailure = { key, error };
           await settleFailedShim(dir, claim);
           plan = await coldAfterWarmFailure(plan, dir, error);
           // A claimed VM's shim removed its directory when the boot failed: make it again.
@@ -179,7 +182,9 @@ export class Sandboxes<R extends SandboxRecord> {
         await rm(join(dir, CLONE_VMSTATE), { force: true });
         if (booted) return { plan, booted };
       }
-      return { plan, booted: await bootSandbox(dir, plan.launch, { claim }) };
+      const booted = await bootSandbox(dir, plan.launch, { claim });
+      if (warmFailure) await blameTemplate(warmFailure.key, warmFailure.error);
+      return { plan, booted };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       // A claimed VM that failed is already gone with its directory: nothing to record.

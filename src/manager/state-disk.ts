@@ -8,31 +8,15 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { stateDiskMkfsArgs } from "../disk/state-disk-file.js";
 import { vmFiles } from "../shim/launch.js";
 import { runChecked, runCommand } from "../util/process.js";
 import type { ContentOrigin } from "../workspace/archive.js";
 
-/** Writable layer of each VM: sparse, so only what the guest writes takes host disk. */
-export const STATE_DISK_SIZE = "8G";
-/** The guest agent finds the disk by this label. */
-export const STATE_DISK_LABEL = "pyro-state";
+export { STATE_DISK_LABEL, STATE_DISK_SIZE, stateDiskMkfsArgs } from "../disk/state-disk-file.js";
+
 /** Where /workspace lives in the writable layer. */
 const UPPER_WORKSPACE = ["upper", "workspace"] as const;
-
-/** mkfs.ext4 arguments of a state disk at `path`, filled from `stage` when given. */
-export function stateDiskMkfsArgs(path: string, stage?: string): string[] {
-  return [
-    "-q",
-    "-F",
-    "-L",
-    STATE_DISK_LABEL,
-    "-E",
-    "lazy_itable_init=1,lazy_journal_init=1",
-    ...(stage ? ["-d", stage] : []),
-    path,
-    STATE_DISK_SIZE,
-  ];
-}
 
 let buildable: Promise<boolean> | undefined;
 

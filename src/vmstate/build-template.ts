@@ -1,4 +1,4 @@
-import { chown, open, rm } from "node:fs/promises";
+import { chmod, chown, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { PyroError } from "../contract/errors.js";
 import type { BootArtifacts } from "../env/environments.js";
@@ -6,7 +6,7 @@ import { waitParked } from "../guest/park.js";
 import { lastLines } from "../util/process.js";
 import { readFileTail } from "../vmm/console-log.js";
 import type { VmmHandle } from "../vmm/driver.js";
-import { createStateDisk } from "../manager/boot.js";
+import { createStateDiskFile } from "../disk/state-disk-file.js";
 import { createMemoryFile } from "../vmm/memory.js";
 import { QemuDriver } from "../vmm/qemu.js";
 import { canonicalSpec, type TemplateShape } from "./template-key.js";
@@ -33,7 +33,7 @@ export function templateBuilder(
     const files = templateFiles("", dir);
     const late = shape.kind === "late";
     const stateDisk = late ? files.stateDisk : join(dir, "state.scratch");
-    if (late) await createStateDisk(dir);
+    if (late) await createStateDiskFile(stateDisk);
     else await createSparseFile(stateDisk, shape.stateDiskBytes);
     // The driver hands the RAM file to the jailed QEMU's uid; it goes back to root below.
     await createMemoryFile(files.memory, shape.memMib);
@@ -65,8 +65,12 @@ export function templateBuilder(
       await vmm.stop().catch(() => vmm.kill());
       await vmm.exited;
     }
-    // Clones copy it as root; nobody writes the template again.
+    // Clones copy it as root; nobody writes the template again. The build's QEMU owned the
+    // RAM file (and could write the disk): whatever mode it set goes too.
     if (process.getuid?.() === 0) await chown(files.memory, 0, 0);
+    for (const path of [files.memory, files.vmstate, ...(late ? [stateDisk] : [])]) {
+      await chmod(path, 0o600);
+    }
     await Promise.all(
       [
         ...(late ? [] : [stateDisk]),

@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { stat } from "node:fs/promises";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { cachePaths, sha256Text } from "../env/artifacts.js";
+export { STATE_DISK_BYTES } from "../disk/state-disk-file.js";
 import type { BootArtifacts } from "../env/environments.js";
 import { readJsonIfExists, stableJson, writeJsonAtomic } from "../util/fs.js";
 import type { Acceleration, VmmLaunchSpec, VmmNetworkSpec } from "../vmm/driver.js";
@@ -29,9 +30,6 @@ export const TEMPLATE_KERNEL_ARGS: Record<TemplateKind, string[]> = {
   early: ["pyro.hostname=pyro-template", "pyro.park=1"],
   late: ["pyro.hostname=pyro-template", "pyro.park=late"],
 };
-
-/** The size of the state disk `createStateDisk` makes (`manager/boot.ts`: `8G`). */
-export const STATE_DISK_BYTES = 8 * 2 ** 30;
 
 /** What a VM looks like to QEMU: a template is restored only into the very same shape. */
 export interface TemplateShape {

@@ -181,4 +181,18 @@ describe("warm boots from memory templates", () => {
     expect(next.boot_mode).toBe("cold");
     expect(next.cold_reason).toMatch(/restoring the memory template failed/);
   });
+
+  it("a VM with a NIC restores from a template of its own shape, NIC up", async () => {
+    const r = await pyro.runInVm({
+      environment: ENV,
+      mem_mib: 256,
+      network: true,
+      command: ["sh", "-c", "grep -c eth0 /proc/net/dev; cat /sys/class/net/eth0/operstate"],
+    });
+    expect([r.boot_mode, r.stdout]).toEqual(["warm", "1\nup\n"]);
+    const nic = (await listTemplates()).filter((e) =>
+      e.manifest?.inputs.qemu_args.includes("-netdev"),
+    );
+    expect(nic).toHaveLength(1);
+  });
 });
