@@ -31,6 +31,11 @@ export const EnvironmentManifest = z.object({
 
 export const TemplateSummary = z.object({
   key: z.string(),
+  kind: z
+    .enum(["early", "late"])
+    .describe(
+      "late: parked after init, for fresh disks (run); early: before the root mount, any disk.",
+    ),
   vcpu_count: count(),
   mem_mib: count(),
   acceleration: z.enum(["kvm", "tcg"]),

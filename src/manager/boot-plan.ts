@@ -4,7 +4,12 @@ import type { BootArtifacts } from "../env/environments.js";
 import { vmFiles, type ShimLaunchConfig } from "../shim/launch.js";
 import type { ProgressSink } from "../util/progress.js";
 import { templateBuilder } from "../vmstate/build-template.js";
-import { templateKeyInputs, type TemplateShape } from "../vmstate/template-key.js";
+import {
+  STATE_DISK_BYTES,
+  templateKeyInputs,
+  type TemplateKind,
+  type TemplateShape,
+} from "../vmstate/template-key.js";
 import {
   cloneTemplate,
   CLONE_VMSTATE,
@@ -12,7 +17,6 @@ import {
   recordTemplateFailure,
   type TemplateResult,
 } from "../vmstate/templates.js";
-import { createStateDisk } from "./boot.js";
 
 /** How one boot goes: the shim's launch config and what the result reports about it. */
 export interface BootPlan {
@@ -22,6 +26,8 @@ export interface BootPlan {
   cold_reason: string | null;
   /** The template a warm boot restores (blamed if the restore fails). */
   template_key: string | null;
+  /** `late`: the VM's state disk is the template's copy (a cold retry needs a fresh one). */
+  template_kind: TemplateKind | null;
   /** Finding, building (first use) and copying the template. */
   template_ms: number;
 }
@@ -49,6 +55,7 @@ export async function planBoot(
     boot_mode: "cold",
     cold_reason: reason,
     template_key: null,
+    template_kind: null,
     template_ms: Math.round(performance.now() - started),
   });
   if (options.cold) return cold("a cold boot was asked for (--cold)");
@@ -58,12 +65,18 @@ export async function planBoot(
   if (launch.kernel_args.length > 0) {
     return cold(`extra kernel arguments (${launch.kernel_args.join(" ")}) need a cold boot`);
   }
+  const freshDisk = !(await stat(vmFiles(dir).stateDisk).catch(() => undefined));
   try {
-    const shape = await shapeOf(launch, dir);
+    const shape = await shapeOf(launch, dir, freshDisk);
     const template = await templateFor(shape, artifacts, options.progress);
     if (!template.ok) return cold(template.reason);
     const vmstate = join(dir, CLONE_VMSTATE);
-    await cloneTemplate(template.key, memoryFile(dir), vmstate);
+    const late = shape.kind === "late";
+    await cloneTemplate(template.key, {
+      memory: memoryFile(dir),
+      vmstate,
+      ...(late ? { stateDisk: vmFiles(dir).stateDisk } : {}),
+    });
     return {
       launch: {
         ...launch,
@@ -73,10 +86,11 @@ export async function planBoot(
       boot_mode: "warm",
       cold_reason: null,
       template_key: template.key,
+      template_kind: shape.kind,
       template_ms: Math.round(performance.now() - started),
     };
   } catch (error) {
-    await removeCloneFiles(dir);
+    await removeCloneFiles(dir, freshDisk);
     return cold(`the memory template could not be used: ${messageOf(error)}`);
   }
 }
@@ -91,6 +105,7 @@ export function savedStatePlan(
     boot_mode: "warm",
     cold_reason: null,
     template_key: null,
+    template_kind: null,
     template_ms: 0,
   };
 }
@@ -104,12 +119,13 @@ export async function coldAfterWarmFailure(plan: BootPlan, dir: string, error: u
   if (plan.template_key) {
     await recordTemplateFailure(plan.template_key, "restore", message).catch(() => {});
   }
-  await removeCloneFiles(dir);
+  await removeCloneFiles(dir, plan.template_kind === "late");
   return {
     launch: { ...plan.launch, restore: null },
     boot_mode: "cold" as const,
     cold_reason: `the warm boot from the memory template failed (${firstLine(message)}); booted cold`,
     template_key: null,
+    template_kind: null,
     template_ms: plan.template_ms,
   } satisfies BootPlan;
 }
@@ -137,17 +153,24 @@ export async function templateFor(
   });
 }
 
-/** The shape a template must have: the VM's resources, NIC and state disk size. */
-async function shapeOf(launch: ShimLaunchConfig, dir: string): Promise<TemplateShape> {
-  const disk = vmFiles(dir).stateDisk;
-  if (!(await stat(disk).catch(() => undefined))) await createStateDisk(dir);
+/**
+ * The shape a template must have: the VM's resources, NIC and state disk size, and its
+ * kind. A VM without a state disk yet (a fresh one-shot or new VM) takes a `late`
+ * template and gets the template's disk; one with its own disk an `early` template.
+ */
+async function shapeOf(
+  launch: ShimLaunchConfig,
+  dir: string,
+  freshDisk: boolean,
+): Promise<TemplateShape> {
   const network = launch.network ? (await import("../shim/network.js")).vmmNetworkSpec() : null;
   return {
+    kind: freshDisk ? "late" : "early",
     vcpuCount: launch.vcpu_count,
     memMib: launch.mem_mib,
     acceleration: launch.acceleration,
     network,
-    stateDiskBytes: (await stat(disk)).size,
+    stateDiskBytes: freshDisk ? STATE_DISK_BYTES : (await stat(vmFiles(dir).stateDisk)).size,
   };
 }
 
@@ -155,10 +178,11 @@ function memoryFile(dir: string): string {
   return vmFiles(dir).memory;
 }
 
-async function removeCloneFiles(dir: string): Promise<void> {
-  await Promise.all(
-    [memoryFile(dir), join(dir, CLONE_VMSTATE)].map((path) => rm(path, { force: true })),
-  );
+/** With `stateDisk`, the disk came from the template too: a cold boot makes a fresh one. */
+async function removeCloneFiles(dir: string, stateDisk: boolean): Promise<void> {
+  const files = [memoryFile(dir), join(dir, CLONE_VMSTATE)];
+  if (stateDisk) files.push(vmFiles(dir).stateDisk);
+  await Promise.all(files.map((path) => rm(path, { force: true })));
 }
 
 function messageOf(error: unknown): string {

@@ -31,6 +31,7 @@ export async function inspectEnvironment(name: string) {
     const shape = shapeOfArgs(manifest.inputs.qemu_args);
     templates.push({
       key: entry.key,
+      kind: manifest.inputs.kind ?? "early",
       ...shape,
       state_disk_bytes: manifest.inputs.state_disk_bytes,
       built_at: manifest.built_at,

@@ -59,8 +59,9 @@ export class SandboxRuntime {
   }
 
   /**
-   * `pyro env pull`: verifies (or builds) the template of a default VM of the environment
-   * (DEFAULTS' vcpus and memory, no NIC, a fresh state disk), retrying a failed one now.
+   * `pyro env pull`: verifies (or builds) the template of a default `pyro run` of the
+   * environment (DEFAULTS' vcpus and memory, no NIC, a fresh state disk: `late`), retrying
+   * a failed one now.
    */
   async pullTemplate(environment: string): Promise<TemplatePull> {
     const artifacts = await bootArtifacts(environment, this.progress);
@@ -70,6 +71,7 @@ export class SandboxRuntime {
       return { status: "unavailable", key: null, reason };
     }
     const shape = {
+      kind: "late" as const,
       vcpuCount: DEFAULTS.vcpu_count,
       memMib: DEFAULTS.mem_mib,
       acceleration,

@@ -96,21 +96,12 @@ export class WorkspacePauses {
     const live = await liveState(workspaceStore.dir(id));
     if (live.shimAlive && live.shim?.state === "ready") {
       // A resume whose caller died after the restore, before it could record it: done.
-      const running = await this.sandboxes.markStarted(id, record.acceleration ?? "tcg");
+      const running = await this.sandboxes.markStarted(id, live.shim.acceleration);
       return { record: running, resumed_from: "memory", resume_ms: 0 };
     }
-    const warm = await this.bootSaved(record).catch((error: unknown) => error as Error);
-    const note = typeof warm === "string" ? warm : warm instanceof Error ? failed(warm) : null;
-    if (note !== null) {
-      // Services and shells ended with the saved VM: the hooks record that, then the
-      // disk boots as a start would.
-      await this.sandboxes.powerOff(id, "stop");
-      await this.sandboxes.boot(await workspaceStore.load(id), {
-        contentPending: true,
-        prepare: (client) => this.coldPrepare(client, id),
-      });
-    }
-    const acceleration = (await workspaceStore.load(id)).acceleration ?? "tcg";
+    const warm = await this.bootSaved(record).catch((error: Error) => failed(error));
+    const note = typeof warm === "string" ? warm : null;
+    const { acceleration } = typeof warm === "string" ? await this.bootDisk(id) : warm;
     const resumeNote = note && `${note}; its disk was booted instead: ${LOST}`;
     const resumed = await this.sandboxes.markStarted(id, acceleration, {
       resume_note: resumeNote,
@@ -123,14 +114,28 @@ export class WorkspacePauses {
   }
 
   /**
-   * Boots the shim restoring the saved VM. Resolves undefined once it runs, or with the
-   * reason it cannot be used (before anything was started); rejects when the restore failed.
+   * The way out when the saved VM cannot be restored: services and shells ended with it
+   * (the stop hooks record that, and the saved files go), then the disk boots as a start
+   * would.
    */
-  private async bootSaved(record: WorkspaceRecord): Promise<string | undefined> {
+  private async bootDisk(id: string) {
+    await this.sandboxes.powerOff(id, "stop");
+    return this.sandboxes.boot(await workspaceStore.load(id), {
+      contentPending: true,
+      prepare: (client) => this.coldPrepare(client, id),
+    });
+  }
+
+  /**
+   * Boots the shim restoring the saved VM. Resolves with the boot once it runs, or with
+   * the reason it cannot be used (before anything was started); rejects when the restore
+   * failed.
+   */
+  private async bootSaved(record: WorkspaceRecord) {
     const id = record.workspace_id;
     const dir = workspaceStore.dir(id);
     let unusable: string | undefined;
-    await this.sandboxes
+    const booted = await this.sandboxes
       .boot(record, {
         contentPending: true,
         restore: async (launch) => {
@@ -143,12 +148,13 @@ export class WorkspacePauses {
       })
       .catch((error: unknown) => {
         if (!(error instanceof SavedStateUnusable)) throw error;
+        return undefined;
       });
-    if (unusable !== undefined) return `the saved VM could not be restored: ${unusable}`;
+    if (!booted) return `the saved VM could not be restored: ${unusable}`;
     // Restored: the RAM file is the running VM's memory now; the device state is spent.
     await rm(vmFiles(dir).savedState, { force: true });
     await rm(vmFiles(dir).vmstate, { force: true });
-    return undefined;
+    return booted;
   }
 }
 

@@ -12,7 +12,7 @@ import {
 import { Socket } from "node:net";
 import { join } from "node:path";
 import { PyroError } from "../contract/errors.js";
-import { lastLines, sleep } from "../util/process.js";
+import { lastLines } from "../util/process.js";
 import { AGENT_PORT_NAME } from "../guest/frame.js";
 import {
   createCgroupForVm,
@@ -297,7 +297,7 @@ export class QemuDriver implements VmmDriver {
     }).then(async (exit) => {
       // Whoever awaits `exited` finds the console's last lines on disk (a boot failure
       // quotes them) and the leaf removed (it can go only once QEMU is gone).
-      await Promise.race([Promise.all([consoleClosed, stderrClosed]), sleep(LOG_DRAIN_MS)]);
+      await settledWithin(Promise.all([consoleClosed, stderrClosed]), LOG_DRAIN_MS);
       await removeVmCgroup(cgroup);
       return exit;
     });
@@ -332,6 +332,26 @@ export class QemuDriver implements VmmDriver {
       savable: spec.memoryPath !== undefined,
       kill: () => child.kill("SIGKILL"),
     });
+  }
+}
+
+/**
+ * Waits for `promise` at most `ms`. The timer is cleared once it settles: a process that
+ * drove QEMU itself (a template build in the CLI) would otherwise live on for `ms`.
+ */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  try {
+    await Promise.race([
+      promise.then(
+        () => {},
+        () => {},
+      ),
+      bound,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

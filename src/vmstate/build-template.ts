@@ -6,6 +6,7 @@ import { waitParked } from "../guest/park.js";
 import { lastLines } from "../util/process.js";
 import { readFileTail } from "../vmm/console-log.js";
 import type { VmmHandle } from "../vmm/driver.js";
+import { createStateDisk } from "../manager/boot.js";
 import { createMemoryFile } from "../vmm/memory.js";
 import { QemuDriver } from "../vmm/qemu.js";
 import { canonicalSpec, type TemplateShape } from "./template-key.js";
@@ -17,10 +18,11 @@ export interface TemplateBuildOptions {
 }
 
 /**
- * Builds a template without a shim: QEMU boots the environment with `pyro.park=1`, the
- * agent parks before the root mount and says so, and the VM's device state is saved
- * beside its RAM file. The state disk is a throwaway sparse file of the clones' size
- * (the guest only probed it, and drops what it read when it is told to go on).
+ * Builds a template without a shim: QEMU boots the environment with `pyro.park=1|late`,
+ * the agent parks and says so, and the VM's device state is saved beside its RAM file.
+ * An `early` template's state disk is a throwaway sparse file of the clones' size (the
+ * guest only probed it, and drops what it read when told to go on); a `late` one's is a
+ * fresh state disk the guest mounted, kept as it was at the save for clones to copy.
  */
 export function templateBuilder(
   shape: TemplateShape,
@@ -29,8 +31,10 @@ export function templateBuilder(
 ): TemplateBuilder {
   return async (dir) => {
     const files = templateFiles("", dir);
-    const scratchDisk = join(dir, "state.scratch");
-    await createSparseFile(scratchDisk, shape.stateDiskBytes);
+    const late = shape.kind === "late";
+    const stateDisk = late ? files.stateDisk : join(dir, "state.scratch");
+    if (late) await createStateDisk(dir);
+    else await createSparseFile(stateDisk, shape.stateDiskBytes);
     // The driver hands the RAM file to the jailed QEMU's uid; it goes back to root below.
     await createMemoryFile(files.memory, shape.memMib);
     const console = join(dir, "console.log");
@@ -41,7 +45,7 @@ export function templateBuilder(
       initrdPath: artifacts.agent.initramfs,
       disks: [
         { path: artifacts.rootfs, readOnly: true },
-        { path: scratchDisk, readOnly: false },
+        { path: stateDisk, readOnly: false },
       ],
       agentSocketPath: join(dir, "agent.sock"),
       controlSocketPath: join(dir, "vmm.sock"),
@@ -64,9 +68,13 @@ export function templateBuilder(
     // Clones copy it as root; nobody writes the template again.
     if (process.getuid?.() === 0) await chown(files.memory, 0, 0);
     await Promise.all(
-      [scratchDisk, console, `${console}.vmm`, spec.agentSocketPath, spec.controlSocketPath].map(
-        (path) => rm(path, { force: true }),
-      ),
+      [
+        ...(late ? [] : [stateDisk]),
+        console,
+        `${console}.vmm`,
+        spec.agentSocketPath,
+        spec.controlSocketPath,
+      ].map((path) => rm(path, { force: true })),
     );
   };
 }

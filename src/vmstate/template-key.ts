@@ -11,20 +11,31 @@ import { hostTscKhz, qemuArgs, QEMU_BINARY } from "../vmm/qemu.js";
  * Bumped whenever what a template holds changes meaning (the park protocol, the files
  * of a template): every template built before is then ignored and rebuilt.
  */
-export const TEMPLATE_FORMAT_VERSION = 1;
+export const TEMPLATE_FORMAT_VERSION = 2;
+
+/**
+ * Where the template's guest parked. `early` (`pyro.park=1`): before its state disk is
+ * mounted, so the template fits any state disk (a workspace's own, a host-built seed).
+ * `late` (`pyro.park=late`): once init is done, so a clone skips the mounts too, but its
+ * state disk must be a byte copy of the template's (fresh disks: `pyro run`, a new VM).
+ */
+export type TemplateKind = "early" | "late";
 
 /**
  * The kernel arguments a template boots with. Fixed, so one template fits every VM of its
- * shape: `hello` sets the real hostname, and `pyro.park=1` makes the agent wait before the
- * root mount (design decision 2), so any state disk fits the clone.
+ * shape: `hello` sets the real hostname (and clock, and reseeds the RNG).
  */
-export const TEMPLATE_KERNEL_ARGS = ["pyro.hostname=pyro-template", "pyro.park=1"];
+export const TEMPLATE_KERNEL_ARGS: Record<TemplateKind, string[]> = {
+  early: ["pyro.hostname=pyro-template", "pyro.park=1"],
+  late: ["pyro.hostname=pyro-template", "pyro.park=late"],
+};
 
 /** The size of the state disk `createStateDisk` makes (`manager/boot.ts`: `8G`). */
 export const STATE_DISK_BYTES = 8 * 2 ** 30;
 
 /** What a VM looks like to QEMU: a template is restored only into the very same shape. */
 export interface TemplateShape {
+  kind: TemplateKind;
   vcpuCount: number;
   memMib: number;
   acceleration: Acceleration;
@@ -45,6 +56,7 @@ export interface QemuIdentity {
 /** Everything a template depends on; its sha256 is the template's key (its cache dir). */
 export interface TemplateKeyInputs {
   format: number;
+  kind: TemplateKind;
   qemu: QemuIdentity;
   /** The full QEMU argv of a VM of this shape, from `qemuArgs()` on a canonical spec. */
   qemu_args: string[];
@@ -67,7 +79,7 @@ export function canonicalSpec(shape: TemplateShape): VmmLaunchSpec & { memoryPat
     vmId: "template",
     kernelPath: CANONICAL_PATH,
     initrdPath: CANONICAL_PATH,
-    kernelArgs: TEMPLATE_KERNEL_ARGS,
+    kernelArgs: TEMPLATE_KERNEL_ARGS[shape.kind],
     vcpuCount: shape.vcpuCount,
     memMib: shape.memMib,
     acceleration: shape.acceleration,
@@ -94,6 +106,7 @@ export async function templateKeyInputs(
   ]);
   return {
     format: TEMPLATE_FORMAT_VERSION,
+    kind: shape.kind,
     qemu: await qemuIdentity(),
     qemu_args: qemuArgs(canonicalSpec(shape), hostTscKhz()),
     kernel: { key: artifacts.kernel.key, size: kernel.size, mtime_ms: kernel.mtimeMs },

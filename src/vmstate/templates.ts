@@ -25,6 +25,8 @@ export function templateFiles(key: string, root = templatesRoot()) {
     memory: join(dir, "memory.ram"),
     vmstate: join(dir, "vmstate"),
     manifest: join(dir, "template.json"),
+    /** `late` templates: the state disk as it was at the save; clones get a byte copy. */
+    stateDisk: join(dir, "state.ext4"),
     /** A failed build or restore: warm boots of this key wait out the retry delay. */
     failure: join(dir, "failed.json"),
   };
@@ -36,6 +38,8 @@ export interface TemplateManifest {
   inputs: TemplateKeyInputs;
   vmstate: { size_bytes: number; sha256: string };
   memory: { size_bytes: number };
+  /** `late` templates only. */
+  state_disk: { size_bytes: number } | null;
   built_at: string;
   build_ms: number;
 }
@@ -63,7 +67,12 @@ export async function verifyTemplate(key: string, root = templatesRoot()): Promi
   if (manifest === undefined) return { ok: false, missing: true, reason: "no template yet" };
   const bad = (reason: string): TemplateCheck => ({ ok: false, missing: false, reason });
   if (manifest === null || typeof manifest !== "object") return bad("template.json is unreadable");
-  if (manifest.key !== key || templateKey(manifest.inputs) !== key) {
+  // Inputs that no longer hash (absent, or not JSON-shaped) are a manifest of another key.
+  if (
+    manifest.key !== key ||
+    typeof manifest.inputs !== "object" ||
+    templateKey(manifest.inputs) !== key
+  ) {
     return bad("template.json was built for another key");
   }
   const vmstateSize = await sizeOf(files.vmstate);
@@ -73,6 +82,12 @@ export async function verifyTemplate(key: string, root = templatesRoot()): Promi
   const memorySize = await sizeOf(files.memory);
   if (memorySize !== manifest.memory?.size_bytes) {
     return bad(`memory.ram is ${memorySize} bytes, expected ${manifest.memory?.size_bytes}`);
+  }
+  if (manifest.inputs.kind === "late") {
+    const diskSize = await sizeOf(files.stateDisk);
+    if (diskSize !== manifest.state_disk?.size_bytes) {
+      return bad(`state.ext4 is ${diskSize} bytes, expected ${manifest.state_disk?.size_bytes}`);
+    }
   }
   if ((await sha256File(files.vmstate)) !== manifest.vmstate.sha256) {
     return bad("vmstate does not match its sha256");
@@ -175,6 +190,7 @@ async function buildInto(
       inputs,
       vmstate: { size_bytes: await sizeOf(built.vmstate), sha256: await sha256File(built.vmstate) },
       memory: { size_bytes: await sizeOf(built.memory) },
+      state_disk: inputs.kind === "late" ? { size_bytes: await sizeOf(built.stateDisk) } : null,
       built_at: new Date().toISOString(),
       build_ms: Math.round(performance.now() - started),
     };
@@ -249,27 +265,40 @@ async function diskBytes(path: string): Promise<number> {
 /** Where a clone's copy of the template's device state goes in its VM directory. */
 export const CLONE_VMSTATE = "template.vmstate";
 
+/** Where a clone's copies go; `stateDisk` only for a `late` template. */
+export interface CloneTarget {
+  memory: string;
+  vmstate: string;
+  stateDisk?: string;
+}
+
 /**
- * Gives a VM a private copy of the template: its RAM file as a sparse copy (only the pages
- * the parked guest touched take disk and time; a reflink where the filesystem has them)
- * and the device state. Private, so no clone can write what another clone maps (design
- * decision 1), and a template replaced later never changes a VM that started from it.
+ * Gives a VM a private copy of the template: its RAM file (and a `late` template's state
+ * disk) as sparse copies (only the blocks the parked guest touched take disk and time; a
+ * reflink where the filesystem has them) and the device state. Private, so no clone can
+ * write what another clone maps (design decision 1), and a template replaced later never
+ * changes a VM that started from it.
  */
 export async function cloneTemplate(
   key: string,
-  memoryPath: string,
-  vmstatePath: string,
+  target: CloneTarget,
   root = templatesRoot(),
 ): Promise<void> {
   const files = templateFiles(key, root);
-  await rm(memoryPath, { force: true });
-  await runChecked("copy the memory template's RAM", "cp", [
-    "--sparse=always",
-    "--reflink=auto",
-    files.memory,
-    memoryPath,
-  ]);
-  await copyFile(files.vmstate, vmstatePath);
+  const copies: [string, string][] = [[files.memory, target.memory]];
+  if (target.stateDisk) copies.push([files.stateDisk, target.stateDisk]);
+  await Promise.all(
+    copies.map(async ([from, to]) => {
+      await rm(to, { force: true });
+      await runChecked("copy the memory template", "cp", [
+        "--sparse=always",
+        "--reflink=auto",
+        from,
+        to,
+      ]);
+    }),
+  );
+  await copyFile(files.vmstate, target.vmstate);
 }
 
 /**

@@ -29,11 +29,15 @@ afterEach(async () => {
   expect(await eventually(() => processesMentioning(home).length === 0)).toBe(true);
 });
 
-async function onlyTemplate(): Promise<{ key: string; manifest: TemplateManifest }> {
+/** The one template of a kind: `late` serves `pyro run` (fresh disks), `early` workspaces. */
+async function onlyTemplate(
+  kind: "early" | "late" = "late",
+): Promise<{ key: string; manifest: TemplateManifest }> {
   const entries = await listTemplates();
   expect(entries.map((e) => e.key).filter((k) => k.startsWith("."))).toEqual([]);
-  expect(entries).toHaveLength(1);
-  return { key: entries[0]!.key, manifest: entries[0]!.manifest! };
+  const ofKind = entries.filter((e) => e.manifest?.inputs.kind === kind);
+  expect(ofKind).toHaveLength(1);
+  return { key: ofKind[0]!.key, manifest: ofKind[0]!.manifest! };
 }
 
 describe("warm boots from memory templates", () => {
@@ -54,7 +58,7 @@ describe("warm boots from memory templates", () => {
     const { manifest } = await onlyTemplate();
     const inspected = await pyro.inspectEnvironment({ environment: ENV });
     expect(inspected.templates).toMatchObject([
-      { vcpu_count: 1, mem_mib: 256, network: false, current: true, failure: null },
+      { kind: "late", vcpu_count: 1, mem_mib: 256, network: false, current: true, failure: null },
     ]);
     expect(await templateIsCurrent(manifest)).toBe(true);
     const otherKernel = { ...manifest.inputs.kernel, key: "6.1.0-other" };
@@ -112,6 +116,8 @@ describe("warm boots from memory templates", () => {
         "warm",
         null,
       ]);
+      // A host-built disk is the workspace's own: the template parked before mounting it.
+      await onlyTemplate("early");
       expect(created.timings?.restore_ms).toBeGreaterThan(0);
       await pyro.execWorkspace({
         workspace_id: id,

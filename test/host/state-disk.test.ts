@@ -1,6 +1,8 @@
 import { execFileSync } from "node:child_process";
 import {
   chmodSync,
+  chownSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -149,5 +151,41 @@ describe("a state disk built on the host", () => {
     expect(readdirSync(dir).sort()).toEqual(["bad.tar", "evil", "state.ext4"]);
     expect(existsSync(join(dir, "..", "escape"))).toBe(false);
     expect(execFileSync("cat", [vmFiles(dir).stateDisk]).toString()).toBe("old disk");
+  });
+
+  // Without root, mkfs.ext4 runs in a user namespace that maps the caller to root. Run
+  // here as nobody (this tier runs as root, like disk-tools.test.ts).
+  it("records root as owner when built by a non-root caller", async () => {
+    const dir = tempDir("pyro-state-disk-nobody-");
+    const nobody = 65534;
+    const script = join(dir, "build.mts");
+    const builder = join(process.cwd(), "src/manager/state-disk.ts");
+    writeFileSync(
+      script,
+      `import { buildStateDisk } from ${JSON.stringify(builder)};\n` +
+        `await buildStateDisk(${JSON.stringify(dir)}, "seed.tar", "user");\n`,
+    );
+    copyFileSync(archive, join(dir, "seed.tar"));
+    chmodSync(dir, 0o755);
+    for (const path of [dir, join(dir, "seed.tar")]) chownSync(path, nobody, nobody);
+    const tsx = join(process.cwd(), "node_modules/tsx/dist/cli.mjs");
+    execFileSync(
+      "setpriv",
+      ["--reuid", String(nobody), "--regid", String(nobody), "--clear-groups"].concat([
+        process.execPath,
+        tsx,
+        script,
+      ]),
+      { env: { PATH: process.env.PATH, HOME: dir }, cwd: dir },
+    );
+    expect(statSync(vmFiles(dir).stateDisk).uid).toBe(nobody);
+    const built = await MergedDisk.open(base, vmFiles(dir).stateDisk);
+    const walked = await walkDisk(built, await built.resolve("/workspace"), {
+      recursive: true,
+      maxEntries: 1000,
+    });
+    expect(walked.nodes.length).toBe(entries.size);
+    for (const { entry } of walked.nodes)
+      expect([entry.path, entry.uid, entry.gid]).toEqual([entry.path, 0, 0]);
   });
 });

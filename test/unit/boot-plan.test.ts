@@ -74,14 +74,16 @@ describe("boot plan", () => {
 });
 
 describe("a warm boot that failed", () => {
-  it("blames the template, removes the clone's files and plans the same VM cold", async () => {
+  it("blames the template, removes the clone's files (its disk too) and plans the VM cold", async () => {
     const key = "a".repeat(64);
     const template = templateFiles(key);
     mkdirSync(template.dir, { recursive: true });
     writeFileSync(template.vmstate, "state");
     const vm = join(dir, "vm");
     mkdirSync(vm);
-    for (const file of ["memory.ram", CLONE_VMSTATE]) writeFileSync(join(vm, file), "x");
+    for (const file of ["memory.ram", CLONE_VMSTATE, "state.ext4"]) {
+      writeFileSync(join(vm, file), "x");
+    }
     const warm = {
       launch: {
         ...launch("qemu"),
@@ -90,6 +92,7 @@ describe("a warm boot that failed", () => {
       boot_mode: "warm" as const,
       cold_reason: null,
       template_key: key,
+      template_kind: "late" as const,
       template_ms: 7,
     };
     const plan = await coldAfterWarmFailure(warm, vm, new Error("load of migration failed\nmore"));
@@ -98,7 +101,10 @@ describe("a warm boot that failed", () => {
     expect(plan.cold_reason).toBe(
       "the warm boot from the memory template failed (load of migration failed); booted cold",
     );
-    expect(existsSync(join(vm, "memory.ram")) || existsSync(join(vm, CLONE_VMSTATE))).toBe(false);
+    // A late template's clone got the template's state disk: the cold retry makes its own.
+    for (const file of ["memory.ram", CLONE_VMSTATE, "state.ext4"]) {
+      expect(existsSync(join(vm, file))).toBe(false);
+    }
     expect(existsSync(template.vmstate)).toBe(false);
     expect(JSON.parse(readFileSync(template.failure, "utf8"))).toMatchObject({
       stage: "restore",

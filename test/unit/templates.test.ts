@@ -44,6 +44,7 @@ afterAll(() => {
 });
 
 const SHAPE: TemplateShape = {
+  kind: "early",
   vcpuCount: 1,
   memMib: 256,
   acceleration: "tcg",
@@ -53,7 +54,8 @@ const SHAPE: TemplateShape = {
 
 function inputs(changes: Partial<TemplateKeyInputs> = {}): TemplateKeyInputs {
   return {
-    format: 1,
+    format: 2,
+    kind: "early",
     qemu: {
       path: "/usr/bin/qemu-system-x86_64",
       version: "QEMU emulator version 7.2.15",
@@ -77,6 +79,7 @@ function fakeBuilder(calls: { count: number }, delayMs = 0): TemplateBuilder {
     await new Promise((r) => setTimeout(r, delayMs));
     await writeFile(join(dir, "vmstate"), "device state");
     await writeFile(join(dir, "memory.ram"), Buffer.alloc(4096));
+    await writeFile(join(dir, "state.ext4"), Buffer.alloc(8192));
   };
 }
 
@@ -84,7 +87,8 @@ describe("template key", () => {
   it("changes with every input", () => {
     const base = templateKey(inputs());
     const variants: Partial<TemplateKeyInputs>[] = [
-      { format: 2 },
+      { format: 3 },
+      { kind: "late" },
       { qemu: { ...inputs().qemu, version: "QEMU emulator version 8.2.0" } },
       { qemu: { ...inputs().qemu, path: "/opt/qemu" } },
       { qemu: { ...inputs().qemu, size: 1001 } },
@@ -115,6 +119,7 @@ describe("template key", () => {
       dns: "10.0.2.3",
     };
     for (const shape of [
+      { kind: "late" as const },
       { vcpuCount: 2 },
       { memMib: 512 },
       { acceleration: "kvm" as const },
@@ -122,8 +127,10 @@ describe("template key", () => {
     ]) {
       expect(JSON.stringify(argv(shape))).not.toBe(base);
     }
-    // Template boots park before the root mount; the real hostname comes with hello.
+    // Template boots park before the root mount (early) or after init (late); the real
+    // hostname comes with hello.
     expect(base).toContain("pyro.park=1");
+    expect(JSON.stringify(argv({ kind: "late" }))).toContain("pyro.park=late");
   });
 });
 
@@ -168,6 +175,19 @@ describe("template cache", () => {
     expect(rebuilt).toMatchObject({ ok: true, built: true });
   });
 
+  it("a late template's state disk is verified too; an early one keeps none", async () => {
+    const late = inputs({ kind: "late" });
+    const built = await ensureTemplate(late, fakeBuilder({ count: 0 }), { root });
+    expect(built.ok && built.manifest.state_disk).toEqual({ size_bytes: 8192 });
+    truncateSync(templateFiles(templateKey(late), root).stateDisk, 100);
+    expect(await verifyTemplate(templateKey(late), root)).toMatchObject({
+      ok: false,
+      reason: "state.ext4 is 100 bytes, expected 8192",
+    });
+    const early = await ensureTemplate(inputs(), fakeBuilder({ count: 0 }), { root });
+    expect(early.ok && early.manifest.state_disk).toBeNull();
+  });
+
   it("a vmstate changed in place fails its sha256", async () => {
     await ensureTemplate(inputs(), fakeBuilder({ count: 0 }), { root });
     const key = templateKey(inputs());
@@ -194,6 +214,16 @@ describe("template cache", () => {
       ok: false,
       reason: "template.json was built for another key",
     });
+  });
+
+  it.each([
+    ["not JSON", "{"],
+    ["without inputs", JSON.stringify({ key: "KEY" })],
+  ])("a template.json %s is refused as damaged", async (_, text) => {
+    await ensureTemplate(inputs(), fakeBuilder({ count: 0 }), { root });
+    const key = templateKey(inputs());
+    writeFileSync(templateFiles(key, root).manifest, text.replace("KEY", key));
+    expect(await verifyTemplate(key, root)).toMatchObject({ ok: false, missing: false });
   });
 
   it("a failed build is remembered, so boots go cold without retrying until the delay", async () => {

@@ -74,7 +74,7 @@ export function registerEnv(program: Command, pyro: () => Pyro): void {
           lines.push(`templates:   ${result.templates.length || "none (built on first boot)"}`);
           for (const t of result.templates) {
             lines.push(
-              `  ${t.key.slice(0, 12)} ${t.vcpu_count} vcpu ${t.mem_mib} MiB ${t.acceleration}` +
+              `  ${t.key.slice(0, 12)} ${t.kind} ${t.vcpu_count} vcpu ${t.mem_mib} MiB ${t.acceleration}` +
                 `${t.network ? " nic" : ""}, ${mib(t.disk_bytes)} on disk, built ${t.built_at} ` +
                 `in ${t.build_ms} ms${t.current ? "" : " (stale: pyro env prune removes it)"}` +
                 (t.failure ? `; failed: ${t.failure}` : ""),
