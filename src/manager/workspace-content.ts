@@ -212,6 +212,7 @@ export class WorkspaceContent {
           `snapshot "${params.snapshot_name}" already exists; delete it first or pick another name`,
         );
       }
+      await removePartialSnapshots(dirname(target));
       await this.workspaces.withGuest(params.workspace_id, (client) =>
         snapshotFromGuest(client, target),
       );
@@ -343,6 +344,18 @@ export async function checkOutputPath(output: string, overwrite: boolean) {
       "invalid_argument",
       `the directory ${dirname(output)} does not exist; create it first`,
     );
+  }
+}
+
+/**
+ * A snapshot streams into a `.NAME.tar.*.partial` file beside it (archive-sinks.ts). Only
+ * a snapshot under the workspace's state lock writes one, so under the lock any such file
+ * is left from a host process that died mid-snapshot.
+ */
+async function removePartialSnapshots(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names.filter((n) => n.startsWith(".") && n.endsWith(".partial"))) {
+    await rm(join(dir, name), { force: true });
   }
 }
 

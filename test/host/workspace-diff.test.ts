@@ -99,15 +99,27 @@ describe("workspace diff from manifests", () => {
     await sh("rm big.bin");
   });
 
-  it("caches the baseline's manifest beside the baseline", async () => {
-    expect(existsSync(join(home, "workspaces", id, "baseline-manifest.json"))).toBe(true);
+  it("caches the baseline's manifest beside the baseline, and never trusts a stale cache", async () => {
+    const cache = join(home, "workspaces", id, "baseline-manifest.json");
+    expect(existsSync(cache)).toBe(true);
+    const diff = await pyro.diffWorkspace({ workspace_id: id });
+    // A cache for another baseline (its key differs) that says the baseline was empty:
+    // used, it would show every file as added.
+    writeFileSync(cache, "1:0:0:0\n[]");
+    expect(await pyro.diffWorkspace({ workspace_id: id })).toEqual(diff);
+    writeFileSync(cache, "garbage");
+    expect(await pyro.diffWorkspace({ workspace_id: id })).toEqual(diff);
   });
 });
 
 describe("snapshots streamed into their file", () => {
   it("keep the tree: a reset to one gives a workspace with no diff to that moment", async () => {
     const before = await pyro.diffWorkspace({ workspace_id: id });
+    // What a host process killed mid-snapshot leaves; the next snapshot clears it.
+    const leftover = join(home, "workspaces", id, "snapshots", ".old.tar.0a1b2c.partial");
+    writeFileSync(leftover, "half");
     await pyro.createSnapshot({ workspace_id: id, snapshot_name: "streamed" });
+    expect(existsSync(leftover)).toBe(false);
     await sh("rm -r many && echo later > later.txt");
     await pyro.resetWorkspace({ workspace_id: id, snapshot: "streamed" });
     expect(await pyro.diffWorkspace({ workspace_id: id })).toEqual(before);
