@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync, type Stats } from "node:fs";
 import { createConnection } from "node:net";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -107,8 +107,7 @@ describe("saving a VM's state", () => {
     async () => {
       const dir = tempDir("pyro-save-test-");
       const owner = { uid: 4_242_420, gid: 4_242_420 };
-      let seen:
-        { dir: ReturnType<typeof statSync>; socket: ReturnType<typeof statSync> } | undefined;
+      let seen: { dir: Stats; socket: Stats } | undefined;
       const qemu = fakeQemu(Buffer.from("state"));
       const execute = qemu.qmp.execute;
       qemu.qmp.execute = async (command, args) => {
