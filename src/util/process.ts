@@ -1,14 +1,30 @@
 import { spawn, type SpawnOptions } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { PyroError } from "../contract/errors.js";
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * Whether `pid` still runs. A zombie does not: a detached shim outlives the process that
+ * started it, and whoever inherits it (init, a container's PID 1) may take a second or
+ * more to reap it, which `kill(pid, 0)` alone would count as running.
+ */
 export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  return !isZombie(pid);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    // The state is the field after the parenthesised command name (which may hold spaces).
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
+  } catch {
+    return false;
   }
 }
 
