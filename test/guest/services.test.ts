@@ -196,7 +196,7 @@ describe("services in a real guest", () => {
 });
 
 describe("services and the idle TTL", () => {
-  it("a running service does not keep its workspace alive", async () => {
+  it("a running service does not keep its workspace from pausing, and survives the pause", async () => {
     const ws = await pyro.createWorkspace({
       environment: "debian:12-base",
       mem_mib: 256,
@@ -208,18 +208,27 @@ describe("services and the idle TTL", () => {
         service_name: "idle",
         command: ["sleep", "1000"],
       });
-      const stoppedByTtl = await eventually(
+      const pausedByTtl = await eventually(
         () => processesMentioning(ws.workspace_id).length === 0,
         30_000,
       );
-      expect(stoppedByTtl).toBe(true);
-      expect((await pyro.statusWorkspace({ workspace_id: ws.workspace_id })).state).toBe("stopped");
+      expect(pausedByTtl).toBe(true);
+      expect((await pyro.statusWorkspace({ workspace_id: ws.workspace_id })).state).toBe("paused");
+      // The service lives on in the saved VM: an exec resumes it and finds it running.
+      const ps = await pyro.execWorkspace({
+        workspace_id: ws.workspace_id,
+        command: [
+          "sh",
+          "-c",
+          'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sleep ] && echo running && break; done',
+        ],
+      });
+      expect(ps.stdout).toBe("running\n");
       const record = await pyro.statusService({
         workspace_id: ws.workspace_id,
         service_name: "idle",
       });
-      expect(record.state).toBe("stopped");
-      expect(record.stop_reason).toMatch(/workspace is stopped/);
+      expect(record.state).toBe("running");
     } finally {
       await pyro.deleteWorkspace({ workspace_id: ws.workspace_id }).catch(() => {});
     }

@@ -47,20 +47,20 @@ describe("workspace lifecycle rules", () => {
     await pyro.deleteWorkspace({ workspace_id });
   });
 
-  it("stops an idle workspace at its ttl and keeps its files", async () => {
+  it("pauses an idle workspace at its ttl (no process left) and keeps its files", async () => {
     const { workspace_id } = await pyro.createWorkspace({
       environment: "debian:12-base",
       mem_mib: 256,
       ttl_seconds: 3,
     });
     await pyro.writeWorkspaceFile({ workspace_id, path: "keep.txt", text: "kept\n" });
-    const stopped = await eventually(
+    const paused = await eventually(
       () => processesMentioning(`${home}/workspaces/${workspace_id}`).length === 0,
       30_000,
     );
-    expect(stopped).toBe(true);
+    expect(paused).toBe(true);
     const status = await pyro.statusWorkspace({ workspace_id });
-    expect(status.state).toBe("stopped");
+    expect(status.state).toBe("paused");
     await pyro.startWorkspace({ workspace_id });
     expect((await pyro.readWorkspaceFile({ workspace_id, path: "keep.txt" })).content).toBe(
       "kept\n",
