@@ -189,9 +189,7 @@ export class Supervisor {
     this.vmm = await this.launching;
     this.status.boot_mode = restore ? "warm" : "cold";
     if (restore) this.status.timings.restore_ms = Math.round(start.readyAt! - start.launchedAt!);
-    // A saved state holds only with the RAM as it was at the save; the guest now runs on
-    // in that RAM, so the state is stale and must never be restored again.
-    if (restore?.kind === "saved") await rm(restore.vmstate_path, { force: true });
+    // A saved state was consumed before its restore (`consumeSavedState`, vmm-start.ts).
     if (this.network) {
       if (!this.vmm.network) throw new Error(`the ${this.driver.name} driver has no network`);
       this.network.attach(this.vmm.network);
