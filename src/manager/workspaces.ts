@@ -386,7 +386,8 @@ export class WorkspaceManager {
     const ended = (r: WorkspaceRecord): WorkspaceRecord => ({
       ...r,
       ...workspaceStore.kind.endedFields,
-      state: r.state === "started" ? "stopped" : r.state,
+      // Powered off: a paused VM's saved state went with it too.
+      state: r.state === "started" || r.state === "paused" ? "stopped" : r.state,
     });
     await updateWorkspaceRecord(id, ended);
     await buildStateDisk(workspaceDir(id), archive, snapshot === "baseline" ? "user" : "guest");

@@ -193,6 +193,22 @@ describe("paused workspace records", () => {
   });
 });
 
+describe("paused workspace edge cases", () => {
+  it("a reset of a paused workspace that fails leaves it stopped, its saved VM discarded", async () => {
+    const dir = workspaceStore.dir(WS_ID);
+    await workspaceStore.create(workspace({ state: "paused" }));
+    writeFileSync(vmFiles(dir).stateDisk, "disk");
+    await savedVm(dir, launchIn(dir));
+    const manager = new WorkspaceManager(new SandboxRuntime());
+    // An archive that cannot be read: the new disk is never built.
+    await expect(
+      manager.recreate(WS_ID, join(dir, "no-such-archive.tar"), "baseline"),
+    ).rejects.toThrow();
+    expect(await workspaceStore.load(WS_ID)).toMatchObject({ state: "stopped" });
+    expect(existsSync(vmFiles(dir).savedState)).toBe(false);
+  });
+});
+
 describe("saved state (src/vmstate/saved-state.ts)", () => {
   it("is usable by a boot of the same launch config", async () => {
     const dir = workspaceStore.dir(WS_ID);
