@@ -15,6 +15,8 @@ import { vmFiles } from "../../src/shim/launch.js";
 import { SandboxRuntime } from "../../src/manager/runtime.js";
 import { Sandboxes, type BeforeStopEvent } from "../../src/manager/sandbox.js";
 import { WorkspaceManager } from "../../src/manager/workspaces.js";
+import { savingAtTtl } from "../../src/manager/workspace-pause.js";
+import { agentError } from "../../src/guest/errors.js";
 import { workspaceStore, type WorkspaceRecord } from "../../src/manager/workspace-store.js";
 import {
   checkSavedState,
@@ -206,6 +208,16 @@ describe("paused workspace edge cases", () => {
     ).rejects.toThrow();
     expect(await workspaceStore.load(WS_ID)).toMatchObject({ state: "stopped" });
     expect(existsSync(vmFiles(dir).savedState)).toBe(false);
+  });
+
+  it("the shim's refusal during an idle-TTL save reaches the manager as one to wait out", () => {
+    const refusal = { type: "error", code: "conflict", message: "the VM is being saved" };
+    expect(savingAtTtl(agentError({ ...refusal, saving: "ttl" }))).toBe(true);
+    expect(agentError({ ...refusal, saving: "ttl" }).details.saving).toBe("ttl");
+    // An explicit pause or a fork is the caller's own business; other errors are not this.
+    expect(savingAtTtl(agentError({ ...refusal, saving: "fork" }))).toBe(false);
+    expect(savingAtTtl(agentError(refusal))).toBe(false);
+    expect(savingAtTtl(agentError({ ...refusal, code: "internal", saving: "ttl" }))).toBe(false);
   });
 });
 
