@@ -8,6 +8,11 @@ export const ErrorFrameSchema = z.object({
   code: z.string().max(64),
   message: guestText(),
   errno: z.number().int().optional(),
+  /**
+   * The shim's refusal while it saves the VM: what for (`shim/supervisor.ts`). Only a
+   * hint to wait and retry once; a guest that forges it gains no more than a slow reply.
+   */
+  saving: z.enum(["ttl", "pause", "fork"]).optional(),
 });
 
 /**
@@ -39,10 +44,14 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
 export function agentError(message: Record<string, unknown>): PyroError {
   const parsed = ErrorFrameSchema.safeParse(message);
   if (!parsed.success) return new PyroError("guest_error", "malformed error from the guest");
-  const { code, message: text, errno } = parsed.data;
+  const { code, message: text, errno, saving } = parsed.data;
   const mapped = WIRE_ERROR_CODES.get(code) ?? "guest_error";
   const hint = HINTS[mapped];
   return new PyroError(mapped, hint ? `${text}: ${hint}` : text, {
-    details: { guest_code: code, ...(errno === undefined ? {} : { errno }) },
+    details: {
+      guest_code: code,
+      ...(errno === undefined ? {} : { errno }),
+      ...(saving === undefined ? {} : { saving }),
+    },
   });
 }

@@ -43,7 +43,7 @@ export async function liveState(dir: string): Promise<LiveState> {
 }
 
 /** A live pid whose command line mentions this VM's directory (pids get reused). */
-function ownsPid(pid: number, dir: string): boolean {
+export function ownsPid(pid: number, dir: string): boolean {
   if (!isProcessAlive(pid)) return false;
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir);

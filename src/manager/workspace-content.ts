@@ -87,12 +87,15 @@ export class WorkspaceContent {
     checkWritableText(params.text, guestPath(path));
     await this.workspaces.requireStarted(params.workspace_id);
     const written = await workspaceStore.withLock(params.workspace_id, () =>
-      this.workspaces.withGuest(params.workspace_id, (client) =>
-        writeFileBytes(client, {
-          root: WORKSPACE_ROOT,
-          path,
-          content: Buffer.from(params.text, "utf8"),
-        }),
+      this.workspaces.withGuest(
+        params.workspace_id,
+        (client) =>
+          writeFileBytes(client, {
+            root: WORKSPACE_ROOT,
+            path,
+            content: Buffer.from(params.text, "utf8"),
+          }),
+        { locked: true },
       ),
     );
     await this.workspaces.touch(params.workspace_id);
@@ -104,25 +107,33 @@ export class WorkspaceContent {
     const params = parseParams(applyWorkspacePatch.params, input);
     await this.workspaces.requireStarted(params.workspace_id);
     return workspaceStore.withLock(params.workspace_id, () =>
-      this.workspaces.withGuest(params.workspace_id, async (client) => {
-        const current = new Map<string, string | undefined>();
-        for (const path of patchedPaths(params.patch)) {
-          current.set(path, await readTextIfExists(client, path));
-        }
-        const changes = planPatch(params.patch, (path) => current.get(path));
-        for (const change of changes) {
-          if (change.status === "deleted")
-            await deletePath(client, { root: WORKSPACE_ROOT, path: change.path, recursive: false });
-          else
-            await writeFileBytes(client, {
-              root: WORKSPACE_ROOT,
-              path: change.path,
-              content: Buffer.from(change.content ?? "", "utf8"),
-            });
-        }
-        await this.workspaces.touch(params.workspace_id);
-        return summarizeChanges(changes);
-      }),
+      this.workspaces.withGuest(
+        params.workspace_id,
+        async (client) => {
+          const current = new Map<string, string | undefined>();
+          for (const path of patchedPaths(params.patch)) {
+            current.set(path, await readTextIfExists(client, path));
+          }
+          const changes = planPatch(params.patch, (path) => current.get(path));
+          for (const change of changes) {
+            if (change.status === "deleted")
+              await deletePath(client, {
+                root: WORKSPACE_ROOT,
+                path: change.path,
+                recursive: false,
+              });
+            else
+              await writeFileBytes(client, {
+                root: WORKSPACE_ROOT,
+                path: change.path,
+                content: Buffer.from(change.content ?? "", "utf8"),
+              });
+          }
+          await this.workspaces.touch(params.workspace_id);
+          return summarizeChanges(changes);
+        },
+        { locked: true },
+      ),
     );
   }
 
@@ -178,8 +189,10 @@ export class WorkspaceContent {
       const archive = await packDirectory(root);
       const counts = await countTree(root);
       await workspaceStore.withLock(params.workspace_id, () =>
-        this.workspaces.withGuest(params.workspace_id, (client) =>
-          pushArchive(client, archive, dest),
+        this.workspaces.withGuest(
+          params.workspace_id,
+          (client) => pushArchive(client, archive, dest),
+          { locked: true },
         ),
       );
       await this.workspaces.touch(params.workspace_id);
@@ -213,8 +226,10 @@ export class WorkspaceContent {
         );
       }
       await removePartialSnapshots(dirname(target));
-      await this.workspaces.withGuest(params.workspace_id, (client) =>
-        snapshotFromGuest(client, target),
+      await this.workspaces.withGuest(
+        params.workspace_id,
+        (client) => snapshotFromGuest(client, target),
+        { locked: true },
       );
       await this.workspaces.touch(params.workspace_id);
       return {

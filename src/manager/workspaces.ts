@@ -39,7 +39,7 @@ import {
 } from "./sandbox.js";
 import { pushArchive } from "./workspace-guest.js";
 import { forkWorkspace as forkFrom, type Forked } from "./workspace-fork.js";
-import { WorkspacePauses } from "./workspace-pause.js";
+import { savingAtTtl, WorkspacePauses } from "./workspace-pause.js";
 import type { Redactor } from "../secrets/redact.js";
 import {
   deleteSecrets,
@@ -339,9 +339,24 @@ export class WorkspaceManager {
     return this.status({ workspace_id: workspaceId });
   }
 
-  /** One connection to the workspace's shim for the duration of `fn`. */
-  withGuest<T>(workspaceId: string, fn: (client: ShimClient) => Promise<T>): Promise<T> {
-    return this.sandboxes.withGuest(workspaceId, fn);
+  /**
+   * One connection to the workspace's shim for the duration of `fn`. A call that meets
+   * the idle TTL's pause (refused before the guest saw a request: the TTL only fires
+   * when no request ran for that long) waits it out, resumes the VM and runs once more.
+   * `locked`: the caller holds the state lock (the resume then does not take it).
+   */
+  async withGuest<T>(
+    workspaceId: string,
+    fn: (client: ShimClient) => Promise<T>,
+    options: { locked?: boolean } = {},
+  ): Promise<T> {
+    try {
+      return await this.sandboxes.withGuest(workspaceId, fn);
+    } catch (error) {
+      if (!savingAtTtl(error)) throw error;
+      await this.pauses.waitOutTtlPause(workspaceId, options);
+      return this.sandboxes.withGuest(workspaceId, fn);
+    }
   }
 
   async touch(workspaceId: string): Promise<void> {
@@ -386,7 +401,8 @@ export class WorkspaceManager {
     const ended = (r: WorkspaceRecord): WorkspaceRecord => ({
       ...r,
       ...workspaceStore.kind.endedFields,
-      state: r.state === "started" ? "stopped" : r.state,
+      // Powered off: a paused VM's saved state went with it too.
+      state: r.state === "started" || r.state === "paused" ? "stopped" : r.state,
     });
     await updateWorkspaceRecord(id, ended);
     await buildStateDisk(workspaceDir(id), archive, snapshot === "baseline" ? "user" : "guest");
@@ -411,7 +427,7 @@ export class WorkspaceManager {
   ): Promise<WorkspaceRecord> {
     const id = record.workspace_id;
     const { acceleration } = await this.sandboxes.boot(record, { contentPending: true });
-    await this.withGuest(id, async (client) => {
+    await this.sandboxes.withGuest(id, async (client) => {
       if (archive) await pushArchive(client, archive, "");
       await materializeSecrets(client, await loadSecrets(id));
     });

@@ -84,6 +84,8 @@ export function vmFiles(dir: string) {
     memory: join(dir, "memory.ram"),
     /** Device and CPU state saved by a pause or a fork (RAM is in `memory`). */
     vmstate: join(dir, "vmstate"),
+    /** `vmstate` while a resume restores it: no longer a saved state (`shim/vmm-start.ts`). */
+    vmstateRestoring: join(dir, "vmstate.restoring"),
     /** What the paused VM was saved by and when; written after `vmstate`, read before resume. */
     savedState: join(dir, "saved-state.json"),
     record: join(dir, "record.json"),

@@ -26,6 +26,9 @@ import { ShimNetwork, vmmNetworkSpec } from "./network.js";
 import { listenForClients, type ClientListener } from "./client-listener.js";
 import { startVmm, type VmmStart } from "./vmm-start.js";
 
+/** What a save is for: `ttl` is the shim's own idle pause. */
+type SaveReason = "ttl" | "pause" | "fork";
+
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 const VMM_EXIT_GRACE_MS = 2_000;
 const CONSOLE_TAIL_LINES = 20;
@@ -55,8 +58,12 @@ export class Supervisor {
   readonly ended = new Promise<void>((resolve) => (this.markEnded = resolve));
   /** How long a forwarded request may wait for the guest (`guest/bounds.ts`). */
   readonly deadlines: DeadlinePolicy;
-  /** A pause or fork is saving the VM: new requests are refused until it is done. */
-  private saving = false;
+  /**
+   * A pause or fork is saving the VM: new requests are refused until it is done (after a
+   * pause, for good). The refusal says which, so the manager can wait out an idle-TTL
+   * pause and resume (`workspace-pause.ts`).
+   */
+  private saving: SaveReason | undefined;
   /**
    * What the VM runs on, taken when the shim starts (the QEMU binary that runs it, not one
    * installed later): a saved state is only restored under the same (vmstate/saved-state.ts).
@@ -189,9 +196,7 @@ export class Supervisor {
     this.vmm = await this.launching;
     this.status.boot_mode = restore ? "warm" : "cold";
     if (restore) this.status.timings.restore_ms = Math.round(start.readyAt! - start.launchedAt!);
-    // A saved state holds only with the RAM as it was at the save; the guest now runs on
-    // in that RAM, so the state is stale and must never be restored again.
-    if (restore?.kind === "saved") await rm(restore.vmstate_path, { force: true });
+    // A saved state was consumed before its restore (`consumeSavedState`, vmm-start.ts).
     if (this.network) {
       if (!this.vmm.network) throw new Error(`the ${this.driver.name} driver has no network`);
       this.network.attach(this.vmm.network);
@@ -377,14 +382,15 @@ export class Supervisor {
   }
 
   agent(): ChannelClient {
-    if (!this.agentClient || this.status.state !== "ready") {
-      throw new PyroError("conflict", `the VM is ${this.status.state}, not ready`);
-    }
     if (this.saving) {
       throw new PyroError(
         "conflict",
         "the VM is being saved (a pause or fork); try again once that call has returned",
+        { details: { saving: this.saving } },
       );
+    }
+    if (!this.agentClient || this.status.state !== "ready") {
+      throw new PyroError("conflict", `the VM is ${this.status.state}, not ready`);
     }
     return this.agentClient;
   }
@@ -397,7 +403,7 @@ export class Supervisor {
    * flight, `unavailable` when the driver cannot save; the VM then runs on untouched.
    */
   async pause(reason: string): Promise<void> {
-    await this.whileSaving(async (vmm) => {
+    await this.whileSaving(reason === "ttl" ? "ttl" : "pause", async (vmm) => {
       const started = performance.now();
       await saveVm(vmm, this.dir, this.saveSpec(), { resumeOnFailure: true });
       this.status.timings.pause_ms = Math.round(performance.now() - started);
@@ -411,7 +417,7 @@ export class Supervisor {
    * so the copy boots like a paused VM; then this VM runs on. Returns how long it stopped.
    */
   async fork(targetDir: string): Promise<number> {
-    return this.whileSaving((vmm) =>
+    return this.whileSaving("fork", (vmm) =>
       forkVm(
         vmm,
         targetDir,
@@ -425,19 +431,29 @@ export class Supervisor {
     );
   }
 
-  /** Runs `save` once no request is in flight, refusing new ones meanwhile. */
-  private async whileSaving<T>(save: (vmm: SaveableVmm) => Promise<T>): Promise<T> {
+  /**
+   * Runs `save` once no request is in flight, refusing new ones meanwhile; after a save
+   * that ended the VM (a pause) they stay refused as being saved, until the shim exits.
+   */
+  private async whileSaving<T>(
+    reason: SaveReason,
+    save: (vmm: SaveableVmm) => Promise<T>,
+  ): Promise<T> {
+    if (this.saving) {
+      throw new PyroError("conflict", "the VM is already being saved", {
+        details: { saving: this.saving },
+      });
+    }
     if (this.status.state !== "ready" || this.ending || !this.vmm) {
       throw new PyroError("conflict", `the VM is ${this.status.state}, not ready`);
     }
     const vmm = saveable(this.vmm, this.driver.name, this.config.memory_path);
-    if (this.saving) throw new PyroError("conflict", "the VM is already being saved");
-    this.saving = true;
+    this.saving = reason;
     try {
       await waitUntilIdle(() => this.busyRequests);
       return await save(vmm);
     } finally {
-      this.saving = false;
+      if (!this.ending) this.saving = undefined;
     }
   }
 
@@ -529,7 +545,13 @@ class ClientConnection {
     }
     void this.handle(frame.channel, message).catch((error: Error) => {
       const code = error instanceof PyroError ? error.code : "internal";
-      this.reply(frame.channel, { type: "error", code, message: error.message });
+      const saving = error instanceof PyroError ? error.details.saving : undefined;
+      this.reply(frame.channel, {
+        type: "error",
+        code,
+        message: error.message,
+        ...(saving === undefined ? {} : { saving }),
+      });
     });
   }
 

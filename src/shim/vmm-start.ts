@@ -1,3 +1,4 @@
+import { rename, rm } from "node:fs/promises";
 import type { VmmDriver, VmmHandle, VmmLaunchSpec, VmmNetworkSpec } from "../vmm/driver.js";
 import { sendGo } from "../guest/park.js";
 import { createMemoryFile } from "../vmm/memory.js";
@@ -49,8 +50,11 @@ export function startVmm(
       await createMemoryFile(config.memory_path, config.mem_mib, { fresh: !config.restore });
     }
     await network?.prepare();
+    const launchConfig = await consumeSavedState(dir, config);
     times.launchedAt = performance.now();
-    const vmm = await driver.launch(vmmLaunchSpec(dir, config, network?.spec));
+    const vmm = await driver
+      .launch(vmmLaunchSpec(dir, launchConfig, network?.spec))
+      .finally(() => rm(vmFiles(dir).vmstateRestoring, { force: true }));
     times.readyAt = performance.now();
     // A template's clone waits, parked before its root mount, for the word to go on: it
     // gets it now, so its root mount runs while the shim loads the rest of itself.
@@ -70,6 +74,22 @@ export function startVmm(
       return times.readyAt;
     },
   };
+}
+
+/**
+ * A saved state holds only with the RAM as it was at the save, and the restore's `cont`
+ * lets the guest change that RAM: from then on the state is stale, and restoring it again
+ * would run old devices over new memory (silent corruption). So it stops being a saved
+ * state BEFORE the restore: its description goes and the device state is renamed out of
+ * the way, to be read only through the fd QEMU inherits. A shim killed at any point after
+ * this leaves no state that a later resume could take for a valid one (it boots the disk).
+ */
+async function consumeSavedState(dir: string, config: ShimLaunchConfig): Promise<ShimLaunchConfig> {
+  if (config.restore?.kind !== "saved") return config;
+  const files = vmFiles(dir);
+  await rm(files.savedState, { force: true });
+  await rename(config.restore.vmstate_path, files.vmstateRestoring);
+  return { ...config, restore: { ...config.restore, vmstate_path: files.vmstateRestoring } };
 }
 
 /** The driver's view of a VM: its launch config and the files of its directory. */

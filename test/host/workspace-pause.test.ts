@@ -35,6 +35,31 @@ describe("workspace pause and resume (host-process driver)", () => {
     expect(run.stdout).toBe("kept\n");
   });
 
+  it("a record left paused over a running VM (its resume's caller died) is finished first: a pause is not a no-op", async () => {
+    // What a resume killed after its shim restored the VM leaves: the state files, the
+    // record still paused, the VM running.
+    const dir = join(home, "workspaces", workspaceId);
+    writeFileSync(vmFiles(dir).vmstate, "a spent device state");
+    writeFileSync(vmFiles(dir).savedState, "{}");
+    await workspaceStore.update(workspaceId, (r) => ({ ...r, state: "paused" }));
+    // The pause reaches the shim (this driver cannot save), instead of claiming "paused".
+    await expect(pyro.pauseWorkspace({ workspace_id: workspaceId })).rejects.toMatchObject({
+      code: "unavailable",
+      message: expect.stringContaining("cannot save a running VM"),
+    });
+    expect(await pyro.statusWorkspace({ workspace_id: workspaceId })).toMatchObject({
+      state: "started",
+      error: null,
+    });
+    expect(existsSync(vmFiles(dir).vmstate)).toBe(false);
+    expect(existsSync(vmFiles(dir).savedState)).toBe(false);
+    const run = await pyro.execWorkspace({
+      workspace_id: workspaceId,
+      command: ["cat", "kept.txt"],
+    });
+    expect(run.stdout).toBe("kept\n");
+  });
+
   it("a paused workspace whose saved VM is unusable resumes from its disk on the next exec, saying why", async () => {
     await pyro.stopWorkspace({ workspace_id: workspaceId });
     // What a pause leaves, with a device state the host cannot use (no description).

@@ -15,6 +15,8 @@ import { vmFiles } from "../../src/shim/launch.js";
 import { SandboxRuntime } from "../../src/manager/runtime.js";
 import { Sandboxes, type BeforeStopEvent } from "../../src/manager/sandbox.js";
 import { WorkspaceManager } from "../../src/manager/workspaces.js";
+import { savingAtTtl } from "../../src/manager/workspace-pause.js";
+import { agentError } from "../../src/guest/errors.js";
 import { workspaceStore, type WorkspaceRecord } from "../../src/manager/workspace-store.js";
 import {
   checkSavedState,
@@ -190,6 +192,32 @@ describe("paused workspace records", () => {
       code: "conflict",
       message: expect.stringMatching(/is paused; stop it first/),
     });
+  });
+});
+
+describe("paused workspace edge cases", () => {
+  it("a reset of a paused workspace that fails leaves it stopped, its saved VM discarded", async () => {
+    const dir = workspaceStore.dir(WS_ID);
+    await workspaceStore.create(workspace({ state: "paused" }));
+    writeFileSync(vmFiles(dir).stateDisk, "disk");
+    await savedVm(dir, launchIn(dir));
+    const manager = new WorkspaceManager(new SandboxRuntime());
+    // An archive that cannot be read: the new disk is never built.
+    await expect(
+      manager.recreate(WS_ID, join(dir, "no-such-archive.tar"), "baseline"),
+    ).rejects.toThrow();
+    expect(await workspaceStore.load(WS_ID)).toMatchObject({ state: "stopped" });
+    expect(existsSync(vmFiles(dir).savedState)).toBe(false);
+  });
+
+  it("the shim's refusal during an idle-TTL save reaches the manager as one to wait out", () => {
+    const refusal = { type: "error", code: "conflict", message: "the VM is being saved" };
+    expect(savingAtTtl(agentError({ ...refusal, saving: "ttl" }))).toBe(true);
+    expect(agentError({ ...refusal, saving: "ttl" }).details.saving).toBe("ttl");
+    // An explicit pause or a fork is the caller's own business; other errors are not this.
+    expect(savingAtTtl(agentError({ ...refusal, saving: "fork" }))).toBe(false);
+    expect(savingAtTtl(agentError(refusal))).toBe(false);
+    expect(savingAtTtl(agentError({ ...refusal, code: "internal", saving: "ttl" }))).toBe(false);
   });
 });
 
