@@ -382,6 +382,8 @@ describe("the shim's boot from a restore", () => {
   });
 
   it("saved: a VM saved by the driver boots warm through the shim, and its state is consumed", async () => {
+    // The shim removed the previous test's RAM file when that VM stopped unpaused.
+    await createMemoryFile(vm.memory, MEM_MIB);
     const saved = await driver.launch(
       spec({
         vmId: `vm-restore-saver-${process.pid}`,
