@@ -20,24 +20,40 @@ interface Target {
   path: string;
 }
 
+/**
+ * The lines an op streams on stdout as NDJSON (one entry per line), bounded on the host
+ * side: at most MAX_LISTING_BYTES are kept and no more lines than the caller asked for.
+ */
+async function ndjsonLines<R>(
+  request: (onData: (type: number, payload: Buffer) => void) => Promise<R>,
+  maxEntries: number,
+  what: string,
+): Promise<{ lines: string[]; result: R }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const result = await request((type, payload) => {
+    if (type !== FrameType.stdout) return;
+    size += payload.length;
+    if (size <= MAX_LISTING_BYTES) chunks.push(payload);
+  });
+  if (size > MAX_LISTING_BYTES)
+    throw new PyroError("guest_error", `the guest sent an oversized ${what}`);
+  const lines = Buffer.concat(chunks).toString("utf8").split("\n").filter(Boolean);
+  if (lines.length > maxEntries)
+    throw new PyroError("guest_error", `the guest's ${what} has more entries than asked`);
+  return { lines, result };
+}
+
 /** Streams the listing as NDJSON (one entry per line), bounded on the host side. */
 export async function listFiles(
   client: ChannelClient,
   target: Target & { recursive: boolean; max_entries: number },
 ) {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const onData = (type: number, payload: Buffer) => {
-    if (type !== FrameType.stdout) return;
-    size += payload.length;
-    if (size <= MAX_LISTING_BYTES) chunks.push(payload);
-  };
-  const result = await client.request(AGENT_OPS.file_list, target, { onData });
-  if (size > MAX_LISTING_BYTES)
-    throw new PyroError("guest_error", "the guest sent an oversized file listing");
-  const lines = Buffer.concat(chunks).toString("utf8").split("\n").filter(Boolean);
-  if (lines.length > target.max_entries)
-    throw new PyroError("guest_error", "the guest listed more entries than asked");
+  const { lines, result } = await ndjsonLines(
+    (onData) => client.request(AGENT_OPS.file_list, target, { onData }),
+    target.max_entries,
+    "file listing",
+  );
   const entries = lines.map((line) => parseFromGuest(FileEntrySchema, safeJson(line), "file_list"));
   return { entries, truncated: result.truncated };
 }
@@ -50,19 +66,11 @@ export async function readManifest(
   client: ChannelClient,
   target: Target & { max_entries: number; max_bytes: number },
 ): Promise<{ lines: WireManifestLine[]; truncated: boolean; hashed_bytes: number }> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const onData = (type: number, payload: Buffer) => {
-    if (type !== FrameType.stdout) return;
-    size += payload.length;
-    if (size <= MAX_LISTING_BYTES) chunks.push(payload);
-  };
-  const result = await client.request(AGENT_OPS.file_manifest, target, { onData });
-  if (size > MAX_LISTING_BYTES)
-    throw new PyroError("guest_error", "the guest sent an oversized file manifest");
-  const lines = Buffer.concat(chunks).toString("utf8").split("\n").filter(Boolean);
-  if (lines.length > target.max_entries)
-    throw new PyroError("guest_error", "the guest's manifest has more entries than asked");
+  const { lines, result } = await ndjsonLines(
+    (onData) => client.request(AGENT_OPS.file_manifest, target, { onData }),
+    target.max_entries,
+    "file manifest",
+  );
   if (result.hashed_bytes > target.max_bytes)
     throw new PyroError("guest_error", "the guest hashed more bytes than asked");
   const parsed = lines.map((line) =>
