@@ -58,3 +58,9 @@ export const ttlSeconds = integer(1, LIMITS.max_ttl_seconds)
 export const readMaxBytes = integer(1, 16 << 20)
   .default(65536)
   .describe("Read at most this many bytes.");
+
+/** `--cold`: a full boot even when a memory template fits. */
+export const cold = z
+  .boolean()
+  .default(false)
+  .describe("Boot cold even when a memory template fits (slower; for comparison or debugging).");

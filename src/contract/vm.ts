@@ -7,16 +7,12 @@ import {
   integer,
   memMib,
   timeoutSeconds,
+  cold,
   ttlSeconds,
   vcpuCount,
 } from "./fields.js";
 import { NetworkStatus } from "./network.js";
 import { changes, defineOperation, readOnly } from "./operation.js";
-
-const cold = z
-  .boolean()
-  .default(false)
-  .describe("Boot cold even when a memory template fits (slower; for comparison or debugging).");
 
 export const RunParams = z.object({
   environment,

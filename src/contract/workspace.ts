@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { DEFAULTS, LIMITS } from "./defaults.js";
 import {
+  cold,
   command,
   count,
   environment,
@@ -36,6 +37,7 @@ const snapshotName = z
   .regex(NAME_PATTERN, `snapshot names ${nameRule}`)
   .describe("Snapshot name.");
 export const WorkspaceIdParams = z.object({ workspace_id: workspaceId });
+export const StartWorkspaceParams = WorkspaceIdParams.extend({ cold });
 
 export { NetworkPolicy, ActivePublishedPort };
 
@@ -68,6 +70,7 @@ export const CreateWorkspaceParams = z.object({
     .optional()
     .describe("Host directory or .tar/.tar.gz/.tgz archive copied into /workspace at creation."),
   secrets: z.array(SecretInput).default([]).describe("Secrets made available to commands by name."),
+  cold,
   allow_host_compat: z.boolean().default(false).describe("Allow running without a VM."),
 });
 
@@ -337,7 +340,7 @@ export const startWorkspace = op({
   }),
   description:
     "Boot a stopped or failed workspace again with its files in place; a paused one is resumed.",
-  params: WorkspaceIdParams,
+  params: StartWorkspaceParams,
   result: WorkspaceRecord,
   errors: ["not_found", "conflict", "unavailable", "internal"],
 });

@@ -11,6 +11,7 @@ import {
   forkWorkspace,
   logsWorkspace,
   updateWorkspace,
+  StartWorkspaceParams,
   WorkspaceIdParams,
   type ExecWorkspaceResult,
 } from "../contract/workspace.js";
@@ -145,7 +146,7 @@ export class WorkspaceManager {
         },
       );
       this.runtime.progress({ scope: "workspace", phase: "boot", fields: { workspace_id: id } });
-      return await this.bootWithContent(record, onHost ? undefined : baseline);
+      return await this.bootWithContent(record, onHost ? undefined : baseline, {}, params.cold);
     } catch (error) {
       await this.sandboxes.destroy(id);
       await deleteSecrets(id);
@@ -204,12 +205,15 @@ export class WorkspaceManager {
   }
 
   /** Boots a stopped or failed workspace; a paused one is resumed instead. */
-  async start(input: { workspace_id: string }): Promise<WorkspaceRecord> {
-    const id = workspaceIdOf(input);
+  async start(input: z.input<typeof StartWorkspaceParams>): Promise<WorkspaceRecord> {
+    const { workspace_id: id, cold } = parseParams(StartWorkspaceParams, input);
     const resumed = await this.pauses.resume(id);
     if (resumed) return resumed.record;
-    return this.sandboxes.start(id, "run commands with workspace_exec", async (client) =>
-      materializeSecrets(client, await loadSecrets(id)),
+    return this.sandboxes.start(
+      id,
+      "run commands with workspace_exec",
+      async (client) => materializeSecrets(client, await loadSecrets(id)),
+      { cold },
     );
   }
 
@@ -424,9 +428,10 @@ export class WorkspaceManager {
     record: WorkspaceRecord,
     archive?: Buffer,
     changes: Partial<WorkspaceRecord> = {},
+    cold = false,
   ): Promise<WorkspaceRecord> {
     const id = record.workspace_id;
-    const { acceleration } = await this.sandboxes.boot(record, { contentPending: true });
+    const { acceleration } = await this.sandboxes.boot(record, { contentPending: true, cold });
     await this.sandboxes.withGuest(id, async (client) => {
       if (archive) await pushArchive(client, archive, "");
       await materializeSecrets(client, await loadSecrets(id));

@@ -250,9 +250,12 @@ export class Pyro {
     return this.workspaces.stop(options);
   }
 
-  /** Boots a stopped or failed workspace with its files in place; resumes a paused one. */
+  /**
+   * Boots a stopped or failed workspace with its files in place (`cold`: even when a memory
+   * template fits); resumes a paused one.
+   */
   startWorkspace(
-    options: In<typeof ws.WorkspaceIdParams>,
+    options: In<typeof ws.StartWorkspaceParams>,
   ): Promise<Out<typeof ws.WorkspaceRecord>> {
     return this.workspaces.start(options);
   }

@@ -131,8 +131,28 @@ describe("warm boots from memory templates", () => {
         command: ["cat", "/workspace/seeded.txt", "/workspace/made.txt"],
       });
       expect(r.stdout).toBe("from the seed\nkept\n");
+      // `cold` boots the same disk without the template, and says why.
+      await pyro.stopWorkspace({ workspace_id: id });
+      const cold = await pyro.startWorkspace({ workspace_id: id, cold: true });
+      expect([cold.state, cold.boot_mode]).toEqual(["started", "cold"]);
+      expect(cold.cold_reason).toMatch(/cold/);
+      const again = await pyro.execWorkspace({
+        workspace_id: id,
+        command: ["cat", "/workspace/made.txt"],
+      });
+      expect(again.stdout).toBe("kept\n");
     } finally {
       await pyro.deleteWorkspace({ workspace_id: id });
+    }
+  });
+
+  it("workspace create with cold boots without a template", async () => {
+    const created = await pyro.createWorkspace({ environment: ENV, mem_mib: 256, cold: true });
+    try {
+      expect([created.state, created.boot_mode]).toEqual(["started", "cold"]);
+      expect(created.cold_reason).toMatch(/cold/);
+    } finally {
+      await pyro.deleteWorkspace({ workspace_id: created.workspace_id });
     }
   });
 

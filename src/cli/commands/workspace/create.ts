@@ -11,6 +11,7 @@ const FLAG_FIELDS = [
   "ttl_seconds",
   "seed_path",
   "allow_host_compat",
+  "cold",
 ];
 
 /** `pyro workspace create ENV [flags]`. */

@@ -7,6 +7,7 @@ import {
   pauseWorkspace,
   resumeWorkspace,
   startWorkspace,
+  StartWorkspaceParams,
   statusWorkspace,
   stopWorkspace,
   updateWorkspace,
@@ -40,7 +41,6 @@ export function registerLifecycle(workspace: Command, pyro: () => Pyro): void {
   for (const [verb, op, run] of [
     ["status", statusWorkspace, (id: string) => pyro().statusWorkspace({ workspace_id: id })],
     ["stop", stopWorkspace, (id: string) => pyro().stopWorkspace({ workspace_id: id })],
-    ["start", startWorkspace, (id: string) => pyro().startWorkspace({ workspace_id: id })],
     ["delete", deleteWorkspace, (id: string) => pyro().deleteWorkspace({ workspace_id: id })],
     ["pause", pauseWorkspace, (id: string) => pyro().pauseWorkspace({ workspace_id: id })],
     ["resume", resumeWorkspace, (id: string) => pyro().resumeWorkspace({ workspace_id: id })],
@@ -52,6 +52,20 @@ export function registerLifecycle(workspace: Command, pyro: () => Pyro): void {
       .option(...jsonOption)
       .action(action(([id]) => run(id!), printRecord));
   }
+
+  workspace
+    .command("start")
+    .description(startWorkspace.description)
+    .argument("<workspace_id>")
+    .option("--cold", StartWorkspaceParams.shape.cold.description)
+    .option(...jsonOption)
+    .action(
+      action(
+        ([id], options) =>
+          pyro().startWorkspace({ workspace_id: id!, cold: options.cold === true }),
+        printRecord,
+      ),
+    );
 
   workspace
     .command("fork")
