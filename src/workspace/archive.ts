@@ -73,17 +73,9 @@ export async function extractArchive(
   limits: ArchiveLimits,
   options: ExtractOptions = {},
 ): Promise<{ entries: number; bytes: number }> {
-  const origin = options.origin ?? "guest";
-  const gzip = options.gzip ?? (origin === "user" ? "auto" : false);
   await checkEmptyDirectory(dest);
-  const input = await openSource(source, origin);
-  const sink = new DirectorySink(dest);
-  try {
-    return await new Extraction(sink, limits, origin).run(input, gzip);
-  } catch (error) {
-    await sink.discard();
-    throw asPyroError(error, "extracting an archive");
-  }
+  const input = await openSource(source, options.origin ?? "guest");
+  return checkInto(new DirectorySink(dest), input, limits, options, "extracting an archive");
 }
 
 /**
@@ -101,15 +93,25 @@ export async function copyArchive(
   limits: ArchiveLimits,
   options: ExtractOptions = {},
 ): Promise<{ entries: number; bytes: number }> {
+  const input = await openSource(source, options.origin ?? "guest");
+  return checkInto(await TarFileSink.create(dest), input, limits, options, "copying an archive");
+}
+
+/** Runs the checks of one archive into `sink`; on any rejection the sink's output goes. */
+async function checkInto(
+  sink: EntrySink,
+  input: NodeJS.ReadableStream,
+  limits: ArchiveLimits,
+  options: ExtractOptions,
+  doing: string,
+): Promise<{ entries: number; bytes: number }> {
   const origin = options.origin ?? "guest";
   const gzip = options.gzip ?? (origin === "user" ? "auto" : false);
-  const input = await openSource(source, origin);
-  const sink = await TarFileSink.create(dest);
   try {
     return await new Extraction(sink, limits, origin).run(input, gzip);
   } catch (error) {
     await sink.discard();
-    throw asPyroError(error, "copying an archive");
+    throw asPyroError(error, doing);
   }
 }
 
